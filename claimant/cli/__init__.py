@@ -1,0 +1,1 @@
+"""The ``claimant`` command line."""
