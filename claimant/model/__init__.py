@@ -1,0 +1,82 @@
+"""The model layer: dataclasses and pure rules. Imports nothing else of claimant."""
+
+from claimant.model.claim import (
+    DEFAULT_CLAIM_TTL,
+    Claim,
+    ClaimStatus,
+    Consumer,
+    ConsumerAllocations,
+)
+from claimant.model.errors import (
+    AlreadyExists,
+    ClaimantError,
+    ClaimNotActive,
+    Conflict,
+    ConsumerGenerationConflict,
+    GenerationConflict,
+    InsufficientCapacity,
+    InUse,
+    InvalidInput,
+    NotFound,
+    NoValidHost,
+    StoreUnavailable,
+)
+from claimant.model.provider import Provider, ProviderUsage, new_uuid, normalize_uuid
+from claimant.model.request import (
+    Flavor,
+    GroupPolicy,
+    GroupPolicyKind,
+    Hints,
+    Request,
+    RequestGroup,
+    RequestStatus,
+    Strategy,
+)
+from claimant.model.resources import FitReport, Inventory, ResourceClass, Usage, check_fit
+from claimant.model.types import (
+    BUILTIN_TYPES,
+    AttributeConstraint,
+    AttributeSpec,
+    ResourceType,
+)
+
+__all__ = [
+    "BUILTIN_TYPES",
+    "DEFAULT_CLAIM_TTL",
+    "AlreadyExists",
+    "AttributeConstraint",
+    "AttributeSpec",
+    "Claim",
+    "ClaimNotActive",
+    "ClaimStatus",
+    "ClaimantError",
+    "Conflict",
+    "Consumer",
+    "ConsumerAllocations",
+    "ConsumerGenerationConflict",
+    "FitReport",
+    "Flavor",
+    "GenerationConflict",
+    "GroupPolicy",
+    "GroupPolicyKind",
+    "Hints",
+    "InUse",
+    "InsufficientCapacity",
+    "InvalidInput",
+    "Inventory",
+    "NoValidHost",
+    "NotFound",
+    "Provider",
+    "ProviderUsage",
+    "Request",
+    "RequestGroup",
+    "RequestStatus",
+    "ResourceClass",
+    "ResourceType",
+    "StoreUnavailable",
+    "Strategy",
+    "Usage",
+    "check_fit",
+    "new_uuid",
+    "normalize_uuid",
+]

@@ -1,0 +1,101 @@
+"""claimant's exception tree and its stable error codes.
+
+Rules for codes: a code never changes meaning and is never reused. Clients
+(the CLI, Placement clients through the compatibility layer, operators'
+scripts) match on ``code``, never on ``message``.
+
+    ClaimantError
+    ├── InvalidInput              400/422  the request itself is wrong
+    ├── NotFound                  404      a named thing does not exist
+    ├── Conflict                  409      the request is valid but the state says no
+    │   ├── AlreadyExists
+    │   ├── GenerationConflict    compare-and-set lost: re-read and retry
+    │   ├── ConsumerGenerationConflict
+    │   ├── InsufficientCapacity  does not fit (reasons carry the numbers)
+    │   ├── InUse                 cannot delete / shrink: something holds it
+    │   ├── ClaimNotActive        confirm/release of an expired or released claim
+    │   └── NoValidHost           the scheduler found no provider for a request
+    └── StoreUnavailable      503 the backend could not be reached / timed out
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Stable codes, one place. Never change a value; add new ones at the end.
+INVALID_INPUT = "invalid_input"
+NOT_FOUND = "not_found"
+ALREADY_EXISTS = "already_exists"
+GENERATION_CONFLICT = "generation_conflict"
+CONSUMER_GENERATION_CONFLICT = "consumer_generation_conflict"
+INSUFFICIENT_CAPACITY = "insufficient_capacity"
+IN_USE = "in_use"
+CLAIM_NOT_ACTIVE = "claim_not_active"
+NO_VALID_HOST = "no_valid_host"
+STORE_UNAVAILABLE = "store_unavailable"
+CONFLICT = "conflict"
+
+
+class ClaimantError(Exception):
+    """Base of every error claimant raises on purpose."""
+
+    code: str = "error"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+class InvalidInput(ClaimantError):
+    code = INVALID_INPUT
+
+
+class NotFound(ClaimantError):
+    code = NOT_FOUND
+
+
+class Conflict(ClaimantError):
+    code = CONFLICT
+
+
+class AlreadyExists(Conflict):
+    code = ALREADY_EXISTS
+
+
+class GenerationConflict(Conflict):
+    """A compare-and-set on a provider generation lost."""
+
+    code = GENERATION_CONFLICT
+
+
+class ConsumerGenerationConflict(Conflict):
+    code = CONSUMER_GENERATION_CONFLICT
+
+
+class InsufficientCapacity(Conflict):
+    code = INSUFFICIENT_CAPACITY
+
+
+class InUse(Conflict):
+    code = IN_USE
+
+
+class ClaimNotActive(Conflict):
+    code = CLAIM_NOT_ACTIVE
+
+
+class NoValidHost(Conflict):
+    code = NO_VALID_HOST
+
+
+class StoreUnavailable(ClaimantError):
+    code = STORE_UNAVAILABLE

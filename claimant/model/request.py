@@ -1,0 +1,143 @@
+"""Requests: first-class, persisted objects. A flavor is only a template."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from claimant.model.errors import InvalidInput
+from claimant.model.resources import validate_amounts
+from claimant.model.types import AttributeConstraint
+
+
+class GroupPolicy(StrEnum):
+    NONE = "none"  # groups may share a provider
+    ISOLATE = "isolate"  # every group on a different provider
+
+
+class Strategy(StrEnum):
+    SPREAD = "spread"  # prefer the emptiest providers
+    PACK = "pack"  # prefer the fullest providers that still fit
+
+
+class GroupPolicyKind(StrEnum):
+    """Server-group policies, as in Nova."""
+
+    AFFINITY = "affinity"
+    ANTI_AFFINITY = "anti-affinity"
+    SOFT_AFFINITY = "soft-affinity"
+    SOFT_ANTI_AFFINITY = "soft-anti-affinity"
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"  # claims written, not yet confirmed
+    BUILDING = "building"
+    ACTIVE = "active"  # every claim confirmed into an allocation
+    FAILED = "failed"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestGroup:
+    """What one provider must satisfy. Every field is a condition the store query
+    can express, except where noted in the scheduler."""
+
+    name: str = ""
+    resources: dict[str, int] = field(default_factory=dict)
+    required_traits: frozenset[str] = frozenset()
+    forbidden_traits: frozenset[str] = frozenset()
+    # Each set: the provider has at least one of these traits.
+    any_traits: tuple[frozenset[str], ...] = ()
+    attributes: tuple[AttributeConstraint, ...] = ()
+    # Each set: the provider is in at least one of these aggregates.
+    member_of: tuple[frozenset[str], ...] = ()
+    forbidden_aggregates: frozenset[str] = frozenset()
+    in_tree: str | None = None
+    provider_type: str | None = None
+
+    def validate(self) -> RequestGroup:
+        if not self.resources:
+            raise InvalidInput(f"request group {self.name or '(default)'} asks for no resources")
+        validate_amounts(self.resources)
+        clash = self.required_traits & self.forbidden_traits
+        if clash:
+            raise InvalidInput(f"traits both required and forbidden: {', '.join(sorted(clash))}")
+        return self
+
+    def evolve(self, **changes: Any) -> RequestGroup:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """Placement hints: filters and weighers a store query cannot express."""
+
+    group: str | None = None  # server-group name
+    group_policy: GroupPolicyKind | None = None
+    same_host: tuple[str, ...] = ()  # consumer uuids
+    different_host: tuple[str, ...] = ()
+    strategy: Strategy = Strategy.SPREAD
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    uuid: str
+    groups: tuple[RequestGroup, ...]
+    project_id: str = ""
+    user_id: str = ""
+    group_policy: GroupPolicy = GroupPolicy.NONE
+    hints: Hints = field(default_factory=Hints)
+    count: int = 1
+    all_or_nothing: bool = True
+    # Each instance i gets consumer uuid consumers[i]; generated if empty.
+    consumers: tuple[str, ...] = ()
+    status: RequestStatus = RequestStatus.PENDING
+    # Claim uuids, in the order they were written.
+    claims: tuple[str, ...] = ()
+    history: tuple[dict[str, Any], ...] = ()
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def validate(self) -> Request:
+        if not self.groups:
+            raise InvalidInput("a request needs at least one request group")
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise InvalidInput("request group names must be unique")
+        for g in self.groups:
+            g.validate()
+        if not 1 <= self.count <= 1000:
+            raise InvalidInput("count must be between 1 and 1000", field="count")
+        if self.consumers and len(self.consumers) != self.count:
+            raise InvalidInput("consumers must list one uuid per instance", field="consumers")
+        return self
+
+    def evolve(self, **changes: Any) -> Request:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Flavor:
+    """A named template that expands into a request group. Nothing more."""
+
+    name: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int = 0
+    extra_resources: dict[str, int] = field(default_factory=dict)
+    required_traits: frozenset[str] = frozenset()
+    forbidden_traits: frozenset[str] = frozenset()
+
+    def to_group(self, name: str = "") -> RequestGroup:
+        resources = {"VCPU": self.vcpus, "MEMORY_MB": self.memory_mb}
+        if self.disk_gb:
+            resources["DISK_GB"] = self.disk_gb
+        resources.update(self.extra_resources)
+        return RequestGroup(
+            name=name,
+            resources=resources,
+            required_traits=self.required_traits,
+            forbidden_traits=self.forbidden_traits,
+        )

@@ -1,0 +1,316 @@
+"""The store contract. Every backend implements ``Store``; one conformance
+suite (tests/store/) proves each of them.
+
+Rules every backend keeps:
+- Nothing is ever over capacity: a claim or allocation write checks the
+  amounts against capacity minus what live claims and allocations hold, and
+  is conditioned on the provider generation it was decided against.
+- Every change to a provider (inventories, traits, aggregates, attributes,
+  claims, allocations) bumps its generation by one; a heartbeat does not.
+- A write either happens whole or not at all, and a failed write raises one of
+  claimant's errors (``claimant.model.errors``), never a driver error.
+- Claims past their ``expires_at`` count for nothing, whether or not a sweep
+  has removed them yet; no read ever shows an expired claim as held.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from claimant.model import (
+    DEFAULT_CLAIM_TTL,
+    Claim,
+    ClaimStatus,
+    Consumer,
+    ConsumerAllocations,
+    Inventory,
+    Provider,
+    ProviderUsage,
+    Request,
+    RequestGroup,
+    ResourceClass,
+    ResourceType,
+    Strategy,
+)
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFilter:
+    """What ``list_providers`` selects. ``group`` adds every condition of a
+    request group (its resources mean: has capacity free for these amounts)."""
+
+    uuid: str | None = None
+    name: str | None = None
+    in_tree: str | None = None
+    group: RequestGroup | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateQuery:
+    """Providers that fit one request group, answered by the store.
+
+    The store returns at most ``limit`` candidates, ordered by the free amount
+    of ``sort_class`` (most free first for spread, least for pack) so the
+    scheduler weighs the best slice rather than every provider."""
+
+    group: RequestGroup
+    limit: int = 100
+    strategy: Strategy = Strategy.SPREAD
+    sort_class: str | None = None
+    exclude: frozenset[str] = frozenset()
+    # Restrict to these trees (root uuids); None means anywhere.
+    roots: frozenset[str] | None = None
+    # Providers whose agent heartbeat is older than this are skipped; providers
+    # with no heartbeat at all (not agent-managed) are always eligible.
+    heartbeat_after: float | None = None
+
+    def order_class(self) -> str:
+        if self.sort_class:
+            return self.sort_class
+        if "MEMORY_MB" in self.group.resources:
+            return "MEMORY_MB"
+        return sorted(self.group.resources)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimSpec:
+    """One claim to write: amounts on one provider, decided against a generation."""
+
+    provider_uuid: str
+    expected_generation: int
+    amounts: dict[str, int]
+    consumer_uuid: str
+    request_uuid: str | None = None
+    group: str | None = None
+    project_id: str = ""
+    user_id: str = ""
+    ttl: float = DEFAULT_CLAIM_TTL
+    claim_uuid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReshapeSpec:
+    """Placement's reshaper: new inventories and allocations, in one step."""
+
+    inventories: dict[str, tuple[int, dict[str, Inventory]]] = field(default_factory=dict)
+    allocations: list[ConsumerAllocations] = field(default_factory=list)
+
+
+class Store(abc.ABC):
+    """One shared store of providers, ledgers and requests."""
+
+    url: str
+    #: the clock used for claim expiry; tests swap it instead of sleeping.
+    clock: Callable[[], float] = staticmethod(time.time)
+
+    # -- lifecycle ---------------------------------------------------------
+    @abc.abstractmethod
+    def migrate(self) -> int:
+        """Create or upgrade the schema; returns the schema version."""
+
+    @abc.abstractmethod
+    def drop(self) -> None:
+        """Remove everything this store holds (schema included)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    # -- resource classes, traits, types -----------------------------------
+    @abc.abstractmethod
+    def list_resource_classes(self) -> list[ResourceClass]:
+        """Standard classes plus custom ones."""
+
+    @abc.abstractmethod
+    def get_resource_class(self, name: str) -> ResourceClass: ...
+
+    @abc.abstractmethod
+    def create_resource_class(self, rc: ResourceClass) -> ResourceClass:
+        """Custom classes only; AlreadyExists if present."""
+
+    @abc.abstractmethod
+    def delete_resource_class(self, name: str) -> None:
+        """InUse while any inventory has it; InvalidInput for standard classes."""
+
+    @abc.abstractmethod
+    def list_traits(self) -> list[str]:
+        """Standard traits plus custom ones, sorted."""
+
+    @abc.abstractmethod
+    def create_trait(self, name: str) -> bool:
+        """Returns True if created, False if it already existed."""
+
+    @abc.abstractmethod
+    def delete_trait(self, name: str) -> None:
+        """InUse while a provider has it; InvalidInput for standard traits."""
+
+    @abc.abstractmethod
+    def traits_in_use(self) -> set[str]: ...
+
+    @abc.abstractmethod
+    def list_resource_types(self) -> list[ResourceType]: ...
+
+    @abc.abstractmethod
+    def get_resource_type(self, name: str) -> ResourceType: ...
+
+    @abc.abstractmethod
+    def create_resource_type(self, rtype: ResourceType) -> ResourceType: ...
+
+    @abc.abstractmethod
+    def delete_resource_type(self, name: str) -> None:
+        """InUse while a provider has this type; InvalidInput for built-ins."""
+
+    # -- providers ---------------------------------------------------------
+    @abc.abstractmethod
+    def create_provider(self, provider: Provider) -> Provider:
+        """Stores a new provider at generation 0 (inventories, traits,
+        aggregates and attributes included). AlreadyExists on a taken uuid or
+        name; NotFound if the parent does not exist."""
+
+    @abc.abstractmethod
+    def get_provider(self, uuid: str) -> Provider: ...
+
+    @abc.abstractmethod
+    def list_providers(self, flt: ProviderFilter | None = None) -> list[Provider]: ...
+
+    @abc.abstractmethod
+    def update_provider(
+        self,
+        uuid: str,
+        expected_generation: int | None,
+        *,
+        name: str | _Unset = UNSET,
+        parent_uuid: str | _Unset | None = UNSET,
+        attributes: dict[str, Any] | _Unset = UNSET,
+        enabled: bool | _Unset = UNSET,
+    ) -> Provider:
+        """Compare-and-set; a new parent must not be a descendant (no cycles)."""
+
+    @abc.abstractmethod
+    def delete_provider(self, uuid: str) -> None:
+        """InUse while it has children or ledger entries."""
+
+    @abc.abstractmethod
+    def set_inventories(
+        self,
+        uuid: str,
+        expected_generation: int | None,
+        inventories: dict[str, Inventory],
+        *,
+        allow_overcapacity: bool = False,
+    ) -> Provider:
+        """Replace all inventories. Removing a class that is in use is InUse;
+        shrinking capacity below what is used is InUse unless
+        ``allow_overcapacity`` (Placement's behaviour)."""
+
+    @abc.abstractmethod
+    def set_traits(
+        self, uuid: str, expected_generation: int | None, traits: Iterable[str]
+    ) -> Provider:
+        """Unknown trait names are NotFound."""
+
+    @abc.abstractmethod
+    def set_aggregates(
+        self, uuid: str, expected_generation: int | None, aggregates: Iterable[str]
+    ) -> Provider: ...
+
+    @abc.abstractmethod
+    def heartbeat(self, uuid: str, at: float | None = None) -> None:
+        """Record that the provider's agent is alive; does not bump the generation."""
+
+    # -- queries -----------------------------------------------------------
+    @abc.abstractmethod
+    def find_candidates(self, query: CandidateQuery) -> list[ProviderUsage]:
+        """Providers that fit the group now (amounts, units, traits, attributes,
+        aggregates, tree, type, enabled, heartbeat), with their usages."""
+
+    @abc.abstractmethod
+    def get_usage(self, uuid: str) -> ProviderUsage:
+        """One provider with its current usages (a fresh read, for a retry)."""
+
+    # -- claims and allocations --------------------------------------------
+    @abc.abstractmethod
+    def claim(self, spec: ClaimSpec) -> Claim:
+        """Write a claim with compare-and-set on the provider generation.
+        GenerationConflict if the generation moved; InsufficientCapacity if
+        it does not fit; NotFound if the provider is gone."""
+
+    @abc.abstractmethod
+    def confirm_claim(self, claim_uuid: str) -> Claim:
+        """Turn a live claim into an allocation (no expiry). Idempotent on a
+        confirmed claim; ClaimNotActive if it expired or was released."""
+
+    @abc.abstractmethod
+    def release_claim(self, claim_uuid: str) -> None:
+        """Remove a claim or allocation from its provider's ledger. NotFound if
+        there is no such live entry."""
+
+    @abc.abstractmethod
+    def get_claim(self, claim_uuid: str) -> Claim: ...
+
+    @abc.abstractmethod
+    def list_claims(
+        self,
+        *,
+        provider_uuid: str | None = None,
+        consumer_uuid: str | None = None,
+        request_uuid: str | None = None,
+        group: str | None = None,
+        status: ClaimStatus | None = None,
+    ) -> list[Claim]:
+        """Live ledger entries (never expired ones)."""
+
+    @abc.abstractmethod
+    def expire_claims(self) -> int:
+        """Remove claims past their expiry; returns how many."""
+
+    @abc.abstractmethod
+    def providers_of_consumers(self, consumer_uuids: Iterable[str]) -> set[str]:
+        """Providers holding live claims or allocations of these consumers."""
+
+    @abc.abstractmethod
+    def providers_of_group(self, group: str) -> dict[str, int]:
+        """Provider uuid -> number of consumers of server group ``group`` on it."""
+
+    # -- consumers (Placement's allocation model) ---------------------------
+    @abc.abstractmethod
+    def get_consumer(self, uuid: str) -> Consumer | None: ...
+
+    @abc.abstractmethod
+    def write_allocations(self, writes: list[ConsumerAllocations]) -> None:
+        """Replace each consumer's confirmed allocations, all or nothing, with
+        the capacity check and generation bumps a claim has. Consumer
+        generations are checked and bumped; a consumer left with nothing is
+        deleted."""
+
+    @abc.abstractmethod
+    def reshape(self, spec: ReshapeSpec) -> None:
+        """Inventories and allocations changed in one step (Placement 1.30)."""
+
+    @abc.abstractmethod
+    def usages_by_project(
+        self, project_id: str, user_id: str | None = None, consumer_type: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """consumer_type (or "all") -> class -> amount used by the project."""
+
+    # -- requests ----------------------------------------------------------
+    @abc.abstractmethod
+    def save_request(self, request: Request) -> Request:
+        """Insert or replace a request record."""
+
+    @abc.abstractmethod
+    def get_request(self, uuid: str) -> Request: ...
+
+    @abc.abstractmethod
+    def list_requests(self, *, status: str | None = None, limit: int = 100) -> list[Request]: ...
