@@ -127,6 +127,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    @abc.abstractmethod
+    def reset(self) -> None:
+        """Delete every row, keep the schema (tests and the simulator use it)."""
+
     # -- resource classes, traits, types -----------------------------------
     @abc.abstractmethod
     def list_resource_classes(self) -> list[ResourceClass]:
