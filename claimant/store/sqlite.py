@@ -1,0 +1,1404 @@
+"""The embedded store: one SQLite file shared by threads and processes.
+
+Why this is race-free: every write runs in a ``BEGIN IMMEDIATE`` transaction,
+which takes SQLite's single write lock before reading anything, so the
+generation check, the capacity check and the ledger write of a claim are one
+atomic step across every thread and process that opens the file. WAL mode
+lets readers (candidate queries) run while a writer holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from claimant.model import (
+    BUILTIN_TYPES,
+    AlreadyExists,
+    AttributeConstraint,
+    AttributeSpec,
+    Claim,
+    ClaimNotActive,
+    ClaimStatus,
+    Consumer,
+    ConsumerAllocations,
+    ConsumerGenerationConflict,
+    GenerationConflict,
+    InsufficientCapacity,
+    InUse,
+    InvalidInput,
+    Inventory,
+    NotFound,
+    Provider,
+    ProviderUsage,
+    Request,
+    RequestGroup,
+    ResourceClass,
+    ResourceType,
+    StoreUnavailable,
+    Strategy,
+    Usage,
+    check_fit,
+    new_uuid,
+)
+from claimant.model.codec import request_from_dict, request_to_dict
+from claimant.model.names import (
+    STANDARD_RESOURCE_CLASSES,
+    STANDARD_TRAITS,
+    default_discrete,
+    validate_custom_name,
+)
+from claimant.model.types import check_constraint, infer_spec
+from claimant.store.base import (
+    UNSET,
+    CandidateQuery,
+    ClaimSpec,
+    ProviderFilter,
+    ReshapeSpec,
+    Store,
+    _Unset,
+)
+from claimant.store.sqlite_schema import MIGRATIONS, TABLES
+
+_LIVE = "(l.status = 'confirmed' OR l.expires_at > ?)"
+
+
+def _translate(exc: sqlite3.Error) -> Exception:
+    return StoreUnavailable(f"SQLite store error: {exc}")
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str, *, url: str | None = None, busy_timeout: str = "30") -> None:
+        self.path = os.path.abspath(path)
+        self.url = url or f"sqlite:///{self.path}"
+        try:
+            self.busy_timeout = float(busy_timeout)
+        except ValueError:
+            raise InvalidInput(
+                f"busy_timeout must be a number of seconds, got {busy_timeout!r}"
+            ) from None
+        # One connection per thread: sqlite3 connections must not be shared
+        # between threads mid-transaction.
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+
+    # -- connections and transactions -------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            directory = os.path.dirname(self.path)
+            if directory:
+                os.makedirs(directory, exist_ok=True)
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=self.busy_timeout,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL is durable against process crashes in WAL mode; only a
+                # power loss can drop the last commits.
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+            self._local.conn = conn
+            with self._all_lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise _translate(exc) from exc
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read snapshot: every statement inside sees the same state."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN DEFERRED")
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        finally:
+            conn.execute("COMMIT")
+
+    # -- lifecycle ---------------------------------------------------------
+    def migrate(self) -> int:
+        with self._write() as conn:
+            has_meta = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+            ).fetchone()
+            version = 0
+            if has_meta:
+                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                version = int(row[0]) if row else 0
+            for statements in MIGRATIONS[version:]:
+                for sql in statements:
+                    conn.execute(sql)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(len(MIGRATIONS)),),
+            )
+            now = self.clock()
+            # Standard names are rows too, so foreign keys cover them; new
+            # releases of os-resource-classes / os-traits add rows here.
+            conn.executemany(
+                "INSERT OR IGNORE INTO resource_classes VALUES (?, ?, 1, ?, ?)",
+                [(n, int(default_discrete(n)), now, now) for n in STANDARD_RESOURCE_CLASSES],
+            )
+            conn.executemany(
+                "INSERT OR IGNORE INTO traits VALUES (?, 1, ?, ?)",
+                [(n, now, now) for n in sorted(STANDARD_TRAITS)],
+            )
+        return len(MIGRATIONS)
+
+    def drop(self) -> None:
+        with self._write() as conn:
+            conn.execute("PRAGMA foreign_keys=OFF")
+            for table in TABLES:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+        self._conn().execute("PRAGMA foreign_keys=ON")
+
+    def reset(self) -> None:
+        with self._write() as conn:
+            for table in TABLES:
+                if table in ("meta", "resource_classes", "traits"):
+                    continue
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("DELETE FROM resource_classes WHERE standard = 0")
+            conn.execute("DELETE FROM traits WHERE standard = 0")
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    # -- resource classes --------------------------------------------------
+    def list_resource_classes(self) -> list[ResourceClass]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT name, discrete, standard FROM resource_classes ORDER BY name"
+            ).fetchall()
+        return [ResourceClass(n, bool(d), bool(s)) for n, d, s in rows]
+
+    def get_resource_class(self, name: str) -> ResourceClass:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT name, discrete, standard FROM resource_classes WHERE name = ?", (name,)
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise NotFound(f"no resource class {name!r}", kind="resource_class", name=name)
+        return ResourceClass(row[0], bool(row[1]), bool(row[2]))
+
+    def create_resource_class(self, rc: ResourceClass) -> ResourceClass:
+        validate_custom_name(rc.name)
+        now = self.clock()
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO resource_classes VALUES (?, ?, 0, ?, ?)",
+                    (rc.name, int(rc.discrete), now, now),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(
+                    f"resource class {rc.name} already exists", name=rc.name
+                ) from None
+        return ResourceClass(rc.name, rc.discrete, False)
+
+    def delete_resource_class(self, name: str) -> None:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT standard FROM resource_classes WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no resource class {name!r}", kind="resource_class", name=name)
+            if row[0]:
+                raise InvalidInput(f"{name} is a standard resource class and cannot be deleted")
+            if conn.execute("SELECT 1 FROM inventories WHERE rc = ? LIMIT 1", (name,)).fetchone():
+                raise InUse(f"resource class {name} is in use by inventories", name=name)
+            conn.execute("DELETE FROM resource_classes WHERE name = ?", (name,))
+
+    # -- traits ------------------------------------------------------------
+    def list_traits(self) -> list[str]:
+        return [r[0] for r in self._conn().execute("SELECT name FROM traits ORDER BY name")]
+
+    def create_trait(self, name: str) -> bool:
+        validate_custom_name(name, "trait")
+        now = self.clock()
+        with self._write() as conn:
+            cur = conn.execute("INSERT OR IGNORE INTO traits VALUES (?, 0, ?, ?)", (name, now, now))
+            return cur.rowcount == 1
+
+    def delete_trait(self, name: str) -> None:
+        with self._write() as conn:
+            row = conn.execute("SELECT standard FROM traits WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise NotFound(f"no trait {name!r}", kind="trait", name=name)
+            if row[0]:
+                raise InvalidInput(f"{name} is a standard trait and cannot be deleted")
+            if conn.execute(
+                "SELECT 1 FROM provider_traits WHERE trait = ? LIMIT 1", (name,)
+            ).fetchone():
+                raise InUse(f"trait {name} is in use by providers", name=name)
+            conn.execute("DELETE FROM traits WHERE name = ?", (name,))
+
+    def traits_in_use(self) -> set[str]:
+        return {r[0] for r in self._conn().execute("SELECT DISTINCT trait FROM provider_traits")}
+
+    # -- resource types ----------------------------------------------------
+    def list_resource_types(self) -> list[ResourceType]:
+        rows = self._conn().execute("SELECT body FROM resource_types ORDER BY name").fetchall()
+        return list(BUILTIN_TYPES.values()) + [_type_from_json(r[0]) for r in rows]
+
+    def get_resource_type(self, name: str) -> ResourceType:
+        return self._get_type(self._conn(), name)
+
+    def _get_type(self, conn: sqlite3.Connection, name: str) -> ResourceType:
+        if name in BUILTIN_TYPES:
+            return BUILTIN_TYPES[name]
+        row = conn.execute("SELECT body FROM resource_types WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"no resource type {name!r}", kind="resource_type", name=name)
+        return _type_from_json(row[0])
+
+    def create_resource_type(self, rtype: ResourceType) -> ResourceType:
+        rtype.validate_type()
+        if rtype.name in BUILTIN_TYPES:
+            raise AlreadyExists(f"{rtype.name} is a built-in resource type", name=rtype.name)
+        custom = ResourceType(
+            rtype.name, tuple(rtype.attributes.values()), rtype.description, builtin=False
+        )
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO resource_types VALUES (?, ?, ?)",
+                    (custom.name, json.dumps(custom.to_dict()), self.clock()),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(
+                    f"resource type {rtype.name} already exists", name=rtype.name
+                ) from None
+        return custom
+
+    def delete_resource_type(self, name: str) -> None:
+        if name in BUILTIN_TYPES:
+            raise InvalidInput(f"{name} is a built-in resource type and cannot be deleted")
+        with self._write() as conn:
+            self._get_type(conn, name)
+            if conn.execute("SELECT 1 FROM providers WHERE type = ? LIMIT 1", (name,)).fetchone():
+                raise InUse(f"resource type {name} is in use by providers", name=name)
+            conn.execute("DELETE FROM resource_types WHERE name = ?", (name,))
+
+    # -- providers ---------------------------------------------------------
+    def create_provider(self, provider: Provider) -> Provider:
+        now = self.clock()
+        with self._write() as conn:
+            rtype = self._get_type(conn, provider.type)
+            attributes = rtype.validate_attributes(provider.attributes)
+            parent_id = None
+            root_id = None
+            if provider.parent_uuid:
+                parent = conn.execute(
+                    "SELECT id, root_id FROM providers WHERE uuid = ?", (provider.parent_uuid,)
+                ).fetchone()
+                if parent is None:
+                    raise NotFound(
+                        f"parent provider {provider.parent_uuid} not found",
+                        kind="provider",
+                        uuid=provider.parent_uuid,
+                    )
+                parent_id, root_id = parent
+            clash = conn.execute(
+                "SELECT uuid, name FROM providers WHERE uuid = ? OR name = ?",
+                (provider.uuid, provider.name),
+            ).fetchone()
+            if clash:
+                what = "uuid" if clash[0] == provider.uuid else "name"
+                value = provider.uuid if what == "uuid" else provider.name
+                raise AlreadyExists(f"a provider with {what} {value!r} already exists", field=what)
+            cur = conn.execute(
+                "INSERT INTO providers (uuid, name, type, parent_id, root_id, enabled, generation,"
+                " heartbeat_at, attributes, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 0, ?, 0, ?, ?, ?, ?)",
+                (
+                    provider.uuid,
+                    provider.name,
+                    provider.type,
+                    parent_id,
+                    int(provider.enabled),
+                    provider.heartbeat_at,
+                    json.dumps(attributes, sort_keys=True),
+                    now,
+                    now,
+                ),
+            )
+            pid = int(cur.lastrowid or 0)
+            conn.execute(
+                "UPDATE providers SET root_id = ? WHERE id = ?",
+                (root_id if root_id is not None else pid, pid),
+            )
+            self._write_attributes(conn, pid, attributes)
+            self._replace_inventories(conn, pid, provider.inventories, check_usage=False)
+            self._replace_traits(conn, pid, provider.traits)
+            self._replace_aggregates(conn, pid, provider.aggregates)
+            return self._load_provider(conn, pid)
+
+    def get_provider(self, uuid: str) -> Provider:
+        with self._read() as conn:
+            return self._load_provider(conn, self._pid(conn, uuid))
+
+    def list_providers(self, flt: ProviderFilter | None = None) -> list[Provider]:
+        flt = flt or ProviderFilter()
+        now = self.clock()
+        where: list[str] = []
+        params: list[Any] = []
+        joins = ""
+        if flt.uuid:
+            where.append("p.uuid = ?")
+            params.append(flt.uuid)
+        if flt.name:
+            where.append("p.name = ?")
+            params.append(flt.name)
+        if flt.in_tree:
+            where.append("p.root_id = (SELECT root_id FROM providers WHERE uuid = ?)")
+            params.append(flt.in_tree)
+        if flt.group is not None:
+            joins, jparams = self._resource_joins(flt.group.resources)
+            params = jparams + params
+            gw, gp = self._group_conditions(flt.group, check_types=False)
+            where += gw
+            params += gp
+        sql = "SELECT p.id FROM providers p" + joins
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY p.id"
+        self._sweep_if_due(now)
+        with self._read() as conn:
+            ids = [r[0] for r in conn.execute(sql, params)]
+            return self._load_providers(conn, ids)
+
+    def update_provider(
+        self,
+        uuid: str,
+        expected_generation: int | None,
+        *,
+        name: str | _Unset = UNSET,
+        parent_uuid: str | _Unset | None = UNSET,
+        attributes: dict[str, Any] | _Unset = UNSET,
+        enabled: bool | _Unset = UNSET,
+    ) -> Provider:
+        now = self.clock()
+        with self._write() as conn:
+            pid, _ = self._check_generation(conn, uuid, expected_generation)
+            if not isinstance(name, _Unset):
+                clash = conn.execute(
+                    "SELECT 1 FROM providers WHERE name = ? AND id != ?", (name, pid)
+                ).fetchone()
+                if clash:
+                    raise AlreadyExists(f"a provider named {name!r} already exists", field="name")
+                conn.execute("UPDATE providers SET name = ? WHERE id = ?", (name, pid))
+            if not isinstance(parent_uuid, _Unset):
+                self._reparent(conn, pid, parent_uuid)
+            if not isinstance(attributes, _Unset):
+                ptype = conn.execute("SELECT type FROM providers WHERE id = ?", (pid,)).fetchone()
+                checked = self._get_type(conn, ptype[0]).validate_attributes(attributes)
+                conn.execute(
+                    "UPDATE providers SET attributes = ? WHERE id = ?",
+                    (json.dumps(checked, sort_keys=True), pid),
+                )
+                self._write_attributes(conn, pid, checked)
+            if not isinstance(enabled, _Unset):
+                conn.execute("UPDATE providers SET enabled = ? WHERE id = ?", (int(enabled), pid))
+            self._bump(conn, pid, now)
+            return self._load_provider(conn, pid)
+
+    def _reparent(self, conn: sqlite3.Connection, pid: int, parent_uuid: str | None) -> None:
+        if parent_uuid is None:
+            new_parent, new_root = None, pid
+        else:
+            row = conn.execute(
+                "SELECT id, root_id FROM providers WHERE uuid = ?", (parent_uuid,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"parent provider {parent_uuid} not found", kind="provider")
+            new_parent, new_root = row
+            # Walk up from the new parent: meeting ourselves means a cycle.
+            cursor: int | None = new_parent
+            while cursor is not None:
+                if cursor == pid:
+                    raise InvalidInput("a provider cannot be its own ancestor", field="parent")
+                cursor = conn.execute(
+                    "SELECT parent_id FROM providers WHERE id = ?", (cursor,)
+                ).fetchone()[0]
+        conn.execute("UPDATE providers SET parent_id = ? WHERE id = ?", (new_parent, pid))
+        # The whole subtree moves to the new root.
+        conn.execute(
+            "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL"
+            " SELECT p.id FROM providers p JOIN sub ON p.parent_id = sub.id)"
+            " UPDATE providers SET root_id = ? WHERE id IN (SELECT id FROM sub)",
+            (pid, new_root),
+        )
+
+    def delete_provider(self, uuid: str) -> None:
+        now = self.clock()
+        with self._write() as conn:
+            pid = self._pid(conn, uuid)
+            if conn.execute(
+                "SELECT 1 FROM providers WHERE parent_id = ? LIMIT 1", (pid,)
+            ).fetchone():
+                raise InUse(f"provider {uuid} has children", uuid=uuid)
+            if conn.execute(
+                f"SELECT 1 FROM ledger l WHERE l.provider_id = ? AND {_LIVE} LIMIT 1", (pid, now)
+            ).fetchone():
+                raise InUse(f"provider {uuid} has claims or allocations", uuid=uuid)
+            conn.execute("DELETE FROM ledger WHERE provider_id = ?", (pid,))
+            conn.execute("DELETE FROM providers WHERE id = ?", (pid,))
+
+    def set_inventories(
+        self,
+        uuid: str,
+        expected_generation: int | None,
+        inventories: dict[str, Inventory],
+        *,
+        allow_overcapacity: bool = False,
+    ) -> Provider:
+        now = self.clock()
+        with self._write() as conn:
+            self._sweep(conn, now)
+            pid, _ = self._check_generation(conn, uuid, expected_generation)
+            self._replace_inventories(
+                conn, pid, inventories, check_usage=True, allow_overcapacity=allow_overcapacity
+            )
+            self._bump(conn, pid, now)
+            return self._load_provider(conn, pid)
+
+    def set_traits(
+        self, uuid: str, expected_generation: int | None, traits: Iterable[str]
+    ) -> Provider:
+        now = self.clock()
+        with self._write() as conn:
+            pid, _ = self._check_generation(conn, uuid, expected_generation)
+            self._replace_traits(conn, pid, traits)
+            self._bump(conn, pid, now)
+            return self._load_provider(conn, pid)
+
+    def set_aggregates(
+        self, uuid: str, expected_generation: int | None, aggregates: Iterable[str]
+    ) -> Provider:
+        now = self.clock()
+        with self._write() as conn:
+            pid, _ = self._check_generation(conn, uuid, expected_generation)
+            self._replace_aggregates(conn, pid, aggregates)
+            self._bump(conn, pid, now)
+            return self._load_provider(conn, pid)
+
+    def heartbeat(self, uuid: str, at: float | None = None) -> None:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE providers SET heartbeat_at = ? WHERE uuid = ?",
+                (self.clock() if at is None else at, uuid),
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)
+
+    # -- provider helpers --------------------------------------------------
+    def _pid(self, conn: sqlite3.Connection, uuid: str) -> int:
+        row = conn.execute("SELECT id FROM providers WHERE uuid = ?", (uuid,)).fetchone()
+        if row is None:
+            raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)
+        return int(row[0])
+
+    def _check_generation(
+        self, conn: sqlite3.Connection, uuid: str, expected: int | None
+    ) -> tuple[int, int]:
+        row = conn.execute(
+            "SELECT id, generation FROM providers WHERE uuid = ?", (uuid,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)
+        if expected is not None and row[1] != expected:
+            raise GenerationConflict(
+                f"provider {uuid} is at generation {row[1]}, not {expected}: re-read and retry",
+                uuid=uuid,
+                generation=row[1],
+            )
+        return int(row[0]), int(row[1])
+
+    @staticmethod
+    def _bump(conn: sqlite3.Connection, pid: int, now: float) -> None:
+        conn.execute(
+            "UPDATE providers SET generation = generation + 1, updated_at = ? WHERE id = ?",
+            (now, pid),
+        )
+
+    @staticmethod
+    def _write_attributes(conn: sqlite3.Connection, pid: int, attributes: dict[str, Any]) -> None:
+        conn.execute("DELETE FROM provider_attributes WHERE provider_id = ?", (pid,))
+        conn.executemany(
+            "INSERT INTO provider_attributes VALUES (?, ?, ?, ?)",
+            [
+                (pid, k, None, v) if isinstance(v, str) else (pid, k, float(v), None)
+                for k, v in attributes.items()
+            ],
+        )
+
+    def _replace_inventories(
+        self,
+        conn: sqlite3.Connection,
+        pid: int,
+        inventories: dict[str, Inventory],
+        *,
+        check_usage: bool,
+        allow_overcapacity: bool = False,
+    ) -> None:
+        classes = {
+            r[0]: bool(r[1])
+            for r in conn.execute("SELECT name, discrete FROM resource_classes").fetchall()
+        }
+        for rc, inv in inventories.items():
+            if rc != inv.resource_class:
+                raise InvalidInput(f"inventory keyed {rc} is for {inv.resource_class}")
+            if rc not in classes:
+                raise NotFound(f"no resource class {rc!r}", kind="resource_class", name=rc)
+            inv.validate(discrete=classes[rc])
+        used = {
+            r[0]: r[1]
+            for r in conn.execute(
+                "SELECT rc, used FROM inventories WHERE provider_id = ?", (pid,)
+            ).fetchall()
+        }
+        if check_usage:
+            for rc, amount in used.items():
+                if amount <= 0:
+                    continue
+                if rc not in inventories:
+                    raise InUse(f"cannot remove {rc} inventory: {amount} in use", resource_class=rc)
+                if not allow_overcapacity and inventories[rc].capacity < amount:
+                    raise InUse(
+                        f"{rc}: new capacity {inventories[rc].capacity} is below the "
+                        f"{amount} in use",
+                        resource_class=rc,
+                    )
+        conn.execute("DELETE FROM inventories WHERE provider_id = ?", (pid,))
+        conn.executemany(
+            "INSERT INTO inventories (provider_id, rc, total, reserved, min_unit, max_unit,"
+            " step_size, allocation_ratio, capacity, used) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    pid,
+                    rc,
+                    inv.total,
+                    inv.reserved,
+                    inv.min_unit,
+                    inv.max_unit,
+                    inv.step_size,
+                    float(inv.allocation_ratio),
+                    inv.capacity,
+                    max(used.get(rc, 0), 0),
+                )
+                for rc, inv in inventories.items()
+            ],
+        )
+
+    @staticmethod
+    def _replace_traits(conn: sqlite3.Connection, pid: int, traits: Iterable[str]) -> None:
+        wanted = sorted(set(traits))
+        if wanted:
+            marks = ",".join("?" * len(wanted))
+            known = {
+                r[0]
+                for r in conn.execute(f"SELECT name FROM traits WHERE name IN ({marks})", wanted)
+            }
+            missing = [t for t in wanted if t not in known]
+            if missing:
+                raise NotFound(f"no such traits: {', '.join(missing)}", kind="trait", names=missing)
+        conn.execute("DELETE FROM provider_traits WHERE provider_id = ?", (pid,))
+        conn.executemany("INSERT INTO provider_traits VALUES (?, ?)", [(pid, t) for t in wanted])
+
+    @staticmethod
+    def _replace_aggregates(conn: sqlite3.Connection, pid: int, aggregates: Iterable[str]) -> None:
+        wanted = sorted(set(aggregates))
+        for agg in wanted:
+            if not isinstance(agg, str) or not agg or len(agg) > 255:
+                raise InvalidInput(f"aggregate {agg!r} must be a non-empty string")
+        conn.execute("DELETE FROM provider_aggregates WHERE provider_id = ?", (pid,))
+        conn.executemany(
+            "INSERT INTO provider_aggregates VALUES (?, ?)", [(pid, a) for a in wanted]
+        )
+
+    def _load_provider(self, conn: sqlite3.Connection, pid: int) -> Provider:
+        found = self._load_providers(conn, [pid])
+        if not found:
+            raise NotFound(f"provider #{pid} not found", kind="provider")
+        return found[0]
+
+    def _load_providers(self, conn: sqlite3.Connection, ids: list[int]) -> list[Provider]:
+        if not ids:
+            return []
+        out: dict[int, dict[str, Any]] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                "SELECT p.id, p.uuid, p.name, p.type, par.uuid, root.uuid, p.attributes,"
+                " p.enabled, p.generation, p.heartbeat_at, p.created_at, p.updated_at"
+                " FROM providers p LEFT JOIN providers par ON par.id = p.parent_id"
+                f" JOIN providers root ON root.id = p.root_id WHERE p.id IN ({marks})",
+                chunk,
+            ):
+                out[row[0]] = {
+                    "uuid": row[1],
+                    "name": row[2],
+                    "type": row[3],
+                    "parent_uuid": row[4],
+                    "root_uuid": row[5],
+                    "attributes": json.loads(row[6]),
+                    "enabled": bool(row[7]),
+                    "generation": row[8],
+                    "heartbeat_at": row[9],
+                    "created_at": row[10],
+                    "updated_at": row[11],
+                    "traits": set(),
+                    "aggregates": set(),
+                    "inventories": {},
+                }
+            for pid, trait in conn.execute(
+                f"SELECT provider_id, trait FROM provider_traits WHERE provider_id IN ({marks})",
+                chunk,
+            ):
+                out[pid]["traits"].add(trait)
+            for pid, agg in conn.execute(
+                "SELECT provider_id, aggregate FROM provider_aggregates"
+                f" WHERE provider_id IN ({marks})",
+                chunk,
+            ):
+                out[pid]["aggregates"].add(agg)
+            for row in conn.execute(
+                "SELECT provider_id, rc, total, reserved, min_unit, max_unit, step_size,"
+                f" allocation_ratio FROM inventories WHERE provider_id IN ({marks})",
+                chunk,
+            ):
+                out[row[0]]["inventories"][row[1]] = Inventory(*row[1:])
+        providers = []
+        for pid in ids:
+            d = out.get(pid)
+            if d is None:
+                continue
+            d["traits"] = frozenset(d["traits"])
+            d["aggregates"] = frozenset(d["aggregates"])
+            providers.append(Provider(**d))
+        return providers
+
+    # -- queries -----------------------------------------------------------
+    @staticmethod
+    def _resource_joins(resources: dict[str, int]) -> tuple[str, list[Any]]:
+        """One inventory join per requested class, each a fit condition."""
+        sql = []
+        params: list[Any] = []
+        for n, (rc, amount) in enumerate(sorted(resources.items())):
+            a = f"r{n}"
+            sql.append(
+                f" JOIN inventories {a} ON {a}.provider_id = p.id AND {a}.rc = ?"
+                f" AND {a}.free >= ? AND {a}.min_unit <= ? AND {a}.max_unit >= ?"
+                f" AND (? % {a}.step_size) = 0"
+            )
+            params += [rc, amount, amount, amount, amount]
+        return "".join(sql), params
+
+    def _group_conditions(
+        self, group: RequestGroup, *, check_types: bool = True
+    ) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        for trait in sorted(group.required_traits):
+            where.append(
+                "EXISTS (SELECT 1 FROM provider_traits t WHERE t.provider_id = p.id"
+                " AND t.trait = ?)"
+            )
+            params.append(trait)
+        if group.forbidden_traits:
+            names = sorted(group.forbidden_traits)
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM provider_traits t WHERE t.provider_id = p.id"
+                f" AND t.trait IN ({','.join('?' * len(names))}))"
+            )
+            params += names
+        for any_of in group.any_traits:
+            names = sorted(any_of)
+            where.append(
+                "EXISTS (SELECT 1 FROM provider_traits t WHERE t.provider_id = p.id"
+                f" AND t.trait IN ({','.join('?' * len(names))}))"
+            )
+            params += names
+        for any_of in group.member_of:
+            names = sorted(any_of)
+            where.append(
+                "EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = p.id"
+                f" AND a.aggregate IN ({','.join('?' * len(names))}))"
+            )
+            params += names
+        if group.forbidden_aggregates:
+            names = sorted(group.forbidden_aggregates)
+            where.append(
+                "NOT EXISTS (SELECT 1 FROM provider_aggregates a WHERE a.provider_id = p.id"
+                f" AND a.aggregate IN ({','.join('?' * len(names))}))"
+            )
+            params += names
+        if group.in_tree:
+            where.append("p.root_id = (SELECT root_id FROM providers WHERE uuid = ?)")
+            params.append(group.in_tree)
+        if group.provider_type:
+            where.append("p.type = ?")
+            params.append(group.provider_type)
+        rtype = None
+        if group.provider_type and check_types:
+            rtype = self._get_type(self._conn(), group.provider_type)
+        for c in group.attributes:
+            spec = rtype.attributes.get(c.name) if rtype else None
+            if rtype is not None and spec is None:
+                raise InvalidInput(
+                    f"resource type {rtype.name} has no attribute {c.name!r}", field=c.name
+                )
+            checked = check_constraint(spec or infer_spec(c.name, c.value), c)
+            sql, p = _attribute_condition(checked)
+            where.append(sql)
+            params += p
+        return where, params
+
+    def find_candidates(self, query: CandidateQuery) -> list[ProviderUsage]:
+        group = query.group
+        if not group.resources:
+            raise InvalidInput("a candidate query needs at least one resource amount")
+        now = self.clock()
+        order_rc = query.order_class()
+        if order_rc not in group.resources:
+            raise InvalidInput(f"sort class {order_rc} is not requested by the group")
+        # The sort class drives the scan: CROSS JOIN pins it as the outer loop
+        # so SQLite walks the (rc, free) index in order and stops at LIMIT,
+        # instead of materialising every fitting provider and sorting.
+        amount = group.resources[order_rc]
+        others = {rc: n for rc, n in group.resources.items() if rc != order_rc}
+        joins, jparams = self._resource_joins(others)
+        sql = (
+            "SELECT p.id FROM inventories o CROSS JOIN providers p ON p.id = o.provider_id"
+            + joins
+            + " WHERE o.rc = ? AND o.free >= ? AND o.min_unit <= ? AND o.max_unit >= ?"
+            " AND (? % o.step_size) = 0 AND p.enabled = 1"
+        )
+        params: list[Any] = [*jparams, order_rc, amount, amount, amount, amount]
+        if query.heartbeat_after is not None:
+            sql += " AND (p.heartbeat_at IS NULL OR p.heartbeat_at > ?)"
+            params.append(query.heartbeat_after)
+        if query.exclude:
+            ex = sorted(query.exclude)
+            sql += f" AND p.uuid NOT IN ({','.join('?' * len(ex))})"
+            params += ex
+        if query.roots is not None:
+            roots = sorted(query.roots)
+            if not roots:
+                return []
+            sql += (
+                " AND p.root_id IN (SELECT id FROM providers WHERE uuid IN"
+                f" ({','.join('?' * len(roots))}))"
+            )
+            params += roots
+        gw, gp = self._group_conditions(group)
+        for cond in gw:
+            sql += " AND " + cond
+        params += gp
+        direction = "DESC" if query.strategy == Strategy.SPREAD else "ASC"
+        sql += f" ORDER BY o.free {direction}, p.id LIMIT ?"
+        params.append(int(query.limit))
+        self._sweep_if_due(now)
+        with self._read() as conn:
+            ids = [r[0] for r in conn.execute(sql, params)]
+            return self._usages(conn, ids)
+
+    def _usages(self, conn: sqlite3.Connection, ids: list[int]) -> list[ProviderUsage]:
+        providers = self._load_providers(conn, ids)
+        usage: dict[int, dict[str, Usage]] = {pid: {} for pid in ids}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            for pid, rc, capacity, used in conn.execute(
+                f"SELECT provider_id, rc, capacity, used FROM inventories"
+                f" WHERE provider_id IN ({marks})",
+                chunk,
+            ):
+                usage[pid][rc] = Usage(rc, capacity, used)
+        return [ProviderUsage(p, usage[pid]) for pid, p in zip(ids, providers, strict=True)]
+
+    def get_usage(self, uuid: str) -> ProviderUsage:
+        self._sweep_if_due(self.clock())
+        with self._read() as conn:
+            return self._usages(conn, [self._pid(conn, uuid)])[0]
+
+    # -- claims ------------------------------------------------------------
+    def claim(self, spec: ClaimSpec) -> Claim:
+        now = self.clock()
+        if spec.ttl <= 0:
+            raise InvalidInput("a claim's ttl must be positive", field="ttl")
+        if not spec.amounts:
+            raise InvalidInput("a claim needs at least one resource amount")
+        for rc, amount in spec.amounts.items():
+            if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+                raise InvalidInput(f"{rc}: claim amounts are positive integers", field=rc)
+        claim = Claim(
+            uuid=spec.claim_uuid or new_uuid(),
+            provider_uuid=spec.provider_uuid,
+            consumer_uuid=spec.consumer_uuid,
+            amounts=dict(spec.amounts),
+            status=ClaimStatus.CLAIMED,
+            request_uuid=spec.request_uuid,
+            group=spec.group,
+            project_id=spec.project_id,
+            user_id=spec.user_id,
+            created_at=now,
+            expires_at=now + spec.ttl,
+        )
+        with self._write() as conn:
+            self._sweep(conn, now)
+            pid, _ = self._check_generation(conn, spec.provider_uuid, spec.expected_generation)
+            self._check_fit(conn, pid, spec.provider_uuid, {}, spec.amounts)
+            try:
+                self._insert_ledger(conn, pid, claim)
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(f"claim {claim.uuid} already exists", uuid=claim.uuid) from None
+            self._add_used(conn, pid, spec.amounts)
+            self._bump(conn, pid, now)
+        return claim
+
+    def _check_fit(
+        self,
+        conn: sqlite3.Connection,
+        pid: int,
+        uuid: str,
+        freed: dict[str, int],
+        amounts: dict[str, int],
+    ) -> None:
+        """Raise unless ``amounts`` fit once ``freed`` is given back."""
+        invs: dict[str, Inventory] = {}
+        used: dict[str, int] = {}
+        for row in conn.execute(
+            "SELECT rc, total, reserved, min_unit, max_unit, step_size, allocation_ratio, used"
+            " FROM inventories WHERE provider_id = ?",
+            (pid,),
+        ):
+            invs[row[0]] = Inventory(*row[:7])
+            used[row[0]] = row[7] - freed.get(row[0], 0)
+        report = check_fit(invs, used, amounts)
+        if not report.fits:
+            raise InsufficientCapacity(
+                f"does not fit on provider {uuid}: " + "; ".join(report.reasons),
+                uuid=uuid,
+                reasons=report.reasons,
+            )
+
+    @staticmethod
+    def _insert_ledger(conn: sqlite3.Connection, pid: int, c: Claim) -> None:
+        conn.execute(
+            "INSERT INTO ledger (uuid, provider_id, consumer_uuid, request_uuid, grp, status,"
+            " amounts, project_id, user_id, created_at, expires_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                c.uuid,
+                pid,
+                c.consumer_uuid,
+                c.request_uuid,
+                c.group,
+                c.status.value,
+                json.dumps(c.ledger_amounts(), sort_keys=True),
+                c.project_id,
+                c.user_id,
+                c.created_at,
+                c.expires_at,
+            ),
+        )
+
+    @staticmethod
+    def _add_used(conn: sqlite3.Connection, pid: int, amounts: dict[str, int]) -> None:
+        conn.executemany(
+            "UPDATE inventories SET used = used + ? WHERE provider_id = ? AND rc = ?",
+            [(n, pid, rc) for rc, n in amounts.items()],
+        )
+
+    def confirm_claim(self, claim_uuid: str) -> Claim:
+        now = self.clock()
+        with self._write() as conn:
+            claim = self._get_claim(conn, claim_uuid, now)
+            if claim.status == ClaimStatus.CONFIRMED:
+                return claim
+            conn.execute(
+                "UPDATE ledger SET status = 'confirmed', expires_at = NULL WHERE uuid = ?",
+                (claim_uuid,),
+            )
+            return claim.evolve(status=ClaimStatus.CONFIRMED, expires_at=None)
+
+    def release_claim(self, claim_uuid: str) -> None:
+        now = self.clock()
+        with self._write() as conn:
+            self._sweep(conn, now)
+            row = conn.execute(
+                "SELECT provider_id, amounts FROM ledger WHERE uuid = ?", (claim_uuid,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no live claim {claim_uuid}", kind="claim", uuid=claim_uuid)
+            conn.execute("DELETE FROM ledger WHERE uuid = ?", (claim_uuid,))
+            self._add_used(conn, row[0], json.loads(row[1]))
+            self._bump(conn, row[0], now)
+
+    def _get_claim(self, conn: sqlite3.Connection, claim_uuid: str, now: float) -> Claim:
+        rows = self._select_claims(conn, "l.uuid = ?", [claim_uuid], now, live_only=False)
+        if not rows:
+            raise NotFound(f"no claim {claim_uuid}", kind="claim", uuid=claim_uuid)
+        claim = rows[0]
+        if not claim.is_live(now):
+            raise ClaimNotActive(f"claim {claim_uuid} has expired", uuid=claim_uuid)
+        return claim
+
+    def get_claim(self, claim_uuid: str) -> Claim:
+        with self._read() as conn:
+            rows = self._select_claims(conn, "l.uuid = ?", [claim_uuid], self.clock())
+        if not rows:
+            raise NotFound(f"no live claim {claim_uuid}", kind="claim", uuid=claim_uuid)
+        return rows[0]
+
+    @staticmethod
+    def _select_claims(
+        conn: sqlite3.Connection,
+        where: str,
+        params: list[Any],
+        now: float,
+        *,
+        live_only: bool = True,
+    ) -> list[Claim]:
+        sql = (
+            "SELECT l.uuid, p.uuid, l.consumer_uuid, l.amounts, l.status, l.request_uuid,"
+            " l.grp, l.project_id, l.user_id, l.created_at, l.expires_at"
+            " FROM ledger l JOIN providers p ON p.id = l.provider_id WHERE " + where
+        )
+        if live_only:
+            sql += f" AND {_LIVE}"
+            params = [*params, now]
+        sql += " ORDER BY l.id"
+        return [
+            Claim(
+                uuid=r[0],
+                provider_uuid=r[1],
+                consumer_uuid=r[2],
+                amounts={rc: -n for rc, n in json.loads(r[3]).items()},
+                status=ClaimStatus(r[4]),
+                request_uuid=r[5],
+                group=r[6],
+                project_id=r[7],
+                user_id=r[8],
+                created_at=r[9],
+                expires_at=r[10],
+            )
+            for r in conn.execute(sql, params)
+        ]
+
+    def list_claims(
+        self,
+        *,
+        provider_uuid: str | None = None,
+        consumer_uuid: str | None = None,
+        request_uuid: str | None = None,
+        group: str | None = None,
+        status: ClaimStatus | None = None,
+    ) -> list[Claim]:
+        where = ["1 = 1"]
+        params: list[Any] = []
+        for column, value in (
+            ("p.uuid", provider_uuid),
+            ("l.consumer_uuid", consumer_uuid),
+            ("l.request_uuid", request_uuid),
+            ("l.grp", group),
+            ("l.status", status.value if status else None),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        with self._read() as conn:
+            return self._select_claims(conn, " AND ".join(where), params, self.clock())
+
+    def expire_claims(self) -> int:
+        with self._write() as conn:
+            return self._sweep(conn, self.clock())
+
+    def _sweep(self, conn: sqlite3.Connection, now: float) -> int:
+        """Delete expired claims inside the caller's write transaction. No
+        generation bump: an expired claim already counted for nothing, so the
+        provider's state as anyone may read it does not change."""
+        rows = conn.execute(
+            "DELETE FROM ledger WHERE status = 'claimed' AND expires_at <= ?"
+            " RETURNING provider_id, amounts",
+            (now,),
+        ).fetchall()
+        for pid, amounts in rows:
+            self._add_used(conn, pid, json.loads(amounts))
+        return len(rows)
+
+    def _sweep_if_due(self, now: float) -> None:
+        """Before a read of ``used``: sweep if any claim has expired, so that
+        expired claims never show as held. The probe is one index lookup."""
+        due = (
+            self._conn()
+            .execute(
+                "SELECT 1 FROM ledger WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1",
+                (now,),
+            )
+            .fetchone()
+        )
+        if due:
+            with self._write() as conn:
+                self._sweep(conn, now)
+
+    def providers_of_consumers(self, consumer_uuids: Iterable[str]) -> set[str]:
+        uuids = sorted(set(consumer_uuids))
+        if not uuids:
+            return set()
+        with self._read() as conn:
+            return {
+                c.provider_uuid
+                for chunk in _chunks(uuids)
+                for c in self._select_claims(
+                    conn,
+                    f"l.consumer_uuid IN ({','.join('?' * len(chunk))})",
+                    list(chunk),
+                    self.clock(),
+                )
+            }
+
+    def providers_of_group(self, group: str) -> dict[str, int]:
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT p.uuid, COUNT(DISTINCT l.consumer_uuid) FROM ledger l"
+                f" JOIN providers p ON p.id = l.provider_id WHERE l.grp = ? AND {_LIVE}"
+                " GROUP BY p.uuid",
+                (group, self.clock()),
+            )
+            .fetchall()
+        )
+        return {r[0]: r[1] for r in rows}
+
+    # -- consumers ---------------------------------------------------------
+    def get_consumer(self, uuid: str) -> Consumer | None:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT uuid, project_id, user_id, consumer_type, generation FROM consumers"
+                " WHERE uuid = ?",
+                (uuid,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return Consumer(row[0], row[1], row[2], row[3] or "", row[4])
+
+    def write_allocations(self, writes: list[ConsumerAllocations]) -> None:
+        now = self.clock()
+        with self._write() as conn:
+            self._sweep(conn, now)
+            self._write_allocations(conn, writes, now)
+
+    def _write_allocations(
+        self, conn: sqlite3.Connection, writes: list[ConsumerAllocations], now: float
+    ) -> set[int]:
+        """Apply every write; returns the provider ids touched."""
+        touched: set[int] = set()
+        added: dict[int, set[str]] = {}
+        for w in writes:
+            row = conn.execute(
+                "SELECT generation FROM consumers WHERE uuid = ?", (w.consumer_uuid,)
+            ).fetchone()
+            if w.expected_generation != "any":
+                current = None if row is None else row[0]
+                if current != w.expected_generation:
+                    raise ConsumerGenerationConflict(
+                        f"consumer {w.consumer_uuid} is at generation {current}, "
+                        f"not {w.expected_generation}",
+                        uuid=w.consumer_uuid,
+                        generation=current,
+                    )
+            for puuid, gen in w.provider_generations.items():
+                self._check_generation(conn, puuid, gen)
+            # Give back what the consumer holds now.
+            for lid, pid, amounts in conn.execute(
+                "SELECT id, provider_id, amounts FROM ledger WHERE consumer_uuid = ?"
+                " AND status = 'confirmed'",
+                (w.consumer_uuid,),
+            ).fetchall():
+                conn.execute("DELETE FROM ledger WHERE id = ?", (lid,))
+                self._add_used(conn, pid, json.loads(amounts))
+                touched.add(pid)
+            adds: list[tuple[int, str, dict[str, int]]] = []
+            for puuid, amounts in w.allocations.items():
+                if not amounts:
+                    continue
+                pid = self._pid(conn, puuid)
+                invs = self._inventories(conn, pid)
+                for rc, amount in amounts.items():
+                    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
+                        raise InvalidInput(
+                            f"{rc}: allocation amounts are positive integers", field=rc
+                        )
+                    if rc not in invs:
+                        raise InsufficientCapacity(
+                            f"provider {puuid} has no inventory of {rc}",
+                            uuid=puuid,
+                            reasons=[f"{rc}: provider has no inventory of this class"],
+                        )
+                    problems = invs[rc].amount_problems(amount)
+                    if problems:
+                        raise InvalidInput("; ".join(problems), field=rc, uuid=puuid)
+                adds.append((pid, puuid, amounts))
+            for pid, puuid, amounts in adds:
+                self._insert_ledger(
+                    conn,
+                    pid,
+                    Claim(
+                        uuid=new_uuid(),
+                        provider_uuid=puuid,
+                        consumer_uuid=w.consumer_uuid,
+                        amounts=dict(amounts),
+                        status=ClaimStatus.CONFIRMED,
+                        project_id=w.project_id,
+                        user_id=w.user_id,
+                        created_at=now,
+                    ),
+                )
+                self._add_used(conn, pid, amounts)
+                touched.add(pid)
+                added.setdefault(pid, set()).update(amounts)
+            if adds:
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO consumers VALUES (?, ?, ?, ?, 1, ?, ?)",
+                        (w.consumer_uuid, w.project_id, w.user_id, w.consumer_type, now, now),
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE consumers SET generation = generation + 1, project_id = ?,"
+                        " user_id = ?, consumer_type = COALESCE(?, consumer_type),"
+                        " updated_at = ? WHERE uuid = ?",
+                        (w.project_id, w.user_id, w.consumer_type, now, w.consumer_uuid),
+                    )
+            elif row is not None:
+                conn.execute("DELETE FROM consumers WHERE uuid = ?", (w.consumer_uuid,))
+        # Checked after the whole batch, so moving amounts between consumers of
+        # one provider never fails spuriously. Only classes being allocated are
+        # checked: a provider an operator shrank below its usage (Placement
+        # allows that) can still have its other allocations rewritten.
+        for pid in sorted(added):
+            classes = sorted(added[pid])
+            marks = ",".join("?" * len(classes))
+            over = conn.execute(
+                "SELECT rc, used, capacity FROM inventories WHERE provider_id = ?"
+                f" AND rc IN ({marks}) AND used > capacity",
+                [pid, *classes],
+            ).fetchall()
+            if over:
+                puuid = conn.execute("SELECT uuid FROM providers WHERE id = ?", (pid,)).fetchone()
+                reasons = [f"{rc}: used {u} would exceed capacity {c}" for rc, u, c in over]
+                raise InsufficientCapacity(
+                    f"does not fit on provider {puuid[0]}: " + "; ".join(reasons),
+                    uuid=puuid[0],
+                    reasons=reasons,
+                )
+        for pid in sorted(touched):
+            self._bump(conn, pid, now)
+        return touched
+
+    @staticmethod
+    def _inventories(conn: sqlite3.Connection, pid: int) -> dict[str, Inventory]:
+        return {
+            row[0]: Inventory(*row)
+            for row in conn.execute(
+                "SELECT rc, total, reserved, min_unit, max_unit, step_size, allocation_ratio"
+                " FROM inventories WHERE provider_id = ?",
+                (pid,),
+            )
+        }
+
+    def reshape(self, spec: ReshapeSpec) -> None:
+        now = self.clock()
+        with self._write() as conn:
+            self._sweep(conn, now)
+            # Inventories first (usage checked after the allocations moved),
+            # then allocations: the end state is checked whole.
+            for puuid, (gen, invs) in spec.inventories.items():
+                pid, _ = self._check_generation(conn, puuid, gen)
+                self._replace_inventories(conn, pid, invs, check_usage=False)
+                self._bump(conn, pid, now)
+            writes = [
+                ConsumerAllocations(
+                    consumer_uuid=w.consumer_uuid,
+                    project_id=w.project_id,
+                    user_id=w.user_id,
+                    allocations=w.allocations,
+                    consumer_type=w.consumer_type,
+                    expected_generation=w.expected_generation,
+                    provider_generations={},
+                )
+                for w in spec.allocations
+            ]
+            self._write_allocations(conn, writes, now)
+            for puuid in spec.inventories:
+                pid = self._pid(conn, puuid)
+                over = conn.execute(
+                    "SELECT rc, used, capacity FROM inventories WHERE provider_id = ?"
+                    " AND used > capacity",
+                    (pid,),
+                ).fetchall()
+                orphan = conn.execute(
+                    "SELECT 1 FROM ledger l, json_each(l.amounts) j WHERE l.provider_id = ?"
+                    " AND NOT EXISTS (SELECT 1 FROM inventories i WHERE i.provider_id = ?"
+                    " AND i.rc = j.key) LIMIT 1",
+                    (pid, pid),
+                ).fetchone()
+                if over or orphan:
+                    raise InUse(
+                        f"reshape would leave provider {puuid} with allocations beyond its "
+                        "inventory",
+                        uuid=puuid,
+                    )
+
+    def usages_by_project(
+        self, project_id: str, user_id: str | None = None, consumer_type: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        sql = (
+            "SELECT COALESCE(c.consumer_type, 'unknown'), j.key, -SUM(j.value),"
+            " COUNT(DISTINCT l.consumer_uuid) FROM ledger l JOIN json_each(l.amounts) j"
+            " LEFT JOIN consumers c ON c.uuid = l.consumer_uuid"
+            f" WHERE l.project_id = ? AND {_LIVE}"
+        )
+        params: list[Any] = [project_id, self.clock()]
+        if user_id is not None:
+            sql += " AND l.user_id = ?"
+            params.append(user_id)
+        if consumer_type is not None:
+            sql += " AND COALESCE(c.consumer_type, 'unknown') = ?"
+            params.append(consumer_type)
+        sql += " GROUP BY 1, 2"
+        out: dict[str, dict[str, int]] = {}
+        counts = self._consumer_counts(project_id, user_id)
+        with self._read() as conn:
+            for ctype, rc, amount, _ in conn.execute(sql, params):
+                bucket = out.setdefault(ctype, {"consumer_count": counts.get(ctype, 0)})
+                bucket[rc] = amount
+        return out
+
+    def _consumer_counts(self, project_id: str, user_id: str | None) -> dict[str, int]:
+        sql = (
+            "SELECT COALESCE(c.consumer_type, 'unknown'), COUNT(DISTINCT l.consumer_uuid)"
+            " FROM ledger l LEFT JOIN consumers c ON c.uuid = l.consumer_uuid"
+            f" WHERE l.project_id = ? AND {_LIVE}"
+        )
+        params: list[Any] = [project_id, self.clock()]
+        if user_id is not None:
+            sql += " AND l.user_id = ?"
+            params.append(user_id)
+        sql += " GROUP BY 1"
+        return {r[0]: r[1] for r in self._conn().execute(sql, params)}
+
+    # -- requests ----------------------------------------------------------
+    def save_request(self, request: Request) -> Request:
+        now = self.clock()
+        saved = request.evolve(created_at=request.created_at or now, updated_at=now)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO requests VALUES (?, ?, ?, ?, ?) ON CONFLICT(uuid) DO UPDATE SET"
+                " status = excluded.status, body = excluded.body, updated_at = excluded.updated_at",
+                (
+                    saved.uuid,
+                    saved.status.value,
+                    json.dumps(request_to_dict(saved)),
+                    saved.created_at,
+                    saved.updated_at,
+                ),
+            )
+        return saved
+
+    def get_request(self, uuid: str) -> Request:
+        row = self._conn().execute("SELECT body FROM requests WHERE uuid = ?", (uuid,)).fetchone()
+        if row is None:
+            raise NotFound(f"no request {uuid}", kind="request", uuid=uuid)
+        return request_from_dict(json.loads(row[0]))
+
+    def list_requests(self, *, status: str | None = None, limit: int = 100) -> list[Request]:
+        sql = "SELECT body FROM requests"
+        params: list[Any] = []
+        if status is not None:
+            sql += " WHERE status = ?"
+            params.append(status)
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        params.append(int(limit))
+        return [request_from_dict(json.loads(r[0])) for r in self._conn().execute(sql, params)]
+
+
+def _attribute_condition(c: AttributeConstraint) -> tuple[str, list[Any]]:
+    values = list(c.value) if c.op == "in" else [c.value]
+    column = "txt" if isinstance(values[0], str) else "num"
+    values = [v if isinstance(v, str) else float(v) for v in values]
+    base = "SELECT 1 FROM provider_attributes x WHERE x.provider_id = p.id AND x.name = ?"
+    if c.op == "!=":
+        # A provider without the attribute is "not equal" too.
+        return f"NOT EXISTS ({base} AND x.{column} = ?)", [c.name, values[0]]
+    if c.op == "in":
+        marks = ",".join("?" * len(values))
+        return f"EXISTS ({base} AND x.{column} IN ({marks}))", [c.name, *values]
+    op = "=" if c.op == "==" else c.op
+    return f"EXISTS ({base} AND x.{column} {op} ?)", [c.name, values[0]]
+
+
+def _type_from_json(body: str) -> ResourceType:
+    d = json.loads(body)
+    return ResourceType(
+        d["name"],
+        tuple(
+            AttributeSpec(a["name"], a["kind"], a.get("required", False), a.get("description", ""))
+            for a in d["attributes"]
+        ),
+        d.get("description", ""),
+        builtin=False,
+    )
+
+
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    # SQLite caps bound parameters per statement; chunk IN lists.
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+__all__ = ["SQLiteStore"]
