@@ -1,0 +1,106 @@
+"""Requests are first-class records: what goes in comes back, through the codec."""
+
+from __future__ import annotations
+
+import pytest
+
+from claimant.model import (
+    AttributeConstraint,
+    GroupPolicy,
+    GroupPolicyKind,
+    Hints,
+    NotFound,
+    Request,
+    RequestGroup,
+    RequestStatus,
+    Strategy,
+    new_uuid,
+)
+from claimant.model.codec import request_to_dict
+from claimant.store import Store
+
+
+def full_request() -> Request:
+    agg = new_uuid()
+    return Request(
+        uuid=new_uuid(),
+        groups=(
+            RequestGroup(
+                name="",
+                resources={"VCPU": 2, "MEMORY_MB": 2048},
+                required_traits=frozenset({"HW_CPU_X86_AVX2"}),
+                forbidden_traits=frozenset({"CUSTOM_SLOW"}),
+                any_traits=(frozenset({"CUSTOM_A", "CUSTOM_B"}),),
+                attributes=(
+                    AttributeConstraint("cpu_arch", "in", ("x86_64", "aarch64")),
+                    AttributeConstraint("numa_nodes", ">=", 2),
+                ),
+                member_of=(frozenset({agg}),),
+                forbidden_aggregates=frozenset({new_uuid()}),
+                provider_type="compute",
+            ),
+            RequestGroup(name="gpu", resources={"VGPU": 1}, in_tree=new_uuid()),
+        ),
+        project_id="proj",
+        user_id="usr",
+        group_policy=GroupPolicy.ISOLATE,
+        hints=Hints(
+            group="web",
+            group_policy=GroupPolicyKind.ANTI_AFFINITY,
+            same_host=(new_uuid(),),
+            different_host=(new_uuid(), new_uuid()),
+            strategy=Strategy.PACK,
+        ),
+        count=2,
+        all_or_nothing=False,
+        consumers=(new_uuid(), new_uuid()),
+        claims=(new_uuid(),),
+        history=({"event": "created", "at": 1.5}, {"event": "scheduled", "at": 2.5}),
+        created_at=1.5,
+        updated_at=2.5,
+    )
+
+
+def test_round_trip(store: Store) -> None:
+    request = full_request()
+    saved = store.save_request(request)
+    got = store.get_request(request.uuid)
+    assert request_to_dict(got) == request_to_dict(saved)
+    # the store may stamp times; everything else is what was given
+    ignore = {"created_at": 0.0, "updated_at": 0.0}
+    assert request_to_dict(got) | ignore == request_to_dict(request) | ignore
+
+
+def test_minimal_request(store: Store) -> None:
+    request = Request(uuid=new_uuid(), groups=(RequestGroup(resources={"VCPU": 1}),))
+    store.save_request(request)
+    got = store.get_request(request.uuid)
+    assert got.groups == request.groups
+    assert got.hints == Hints()
+    assert got.status is RequestStatus.PENDING
+
+
+def test_save_replaces(store: Store) -> None:
+    request = full_request()
+    store.save_request(request)
+    store.save_request(request.evolve(status=RequestStatus.SCHEDULED, claims=("a", "b")))
+    got = store.get_request(request.uuid)
+    assert (got.status, got.claims) == (RequestStatus.SCHEDULED, ("a", "b"))
+    assert [r.uuid for r in store.list_requests()] == [request.uuid]
+
+
+def test_unknown_request(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.get_request(new_uuid())
+
+
+def test_list_by_status_and_limit(store: Store) -> None:
+    pending = [store.save_request(full_request()) for _ in range(3)]
+    active = store.save_request(full_request().evolve(status=RequestStatus.ACTIVE))
+    assert {r.uuid for r in store.list_requests()} == {r.uuid for r in [*pending, active]}
+    assert {r.uuid for r in store.list_requests(status="pending")} == {r.uuid for r in pending}
+    assert [r.uuid for r in store.list_requests(status="active")] == [active.uuid]
+    assert store.list_requests(status="failed") == []
+    limited = store.list_requests(limit=2)
+    assert len(limited) == 2
+    assert {r.uuid for r in limited} <= {r.uuid for r in [*pending, active]}

@@ -1,0 +1,56 @@
+"""The claim/release loop the concurrency tests run, in threads or processes.
+
+It lives in its own module so ``multiprocessing`` (spawn) can import it."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from claimant.model import GenerationConflict, InsufficientCapacity, new_uuid
+from claimant.store import ClaimSpec, Store, open_store
+
+
+@dataclass
+class Tally:
+    """What one worker did: every claim it won (uuid, provider, amount) and released."""
+
+    won: list[tuple[str, str, int]] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    conflicts: int = 0
+
+
+def hammer(store: Store, providers: list[str], seed: int, rounds: int, retries: int = 30) -> Tally:
+    rng = random.Random(seed)
+    tally = Tally()
+    held: list[str] = []
+    for _ in range(rounds):
+        if held and rng.random() < 0.35:
+            claim_uuid = held.pop(rng.randrange(len(held)))
+            store.release_claim(claim_uuid)
+            tally.released.append(claim_uuid)
+            continue
+        provider = rng.choice(providers)
+        amount = rng.randint(1, 2)
+        for _attempt in range(retries):
+            gen = store.get_usage(provider).provider.generation
+            spec = ClaimSpec(provider, gen, {"VCPU": amount}, consumer_uuid=new_uuid())
+            try:
+                claim = store.claim(spec)
+            except GenerationConflict:
+                tally.conflicts += 1
+                continue
+            except InsufficientCapacity:
+                break
+            held.append(claim.uuid)
+            tally.won.append((claim.uuid, provider, amount))
+            break
+    return tally
+
+
+def hammer_in_process(url: str, providers: list[str], seed: int, rounds: int) -> Tally:
+    store = open_store(url)
+    try:
+        return hammer(store, providers, seed, rounds)
+    finally:
+        store.close()
