@@ -99,3 +99,9 @@ class NoValidHost(Conflict):
 
 class StoreUnavailable(ClaimantError):
     code = STORE_UNAVAILABLE
+
+# HTTP-layer codes (claimant.api): no domain exception carries them.
+UNAUTHORIZED = "unauthorized"
+FORBIDDEN = "forbidden"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+INTERNAL_ERROR = "internal_error"

@@ -1,0 +1,23 @@
+"""/v1/providers/{uuid}/aggregates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from claimant.api.deps import StoreDep, path_uuid
+from claimant.api.schemas.aggregates import ProviderAggregatesPut
+from claimant.model import Provider
+
+
+def _body(p: Provider) -> dict[str, Any]:
+    return {"provider_uuid": p.uuid, "generation": p.generation, "aggregates": sorted(p.aggregates)}
+
+
+def get_provider_aggregates(uuid: str, store: StoreDep) -> dict[str, Any]:
+    return _body(store.get_provider(path_uuid(uuid)))
+
+
+def set_provider_aggregates(
+    uuid: str, body: ProviderAggregatesPut, store: StoreDep
+) -> dict[str, Any]:
+    return _body(store.set_aggregates(path_uuid(uuid), body.generation, body.aggregates))

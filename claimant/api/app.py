@@ -1,0 +1,160 @@
+"""The ASGI application: native API under /v1, health and metrics at the root,
+and the Placement-compatible API (when installed) mounted at "/" after them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from claimant.api.auth import AuthConfig
+from claimant.api.errors import install_error_handlers
+from claimant.api.metrics import Metrics, MetricsMiddleware
+from claimant.api.routes import add_routes
+from claimant.store import Store
+
+log = logging.getLogger("claimant.api")
+
+API_VERSION = "1.0"
+
+
+def _scheduler(store: Store, config: Any) -> Any:
+    try:
+        from claimant.scheduler import Scheduler, SchedulerConfig
+    except ImportError:  # the scheduler package is optional until it lands
+        log.warning("claimant.scheduler is not importable: POST /v1/requests is disabled")
+        return None
+    return Scheduler(store, config if config is not None else SchedulerConfig())
+
+
+def _placement_app(store: Store, auth: AuthConfig) -> Any:
+    try:
+        module = importlib.import_module("claimant.api.placement")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("claimant.api.placement",):
+            return None
+        raise
+    factory = getattr(module, "create_placement_app", None)
+    return factory(store, auth) if factory is not None else None
+
+
+def create_app(
+    store: Store,
+    *,
+    auth: AuthConfig,
+    scheduler_config: Any | None = None,
+    expire_interval: float | None = None,
+    close_store: bool = False,
+) -> FastAPI:
+    """Build the app around an open (and migrated) store.
+
+    ``expire_interval``: seconds between ``store.expire_claims()`` sweeps (None:
+    no sweep). ``close_store``: close the store when the app shuts down."""
+    metrics = Metrics()
+    scheduler = _scheduler(store, scheduler_config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if expire_interval:
+            task = asyncio.create_task(_sweep(store, expire_interval))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if close_store:
+                store.close()
+
+    app = FastAPI(
+        title="claimant",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    native = FastAPI(
+        title="claimant native API",
+        version=API_VERSION,
+        description="Providers, inventories, requests and claims. See docs/api.md.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    add_routes(native)
+    for a in (app, native):
+        a.state.store = store
+        a.state.auth = auth
+        a.state.metrics = metrics
+        a.state.scheduler = scheduler
+        install_error_handlers(a)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        try:
+            await run_in_threadpool(store.list_requests, limit=1)
+        except Exception as exc:  # any failure to read means not healthy
+            log.warning("health check failed: %s", exc)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint(request: Request) -> Response:
+        data, content_type = metrics.render()
+        return Response(data, media_type=content_type)
+
+    @app.get("/v1", include_in_schema=False)
+    async def version() -> JSONResponse:
+        return JSONResponse({"version": API_VERSION, "openapi": "/v1/openapi.json"})
+
+    app.mount("/v1", native)
+    placement = _placement_app(store, auth)
+    if placement is not None:
+        # Placement clients use the root; it comes last so /v1, /healthz and
+        # /metrics are never shadowed.
+        app.mount("/", placement)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+async def _sweep(store: Store, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            n = await run_in_threadpool(store.expire_claims)
+            if n:
+                log.info("expired %d claims", n)
+        except Exception:  # a failed sweep must not stop the next one
+            log.exception("claim expiry sweep failed")
+
+
+# Environment read by ``app_from_env`` (uvicorn workers import the app by name).
+ENV_STORE = "CLAIMANT_STORE"
+ENV_AUTH = "CLAIMANT_AUTH"
+ENV_TOKEN_FILE = "CLAIMANT_TOKEN_FILE"
+ENV_EXPIRE_INTERVAL = "CLAIMANT_EXPIRE_INTERVAL"
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: each worker process opens its own store."""
+    from claimant.store import open_store
+
+    auth_mode = os.environ.get(ENV_AUTH, "noauth2")
+    auth = (
+        AuthConfig.from_token_file(os.environ[ENV_TOKEN_FILE])
+        if auth_mode == "tokens"
+        else AuthConfig.noauth2()
+    )
+    store = open_store(os.environ[ENV_STORE])
+    interval = float(os.environ.get(ENV_EXPIRE_INTERVAL, "0")) or None
+    return create_app(store, auth=auth, expire_interval=interval, close_store=True)

@@ -1,0 +1,65 @@
+"""What handlers receive: the store, the caller, checks of names against the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from claimant.api.auth import Context, Role
+from claimant.model.errors import InvalidInput, NotFound
+from claimant.model.names import is_standard_resource_class, is_standard_trait
+from claimant.model.provider import normalize_uuid
+from claimant.store import Store
+
+
+async def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+async def _context(request: Request) -> Context:
+    ctx: Context = request.app.state.auth.authenticate(request.headers)
+    return ctx
+
+
+StoreDep = Annotated[Store, Depends(_store)]
+ContextDep = Annotated[Context, Depends(_context)]
+
+
+def policy(role: Role) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A dependency that refuses callers weaker than ``role``."""
+
+    async def check(ctx: ContextDep) -> None:
+        ctx.require(role)
+
+    check.__name__ = f"require_{role.name.lower()}"
+    return check
+
+
+def path_uuid(value: str, what: str = "uuid") -> str:
+    """A UUID from the URL path; a malformed one is a 400, not a 404."""
+    return normalize_uuid(value, what)
+
+
+def check_resource_classes(store: Store, names: Iterable[str]) -> None:
+    """Unknown classes are the caller's mistake (400), as in Placement."""
+    for name in names:
+        if is_standard_resource_class(name):
+            continue
+        try:
+            store.get_resource_class(name)
+        except NotFound:
+            raise InvalidInput(f"no such resource class: {name}", field=name) from None
+
+
+def check_traits(store: Store, names: Iterable[str]) -> None:
+    custom = {n for n in names if not is_standard_trait(n)}
+    if not custom:
+        return
+    unknown = custom - set(store.list_traits())
+    if unknown:
+        raise InvalidInput(
+            f"no such trait(s): {', '.join(sorted(unknown))}", traits=sorted(unknown)
+        )

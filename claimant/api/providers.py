@@ -1,0 +1,183 @@
+"""/v1/providers: create, list (with filters), show, update, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query, Response
+
+from claimant.api.deps import (
+    StoreDep,
+    check_resource_classes,
+    check_traits,
+    path_uuid,
+)
+from claimant.api.schemas.providers import ProviderCreate, ProviderUpdate, provider_to_dict
+from claimant.model import InvalidInput, NotFound, Provider, RequestGroup, new_uuid
+from claimant.model.provider import normalize_uuid
+from claimant.model.resources import validate_amounts
+from claimant.store import UNSET, ProviderFilter, Store
+
+
+def parse_resources(value: str) -> dict[str, int]:
+    """``VCPU:2,MEMORY_MB:512`` (Placement's syntax) -> {"VCPU": 2, "MEMORY_MB": 512}."""
+    out: dict[str, int] = {}
+    for part in value.split(","):
+        rc, sep, amount = part.partition(":")
+        rc = rc.strip()
+        if not sep or not rc or not amount.strip().lstrip("-").isdigit():
+            raise InvalidInput(
+                f"resources must look like VCPU:2,MEMORY_MB:512; got {value!r}", field="resources"
+            )
+        if rc in out:
+            raise InvalidInput(f"resources names {rc} twice", field="resources")
+        out[rc] = int(amount)
+    return validate_amounts(out)
+
+
+def parse_required(values: list[str]) -> tuple[set[str], set[str], list[frozenset[str]]]:
+    """``required=A,!B`` and ``required=in:C,D`` -> (required, forbidden, any-of sets)."""
+    required: set[str] = set()
+    forbidden: set[str] = set()
+    any_of: list[frozenset[str]] = []
+    for value in values:
+        if value.startswith("in:"):
+            names = _names(value[3:], "required")
+            any_of.append(frozenset(names))
+            continue
+        for name in _names(value, "required"):
+            if name.startswith("!"):
+                forbidden.add(name[1:])
+            else:
+                required.add(name)
+    return required, forbidden, any_of
+
+
+def parse_member_of(values: list[str]) -> tuple[list[frozenset[str]], set[str]]:
+    """``member_of=in:U1,U2`` or ``member_of=U1`` (any of), ``member_of=!U3`` (none of)."""
+    any_of: list[frozenset[str]] = []
+    forbidden: set[str] = set()
+    for value in values:
+        if value.startswith("!"):
+            forbidden |= {normalize_uuid(u, "member_of") for u in _names(value[1:], "member_of")}
+            continue
+        if value.startswith("in:"):
+            value = value[3:]
+        any_of.append(frozenset(normalize_uuid(u, "member_of") for u in _names(value, "member_of")))
+    return any_of, forbidden
+
+
+def _names(value: str, field: str) -> list[str]:
+    names = [n.strip() for n in value.split(",")]
+    if not all(names) or any(len(n) > 255 for n in names):
+        raise InvalidInput(f"{field}: {value!r} is not a comma-separated list", field=field)
+    return names
+
+
+def list_providers(
+    store: StoreDep,
+    name: str | None = None,
+    uuid: str | None = None,
+    in_tree: str | None = None,
+    member_of: Annotated[list[str] | None, Query()] = None,
+    required: Annotated[list[str] | None, Query()] = None,
+    resources: str | None = None,
+    type: str | None = None,
+) -> dict[str, Any]:
+    group = None
+    if member_of or required or resources or type:
+        amounts = parse_resources(resources) if resources else {}
+        check_resource_classes(store, amounts)
+        req, forbidden, any_traits = parse_required(required or [])
+        check_traits(store, req | forbidden | {t for s in any_traits for t in s})
+        aggregates, forbidden_aggregates = parse_member_of(member_of or [])
+        group = RequestGroup(
+            resources=amounts,
+            required_traits=frozenset(req),
+            forbidden_traits=frozenset(forbidden),
+            any_traits=tuple(any_traits),
+            member_of=tuple(aggregates),
+            forbidden_aggregates=frozenset(forbidden_aggregates),
+            provider_type=type,
+        )
+    flt = ProviderFilter(
+        uuid=normalize_uuid(uuid, "uuid") if uuid else None,
+        name=name,
+        in_tree=normalize_uuid(in_tree, "in_tree") if in_tree else None,
+        group=group,
+    )
+    return {"providers": [provider_to_dict(p) for p in store.list_providers(flt)]}
+
+
+def _validate_attributes(
+    store: Store, type_name: str, attributes: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        rtype = store.get_resource_type(type_name)
+    except NotFound:
+        raise InvalidInput(f"no such resource type: {type_name}", field="type") from None
+    return rtype.validate_attributes(attributes)
+
+
+def create_provider(body: ProviderCreate, store: StoreDep, response: Response) -> dict[str, Any]:
+    check_resource_classes(store, body.inventories)
+    check_traits(store, body.traits)
+    attributes = _validate_attributes(store, body.type, body.attributes)
+    classes = {rc.name: rc for rc in store.list_resource_classes()} if body.inventories else {}
+    inventories = {}
+    for rc, inv in body.inventories.items():
+        discrete = classes[rc].discrete if rc in classes else False
+        inventories[rc] = inv.to_model(rc).validate(discrete=discrete)
+    provider = Provider(
+        uuid=body.uuid or new_uuid(),
+        name=body.name,
+        type=body.type,
+        parent_uuid=body.parent_uuid,
+        attributes=attributes,
+        traits=frozenset(body.traits),
+        aggregates=frozenset(body.aggregates),
+        inventories=inventories,
+        enabled=body.enabled,
+    )
+    created = store.create_provider(provider)
+    response.headers["Location"] = f"/v1/providers/{created.uuid}"
+    return provider_to_dict(created)
+
+
+def get_provider(uuid: str, store: StoreDep) -> dict[str, Any]:
+    return provider_to_dict(store.get_provider(path_uuid(uuid)))
+
+
+def update_provider(uuid: str, body: ProviderUpdate, store: StoreDep) -> dict[str, Any]:
+    uuid = path_uuid(uuid)
+    given = body.model_fields_set
+    changes: dict[str, Any] = {}
+    if "name" in given:
+        if body.name is None:
+            raise InvalidInput("name cannot be null", field="name")
+        changes["name"] = body.name
+    if "parent_uuid" in given:
+        changes["parent_uuid"] = body.parent_uuid
+    if "attributes" in given:
+        if body.attributes is None:
+            raise InvalidInput("attributes cannot be null; send {} to clear", field="attributes")
+        current = store.get_provider(uuid)
+        changes["attributes"] = _validate_attributes(store, current.type, body.attributes)
+    if "enabled" in given:
+        if body.enabled is None:
+            raise InvalidInput("enabled cannot be null", field="enabled")
+        changes["enabled"] = body.enabled
+    updated = store.update_provider(
+        uuid,
+        body.generation,
+        name=changes.get("name", UNSET),
+        parent_uuid=changes.get("parent_uuid", UNSET),
+        attributes=changes.get("attributes", UNSET),
+        enabled=changes.get("enabled", UNSET),
+    )
+    return provider_to_dict(updated)
+
+
+def delete_provider(uuid: str, store: StoreDep) -> Response:
+    store.delete_provider(path_uuid(uuid))
+    return Response(status_code=204)

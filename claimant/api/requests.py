@@ -1,0 +1,210 @@
+"""/v1/requests: a request is persisted and scheduled in one call."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import Query, Request
+from fastapi.responses import JSONResponse
+
+from claimant.api.deps import ContextDep, StoreDep, check_resource_classes, check_traits, path_uuid
+from claimant.api.schemas.requests import FlavorBody, GroupBody, RequestCreate
+from claimant.model import (
+    AttributeConstraint,
+    Claim,
+    GroupPolicy,
+    GroupPolicyKind,
+    Hints,
+    InvalidInput,
+    NotFound,
+    NoValidHost,
+    RequestGroup,
+    RequestStatus,
+    StoreUnavailable,
+    Strategy,
+    new_uuid,
+)
+from claimant.model import (
+    Request as ClaimantRequest,
+)
+from claimant.model.codec import claim_to_dict, request_to_dict
+from claimant.model.types import ResourceType, check_constraint, infer_spec
+from claimant.store import Store
+
+
+def flavor_to_group(flavor: FlavorBody) -> RequestGroup:
+    """Expand a flavor template into the unnamed request group."""
+    resources = {"VCPU": flavor.vcpus, "MEMORY_MB": flavor.memory_mb}
+    if flavor.disk_gb:
+        resources["DISK_GB"] = flavor.disk_gb
+    required: set[str] = set()
+    forbidden: set[str] = set()
+    for key, value in flavor.extra.items():
+        if key.startswith("trait:"):
+            if value not in ("required", "forbidden"):
+                raise InvalidInput(f"flavor extra {key}: use required or forbidden", field=key)
+            (required if value == "required" else forbidden).add(key[len("trait:") :])
+            continue
+        rc = key[len("resources:") :] if key.startswith("resources:") else key
+        amount = int(value) if isinstance(value, str) and value.isdigit() else value
+        if not isinstance(amount, int) or amount < 0 or not rc:
+            raise InvalidInput(f"flavor extra {key}: amount must be an integer >= 0", field=key)
+        if amount == 0:
+            resources.pop(rc, None)  # Nova's resources:VCPU=0 removes the class
+        else:
+            resources[rc] = amount
+    if not resources:
+        raise InvalidInput("the flavor asks for no resources", field="flavor")
+    return RequestGroup(
+        resources=resources,
+        required_traits=frozenset(required),
+        forbidden_traits=frozenset(forbidden),
+    )
+
+
+def _constraints(store: Store, g: GroupBody) -> tuple[AttributeConstraint, ...]:
+    rtype: ResourceType | None = None
+    if g.provider_type:
+        try:
+            rtype = store.get_resource_type(g.provider_type)
+        except NotFound:
+            raise InvalidInput(
+                f"no such resource type: {g.provider_type}", field="provider_type"
+            ) from None
+    out = []
+    for a in g.attributes:
+        c = AttributeConstraint(a.name, a.op, a.value)
+        if rtype is not None:
+            out.append(rtype.validate_constraint(c))
+        else:
+            out.append(check_constraint(infer_spec(a.name, a.value), c))
+    return tuple(out)
+
+
+def _group(store: Store, g: GroupBody) -> RequestGroup:
+    return RequestGroup(
+        name=g.name,
+        resources=dict(g.resources),
+        required_traits=frozenset(g.required_traits),
+        forbidden_traits=frozenset(g.forbidden_traits),
+        any_traits=tuple(frozenset(s) for s in g.any_traits),
+        attributes=_constraints(store, g),
+        member_of=tuple(frozenset(s) for s in g.member_of),
+        forbidden_aggregates=frozenset(g.forbidden_aggregates),
+        in_tree=g.in_tree,
+        provider_type=g.provider_type,
+    )
+
+
+def build_request(body: RequestCreate, ctx: Any, store: Store) -> ClaimantRequest:
+    """Turn a validated body into a model ``Request``, checking every name
+    against the store (unknown classes, traits, types are 400s)."""
+    groups = [_group(store, g) for g in body.groups]
+    if body.flavor is not None:
+        groups.insert(0, flavor_to_group(body.flavor))
+    if not groups:
+        raise InvalidInput("a request needs groups or a flavor", field="groups")
+    check_resource_classes(store, {rc for g in groups for rc in g.resources})
+    check_traits(
+        store,
+        {
+            t
+            for g in groups
+            for t in (g.required_traits | g.forbidden_traits | {t for s in g.any_traits for t in s})
+        },
+    )
+    h = body.hints
+    now = time.time()
+    request = ClaimantRequest(
+        uuid=body.uuid or new_uuid(),
+        groups=tuple(groups),
+        project_id=body.project_id if body.project_id is not None else ctx.project_id,
+        user_id=body.user_id if body.user_id is not None else ctx.user_id,
+        group_policy=GroupPolicy(body.group_policy),
+        hints=Hints(
+            group=h.group,
+            group_policy=GroupPolicyKind(h.group_policy) if h.group_policy else None,
+            same_host=tuple(h.same_host),
+            different_host=tuple(h.different_host),
+            strategy=Strategy(h.strategy),
+        ),
+        count=body.count,
+        all_or_nothing=body.all_or_nothing,
+        consumers=tuple(body.consumers),
+        created_at=now,
+        updated_at=now,
+    )
+    if request.hints.group_policy and not request.hints.group:
+        raise InvalidInput("hints.group_policy needs hints.group", field="hints.group")
+    return request.validate()
+
+
+def _placements(claims: list[Claim]) -> list[dict[str, Any]]:
+    by_consumer: dict[str, list[dict[str, Any]]] = {}
+    for c in claims:
+        by_consumer.setdefault(c.consumer_uuid, []).append(claim_to_dict(c))
+    return [{"consumer_uuid": k, "claims": v} for k, v in by_consumer.items()]
+
+
+def request_body(request: ClaimantRequest, claims: list[Claim]) -> dict[str, Any]:
+    out = request_to_dict(request)
+    out["placements"] = _placements(claims)
+    return out
+
+
+def create_request(
+    body: RequestCreate, http: Request, store: StoreDep, ctx: ContextDep
+) -> JSONResponse:
+    request = build_request(body, ctx, store)
+    scheduler = http.app.state.scheduler
+    metrics = http.app.state.metrics
+    if scheduler is None:
+        raise StoreUnavailable("no scheduler is installed in this server")
+    try:
+        result = scheduler.schedule(request)
+    except NoValidHost as exc:
+        metrics.no_valid_host.inc()
+        _record_failure(store, request, exc)
+        exc.details.setdefault("request_uuid", request.uuid)
+        raise
+    metrics.observe_schedule(result)
+    claims = [c for p in result.placements for c in p.claims]
+    return JSONResponse(
+        request_body(result.request, claims),
+        status_code=201,
+        headers={"Location": f"/v1/requests/{result.request.uuid}"},
+    )
+
+
+def _record_failure(store: Store, request: ClaimantRequest, exc: NoValidHost) -> None:
+    """Keep the failed request readable, unless the scheduler already did."""
+    try:
+        saved = store.get_request(request.uuid)
+    except NotFound:
+        saved = None
+    if saved is not None and saved.status == RequestStatus.FAILED:
+        return
+    entry = {"at": time.time(), "event": "failed", "reason": exc.message}
+    store.save_request(
+        request.evolve(
+            status=RequestStatus.FAILED,
+            history=(*request.history, entry),
+            updated_at=time.time(),
+        )
+    )
+
+
+def get_request(uuid: str, store: StoreDep) -> dict[str, Any]:
+    request = store.get_request(path_uuid(uuid))
+    return request_body(request, store.list_claims(request_uuid=request.uuid))
+
+
+def list_requests(
+    store: StoreDep,
+    status: Literal["pending", "scheduled", "building", "active", "failed", "deleted"]
+    | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    requests = store.list_requests(status=status, limit=limit)
+    return {"requests": [request_to_dict(r) for r in requests]}

@@ -1,0 +1,32 @@
+"""Field types shared by every schema. Bodies forbid unknown fields and take
+JSON types strictly: ``"1"`` is not an integer, ``1`` is not a boolean."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from claimant.model.resources import MAX_INT
+
+
+def _uuid(value: str) -> str:
+    try:
+        return str(uuidlib.UUID(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a UUID") from None
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+UuidStr = Annotated[StrictStr, AfterValidator(_uuid)]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+ResourceClassName = Annotated[StrictStr, Field(pattern=r"^[A-Z0-9_]+$", max_length=255)]
+TraitName = Annotated[StrictStr, Field(pattern=r"^[A-Z0-9_]+$", max_length=255)]
+CustomName = Annotated[StrictStr, Field(pattern=r"^CUSTOM_[A-Z0-9_]+$", max_length=255)]
+TypeName = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+Amount = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
+Generation = Annotated[StrictInt, Field(ge=0)]

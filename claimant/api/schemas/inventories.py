@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, StrictFloat, StrictInt
+
+from claimant.api.schemas.common import Body, Generation, ResourceClassName
+from claimant.model import Inventory
+from claimant.model.resources import MAX_INT
+
+_Total = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
+_Count = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
+
+
+class InventoryBody(Body):
+    total: _Total
+    reserved: _Count = 0
+    min_unit: _Total = 1
+    max_unit: _Total = MAX_INT
+    step_size: _Total = 1
+    allocation_ratio: Annotated[StrictFloat | StrictInt, Field(gt=0)] = 1.0
+
+    def to_model(self, resource_class: str) -> Inventory:
+        return Inventory(
+            resource_class=resource_class,
+            total=self.total,
+            reserved=self.reserved,
+            min_unit=self.min_unit,
+            max_unit=self.max_unit,
+            step_size=self.step_size,
+            allocation_ratio=float(self.allocation_ratio),
+        )
+
+
+class InventoriesPut(Body):
+    generation: Generation
+    inventories: dict[ResourceClassName, InventoryBody]
+
+
+def inventory_to_dict(inv: Inventory) -> dict[str, Any]:
+    return {
+        "total": inv.total,
+        "reserved": inv.reserved,
+        "min_unit": inv.min_unit,
+        "max_unit": inv.max_unit,
+        "step_size": inv.step_size,
+        "allocation_ratio": inv.allocation_ratio,
+        "capacity": inv.capacity,
+    }

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import StrictBool, StrictFloat, StrictInt, StrictStr
+
+from claimant.api.schemas.common import Body, Generation, Name, ResourceClassName, TraitName
+from claimant.api.schemas.common import UuidStr as Uuid
+from claimant.api.schemas.inventories import InventoryBody, inventory_to_dict
+from claimant.model import Provider
+
+AttributeValueIn = StrictStr | StrictBool | StrictInt | StrictFloat
+
+
+class ProviderCreate(Body):
+    uuid: Uuid | None = None
+    name: Name
+    type: StrictStr = "compute"
+    parent_uuid: Uuid | None = None
+    attributes: dict[StrictStr, AttributeValueIn] = {}
+    traits: list[TraitName] = []
+    aggregates: list[Uuid] = []
+    inventories: dict[ResourceClassName, InventoryBody] = {}
+    enabled: StrictBool = True
+
+
+class ProviderUpdate(Body):
+    """Only the fields given change; ``parent_uuid: null`` makes it a root."""
+
+    generation: Generation
+    name: Name | None = None
+    parent_uuid: Uuid | None = None
+    attributes: dict[StrictStr, AttributeValueIn] | None = None
+    enabled: StrictBool | None = None
+
+
+def provider_to_dict(p: Provider) -> dict[str, Any]:
+    return {
+        "uuid": p.uuid,
+        "name": p.name,
+        "type": p.type,
+        "parent_uuid": p.parent_uuid,
+        "root_uuid": p.root_uuid,
+        "generation": p.generation,
+        "enabled": p.enabled,
+        "attributes": dict(p.attributes),
+        "traits": sorted(p.traits),
+        "aggregates": sorted(p.aggregates),
+        "inventories": {rc: inventory_to_dict(inv) for rc, inv in sorted(p.inventories.items())},
+        "heartbeat_at": p.heartbeat_at,
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+    }

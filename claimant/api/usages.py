@@ -1,0 +1,31 @@
+"""/v1/providers/{uuid}/usages and /v1/usages?project_id=..."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query
+
+from claimant.api.deps import StoreDep, path_uuid
+
+
+def get_provider_usages(uuid: str, store: StoreDep) -> dict[str, Any]:
+    pu = store.get_usage(path_uuid(uuid))
+    return {
+        "provider_uuid": pu.provider.uuid,
+        "generation": pu.provider.generation,
+        "usages": {
+            rc: {"capacity": u.capacity, "used": u.used, "free": u.free}
+            for rc, u in sorted(pu.usages.items())
+        },
+    }
+
+
+def get_project_usages(
+    store: StoreDep,
+    project_id: Annotated[str, Query(min_length=1, max_length=255)],
+    user_id: Annotated[str | None, Query(max_length=255)] = None,
+    consumer_type: Annotated[str | None, Query(max_length=255)] = None,
+) -> dict[str, Any]:
+    usages = store.usages_by_project(project_id, user_id, consumer_type)
+    return {"project_id": project_id, "user_id": user_id, "usages": usages}
