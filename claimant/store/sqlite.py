@@ -836,7 +836,9 @@ class SQLiteStore(Store):
             sql += " AND " + cond
         params += gp
         direction = "DESC" if query.strategy == Strategy.SPREAD else "ASC"
-        sql += f" ORDER BY o.free {direction}, p.id LIMIT ?"
+        # Ties broken by provider id in the same direction, so the order is the
+        # (rc, free, provider_id) index order and needs no sort step.
+        sql += f" ORDER BY o.free {direction}, o.provider_id {direction} LIMIT ?"
         params.append(int(query.limit))
         self._sweep_if_due(now)
         with self._read() as conn:

@@ -56,7 +56,7 @@ MIGRATIONS: list[list[str]] = [
             used INTEGER NOT NULL DEFAULT 0,
             free INTEGER GENERATED ALWAYS AS (capacity - used) STORED,
             PRIMARY KEY (provider_id, rc))""",
-        "CREATE INDEX inventories_rc_free ON inventories(rc, free)",
+        "CREATE INDEX inventories_rc_free ON inventories(rc, free, provider_id)",
         """CREATE TABLE provider_traits (
             provider_id INTEGER NOT NULL REFERENCES providers(id) ON DELETE CASCADE,
             trait TEXT NOT NULL REFERENCES traits(name),
