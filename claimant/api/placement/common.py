@@ -1,0 +1,205 @@
+"""Pieces several Placement handlers share: query-string parsing (resources,
+required traits, member_of, in_tree), provider look-ups and links."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from claimant.api.placement.errors import PlacementError, bad_request, not_found
+from claimant.api.placement.framework import Req, is_uuid
+from claimant.model import NotFound, Provider
+
+RC_PATTERN = "^[A-Z0-9_]+$"
+CUSTOM_PATTERN = "^CUSTOM_[A-Z0-9_]+$"
+UUID_PATTERN = "^[0-9a-fA-F-]{36}$"
+MAX_INT = 2**31 - 1
+# Placement stores allocation_ratio as a MySQL single-precision float.
+SQL_SP_FLOAT_MAX = 3.40282e38
+INCOMPLETE_PROJECT = "00000000-0000-0000-0000-000000000000"
+INCOMPLETE_USER = "00000000-0000-0000-0000-000000000000"
+
+
+def get_provider(req: Req, uuid: str, detail: str | None = None) -> Provider:
+    try:
+        return req.store.get_provider(uuid)
+    except NotFound:
+        raise not_found(detail or f"No resource provider with uuid {uuid} found") from None
+
+
+def provider_url(uuid: str) -> str:
+    return f"/resource_providers/{uuid}"
+
+
+def parse_resources(qs: str) -> dict[str, int]:
+    form = "?resources=VCPU:2,MEMORY_MB:1024"
+    if qs.strip() == "":
+        raise bad_request(
+            "Badly formed resources parameter. Expected resources query string "
+            f"parameter in form: {form}. Got: empty string."
+        )
+    out: dict[str, int] = {}
+    for part in qs.split(","):
+        try:
+            rc, amount_s = part.split(":")
+        except ValueError:
+            raise bad_request(
+                "Badly formed resources parameter. Expected resources query string "
+                f"parameter in form: {form}. Got: {part}."
+            ) from None
+        try:
+            amount = int(amount_s)
+        except ValueError:
+            raise bad_request(
+                f"Requested resource {rc} expected positive integer amount. Got: {amount_s}."
+            ) from None
+        if amount < 1:
+            raise bad_request(f"Requested resource {rc} requires amount >= 1. Got: {amount}.")
+        out[rc] = amount
+    return out
+
+
+def parse_traits_value(
+    val: str, allow_forbidden: bool, allow_any: bool
+) -> tuple[list[frozenset[str]], set[str]]:
+    """``required`` value -> (AND of OR-sets, forbidden)."""
+    if val.startswith("in:"):
+        if not allow_any:
+            raise bad_request(
+                "Invalid query string parameters: The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' "
+                f"only supported since microversion 1.39. Got: {val}"
+            )
+        anyof = {t.strip() for t in val[3:].split(",")}
+        if not all(anyof):
+            raise bad_request(
+                "Invalid query string parameters: Expected 'required' parameter value of "
+                f"the form: in:HW_CPU_X86_VMX,CUSTOM_MAGIC. Got an empty trait in: {val}"
+            )
+        if any(t.startswith("!") for t in anyof):
+            raise bad_request(
+                "Invalid query string parameters: The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' "
+                f"does not support forbidden traits. Got: {val}"
+            )
+        return [frozenset(anyof)], set()
+    names = [t.strip() for t in val.split(",")]
+    forbidden = {t.lstrip("!") for t in names if t.startswith("!")}
+    if not all(names) or not all(forbidden):
+        form = "HW_CPU_X86_VMX,!CUSTOM_MAGIC" if allow_forbidden else "HW_CPU_X86_VMX,CUSTOM_MAGIC"
+        raise bad_request(
+            "Invalid query string parameters: Expected 'required' parameter value of the "
+            f"form: {form}. Got an empty trait in: {val}"
+        )
+    if forbidden and not allow_forbidden:
+        raise bad_request(
+            "Invalid query string parameters: Expected 'required' parameter value of the "
+            f"form: HW_CPU_X86_VMX,CUSTOM_MAGIC. Got: {val}"
+        )
+    return [frozenset({t}) for t in names if not t.startswith("!")], forbidden
+
+
+def parse_required(req: Req, suffix: str = "") -> tuple[list[frozenset[str]], set[str]]:
+    values = req.params("required" + suffix)
+    if not req.want(39):
+        values = values[-1:]
+    required: list[frozenset[str]] = []
+    forbidden: set[str] = set()
+    for value in values:
+        r, f = parse_traits_value(value, req.want(22), req.want(39))
+        required += r
+        forbidden |= f
+    return required, forbidden
+
+
+def parse_member_of(req: Req, suffix: str = "") -> tuple[list[frozenset[str]], set[str]]:
+    values = req.params("member_of" + suffix)
+    if not req.want(24) and len(values) > 1:
+        raise bad_request(f"Multiple member_of{suffix} parameters are not supported")
+    required: list[frozenset[str]] = []
+    forbidden: set[str] = set()
+    for value in values:
+        if "," in value and not (value.startswith("in:") or value.startswith("!in:")):
+            raise bad_request(
+                "Multiple values for 'member_of' must be prefixed with the 'in:' or '!in:' "
+                f"keyword using the valid microversion. Got: {value}"
+            )
+        req_set: set[str] = set()
+        forb: set[str] = set()
+        if value.startswith("!in:"):
+            forb = set(value[4:].split(","))
+        elif value.startswith("!"):
+            forb = {value[1:]}
+        elif value.startswith("in:"):
+            req_set = set(value[3:].split(","))
+        else:
+            req_set = {value}
+        for agg in req_set | forb:
+            if not is_uuid(agg):
+                raise bad_request(
+                    "Invalid query string parameters: Expected 'member_of' parameter to "
+                    f"contain valid UUID(s). Got: {agg}"
+                )
+        if req_set:
+            required.append(frozenset(req_set))
+        if forb:
+            if not req.want(32):
+                raise bad_request(
+                    f"Forbidden member_of{suffix} parameters are not supported in the "
+                    "specified microversion"
+                )
+            forbidden |= forb
+    return required, forbidden
+
+
+def parse_in_tree(value: str) -> str:
+    ret = value.strip()
+    if not is_uuid(ret):
+        raise bad_request(
+            "Invalid query string parameters: Expected 'in_tree' parameter to be a format "
+            f"of uuid. Got: {value}"
+        )
+    return ret
+
+
+@dataclass
+class Filters:
+    """One request group's conditions, as Placement spells them."""
+
+    resources: dict[str, int] = field(default_factory=dict)
+    required: list[frozenset[str]] = field(default_factory=list)
+    forbidden: set[str] = field(default_factory=set)
+    member_of: list[frozenset[str]] = field(default_factory=list)
+    forbidden_aggs: set[str] = field(default_factory=set)
+    in_tree: str | None = None
+
+    def traits_ok(self, traits: frozenset[str]) -> bool:
+        return all(s & traits for s in self.required) and not (self.forbidden & traits)
+
+    def aggs_ok(self, aggs: frozenset[str]) -> bool:
+        return all(s & aggs for s in self.member_of) and not (self.forbidden_aggs & aggs)
+
+    def trait_names(self) -> set[str]:
+        names = set(self.forbidden)
+        for s in self.required:
+            names |= s
+        return names
+
+
+def check_traits_exist(req: Req, names: set[str], what: str) -> None:
+    if not names:
+        return
+    known = set(req.store.list_traits())
+    missing = sorted(names - known)
+    if missing:
+        raise bad_request(f"{what}No such trait(s): {', '.join(missing)}.")
+
+
+def check_classes_exist(req: Req, names: set[str], what: str) -> None:
+    known = {rc.name for rc in req.store.list_resource_classes()}
+    for name in sorted(names):
+        if name not in known:
+            raise bad_request(f"{what}No such resource class {name}.")
+
+
+def uuid_or_404(value: str) -> None:
+    if not re.match(UUID_PATTERN, value):
+        raise PlacementError(404, "")

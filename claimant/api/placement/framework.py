@@ -1,0 +1,356 @@
+"""A thin ASGI layer shaped like Placement's WSGI stack: request id, the
+microversion, noauth-style authentication, one route table with generated
+405s, content negotiation, and Placement's JSON error bodies.
+
+Why not FastAPI here: Placement clients and tests match on exact error
+bodies, per-microversion schemas and 405-with-Allow, which are simpler to
+produce from a small router than to bend a framework into."""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import anyio.to_thread
+import jsonschema
+
+from claimant.api.placement import errors
+from claimant.api.placement.errors import PlacementError
+from claimant.api.placement.microversion import HEADER, MIN_VERSION, Version, negotiate
+from claimant.model.errors import ClaimantError, InvalidInput, NotFound, StoreUnavailable
+from claimant.store.base import Store
+
+LOG = logging.getLogger(__name__)
+
+JSON = "application/json"
+#: auth(token) -> (is_admin, user_id, project_id), or None when the token is refused.
+Authenticator = Callable[[str], "tuple[bool, str, str] | None"]
+
+
+def noauth2(token: str) -> tuple[bool, str, str] | None:
+    """Placement's noauth2: ``user[:project]``; the user named admin is admin."""
+    user, _, project = token.partition(":")
+    return user == "admin", user, project or user
+
+
+_FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
+
+
+@_FORMAT_CHECKER.checks("uuid")
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    # Placement accepts the dashed and the 32-hex forms, nothing looser.
+    return len(value.replace("-", "")) == 32 and len(value) in (32, 36)
+
+
+def is_uuid(value: str) -> bool:
+    return _is_uuid(value)
+
+
+@dataclass
+class Req:
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, list[str]]
+    body: bytes
+    store: Store
+    version: Version = MIN_VERSION
+    args: dict[str, str] = field(default_factory=dict)
+    request_id: str = ""
+    is_admin: bool = False
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[-1] if values else None
+
+    def want(self, minor: int) -> bool:
+        return self.version.at_least(minor)
+
+    def params(self, name: str) -> list[str]:
+        return [v for k, v in self.query if k == name]
+
+    def param(self, name: str) -> str | None:
+        values = self.params(name)
+        return values[-1] if values else None
+
+    def param_dict(self) -> dict[str, str]:
+        return dict(self.query)
+
+    def validate_query(self, schema: dict[str, Any]) -> dict[str, str]:
+        data = self.param_dict()
+        try:
+            jsonschema.validate(data, schema, format_checker=_FORMAT_CHECKER)
+        except jsonschema.ValidationError as exc:
+            raise PlacementError(400, f"Invalid query string parameters: {exc}") from None
+        return data
+
+    def json(self, schema: dict[str, Any]) -> Any:
+        try:
+            data = json.loads(self.body or b"")
+        except ValueError as exc:
+            raise PlacementError(400, f"Malformed JSON: {exc}") from None
+        try:
+            jsonschema.validate(data, schema, format_checker=_FORMAT_CHECKER)
+        except jsonschema.ValidationError as exc:
+            raise PlacementError(400, f"JSON does not validate: {exc}") from None
+        return data
+
+
+@dataclass
+class Resp:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def modified(self, req: Req, when: float | None) -> Resp:
+        """last-modified and cache-control, from 1.15 on."""
+        if req.want(15):
+            self.headers["last-modified"] = http_date(when or time.time())
+            self.headers["cache-control"] = "no-cache"
+        return self
+
+
+def http_date(ts: float) -> str:
+    return email.utils.formatdate(ts, usegmt=True)
+
+
+Handler = Callable[[Req], Resp]
+
+
+@dataclass(frozen=True)
+class Method:
+    handler: Handler
+    min_version: int = 0  # minor of the first 1.x that has it
+    max_version: int = 10**6
+    # what an out-of-range version gets (Placement answers 404 or 405)
+    version_status: int = 404
+    json_body: bool = False
+    public: bool = False
+    policy: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    template: str
+    methods: dict[str, Method]
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(
+            "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$",
+        )
+
+
+class Router:
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = [(r.pattern, r) for r in routes]
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        for pattern, route in self.routes:
+            m = pattern.match(path)
+            if m:
+                return route, {k: unquote(v) for k, v in m.groupdict().items()}
+        return None
+
+
+def _accepts_json(accept: str | None) -> bool:
+    """Placement's check_accept: an explicit Accept must allow JSON."""
+    if not accept:
+        return True
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        media = media.strip().lower()
+        if "q=0" in params.replace(" ", "") and not re.search(r"q=0\.\d*[1-9]", params):
+            continue
+        if media in (JSON, "application/*", "*/*"):
+            return True
+    return False
+
+
+def _error_media(accept: str | None) -> str:
+    if not accept or "json" in accept or "*/*" in accept:
+        return JSON
+    if "html" in accept:
+        return "text/html"
+    return "text/plain"
+
+
+class PlacementApp:
+    """The ASGI application. Handlers are sync (the store is) and run in threads."""
+
+    def __init__(self, store: Store, routes: Iterable[Route], auth: Authenticator) -> None:
+        self.store = store
+        self.router = Router(routes)
+        self.auth = auth
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers: dict[str, list[str]] = {}
+        for k, v in scope["headers"]:
+            headers.setdefault(k.decode("latin-1").lower(), []).append(v.decode("latin-1"))
+        path = scope.get("root_path", "") and scope["path"][len(scope["root_path"]) :]
+        path = path or scope["path"]
+        req = Req(
+            method=scope["method"],
+            path=path,
+            query=parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace"), True),
+            headers=headers,
+            body=body,
+            store=self.store,
+            request_id="req-" + str(uuid.uuid4()),
+        )
+        status, out_headers, payload = await anyio.to_thread.run_sync(self.handle, req)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out_headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    def handle(self, req: Req) -> tuple[int, list[tuple[str, str]], bytes]:
+        version: Version | None = None
+        try:
+            version = negotiate(req.headers.get(HEADER, []))
+            req.version = version
+            resp = self.dispatch(req)
+        except PlacementError as exc:
+            return self.error(req, exc, version)
+        except ClaimantError as exc:
+            return self.error(req, map_store_error(exc), version)
+        except Exception:
+            LOG.exception("placement: unexpected error on %s %s", req.method, req.path)
+            return self.error(req, PlacementError(500, "Unexpected error."), version)
+        headers = [
+            ("openstack-api-version", f"placement {req.version}"),
+            ("vary", HEADER),
+            ("openstack-request-id", req.request_id),
+        ]
+        headers.extend(resp.headers.items())
+        if resp.body is None or resp.status == 204:
+            return resp.status, headers, b""
+        headers.append(("content-type", JSON))
+        return resp.status, headers, json.dumps(resp.body).encode()
+
+    def dispatch(self, req: Req) -> Resp:
+        clen = req.header("content-length")
+        if clen:
+            try:
+                if int(clen) > 0 and not req.header("content-type"):
+                    raise PlacementError(
+                        400, "content-type header required when content-length > 0"
+                    )
+            except ValueError:
+                raise PlacementError(400, "content-length header must be an integer") from None
+        found = self.router.match(req.path)
+        if found is None:
+            raise PlacementError(404, "")
+        route, req.args = found
+        method = route.methods.get(req.method)
+        if method is None:
+            allow = ", ".join(route.methods)
+            raise PlacementError(405, "", headers={"allow": allow})
+        if not method.public:
+            token = req.header("x-auth-token")
+            who = self.auth(token) if token else None
+            if who is None:
+                raise PlacementError(401, "")
+            req.is_admin = who[0]
+        if not method.min_version <= req.version.minor <= method.max_version:
+            raise PlacementError(method.version_status, "")
+        if method.json_body:
+            ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
+            if ctype != JSON:
+                raise PlacementError(
+                    415, f"The media type {ctype or 'None'} is not supported, use {JSON}"
+                )
+        if req.method == "GET" and not method.public and not _accepts_json(req.header("accept")):
+            raise PlacementError(406, f"Only {JSON} is provided")
+        if not method.public and not req.is_admin:
+            raise PlacementError(403, f"Policy does not allow {method.policy} to be performed.")
+        return method.handler(req)
+
+    def error(
+        self, req: Req, exc: PlacementError, version: Version | None
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        explanation = errors.EXPLANATIONS.get(exc.status, "")
+        explanation = explanation.format(
+            method=req.method,
+            accept=req.header("accept") or "",
+            content_type=req.header("content-type") or "",
+        )
+        detail = f"{explanation}\n\n {exc.detail}  " if exc.detail else explanation
+        headers = [("openstack-request-id", req.request_id)]
+        if version is not None:
+            headers.append(("openstack-api-version", f"placement {version}"))
+            headers.append(("vary", HEADER))
+        headers.extend(exc.headers.items())
+        media = _error_media(req.header("accept"))
+        if media == JSON:
+            err: dict[str, Any] = {
+                "status": exc.status,
+                "title": exc.title,
+                "detail": detail,
+                "request_id": req.request_id,
+            }
+            if version is not None and version.at_least(23):
+                err["code"] = exc.code
+            if exc.status == 406 and version is None:
+                from claimant.api.placement.microversion import MAX_VERSION
+
+                err["max_version"] = str(MAX_VERSION)
+                err["min_version"] = str(MIN_VERSION)
+            payload = json.dumps({"errors": [err]}).encode()
+        elif media == "text/html":
+            title = f"{exc.status} {exc.title}"
+            payload = (
+                f"<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n"
+                f"  <h1>{title}</h1>\n  {html.escape(detail)}\n </body>\n</html>"
+            ).encode()
+        else:
+            payload = f"{exc.status} {exc.title}\n\n{detail}".encode()
+        headers.append(("content-type", f"{media}; charset=UTF-8" if media != JSON else JSON))
+        return exc.status, headers, payload
+
+
+def map_store_error(exc: ClaimantError) -> PlacementError:
+    """claimant errors a handler did not translate itself, in one place."""
+    if isinstance(exc, NotFound):
+        return PlacementError(404, exc.message)
+    if isinstance(exc, InvalidInput):
+        return PlacementError(400, exc.message)
+    if isinstance(exc, StoreUnavailable):
+        return PlacementError(503, exc.message)
+    code = errors.CONCURRENT_UPDATE if "generation" in exc.code else errors.DEFAULT
+    return PlacementError(409, exc.message, code)

@@ -1,0 +1,10 @@
+"""POST /reshaper."""
+
+from __future__ import annotations
+
+from claimant.api.placement.errors import PlacementError
+from claimant.api.placement.framework import Req, Resp
+
+
+def reshape(req: Req) -> Resp:
+    raise PlacementError(501, "not yet")
