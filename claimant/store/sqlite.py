@@ -663,60 +663,54 @@ class SQLiteStore(Store):
         return found[0]
 
     def _load_providers(self, conn: sqlite3.Connection, ids: list[int]) -> list[Provider]:
-        if not ids:
-            return []
-        out: dict[int, dict[str, Any]] = {}
+        return [p for p, _ in self._load_rows(conn, ids)]
+
+    def _load_rows(
+        self, conn: sqlite3.Connection, ids: list[int]
+    ) -> list[tuple[Provider, dict[str, Usage]]]:
+        """Providers with inventories, usage, traits and aggregates in ONE
+        statement (JSON sub-selects): candidate reads are the hot path and
+        each extra statement costs more than the JSON decoding."""
+        rows: dict[int, tuple[Provider, dict[str, Usage]]] = {}
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for row in conn.execute(
                 "SELECT p.id, p.uuid, p.name, p.type, par.uuid, root.uuid, p.attributes,"
-                " p.enabled, p.generation, p.heartbeat_at, p.created_at, p.updated_at"
+                " p.enabled, p.generation, p.heartbeat_at, p.created_at, p.updated_at,"
+                " (SELECT json_group_array(json_array(i.rc, i.total, i.reserved, i.min_unit,"
+                "  i.max_unit, i.step_size, i.allocation_ratio, i.capacity, i.used))"
+                "  FROM inventories i WHERE i.provider_id = p.id),"
+                " (SELECT json_group_array(t.trait) FROM provider_traits t"
+                "  WHERE t.provider_id = p.id),"
+                " (SELECT json_group_array(a.aggregate) FROM provider_aggregates a"
+                "  WHERE a.provider_id = p.id)"
                 " FROM providers p LEFT JOIN providers par ON par.id = p.parent_id"
                 f" JOIN providers root ON root.id = p.root_id WHERE p.id IN ({marks})",
                 chunk,
             ):
-                out[row[0]] = {
-                    "uuid": row[1],
-                    "name": row[2],
-                    "type": row[3],
-                    "parent_uuid": row[4],
-                    "root_uuid": row[5],
-                    "attributes": json.loads(row[6]),
-                    "enabled": bool(row[7]),
-                    "generation": row[8],
-                    "heartbeat_at": row[9],
-                    "created_at": row[10],
-                    "updated_at": row[11],
-                    "traits": set(),
-                    "aggregates": set(),
-                    "inventories": {},
-                }
-            for pid, trait in conn.execute(
-                f"SELECT provider_id, trait FROM provider_traits WHERE provider_id IN ({marks})",
-                chunk,
-            ):
-                out[pid]["traits"].add(trait)
-            for pid, agg in conn.execute(
-                "SELECT provider_id, aggregate FROM provider_aggregates"
-                f" WHERE provider_id IN ({marks})",
-                chunk,
-            ):
-                out[pid]["aggregates"].add(agg)
-            for row in conn.execute(
-                "SELECT provider_id, rc, total, reserved, min_unit, max_unit, step_size,"
-                f" allocation_ratio FROM inventories WHERE provider_id IN ({marks})",
-                chunk,
-            ):
-                out[row[0]]["inventories"][row[1]] = Inventory(*row[1:])
-        providers = []
-        for pid in ids:
-            d = out.get(pid)
-            if d is None:
-                continue
-            d["traits"] = frozenset(d["traits"])
-            d["aggregates"] = frozenset(d["aggregates"])
-            providers.append(Provider(**d))
-        return providers
+                inventories: dict[str, Inventory] = {}
+                usages: dict[str, Usage] = {}
+                for rc, *fields, capacity, used in json.loads(row[12]):
+                    inventories[rc] = Inventory(rc, *fields)
+                    usages[rc] = Usage(rc, capacity, used)
+                provider = Provider(
+                    uuid=row[1],
+                    name=row[2],
+                    type=row[3],
+                    parent_uuid=row[4],
+                    root_uuid=row[5],
+                    attributes=json.loads(row[6]),
+                    enabled=bool(row[7]),
+                    generation=row[8],
+                    heartbeat_at=row[9],
+                    created_at=row[10],
+                    updated_at=row[11],
+                    traits=frozenset(json.loads(row[13])),
+                    aggregates=frozenset(json.loads(row[14])),
+                    inventories=inventories,
+                )
+                rows[row[0]] = (provider, usages)
+        return [rows[pid] for pid in ids if pid in rows]
 
     # -- queries -----------------------------------------------------------
     @staticmethod
@@ -846,17 +840,7 @@ class SQLiteStore(Store):
             return self._usages(conn, ids)
 
     def _usages(self, conn: sqlite3.Connection, ids: list[int]) -> list[ProviderUsage]:
-        providers = self._load_providers(conn, ids)
-        usage: dict[int, dict[str, Usage]] = {pid: {} for pid in ids}
-        for chunk in _chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            for pid, rc, capacity, used in conn.execute(
-                f"SELECT provider_id, rc, capacity, used FROM inventories"
-                f" WHERE provider_id IN ({marks})",
-                chunk,
-            ):
-                usage[pid][rc] = Usage(rc, capacity, used)
-        return [ProviderUsage(p, usage[pid]) for pid, p in zip(ids, providers, strict=True)]
+        return [ProviderUsage(p, u) for p, u in self._load_rows(conn, ids)]
 
     def get_usage(self, uuid: str) -> ProviderUsage:
         self._sweep_if_due(self.clock())
