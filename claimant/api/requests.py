@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from claimant.api.deps import ContextDep, StoreDep, check_resource_classes, check_traits, path_uuid
 from claimant.api.schemas.requests import FlavorBody, GroupBody, RequestCreate
 from claimant.model import (
+    AlreadyExists,
     AttributeConstraint,
     Claim,
     GroupPolicy,
@@ -20,7 +21,6 @@ from claimant.model import (
     NotFound,
     NoValidHost,
     RequestGroup,
-    RequestStatus,
     StoreUnavailable,
     Strategy,
     new_uuid,
@@ -161,12 +161,14 @@ def create_request(
     metrics = http.app.state.metrics
     if scheduler is None:
         raise StoreUnavailable("no scheduler is installed in this server")
+    if body.uuid is not None and _exists(store, body.uuid):
+        # The store would replace the record: a retried POST must not rewrite history.
+        raise AlreadyExists(f"request {body.uuid} already exists", uuid=body.uuid)
     try:
+        # The scheduler persists the request, its claims and, on failure, why.
         result = scheduler.schedule(request)
-    except NoValidHost as exc:
+    except NoValidHost:
         metrics.no_valid_host.inc()
-        _record_failure(store, request, exc)
-        exc.details.setdefault("request_uuid", request.uuid)
         raise
     metrics.observe_schedule(result)
     claims = [c for p in result.placements for c in p.claims]
@@ -177,22 +179,12 @@ def create_request(
     )
 
 
-def _record_failure(store: Store, request: ClaimantRequest, exc: NoValidHost) -> None:
-    """Keep the failed request readable, unless the scheduler already did."""
+def _exists(store: Store, uuid: str) -> bool:
     try:
-        saved = store.get_request(request.uuid)
+        store.get_request(uuid)
     except NotFound:
-        saved = None
-    if saved is not None and saved.status == RequestStatus.FAILED:
-        return
-    entry = {"at": time.time(), "event": "failed", "reason": exc.message}
-    store.save_request(
-        request.evolve(
-            status=RequestStatus.FAILED,
-            history=(*request.history, entry),
-            updated_at=time.time(),
-        )
-    )
+        return False
+    return True
 
 
 def get_request(uuid: str, store: StoreDep) -> dict[str, Any]:
