@@ -1283,8 +1283,10 @@ class SQLiteStore(Store):
     def usages_by_project(
         self, project_id: str, user_id: str | None = None, consumer_type: str | None = None
     ) -> dict[str, dict[str, int]]:
+        # "all" sums every consumer type into one bucket (Placement 1.38).
+        kind = "'all'" if consumer_type == "all" else "COALESCE(c.consumer_type, 'unknown')"
         sql = (
-            "SELECT COALESCE(c.consumer_type, 'unknown'), j.key, -SUM(j.value),"
+            f"SELECT {kind}, j.key, -SUM(j.value),"
             " COUNT(DISTINCT l.consumer_uuid) FROM ledger l JOIN json_each(l.amounts) j"
             " LEFT JOIN consumers c ON c.uuid = l.consumer_uuid"
             f" WHERE l.project_id = ? AND {_LIVE}"
@@ -1293,12 +1295,14 @@ class SQLiteStore(Store):
         if user_id is not None:
             sql += " AND l.user_id = ?"
             params.append(user_id)
-        if consumer_type is not None:
+        if consumer_type not in (None, "all"):
             sql += " AND COALESCE(c.consumer_type, 'unknown') = ?"
             params.append(consumer_type)
         sql += " GROUP BY 1, 2"
         out: dict[str, dict[str, int]] = {}
         counts = self._consumer_counts(project_id, user_id)
+        if consumer_type == "all":
+            counts = {"all": sum(counts.values())}
         with self._read() as conn:
             for ctype, rc, amount, _ in conn.execute(sql, params):
                 bucket = out.setdefault(ctype, {"consumer_count": counts.get(ctype, 0)})
