@@ -144,6 +144,15 @@ def test_confirm_expired_claim(store: Store, clock: FakeClock) -> None:
     assert used(store, p.uuid) == 0
 
 
+def test_confirm_swept_claim(store: Store, clock: FakeClock) -> None:
+    p = make_provider(store, vcpu=4)
+    c = take(store, p, {"VCPU": 2}, ttl=10)
+    clock.advance(11)
+    assert store.expire_claims() == 1
+    with pytest.raises(ClaimNotActive):
+        store.confirm_claim(c.uuid)
+
+
 def test_confirm_released_claim(store: Store) -> None:
     p = make_provider(store, vcpu=4)
     c = take(store, p)

@@ -394,7 +394,12 @@ def test_heartbeat_unknown_provider(store: Store) -> None:
 
 def test_no_driver_error_leaks(store: Store) -> None:
     # Garbage in must come back as one of claimant's errors.
-    with pytest.raises(ClaimantError):
-        store.get_provider("not-a-uuid")
-    with pytest.raises(ClaimantError):
-        store.create_provider(Provider(uuid="not-a-uuid", name="x"))
+    for call in (
+        lambda: store.get_provider("not-a-uuid"),
+        lambda: store.get_usage(""),
+        lambda: store.release_claim("not-a-uuid"),
+        lambda: store.get_request("'; DROP TABLE providers; --"),
+    ):
+        with pytest.raises(ClaimantError):
+            call()
+    assert store.list_providers() == []

@@ -41,6 +41,11 @@ def hammer(store: Store, providers: list[str], seed: int, rounds: int, retries: 
                 tally.conflicts += 1
                 continue
             except InsufficientCapacity:
+                # Full: give something back so the others keep churning.
+                if held:
+                    claim_uuid = held.pop(rng.randrange(len(held)))
+                    store.release_claim(claim_uuid)
+                    tally.released.append(claim_uuid)
                 break
             held.append(claim.uuid)
             tally.won.append((claim.uuid, provider, amount))
