@@ -1,0 +1,348 @@
+"""A local cluster: its directory, state file and lifecycle (up/start/stop/...)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from claimant.cluster import (
+    DEFAULT_HEAP,
+    DEFAULT_VERSION,
+    MAX_NODES,
+    ClusterError,
+    config,
+    cql,
+    jars,
+)
+from claimant.cluster import node as proc
+from claimant.cluster.config import NATIVE_PORT, NodeSpec
+
+STATE_FILE = "cluster.json"
+Echo = Callable[[str], None]
+
+
+def default_dir() -> Path:
+    return Path(platformdirs.user_data_dir("claimant")) / "cluster"
+
+
+def store_url(addresses: list[str], keyspace: str = "claimant") -> str:
+    rf = min(len(addresses), 3)
+    return f"cassandra://{','.join(addresses)}/{keyspace}?rf={rf}"
+
+
+@dataclass
+class NodeState:
+    index: int
+    pid: int | None = None
+    # False only for the nodes of a brand-new cluster (nothing to stream).
+    auto_bootstrap: bool = False
+    started_once: bool = False
+
+
+@dataclass
+class State:
+    version: str
+    heap: str
+    node_count: int
+    created: float = field(default_factory=time.time)
+    nodes: list[NodeState] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> State:
+        raw = json.loads(text)
+        nodes = [NodeState(**n) for n in raw.pop("nodes")]
+        return cls(nodes=nodes, **raw)
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    index: int
+    address: str
+    pid: int | None
+    state: str  # "up" (answers CQL), "starting" (process alive, no CQL yet) or "down"
+    jmx_port: int
+    log: Path
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+class Cluster:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory.expanduser().absolute()
+
+    # ---- state ------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.dir / STATE_FILE
+
+    def exists(self) -> bool:
+        return self.state_path.is_file()
+
+    def load(self) -> State:
+        if not self.exists():
+            raise ClusterError(
+                f"no cluster in {self.dir} (no {STATE_FILE}); create one with "
+                f"`claimant cluster up -n N --dir {self.dir}`"
+            )
+        try:
+            return State.from_json(self.state_path.read_text())
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ClusterError(f"corrupt state file {self.state_path}: {exc}") from exc
+
+    def save(self, state: State) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(state.to_json())
+        os.replace(tmp, self.state_path)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise CLI invocations on one directory (two `up`s at once)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise ClusterError(
+                    f"another `claimant cluster` command is working on {self.dir}"
+                ) from exc
+            yield
+
+    def spec(self, index: int) -> NodeSpec:
+        return NodeSpec.of(self.dir, index)
+
+    # ---- queries ----------------------------------------------------------
+    def status(self) -> list[NodeStatus]:
+        state = self.load()
+        out = []
+        for ns in state.nodes:
+            spec = self.spec(ns.index)
+            alive = proc.pid_alive(ns.pid, spec)
+            if not alive:
+                st = "down"
+            elif proc.cql_ready(spec.address, timeout=2.0):
+                st = "up"
+            else:
+                st = "starting"
+            out.append(
+                NodeStatus(
+                    index=ns.index,
+                    address=spec.address,
+                    pid=ns.pid if alive else None,
+                    state=st,
+                    jmx_port=spec.jmx_port,
+                    log=spec.system_log,
+                )
+            )
+        return out
+
+    def contact_points(self) -> list[str]:
+        return [self.spec(n.index).address for n in self.load().nodes]
+
+    # ---- lifecycle --------------------------------------------------------
+    def up(
+        self,
+        count: int,
+        *,
+        version: str = DEFAULT_VERSION,
+        heap: str = DEFAULT_HEAP,
+        timeout: float = 180.0,
+        echo: Echo = _noop,
+    ) -> State:
+        """Create (or resume) a cluster of ``count`` nodes and wait for CQL."""
+        if not 1 <= count <= MAX_NODES:
+            raise ClusterError(f"-n must be between 1 and {MAX_NODES}")
+        jars.check_version(version)
+        heap = config.parse_heap(heap)
+        fresh_dir = not self.dir.exists()
+        try:
+            return self._up(count, version, heap, timeout, echo)
+        except ClusterError:
+            if fresh_dir and not self.exists():
+                shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def _up(self, count: int, version: str, heap: str, timeout: float, echo: Echo) -> State:
+        with self.locked():
+            if self.exists():
+                state = self.load()
+                if state.node_count != count:
+                    raise ClusterError(
+                        f"{self.dir} holds a {state.node_count}-node cluster; use "
+                        f"`claimant cluster start` or destroy it before asking for {count}"
+                    )
+                if state.version != version:
+                    raise ClusterError(
+                        f"{self.dir} holds Cassandra {state.version}, not {version}"
+                    )
+                state.heap = heap
+            else:
+                if self.dir.exists() and any(
+                    p.name != ".lock" for p in self.dir.iterdir()
+                ):
+                    raise ClusterError(
+                        f"{self.dir} exists, is not empty and has no {STATE_FILE}; "
+                        "choose another --dir"
+                    )
+                state = State(
+                    version=version,
+                    heap=heap,
+                    node_count=count,
+                    nodes=[NodeState(index=i, auto_bootstrap=False) for i in range(1, count + 1)],
+                )
+                # Fail before writing anything if the cluster cannot start at all.
+                self._preflight(state, echo)
+                self.save(state)
+            self._start(state, None, timeout, echo)
+            self._wait_for_ring(state, timeout, echo)
+            return state
+
+    def start(
+        self, index: int | None = None, *, timeout: float = 180.0, echo: Echo = _noop
+    ) -> State:
+        with self.locked():
+            state = self.load()
+            self._start(state, index, timeout, echo)
+            if index is None:
+                self._wait_for_ring(state, timeout, echo)
+            return state
+
+    def _preflight(self, state: State, echo: Echo) -> tuple[str, Path]:
+        java = proc.find_java()
+        proc.check_java(java)
+        for ns in state.nodes:
+            spec = self.spec(ns.index)
+            if not proc.pid_alive(ns.pid, spec):
+                proc.check_ports(spec)
+        return java, jars.resolve(state.version, echo=echo)
+
+    def _start(self, state: State, only: int | None, timeout: float, echo: Echo) -> None:
+        targets = self._select(state, only)
+        java = proc.find_java()
+        proc.check_java(java)
+        lib = jars.resolve(state.version, echo=echo)
+        to_spawn: list[NodeState] = []
+        for ns in targets:
+            spec = self.spec(ns.index)
+            if not proc.pid_alive(ns.pid, spec):
+                proc.check_ports(spec)
+                to_spawn.append(ns)
+            elif proc.cql_ready(spec.address):
+                echo(f"{spec.name} ({spec.address}) already up, pid {ns.pid}")
+            else:
+                echo(f"{spec.name} ({spec.address}) is running (pid {ns.pid}); waiting for CQL")
+                proc.wait_for_cql(spec, ns.pid or 0, timeout)
+        # Nodes that have run before own their tokens: start them all at once
+        # (one by one, each would wait up to 10 s for the others to connect,
+        # block_for_peers_timeout_in_secs). Brand-new nodes go strictly one
+        # after the other, seed first, so each allocates tokens against the
+        # ring it can already see.
+        known = [ns for ns in to_spawn if ns.started_once]
+        fresh = [ns for ns in to_spawn if not ns.started_once]
+        if known:
+            self._spawn_and_wait(state, known, java, lib, timeout, echo)
+        for ns in fresh:
+            self._spawn_and_wait(state, [ns], java, lib, timeout, echo)
+
+    def _spawn_and_wait(
+        self,
+        state: State,
+        group: list[NodeState],
+        java: str,
+        lib: Path,
+        timeout: float,
+        echo: Echo,
+    ) -> None:
+        began = time.monotonic()
+        for ns in group:
+            spec = self.spec(ns.index)
+            # After its first start a node must bootstrap normally should its
+            # data ever be wiped, instead of silently joining empty.
+            config.write_node_files(
+                spec, state.node_count, auto_bootstrap=ns.auto_bootstrap or ns.started_once
+            )
+            ns.pid = proc.spawn(java, spec, lib, state.heap)
+            self.save(state)
+            echo(f"{spec.name} ({spec.address}) starting, pid {ns.pid} ...")
+        for ns in group:
+            spec = self.spec(ns.index)
+            proc.wait_for_cql(spec, ns.pid or 0, max(1.0, timeout - (time.monotonic() - began)))
+            ns.started_once = True
+            self.save(state)
+            echo(f"{spec.name} ({spec.address}) up in {time.monotonic() - began:.1f}s")
+
+    def _wait_for_ring(self, state: State, timeout: float, echo: Echo) -> None:
+        """Every node must know every other one (system.peers) before we return."""
+        if state.node_count == 1:
+            return
+        deadline = time.monotonic() + timeout
+        addresses = {self.spec(n.index).address for n in state.nodes}
+        while True:
+            missing: dict[str, set[str]] = {}
+            for address in sorted(addresses):
+                try:
+                    rows = cql.query(address, "SELECT peer FROM system.peers_v2")
+                except (OSError, cql.CQLError):
+                    missing[address] = addresses - {address}
+                    continue
+                seen = {str(r["peer"]) for r in rows}
+                if not (addresses - {address}) <= seen:
+                    missing[address] = addresses - {address} - seen
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                desc = "; ".join(f"{a} lacks {sorted(m)}" for a, m in missing.items())
+                raise ClusterError(f"the ring did not form within {timeout:.0f}s: {desc}")
+            time.sleep(0.5)
+
+    def stop(
+        self, index: int | None = None, *, timeout: float = 60.0, echo: Echo = _noop
+    ) -> dict[int, str]:
+        with self.locked():
+            state = self.load()
+            targets = self._select(state, index)
+            specs = {n.index: self.spec(n.index) for n in targets}
+            pids = {n.index: n.pid or 0 for n in targets}
+            outcome = proc.terminate(pids, specs, timeout, echo)
+            for ns in targets:
+                ns.pid = None
+            self.save(state)
+            return outcome
+
+    def destroy(self, *, timeout: float = 60.0, echo: Echo = _noop) -> None:
+        if self.exists():
+            self.stop(timeout=timeout, echo=echo)
+        elif self.dir.exists() and any(p.name != ".lock" for p in self.dir.iterdir()):
+            # Refuse to rm -rf a directory we did not create.
+            raise ClusterError(f"{self.dir} holds no {STATE_FILE}; not removing it")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @staticmethod
+    def _select(state: State, only: int | None) -> list[NodeState]:
+        if only is None:
+            return list(state.nodes)
+        for ns in state.nodes:
+            if ns.index == only:
+                return [ns]
+        raise ClusterError(f"no node {only}: this cluster has nodes 1..{state.node_count}")
+
+
+def describe(addresses: list[str]) -> list[str]:
+    """Lines telling a user how to connect."""
+    return [
+        f"contact points: {', '.join(f'{a}:{NATIVE_PORT}' for a in addresses)}",
+        f"store URL:      {store_url(addresses)}",
+    ]
