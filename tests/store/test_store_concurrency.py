@@ -30,7 +30,7 @@ from claimant.model import (
 from claimant.store import ClaimSpec, Store
 
 from .builders import FakeClock, generation, inv, make_provider, used
-from .workers import Tally, hammer, hammer_in_process
+from .workers import Tally, churn_allocations, hammer, hammer_in_process
 
 CAPACITY = 4
 
@@ -76,6 +76,53 @@ def test_threads_never_overcommit(store: Store) -> None:
     check_ledgers(store, providers, tallies)
 
 
+def test_claims_and_allocations_race(store: Store) -> None:
+    """Schedulers claiming while Placement clients write allocations, on the same providers."""
+    providers = [make_provider(store, vcpu=CAPACITY).uuid for _ in range(2)]
+    tallies: list[Tally] = [Tally() for _ in range(4)]
+    holds: list[dict[str, tuple[str, int] | None]] = [{} for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def claimer(i: int) -> None:
+        try:
+            start.wait()
+            tallies[i] = hammer(store, providers, seed=100 + i, rounds=15)
+        except BaseException as exc:  # re-raised in the main thread below
+            errors.append(exc)
+
+    def writer(i: int) -> None:
+        try:
+            start.wait()
+            holds[i] = churn_allocations(store, providers, seed=200 + i, rounds=15)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(4)]
+    threads += [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+    expected = {c: h for part in holds for c, h in part.items()}
+    for consumer, hold in expected.items():
+        entries = store.list_claims(consumer_uuid=consumer)
+        assert [(e.provider_uuid, e.amounts) for e in entries] == (
+            [(hold[0], {"VCPU": hold[1]})] if hold else []
+        )
+        assert (store.get_consumer(consumer) is None) == (hold is None)
+    won = {uuid for t in tallies for uuid, _, _ in t.won}
+    released = {uuid for t in tallies for uuid in t.released}
+    claims = {c.uuid for c in store.list_claims() if c.consumer_uuid not in expected}
+    assert claims == won - released
+    for provider in providers:
+        held = sum(c.amounts["VCPU"] for c in store.list_claims(provider_uuid=provider))
+        assert used(store, provider) == held <= CAPACITY
+
+
 def test_processes_never_overcommit(store: Store) -> None:
     providers = [make_provider(store, vcpu=CAPACITY).uuid for _ in range(2)]
     # spawn, not fork: each process must open the store from its URL like a real scheduler.
@@ -88,6 +135,7 @@ def test_processes_never_overcommit(store: Store) -> None:
 
 
 TTL = 10.0
+START = 1_700_000_000.0
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -96,9 +144,13 @@ class LedgerMachine(RuleBasedStateMachine):
     store: Store
     clock: FakeClock
 
+    # Providers and claims are kept in creation order, never sorted by their
+    # random uuids, so that Hypothesis replays pick the same objects.
     def __init__(self) -> None:
         super().__init__()
         self.store.reset()
+        # Every example starts at the same instant so replays are deterministic.
+        self.clock.now = START
         self.capacity: dict[str, int] = {}
         # claim uuid -> (provider, amount, expires_at or None once confirmed)
         self.claims: dict[str, tuple[str, int, float | None]] = {}
@@ -121,7 +173,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(i=st.integers(0, 2), total=st.integers(1, 6))
     def change_inventory(self, i: int, total: int) -> None:
-        p = sorted(self.capacity)[i % len(self.capacity)]
+        p = list(self.capacity)[i % len(self.capacity)]
         g = generation(self.store, p)
         if total < self.model_used(p):
             with pytest.raises(InUse):
@@ -133,7 +185,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(i=st.integers(0, 2), amount=st.integers(1, 4), stale=st.booleans())
     def claim(self, i: int, amount: int, stale: bool) -> None:
-        p = sorted(self.capacity)[i % len(self.capacity)]
+        p = list(self.capacity)[i % len(self.capacity)]
         g = generation(self.store, p)
         stale = stale and g > 0
         spec = ClaimSpec(
@@ -158,7 +210,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.claims)
     @rule(data=st.data())
     def confirm(self, data: st.DataObject) -> None:
-        uuid = data.draw(st.sampled_from(sorted(self.claims)))
+        uuid = data.draw(st.sampled_from(list(self.claims)))
         p, amount, _ = self.claims[uuid]
         if self.live(uuid):
             self.store.confirm_claim(uuid)
@@ -172,19 +224,18 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: any(self.live(u) for u in self.claims))
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
-        uuid = data.draw(st.sampled_from(sorted(u for u in self.claims if self.live(u))))
+        uuid = data.draw(st.sampled_from([u for u in self.claims if self.live(u)]))
         self.store.release_claim(uuid)
         del self.claims[uuid]
         with pytest.raises(NotFound):
             self.store.release_claim(uuid)
 
-    @rule(seconds=st.sampled_from([1.0, 5.0, 11.0]))
-    def tick(self, seconds: float) -> None:
+    @rule(seconds=st.sampled_from([1.0, 5.0, 11.0]), sweep=st.booleans())
+    def tick(self, seconds: float, sweep: bool) -> None:
         self.clock.advance(seconds)
-
-    @rule()
-    def expire(self) -> None:
-        dead = {u for u in self.claims if not self.live(u)}
+        if not sweep:
+            return
+        dead = [u for u in self.claims if not self.live(u)]
         # Reads may sweep lazily, so some of them may be gone already.
         assert 0 <= self.store.expire_claims() <= len(dead)
         for u in dead:
@@ -206,5 +257,5 @@ def test_state_machine(store: Store, clock: FakeClock) -> None:
     machine = type("BoundLedgerMachine", (LedgerMachine,), {"store": store, "clock": clock})
     run_state_machine_as_test(
         machine,
-        settings=settings(max_examples=12, stateful_step_count=15, deadline=None, database=None),
+        settings=settings(max_examples=50, stateful_step_count=20, deadline=None, database=None),
     )

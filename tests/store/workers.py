@@ -7,7 +7,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from claimant.model import GenerationConflict, InsufficientCapacity, new_uuid
+from claimant.model import (
+    ConsumerAllocations,
+    GenerationConflict,
+    InsufficientCapacity,
+    new_uuid,
+)
 from claimant.store import ClaimSpec, Store, open_store
 
 
@@ -51,6 +56,35 @@ def hammer(store: Store, providers: list[str], seed: int, rounds: int, retries: 
             tally.won.append((claim.uuid, provider, amount))
             break
     return tally
+
+
+def churn_allocations(
+    store: Store, providers: list[str], seed: int, rounds: int
+) -> dict[str, tuple[str, int] | None]:
+    """Placement-style writes for two consumers of our own; returns what each
+    should hold at the end (provider, VCPU) or None."""
+    rng = random.Random(seed)
+    holds: dict[str, tuple[str, int] | None] = {new_uuid(): None for _ in range(2)}
+    for _ in range(rounds):
+        consumer = rng.choice(sorted(holds))
+        if holds[consumer] is not None and rng.random() < 0.3:
+            target = None
+        else:
+            target = (rng.choice(providers), rng.randint(1, 2))
+        current = store.get_consumer(consumer)
+        write = ConsumerAllocations(
+            consumer_uuid=consumer,
+            project_id="project-a",
+            user_id="user-a",
+            allocations={target[0]: {"VCPU": target[1]}} if target else {},
+            expected_generation=current.generation if current else None,
+        )
+        try:
+            store.write_allocations([write])
+        except InsufficientCapacity:
+            continue
+        holds[consumer] = target
+    return holds
 
 
 def hammer_in_process(url: str, providers: list[str], seed: int, rounds: int) -> Tally:
