@@ -73,6 +73,8 @@ class Req:
     args: dict[str, str] = field(default_factory=dict)
     request_id: str = ""
     is_admin: bool = False
+    # scheme://host of the request: Location headers are absolute, as WebOb makes them.
+    base_url: str = ""
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())
@@ -104,11 +106,15 @@ class Req:
             data = json.loads(self.body or b"")
         except ValueError as exc:
             raise PlacementError(400, f"Malformed JSON: {exc}") from None
-        try:
-            jsonschema.validate(data, schema, format_checker=_FORMAT_CHECKER)
-        except jsonschema.ValidationError as exc:
-            raise PlacementError(400, f"JSON does not validate: {exc}") from None
-        return data
+        return validate(data, schema)
+
+
+def validate(data: Any, schema: dict[str, Any]) -> Any:
+    try:
+        jsonschema.validate(data, schema, format_checker=_FORMAT_CHECKER)
+    except jsonschema.ValidationError as exc:
+        raise PlacementError(400, f"JSON does not validate: {exc}") from None
+    return data
 
 
 @dataclass
@@ -166,6 +172,12 @@ class Router:
             if m:
                 return route, {k: unquote(v) for k, v in m.groupdict().items()}
         return None
+
+
+def require_json(req: Req) -> None:
+    ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
+    if ctype != JSON:
+        raise PlacementError(415, f"The media type {ctype or 'None'} is not supported, use {JSON}")
 
 
 def _accepts_json(accept: str | None) -> bool:
@@ -229,6 +241,8 @@ class PlacementApp:
             store=self.store,
             request_id="req-" + str(uuid.uuid4()),
         )
+        host = req.header("host") or "{}:{}".format(*(scope.get("server") or ("localhost", 80)))
+        req.base_url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
         status, out_headers, payload = await anyio.to_thread.run_sync(self.handle, req)
         await send(
             {
@@ -257,7 +271,10 @@ class PlacementApp:
             ("vary", HEADER),
             ("openstack-request-id", req.request_id),
         ]
-        headers.extend(resp.headers.items())
+        for name, value in resp.headers.items():
+            if name == "location" and value.startswith("/"):
+                value = req.base_url + value
+            headers.append((name, value))
         if resp.body is None or resp.status == 204:
             return resp.status, headers, b""
         headers.append(("content-type", JSON))
@@ -290,11 +307,7 @@ class PlacementApp:
         if not method.min_version <= req.version.minor <= method.max_version:
             raise PlacementError(method.version_status, "")
         if method.json_body:
-            ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
-            if ctype != JSON:
-                raise PlacementError(
-                    415, f"The media type {ctype or 'None'} is not supported, use {JSON}"
-                )
+            require_json(req)
         if req.method == "GET" and not method.public and not _accepts_json(req.header("accept")):
             raise PlacementError(406, f"Only {JSON} is provided")
         if not method.public and not req.is_admin:

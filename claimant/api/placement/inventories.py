@@ -67,16 +67,16 @@ def _send_one(req: Req, p: Provider, rc: str, status: int = 200) -> Resp:
     return Resp(status, body).modified(req, p.updated_at or p.created_at)
 
 
-def _make(req: Req, p: Provider, rc: str, data: dict[str, Any]) -> Inventory:
+def _make(req: Req, p: Provider, rc: str, data: dict[str, Any], verb: str = "update") -> Inventory:
     fields = {f: data[f] for f in FIELDS if f in data}
     inv = Inventory(resource_class=rc, **fields)
     # Placement floors capacity the same way; <1.26 reserved must stay below total.
     capacity = (inv.total - inv.reserved) * inv.allocation_ratio
     if req.want(26):
         if capacity < 0:
-            raise _capacity_error(p, rc, "greater than total")
+            raise _capacity_error(p, rc, "greater than total", verb)
     elif capacity <= 0:
-        raise _capacity_error(p, rc, "greater than or equal to total")
+        raise _capacity_error(p, rc, "greater than or equal to total", verb)
     if inv.min_unit > inv.max_unit or inv.allocation_ratio <= 0:
         raise bad_request(
             f"Bad inventory {rc} for resource provider {p.uuid}: invalid inventory values"
@@ -84,9 +84,9 @@ def _make(req: Req, p: Provider, rc: str, data: dict[str, Any]) -> Inventory:
     return inv
 
 
-def _capacity_error(p: Provider, rc: str, what: str) -> Exception:
+def _capacity_error(p: Provider, rc: str, what: str, verb: str) -> Exception:
     return bad_request(
-        f"Unable to update inventory for resource provider {p.uuid}: Invalid inventory for "
+        f"Unable to {verb} inventory for resource provider {p.uuid}: Invalid inventory for "
         f"'{rc}' on resource provider '{p.uuid}'. The reserved value is {what}."
     )
 
@@ -130,7 +130,7 @@ def create(req: Req) -> Resp:
     p = get_provider(req, req.args["uuid"])
     data = req.json(POST_SCHEMA)
     rc = data["resource_class"]
-    inv = _make(req, p, rc, data)
+    inv = _make(req, p, rc, data, "create")
     if rc not in _known_classes(req):
         raise bad_request(
             f"Unable to create inventory for resource provider {p.uuid}: "

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from claimant.api.placement.common import CUSTOM_PATTERN
 from claimant.api.placement.errors import bad_request, conflict, not_found
-from claimant.api.placement.framework import Req, Resp
+from claimant.api.placement.framework import Req, Resp, require_json, validate
 from claimant.model import AlreadyExists, InUse, InvalidInput, NotFound, ResourceClass
 from claimant.model.names import default_discrete, is_standard_resource_class
 
@@ -55,9 +54,10 @@ def create(req: Req) -> Resp:
     return Resp(201, None, {"location": f"/resource_classes/{name}"})
 
 
-def rename(req: Req) -> Resp:
+def _rename(req: Req) -> Resp:
     """1.2-1.6. The store has no rename: a class no inventory uses is
     re-created under the new name; one in use cannot be renamed."""
+    require_json(req)
     name = req.args["name"]
     new = req.json(PUT_SCHEMA_1_2)["name"]
     _get(req, name)
@@ -78,10 +78,11 @@ def rename(req: Req) -> Resp:
 
 
 def put(req: Req) -> Resp:
-    """1.7+: a bodiless create; 204 when it already exists."""
+    """1.2-1.6 rename; 1.7+ a bodiless create, 204 when it already exists."""
+    if not req.want(7):
+        return _rename(req)
     name = req.args["name"]
-    if not re.match(CUSTOM_PATTERN, name) or len(name) > 255:
-        raise bad_request(f"JSON does not validate: {name!r} does not match {CUSTOM_PATTERN!r}")
+    validate({"name": name}, POST_SCHEMA)
     try:
         req.store.get_resource_class(name)
         status = 204
@@ -91,7 +92,7 @@ def put(req: Req) -> Resp:
             status = 201
         except AlreadyExists:
             status = 204
-    return Resp(status, None, {"location": f"/resource_classes/{name}"}).modified(req, None)
+    return Resp(status, None, {"location": f"/resource_classes/{name}"})
 
 
 def delete(req: Req) -> Resp:

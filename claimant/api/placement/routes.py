@@ -36,13 +36,7 @@ ROUTES: tuple[Route, ...] = (
         "/resource_classes/{name}",
         {
             "GET": Method(resource_classes.show, 2, policy=P + "resource_classes:show"),
-            "PUT": Method(
-                resource_classes.rename,
-                2,
-                6,
-                json_body=True,
-                policy=P + "resource_classes:update",
-            ),
+            "PUT": Method(resource_classes.put, 2, policy=P + "resource_classes:update"),
             "DELETE": Method(resource_classes.delete, 2, policy=P + "resource_classes:delete"),
         },
     ),
@@ -131,7 +125,6 @@ ROUTES: tuple[Route, ...] = (
             "POST": Method(
                 allocations.post,
                 13,
-                version_status=405,
                 json_body=True,
                 policy=P + "allocations:manage",
             )
