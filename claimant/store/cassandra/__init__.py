@@ -1,0 +1,6 @@
+"""The Apache Cassandra store (5.0+): one partition per provider, claims as
+lightweight transactions, candidates found through Storage-Attached Indexes."""
+
+from claimant.store.cassandra.store import CassandraStore, OutcomeUnknown
+
+__all__ = ["CassandraStore", "OutcomeUnknown"]

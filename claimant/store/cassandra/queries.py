@@ -1,0 +1,129 @@
+"""CQL statements of the Cassandra store, in one place. Each is prepared once
+per session (``CassandraStore._prep``)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+STATIC_COLUMNS: Final = (
+    "provider_uuid, generation, version, prev_version, name, type, parent_uuid, root_uuid,"
+    " attributes, traits, aggregates, enabled, heartbeat_at, created_at, seq, updated_at,"
+    " inventories, alloc_used, holds"
+)
+ENTRY_COLUMNS: Final = (
+    "ckey, consumer_uuid, amounts, status, request_uuid, grp, project_id, user_id,"
+    " entry_created, expires_at, entry_seq"
+)
+
+# -- one provider partition ----------------------------------------------------
+READ_STATE: Final = f"SELECT {STATIC_COLUMNS} FROM providers WHERE provider_uuid = ? LIMIT 1"
+READ_PARTITION: Final = (
+    f"SELECT {STATIC_COLUMNS}, {ENTRY_COLUMNS} FROM providers WHERE provider_uuid = ?"
+)
+READ_ENTRY: Final = (
+    f"SELECT provider_uuid, {ENTRY_COLUMNS} FROM providers WHERE provider_uuid = ? AND ckey = ?"
+)
+READ_VERSION: Final = "SELECT version, prev_version FROM providers WHERE provider_uuid = ? LIMIT 1"
+READ_ENTRY_KEY: Final = "SELECT ckey FROM providers WHERE provider_uuid = ? AND ckey = ?"
+
+# The decision state is rewritten whole by every change, so any read that
+# returns a version returns that version's state (docs/cassandra.md).
+WRITE_STATE: Final = (
+    "UPDATE providers SET generation = ?, version = ?, prev_version = ?, name = ?, type = ?,"
+    " parent_uuid = ?, root_uuid = ?, attributes = ?, traits = ?, aggregates = ?, enabled = ?,"
+    " created_at = ?, seq = ?, updated_at = ?, inventories = ?, alloc_used = ?, holds = ?"
+    " WHERE provider_uuid = ? IF version = ?"
+)
+WRITE_INDEX_ROW: Final = (
+    "UPDATE providers SET free = ?, free_base = ?, holds_until = ?"
+    " WHERE provider_uuid = ? AND ckey = ?"
+)
+DELETE_ROW: Final = "DELETE FROM providers WHERE provider_uuid = ? AND ckey = ?"
+INSERT_ENTRY: Final = (
+    "INSERT INTO providers (provider_uuid, ckey, consumer_uuid, amounts, status, request_uuid,"
+    " grp, project_id, user_id, entry_created, expires_at, entry_seq)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " USING TTL ?"
+)
+DELETE_PROVIDER: Final = "DELETE FROM providers WHERE provider_uuid = ? IF version = ?"
+WRITE_HEARTBEAT: Final = "UPDATE providers SET heartbeat_at = ? WHERE provider_uuid = ?"
+
+# -- candidate index (SAI) ---------------------------------------------------------
+CANDIDATES: Final = (
+    f"SELECT {STATIC_COLUMNS}, free FROM providers WHERE ckey = ? AND free >= ? LIMIT ?"
+)
+CANDIDATES_FROM: Final = (
+    f"SELECT {STATIC_COLUMNS}, free FROM providers WHERE ckey = ? AND free >= ?"
+    " AND token(provider_uuid) >= ? LIMIT ?"
+)
+CANDIDATES_UNTIL: Final = (
+    f"SELECT {STATIC_COLUMNS}, free FROM providers WHERE ckey = ? AND free >= ?"
+    " AND token(provider_uuid) < ? LIMIT ?"
+)
+# Providers whose claims have all expired since they were last written: their
+# conservative ``free`` is stale, ``free_base`` is exact.
+CANDIDATES_EXPIRED: Final = (
+    f"SELECT {STATIC_COLUMNS}, free FROM providers WHERE ckey = ? AND free_base >= ?"
+    " AND holds_until > 0 AND holds_until <= ? LIMIT ?"
+)
+CLASS_IN_USE: Final = "SELECT provider_uuid FROM providers WHERE ckey = ? LIMIT 1"
+STALE_HOLDS: Final = (
+    "SELECT provider_uuid FROM providers WHERE holds_until > 0 AND holds_until <= ?"
+)
+EXPIRED_ENTRIES: Final = (
+    "SELECT provider_uuid FROM providers WHERE expires_at > 0 AND expires_at <= ?"
+)
+ENTRIES_BY: Final = {
+    column: f"SELECT provider_uuid, {ENTRY_COLUMNS} FROM providers WHERE {column} = ?"
+    for column in ("consumer_uuid", "request_uuid", "grp", "project_id")
+}
+ALL_ENTRIES: Final = f"SELECT provider_uuid, {ENTRY_COLUMNS} FROM providers"
+ALL_STATES: Final = f"SELECT DISTINCT {STATIC_COLUMNS} FROM providers"
+
+# -- lookup tables ---------------------------------------------------------------
+RESERVE_NAME: Final = "INSERT INTO provider_names (name, provider_uuid) VALUES (?, ?) IF NOT EXISTS"
+FREE_NAME: Final = "DELETE FROM provider_names WHERE name = ? IF provider_uuid = ?"
+NAME_OWNER: Final = "SELECT provider_uuid FROM provider_names WHERE name = ?"
+ADD_CHILD: Final = "INSERT INTO provider_children (parent_uuid, child_uuid) VALUES (?, ?)"
+DROP_CHILD: Final = "DELETE FROM provider_children WHERE parent_uuid = ? AND child_uuid = ?"
+CHILDREN: Final = "SELECT child_uuid FROM provider_children WHERE parent_uuid = ?"
+LOCATE: Final = "SELECT provider_uuid FROM claim_locator WHERE claim_uuid = ?"
+WRITE_LOCATOR: Final = (
+    "INSERT INTO claim_locator (claim_uuid, provider_uuid) VALUES (?, ?) USING TTL ?"
+)
+DROP_LOCATOR: Final = "DELETE FROM claim_locator WHERE claim_uuid = ?"
+
+LIST_CLASSES: Final = "SELECT name, discrete FROM resource_classes"
+GET_CLASS: Final = "SELECT name, discrete FROM resource_classes WHERE name = ?"
+CREATE_CLASS: Final = (
+    "INSERT INTO resource_classes (name, discrete, created_at) VALUES (?, ?, ?) IF NOT EXISTS"
+)
+DELETE_CLASS: Final = "DELETE FROM resource_classes WHERE name = ?"
+LIST_TRAITS: Final = "SELECT name FROM traits"
+GET_TRAIT: Final = "SELECT name FROM traits WHERE name = ?"
+CREATE_TRAIT: Final = "INSERT INTO traits (name, created_at) VALUES (?, ?) IF NOT EXISTS"
+DELETE_TRAIT: Final = "DELETE FROM traits WHERE name = ?"
+LIST_TYPES: Final = "SELECT body FROM resource_types"
+GET_TYPE: Final = "SELECT body FROM resource_types WHERE name = ?"
+CREATE_TYPE: Final = "INSERT INTO resource_types (name, body) VALUES (?, ?) IF NOT EXISTS"
+DELETE_TYPE: Final = "DELETE FROM resource_types WHERE name = ?"
+
+GET_CONSUMER: Final = (
+    "SELECT uuid, project_id, user_id, consumer_type, generation FROM consumers WHERE uuid = ?"
+)
+CREATE_CONSUMER: Final = (
+    "INSERT INTO consumers (uuid, project_id, user_id, consumer_type, generation)"
+    " VALUES (?, ?, ?, ?, 1) IF NOT EXISTS"
+)
+UPDATE_CONSUMER: Final = (
+    "UPDATE consumers SET project_id = ?, user_id = ?, consumer_type = ?, generation = ?"
+    " WHERE uuid = ? IF generation = ?"
+)
+DELETE_CONSUMER: Final = "DELETE FROM consumers WHERE uuid = ? IF generation = ?"
+
+SAVE_REQUEST: Final = "INSERT INTO requests (uuid, status, created_at, body) VALUES (?, ?, ?, ?)"
+GET_REQUEST: Final = "SELECT body FROM requests WHERE uuid = ?"
+ALL_REQUESTS: Final = "SELECT status, created_at, body FROM requests"
+
+GET_META: Final = "SELECT value FROM meta WHERE key = ?"
+SET_META: Final = "INSERT INTO meta (key, value) VALUES (?, ?)"

@@ -1,0 +1,115 @@
+"""The Cassandra schema, as numbered migrations.
+
+``meta`` holds the schema version; ``migrate()`` runs the migrations past it,
+in order. A migration is a list of CQL statements, each idempotent
+(``IF NOT EXISTS``), so a migration cut short can simply be run again.
+
+The layout (docs/cassandra.md explains why):
+
+- ``providers``: ONE partition per provider. Static columns hold the provider
+  and its decision state (generation, version, inventories, what confirmed
+  allocations use, the unconfirmed claims it holds). Clustering rows are
+  ``i:<class>`` (the denormalised free capacity the candidate index reads)
+  and ``l:<claim uuid>`` (ledger entries: claims and allocations, negative
+  amounts). Every change is one lightweight transaction on this partition.
+- ``claim_locator``: claim uuid -> provider, to find a claim's partition.
+- names, children, consumers, requests, custom classes/traits/types: small
+  lookup tables.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Indexes on the providers table, all Storage-Attached (SAI, Cassandra 5.0).
+SAI_INDEXES: Final[tuple[tuple[str, str], ...]] = (
+    ("providers_ckey", "ckey"),
+    ("providers_free", "free"),
+    ("providers_free_base", "free_base"),
+    ("providers_holds_until", "holds_until"),
+    ("providers_consumer", "consumer_uuid"),
+    ("providers_request", "request_uuid"),
+    ("providers_grp", "grp"),
+    ("providers_project", "project_id"),
+    ("providers_expires", "expires_at"),
+)
+
+_V1: Final[list[str]] = [
+    "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text)",
+    "CREATE TABLE IF NOT EXISTS resource_classes"
+    " (name text PRIMARY KEY, discrete boolean, created_at double)",
+    "CREATE TABLE IF NOT EXISTS traits (name text PRIMARY KEY, created_at double)",
+    "CREATE TABLE IF NOT EXISTS resource_types (name text PRIMARY KEY, body text)",
+    "CREATE TABLE IF NOT EXISTS provider_names (name text PRIMARY KEY, provider_uuid text)",
+    "CREATE TABLE IF NOT EXISTS provider_children"
+    " (parent_uuid text, child_uuid text, PRIMARY KEY (parent_uuid, child_uuid))",
+    "CREATE TABLE IF NOT EXISTS claim_locator (claim_uuid text PRIMARY KEY, provider_uuid text)",
+    "CREATE TABLE IF NOT EXISTS consumers (uuid text PRIMARY KEY, project_id text,"
+    " user_id text, consumer_type text, generation bigint)",
+    "CREATE TABLE IF NOT EXISTS requests"
+    " (uuid text PRIMARY KEY, status text, created_at double, body text)",
+    """CREATE TABLE IF NOT EXISTS providers (
+        provider_uuid text,
+        ckey text,
+        generation bigint static,
+        version text static,
+        prev_version text static,
+        name text static,
+        type text static,
+        parent_uuid text static,
+        root_uuid text static,
+        attributes text static,
+        traits set<text> static,
+        aggregates set<text> static,
+        enabled boolean static,
+        heartbeat_at double static,
+        created_at double static,
+        seq double static,
+        updated_at double static,
+        inventories text static,
+        alloc_used map<text, bigint> static,
+        holds text static,
+        free bigint,
+        free_base bigint,
+        holds_until double,
+        consumer_uuid text,
+        amounts map<text, bigint>,
+        status text,
+        request_uuid text,
+        grp text,
+        project_id text,
+        user_id text,
+        entry_created double,
+        expires_at double,
+        entry_seq double,
+        PRIMARY KEY (provider_uuid, ckey)
+    )""",
+    *(
+        f"CREATE CUSTOM INDEX IF NOT EXISTS {name} ON providers ({column})"
+        " USING 'StorageAttachedIndex'"
+        for name, column in SAI_INDEXES
+    ),
+]
+
+MIGRATIONS: Final[list[list[str]]] = [_V1]
+
+# Tables emptied by reset() (everything but the schema version).
+DATA_TABLES: Final[tuple[str, ...]] = (
+    "resource_classes",
+    "traits",
+    "resource_types",
+    "provider_names",
+    "provider_children",
+    "claim_locator",
+    "consumers",
+    "requests",
+    "providers",
+)
+
+
+def keyspace_cql(keyspace: str, rf: int, dc: str | None) -> str:
+    if dc:
+        replication = f"{{'class': 'NetworkTopologyStrategy', '{dc}': {rf}}}"
+    else:
+        replication = f"{{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"
+    return f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}"
