@@ -1,0 +1,38 @@
+"""The scheduler: request -> store query -> filters -> weighers -> pick -> claim.
+
+Filters and weighers are plugins registered by name in ``FILTERS`` and
+``WEIGHERS``; see docs/scheduler.md.
+"""
+
+from claimant.scheduler.config import DEFAULT_FILTERS, DEFAULT_WEIGHERS, SchedulerConfig
+from claimant.scheduler.context import FailureCounter, PlacementContext, RequestState
+from claimant.scheduler.filters import FILTERS, Filter, FilterResult
+from claimant.scheduler.registry import Registry
+from claimant.scheduler.scheduler import (
+    InstancePlacement,
+    Scheduler,
+    ScheduleResult,
+    ScheduleStats,
+)
+from claimant.scheduler.weighers import WEIGHERS, Weigher, combine, normalize
+
+__all__ = [
+    "DEFAULT_FILTERS",
+    "DEFAULT_WEIGHERS",
+    "FILTERS",
+    "WEIGHERS",
+    "FailureCounter",
+    "Filter",
+    "FilterResult",
+    "InstancePlacement",
+    "PlacementContext",
+    "Registry",
+    "RequestState",
+    "ScheduleResult",
+    "ScheduleStats",
+    "Scheduler",
+    "SchedulerConfig",
+    "Weigher",
+    "combine",
+    "normalize",
+]

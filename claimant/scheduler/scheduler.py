@@ -1,0 +1,624 @@
+"""The scheduler: query the store, filter, weigh, pick among the best, claim.
+
+See docs/scheduler.md for the exact semantics of retries, multi-group
+requests and partial placement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from claimant.model import (
+    Claim,
+    ClaimNotActive,
+    GenerationConflict,
+    GroupPolicy,
+    GroupPolicyKind,
+    InsufficientCapacity,
+    InvalidInput,
+    NotFound,
+    NoValidHost,
+    ProviderUsage,
+    Request,
+    RequestGroup,
+    RequestStatus,
+    Strategy,
+    new_uuid,
+    normalize_uuid,
+)
+from claimant.scheduler.config import SchedulerConfig
+from claimant.scheduler.context import FailureCounter, PlacementContext, RequestState
+from claimant.scheduler.filters import FILTERS, Filter
+from claimant.scheduler.weighers import WEIGHERS, BuildFailureWeigher, Weigher, combine
+from claimant.store.base import CandidateQuery, ClaimSpec, Store
+
+# Reasons kept per filter and group in NoValidHost details; the counts are exact.
+_MAX_EXAMPLES = 5
+
+
+@dataclass(slots=True)
+class ScheduleStats:
+    queries: int = 0  # find_candidates calls (diagnostic ones included)
+    candidates_seen: int = 0  # candidates the store returned, summed over queries
+    conflicts: int = 0  # claims the store refused (lost compare-and-set, or no longer fits)
+    retries: int = 0  # re-reads and re-queries spent from max_claim_retries
+    claims_released: int = 0  # claims this call took and gave back
+    elapsed_s: float = 0.0
+
+    def add(self, other: ScheduleStats) -> None:
+        self.queries += other.queries
+        self.candidates_seen += other.candidates_seen
+        self.conflicts += other.conflicts
+        self.retries += other.retries
+        self.claims_released += other.claims_released
+        self.elapsed_s += other.elapsed_s
+
+
+@dataclass(slots=True)
+class InstancePlacement:
+    consumer_uuid: str
+    claims: list[Claim]  # one per request group, in group order
+
+    @property
+    def providers(self) -> list[str]:
+        return [c.provider_uuid for c in self.claims]
+
+
+@dataclass(slots=True)
+class ScheduleResult:
+    request: Request
+    placements: list[InstancePlacement]
+    stats: ScheduleStats
+
+
+@dataclass(slots=True)
+class _GroupDiag:
+    """Why one group's candidates were not used, for NoValidHost details."""
+
+    group: RequestGroup
+    queries: int = 0
+    candidates: int = 0
+    passed: int = 0
+    rejected: dict[str, list[str]] = field(default_factory=dict)
+    rejected_counts: dict[str, int] = field(default_factory=dict)
+    lost: list[str] = field(default_factory=list)
+    lost_count: int = 0
+    store: str = ""
+
+    def reject(self, who: str, candidate: ProviderUsage, reason: str) -> None:
+        self.rejected_counts[who] = self.rejected_counts.get(who, 0) + 1
+        examples = self.rejected.setdefault(who, [])
+        if len(examples) < _MAX_EXAMPLES:
+            examples.append(f"{candidate.provider.name} ({candidate.provider.uuid}): {reason}")
+
+    def drop(self, provider: str, reason: str) -> None:
+        self.lost_count += 1
+        if len(self.lost) < _MAX_EXAMPLES:
+            self.lost.append(f"{provider}: {reason}")
+
+    def summary(self) -> str:
+        if self.queries and not self.candidates:
+            return self.store or "the store found no provider that fits"
+        parts = [f"{self.candidates} candidate(s) from the store"]
+        for who, n in sorted(self.rejected_counts.items()):
+            parts.append(f"{n} rejected by {who}")
+        if self.lost_count:
+            parts.append(f"{self.lost_count} dropped ({'; '.join(self.lost[:2])})")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "group": self.group.name,
+            "resources": dict(self.group.resources),
+            "queries": self.queries,
+            "candidates": self.candidates,
+            "passed_filters": self.passed,
+            "rejected": {
+                who: {"count": self.rejected_counts[who], "examples": ex}
+                for who, ex in sorted(self.rejected.items())
+            },
+            "lost": {"count": self.lost_count, "examples": self.lost},
+        }
+        if self.store:
+            out["store"] = self.store
+        return out
+
+
+class _Failed(Exception):
+    """One instance could not be placed; carries the group that ran out."""
+
+    def __init__(self, group_index: int, why: str) -> None:
+        super().__init__(why)
+        self.group_index = group_index
+        self.why = why
+
+
+def _amount_problems(usage: ProviderUsage, amounts: dict[str, int]) -> list[str]:
+    """Why ``amounts`` do not fit ``usage`` now, with the numbers."""
+    reasons = []
+    for rc, amount in sorted(amounts.items()):
+        u = usage.usages.get(rc)
+        if u is None:
+            reasons.append(f"{rc}: provider has no inventory of this class")
+        elif u.used + amount > u.capacity:
+            reasons.append(
+                f"{rc}: requested {amount}, used {u.used}, capacity {u.capacity} (free {u.free})"
+            )
+    return reasons
+
+
+def _add(total: dict[str, int], amounts: dict[str, int]) -> None:
+    for rc, n in amounts.items():
+        total[rc] = total.get(rc, 0) + n
+
+
+class Scheduler:
+    """Places requests. Thread-safe: one instance may serve many threads; each
+    ``schedule`` call keeps its own state and talks only to the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: SchedulerConfig | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config if config is not None else SchedulerConfig()
+        self.rng = rng if rng is not None else random.Random()
+        cfg = self.config
+        unknown = set(cfg.options) - set(cfg.filters) - set(cfg.weighers)
+        if unknown:
+            raise InvalidInput(
+                f"scheduler options name plugins that are not configured: "
+                f"{', '.join(sorted(unknown))}",
+                field="options",
+            )
+        self.filters: list[Filter] = [FILTERS.build(n, cfg.options.get(n)) for n in cfg.filters]
+        self.weighers: list[tuple[Weigher, float]] = [
+            (WEIGHERS.build(n, cfg.options.get(n)), float(m)) for n, m in cfg.weighers.items()
+        ]
+        half_life = next(
+            (w.half_life for w, _ in self.weighers if isinstance(w, BuildFailureWeigher)), 600.0
+        )
+        self.failures = FailureCounter(half_life, clock=lambda: self.store.clock())
+
+    # -- build failures ----------------------------------------------------
+    def record_build_failure(self, provider_uuid: str) -> float:
+        """Count a failed build on a provider; returns its decayed count."""
+        return self.failures.record(provider_uuid)
+
+    def record_build_success(self, provider_uuid: str) -> None:
+        self.failures.reset(provider_uuid)
+
+    # -- scheduling --------------------------------------------------------
+    def schedule(self, request: Request) -> ScheduleResult:
+        started = time.perf_counter()
+        request = self._validated(request)
+        now = self.store.clock()
+        consumers = request.consumers or tuple(new_uuid() for _ in range(request.count))
+        request = request.evolve(
+            status=RequestStatus.PENDING,
+            consumers=consumers,
+            claims=(),
+            created_at=request.created_at or now,
+            updated_at=now,
+        )
+        request = self.store.save_request(request) or request
+        stats = ScheduleStats()
+        state = RequestState(self.store, request, self.failures)
+        placements: list[InstancePlacement] = []
+        failure: tuple[int, _Failed, list[_GroupDiag]] | None = None
+        try:
+            for index, consumer in enumerate(consumers):
+                placer = _InstancePlacer(self, state, index, consumer, stats)
+                try:
+                    claims = placer.place()
+                except _Failed as exc:
+                    failure = (index, exc, placer.diags)
+                    break
+                placements.append(InstancePlacement(consumer, claims))
+                state.placed_roots.append(placer.host_root())
+        except BaseException as exc:
+            # A store error (or an interrupt) mid-request: give back what we
+            # took, record why, and let the caller see the original error.
+            self._release_all(placements, stats)
+            stats.elapsed_s = time.perf_counter() - started
+            self._finish(
+                request,
+                RequestStatus.FAILED,
+                [],
+                {"event": "error", "message": f"{type(exc).__name__}: {exc}"},
+            )
+            raise
+
+        if failure is None:
+            stats.elapsed_s = time.perf_counter() - started
+            saved = self._finish(
+                request,
+                RequestStatus.SCHEDULED,
+                placements,
+                {"event": "scheduled", "placed": len(placements), "count": request.count},
+            )
+            return ScheduleResult(saved, placements, stats)
+
+        index, exc, diags = failure
+        details = {
+            "request_uuid": request.uuid,
+            "instance": index,
+            "placed": len(placements),
+            "count": request.count,
+            "group": request.groups[exc.group_index].name,
+            "groups": [d.to_dict() for d in diags],
+        }
+        group_name = request.groups[exc.group_index].name or "(default)"
+        message = (
+            f"no valid host for instance {index + 1} of {request.count} "
+            f"(request {request.uuid}), group {group_name!r}: {exc.why}"
+        )
+        if placements and not request.all_or_nothing:
+            stats.elapsed_s = time.perf_counter() - started
+            saved = self._finish(
+                request,
+                RequestStatus.SCHEDULED,
+                placements,
+                {
+                    "event": "partial",
+                    "placed": len(placements),
+                    "count": request.count,
+                    "message": message,
+                },
+            )
+            return ScheduleResult(saved, placements, stats)
+        self._release_all(placements, stats)
+        stats.elapsed_s = time.perf_counter() - started
+        self._finish(
+            request,
+            RequestStatus.FAILED,
+            [],
+            {"event": "failed", "message": message, "details": details},
+        )
+        raise NoValidHost(message, **details)
+
+    def _validated(self, request: Request) -> Request:
+        if not isinstance(request, Request):
+            raise InvalidInput(f"schedule() takes a Request, got {type(request).__name__}")
+        request.validate()
+        hints = request.hints
+        if hints.group_policy is not None and not hints.group:
+            raise InvalidInput("hints.group_policy needs hints.group", field="group_policy")
+        if hints.group_policy is not None and not isinstance(hints.group_policy, GroupPolicyKind):
+            raise InvalidInput(f"unknown group policy {hints.group_policy!r}", field="group_policy")
+        for name in ("same_host", "different_host"):
+            for uuid in getattr(hints, name):
+                normalize_uuid(uuid, name)
+        if request.consumers:
+            for uuid in request.consumers:
+                normalize_uuid(uuid, "consumers")
+            if len(set(request.consumers)) != len(request.consumers):
+                raise InvalidInput("consumers must be distinct", field="consumers")
+        return request
+
+    def _release_all(self, placements: Iterable[InstancePlacement], stats: ScheduleStats) -> None:
+        for p in placements:
+            stats.claims_released += self._release([c for c in p.claims])
+
+    def _release(self, claims: Sequence[Claim]) -> int:
+        released = 0
+        for claim in reversed(claims):
+            # Expired or already gone: nothing is held either way.
+            with contextlib.suppress(NotFound, ClaimNotActive):
+                self.store.release_claim(claim.uuid)
+            released += 1
+        return released
+
+    def _finish(
+        self,
+        request: Request,
+        status: RequestStatus,
+        placements: list[InstancePlacement],
+        event: dict[str, Any],
+    ) -> Request:
+        now = self.store.clock()
+        final = request.evolve(
+            status=status,
+            claims=tuple(c.uuid for p in placements for c in p.claims),
+            history=(*request.history, {"at": now, **event}),
+            updated_at=now,
+        )
+        return self.store.save_request(final) or final
+
+
+class _InstancePlacer:
+    """Places one instance: a provider per request group, then the claims."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        state: RequestState,
+        index: int,
+        consumer: str,
+        stats: ScheduleStats,
+    ) -> None:
+        self.s = scheduler
+        self.cfg = scheduler.config
+        self.store = scheduler.store
+        self.state = state
+        self.request = state.request
+        self.groups = state.request.groups
+        self.index = index
+        self.consumer = consumer
+        self.stats = stats
+        self.budget = self.cfg.max_claim_retries
+        self.pools: dict[int, list[ProviderUsage]] = {}
+        self.choice: dict[int, ProviderUsage] = {}
+        # Best known generation per provider (generations only grow).
+        self.gens: dict[str, int] = {}
+        self.dropped_since_query: dict[int, int] = {}
+        self.diags = [_GroupDiag(g) for g in self.groups]
+
+    def host_root(self) -> str:
+        return self.choice[0].provider.root_uuid
+
+    def ctx(self, gi: int) -> PlacementContext:
+        return PlacementContext(
+            state=self.state,
+            group=self.groups[gi],
+            group_index=gi,
+            consumer_uuid=self.consumer,
+            instance_index=self.index,
+            chosen={j: c for j, c in self.choice.items() if j != gi},
+        )
+
+    def spend(self) -> bool:
+        if self.budget <= 0:
+            return False
+        self.budget -= 1
+        self.stats.retries += 1
+        return True
+
+    # -- choosing ----------------------------------------------------------
+    def confined(self, gi: int) -> bool:
+        """Later groups stay in the first group's tree unless they name where to go."""
+        g = self.groups[gi]
+        return gi > 0 and not g.member_of and not g.in_tree
+
+    def query(self, gi: int) -> list[ProviderUsage]:
+        group = self.groups[gi]
+        roots = frozenset({self.choice[0].provider.root_uuid}) if self.confined(gi) else None
+        exclude: frozenset[str] = frozenset()
+        if self.request.group_policy == GroupPolicy.ISOLATE:
+            exclude = frozenset(c.provider.uuid for j, c in self.choice.items() if j != gi)
+        timeout = self.cfg.heartbeat_timeout
+        q = CandidateQuery(
+            group=group,
+            limit=self.cfg.candidate_limit,
+            strategy=self.request.hints.strategy,
+            exclude=exclude,
+            roots=roots,
+            heartbeat_after=self.store.clock() - timeout if timeout is not None else None,
+        )
+        found = self.store.find_candidates(q)
+        diag = self.diags[gi]
+        self.stats.queries += 1
+        self.stats.candidates_seen += len(found)
+        diag.queries += 1
+        diag.candidates += len(found)
+        if not found:
+            diag.store = self.explain_empty(q)
+        ctx = self.ctx(gi)
+        passed = []
+        for cand in found:
+            self.state.remember_root(cand)
+            for flt in self.s.filters:
+                result = flt.filter(cand, ctx)
+                if not result.passed:
+                    diag.reject(flt.NAME, cand, result.reason)
+                    break
+            else:
+                passed.append(cand)
+        diag.passed += len(passed)
+        weights = combine(passed, self.s.weighers, ctx)
+        order = sorted(range(len(passed)), key=lambda i: -weights[i])
+        return [passed[i] for i in order]
+
+    def explain_empty(self, q: CandidateQuery) -> str:
+        """Why the store found nothing: ask again for any free amount at all,
+        and report the closest providers with the numbers."""
+        relaxed = q.group.evolve(resources={rc: 1 for rc in q.group.resources})
+        probe = CandidateQuery(
+            group=relaxed,
+            limit=3,
+            strategy=Strategy.SPREAD,
+            sort_class=q.order_class(),
+            exclude=q.exclude,
+            roots=q.roots,
+            heartbeat_after=q.heartbeat_after,
+        )
+        near = self.store.find_candidates(probe)
+        self.stats.queries += 1
+        where = " in the first group's tree" if q.roots else ""
+        if not near:
+            return (
+                f"the store found no provider{where} that matches the group's traits, "
+                "attributes, aggregates, type and tree, is enabled and has a recent "
+                "heartbeat, with any capacity free"
+            )
+        closest = "; ".join(
+            f"{c.provider.name}: {', '.join(_amount_problems(c, q.group.resources)) or 'fits now'}"
+            for c in near
+        )
+        return f"the store found no provider{where} with enough free capacity; closest: {closest}"
+
+    def pending_on(self, provider_uuid: str, gi: int) -> dict[str, int]:
+        """Amounts other groups of this instance have chosen on a provider."""
+        total: dict[str, int] = {}
+        for j, c in self.choice.items():
+            if j != gi and c.provider.uuid == provider_uuid:
+                _add(total, self.groups[j].resources)
+        return total
+
+    def usable(self, cand: ProviderUsage, gi: int) -> bool:
+        uuid = cand.provider.uuid
+        if self.request.group_policy == GroupPolicy.ISOLATE and any(
+            c.provider.uuid == uuid for j, c in self.choice.items() if j != gi
+        ):
+            return False
+        pending = self.pending_on(uuid, gi)
+        if not pending:
+            return True
+        _add(pending, self.groups[gi].resources)
+        return not _amount_problems(cand, pending)
+
+    def pick(self, gi: int) -> ProviderUsage | None:
+        pool = self.pools[gi]
+        best = [c for c in pool if self.usable(c, gi)][: self.cfg.host_subset_size]
+        if not best:
+            return None
+        chosen = self.s.rng.choice(best)
+        pool.remove(chosen)
+        uuid = chosen.provider.uuid
+        self.gens[uuid] = max(self.gens.get(uuid, -1), chosen.provider.generation)
+        return chosen
+
+    def clear_after_host(self) -> None:
+        for j in range(1, len(self.groups)):
+            if self.confined(j):
+                self.choice.pop(j, None)
+                self.pools.pop(j, None)
+                self.dropped_since_query.pop(j, None)
+
+    def choose_all(self) -> None:
+        gi = 0
+        while gi < len(self.groups):
+            if gi in self.choice:
+                gi += 1
+                continue
+            if gi not in self.pools:
+                self.pools[gi] = self.query(gi)
+                self.dropped_since_query[gi] = 0
+            cand = self.pick(gi)
+            if cand is not None:
+                self.choice[gi] = cand
+                gi += 1
+                continue
+            # Pool exhausted. If we dropped providers we lost to concurrent
+            # claims, others may fit now: query again, paid from the budget.
+            if self.dropped_since_query.get(gi) and self.spend():
+                del self.pools[gi]
+                continue
+            if self.confined(gi) and 0 in self.choice:
+                # Nothing for this group in the chosen host's tree: that host
+                # cannot take the whole instance, so try another one.
+                self.drop(
+                    0,
+                    self.choice[0],
+                    f"group {self.groups[gi].name!r} found nothing in its tree "
+                    f"({self.diags[gi].summary()})",
+                    lost=False,
+                )
+                gi = 0
+                continue
+            raise _Failed(gi, self.diags[gi].summary())
+
+    # -- claiming ----------------------------------------------------------
+    def place(self) -> list[Claim]:
+        while True:
+            self.choose_all()
+            claims = self.claim_all()
+            if claims is not None:
+                return claims
+
+    def claim_all(self) -> list[Claim] | None:
+        """Claims in provider-uuid order; None if a choice had to change."""
+        order = sorted(self.choice.items(), key=lambda kv: (kv[1].provider.uuid, kv[0]))
+        taken: list[tuple[int, Claim]] = []
+        hints = self.request.hints
+        pos = 0
+        while pos < len(order):
+            gi, cand = order[pos]
+            uuid = cand.provider.uuid
+            spec = ClaimSpec(
+                provider_uuid=uuid,
+                expected_generation=self.gens[uuid],
+                amounts=dict(self.groups[gi].resources),
+                consumer_uuid=self.consumer,
+                request_uuid=self.request.uuid,
+                group=hints.group,
+                project_id=self.request.project_id,
+                user_id=self.request.user_id,
+                ttl=self.cfg.claim_ttl,
+            )
+            try:
+                claim = self.store.claim(spec)
+            except (GenerationConflict, InsufficientCapacity, NotFound) as exc:
+                if not isinstance(exc, NotFound):
+                    self.stats.conflicts += 1
+                if not self.spend():
+                    self.give_back(taken)
+                    self.drop(gi, cand, exc.message, lost=True)
+                    raise _Failed(
+                        gi,
+                        f"{self.diags[gi].summary()}; gave up after "
+                        f"{self.cfg.max_claim_retries} claim retries",
+                    ) from exc
+                fresh, why = self.reread(uuid, order[pos:])
+                if fresh is not None:
+                    self.gens[uuid] = fresh.provider.generation
+                    for j, c in order[pos:]:
+                        if c.provider.uuid == uuid:
+                            self.choice[j] = fresh
+                    continue
+                self.give_back(taken)
+                self.drop(gi, cand, why, lost=True)
+                return None
+            taken.append((gi, claim))
+            self.gens[uuid] += 1
+            pos += 1
+        return [c for _, c in sorted(taken, key=lambda t: t[0])]
+
+    def reread(
+        self, uuid: str, rest: Sequence[tuple[int, ProviderUsage]]
+    ) -> tuple[ProviderUsage | None, str]:
+        """The provider as it is now if it still takes every group still to be
+        claimed on it (amounts and filters); else None and why not."""
+        try:
+            fresh = self.store.get_usage(uuid)
+        except NotFound:
+            return None, "provider is gone"
+        if not fresh.provider.enabled:
+            return None, "provider was disabled"
+        need: dict[str, int] = {}
+        for j, c in rest:
+            if c.provider.uuid != uuid:
+                continue
+            _add(need, self.groups[j].resources)
+            ctx = self.ctx(j)
+            for f in self.s.filters:
+                result = f.filter(fresh, ctx)
+                if not result.passed:
+                    return None, f"after re-read, {f.NAME}: {result.reason}"
+        problems = _amount_problems(fresh, need)
+        if problems:
+            return None, "after re-read, no longer fits: " + "; ".join(problems)
+        return fresh, ""
+
+    def give_back(self, taken: list[tuple[int, Claim]]) -> None:
+        self.stats.claims_released += self.s._release([c for _, c in taken])
+        for _, claim in taken:
+            uuid = claim.provider_uuid
+            # Our claim and its release each bumped the generation by one.
+            self.gens[uuid] = self.gens.get(uuid, 0) + 1
+
+    def drop(self, gi: int, cand: ProviderUsage, reason: str, *, lost: bool) -> None:
+        self.diags[gi].drop(cand.provider.name, reason)
+        if lost:
+            self.dropped_since_query[gi] = self.dropped_since_query.get(gi, 0) + 1
+        self.choice.pop(gi, None)
+        if gi == 0:
+            self.clear_after_host()
