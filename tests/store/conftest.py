@@ -3,6 +3,7 @@ backend; ``clock`` lets a test move time forward instead of sleeping."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -30,7 +31,14 @@ def cassandra_session_store() -> Iterator[Store]:
     # One keyspace per session: schema changes are slow in Cassandra, truncates are not.
     keyspace = "claimant_test_" + secrets.token_hex(4)
     st = open_store(f"cassandra://{hosts}/{keyspace}?rf=1")
-    st.migrate()
+    try:
+        st.migrate()
+    except BaseException:
+        # Do not leave a half-made keyspace behind; the migrate error is what matters.
+        with contextlib.suppress(Exception):
+            st.drop()
+        st.close()
+        raise
     try:
         yield st
     finally:
