@@ -275,3 +275,24 @@ def test_providers_of_group(store: Store, clock: FakeClock) -> None:
     assert store.providers_of_group("web") == {p.uuid: 2, q.uuid: 1}
     assert store.providers_of_group("db") == {q.uuid: 1}
     assert store.providers_of_group("nobody") == {}
+
+
+def test_heartbeat_does_not_fail_a_claim(store: Store) -> None:
+    p = make_provider(store, vcpu=4)
+    spec = ClaimSpec(p.uuid, 0, {"VCPU": 1}, consumer_uuid=new_uuid())
+    store.heartbeat(p.uuid, at=1000.0)
+    store.claim(spec)
+    assert used(store, p.uuid) == 1
+
+
+def test_expired_claims_hold_nothing_back(store: Store, clock: FakeClock) -> None:
+    p = make_provider(store, vcpu=4, memory_mb=1024)
+    take(store, p, {"VCPU": 4, "MEMORY_MB": 1024}, ttl=10)
+    clock.advance(11)
+    # shrinking and removing classes is no longer blocked ...
+    g = generation(store, p.uuid)
+    store.set_inventories(p.uuid, g, {"VCPU": inv("VCPU", 1)})
+    # ... nor is deleting the provider
+    store.delete_provider(p.uuid)
+    with pytest.raises(NotFound):
+        store.get_provider(p.uuid)
