@@ -308,6 +308,33 @@ class Store(abc.ABC):
     ) -> dict[str, dict[str, int]]:
         """consumer_type (or "all") -> class -> amount used by the project."""
 
+    # -- Placement compatibility ---------------------------------------------
+    # Not abstract: the fallbacks are correct but bump generations where
+    # Placement does not; a backend overrides them to match Placement exactly.
+    def update_provider_quietly(
+        self,
+        uuid: str,
+        *,
+        name: str | _Unset = UNSET,
+        parent_uuid: str | _Unset | None = UNSET,
+    ) -> Provider:
+        """Placement's PUT /resource_providers/{uuid}: rename or re-parent with
+        the checks of ``update_provider`` but without a generation bump
+        (Placement does not bump it, and its clients and tests count on that)."""
+        return self.update_provider(uuid, None, name=name, parent_uuid=parent_uuid)
+
+    def remove_consumer_allocations(self, consumer_uuid: str) -> bool:
+        """Placement's DELETE /allocations/{consumer}: drop the consumer's
+        confirmed allocations and the consumer, without bumping provider
+        generations (Placement does not; giving capacity back can never
+        overcommit anything). False if the consumer held no allocation."""
+        held = self.list_claims(consumer_uuid=consumer_uuid, status=ClaimStatus.CONFIRMED)
+        if not held:
+            return False
+        c = held[0]
+        self.write_allocations([ConsumerAllocations(c.consumer_uuid, c.project_id, c.user_id)])
+        return True
+
     # -- requests ----------------------------------------------------------
     @abc.abstractmethod
     def save_request(self, request: Request) -> Request:

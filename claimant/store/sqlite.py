@@ -1322,6 +1322,44 @@ class SQLiteStore(Store):
         sql += " GROUP BY 1"
         return {r[0]: r[1] for r in self._conn().execute(sql, params)}
 
+    # -- Placement compatibility ---------------------------------------------
+    def update_provider_quietly(
+        self,
+        uuid: str,
+        *,
+        name: str | _Unset = UNSET,
+        parent_uuid: str | _Unset | None = UNSET,
+    ) -> Provider:
+        now = self.clock()
+        with self._write() as conn:
+            pid = self._pid(conn, uuid)
+            if not isinstance(name, _Unset):
+                clash = conn.execute(
+                    "SELECT 1 FROM providers WHERE name = ? AND id != ?", (name, pid)
+                ).fetchone()
+                if clash:
+                    raise AlreadyExists(f"a provider named {name!r} already exists", field="name")
+                conn.execute("UPDATE providers SET name = ? WHERE id = ?", (name, pid))
+            if not isinstance(parent_uuid, _Unset):
+                self._reparent(conn, pid, parent_uuid)
+            conn.execute("UPDATE providers SET updated_at = ? WHERE id = ?", (now, pid))
+            return self._load_provider(conn, pid)
+
+    def remove_consumer_allocations(self, consumer_uuid: str) -> bool:
+        now = self.clock()
+        with self._write() as conn:
+            self._sweep(conn, now)
+            rows = conn.execute(
+                "SELECT id, provider_id, amounts FROM ledger WHERE consumer_uuid = ?"
+                " AND status = 'confirmed'",
+                (consumer_uuid,),
+            ).fetchall()
+            for lid, pid, amounts in rows:
+                conn.execute("DELETE FROM ledger WHERE id = ?", (lid,))
+                self._add_used(conn, pid, json.loads(amounts))
+            conn.execute("DELETE FROM consumers WHERE uuid = ?", (consumer_uuid,))
+            return bool(rows)
+
     # -- requests ----------------------------------------------------------
     def save_request(self, request: Request) -> Request:
         now = self.clock()

@@ -335,11 +335,6 @@ def post(req: Req) -> Resp:
 
 def delete_for_consumer(req: Req) -> Resp:
     consumer_uuid = req.args["consumer_uuid"]
-    claims = confirmed(req, consumer_uuid=consumer_uuid) if is_uuid(consumer_uuid) else []
-    if not claims:
+    if not (is_uuid(consumer_uuid) and req.store.remove_consumer_allocations(consumer_uuid)):
         raise not_found(f"No allocations for consumer '{consumer_uuid}'")
-    first = claims[0]
-    req.store.write_allocations(
-        [ConsumerAllocations(first.consumer_uuid, first.project_id, first.user_id, {})]
-    )
     return Resp(204)

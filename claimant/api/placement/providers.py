@@ -168,7 +168,7 @@ def update(req: Req) -> Resp:
             changes["parent_uuid"] = parent
     if changes:
         try:
-            p = req.store.update_provider(uuid, None, **changes)
+            p = req.store.update_provider_quietly(uuid, **changes)
         except AlreadyExists:
             raise conflict(
                 f"Conflicting resource provider {data['name']} already exists.",
