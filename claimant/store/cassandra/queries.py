@@ -34,6 +34,9 @@ WRITE_STATE: Final = (
     " created_at = ?, seq = ?, updated_at = ?, inventories = ?, alloc_used = ?, holds = ?"
     " WHERE provider_uuid = ? IF version = ?"
 )
+# Bulk loading only (CassandraStore.load_providers_unchecked).
+WRITE_STATE_UNCONDITIONAL: Final = WRITE_STATE.removesuffix(" IF version = ?")
+WRITE_NAME: Final = "INSERT INTO provider_names (name, provider_uuid) VALUES (?, ?)"
 WRITE_INDEX_ROW: Final = (
     "UPDATE providers SET free = ?, free_base = ?, holds_until = ?"
     " WHERE provider_uuid = ? AND ckey = ?"

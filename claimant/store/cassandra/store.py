@@ -407,7 +407,7 @@ class CassandraStore(Store):
         self.consistency = _CONSISTENCY[consistency]
         self.port = _int_option("port", options.get("port", "9042"), 1, 65535)
         self.timeout = float(_int_option("timeout", options.get("timeout", "10"), 1, 600))
-        self.fetch = _int_option("fetch", options.get("fetch", "200"), 10, 100_000)
+        self.fetch = _int_option("fetch", options.get("fetch", "100"), 10, 100_000)
         self.hosts: list[str] = []
         for h in hosts:
             host, _, port = h.partition(":")
@@ -739,6 +739,30 @@ class CassandraStore(Store):
             holds=tuple(new.live_holds(now)),
         )
 
+    def _state_params(self, state: _State, old: _State | None = None) -> list[Any]:
+        """Values of WRITE_STATE; the last one is the version the write expects."""
+        return [
+            state.generation,
+            state.version,
+            state.prev_version,
+            state.name,
+            state.type,
+            state.parent_uuid,
+            state.root_uuid,
+            json.dumps(state.attributes, sort_keys=True),
+            set(state.traits) or None,
+            set(state.aggregates) or None,
+            state.enabled,
+            state.created_at,
+            state.seq,
+            state.updated_at,
+            _inv_to_json(state.inventories),
+            {rc: n for rc, n in state.alloc_used.items() if n} or None,
+            json.dumps([list(h) for h in state.holds]),
+            state.uuid,
+            old.version if old is not None else None,
+        ]
+
     def _cas(
         self,
         old: _State | None,
@@ -756,30 +780,7 @@ class CassandraStore(Store):
             consistency_level=self.consistency,
             serial_consistency_level=self.serial,
         )
-        batch.add(
-            self._prep(q.WRITE_STATE),
-            [
-                new.generation,
-                new.version,
-                new.prev_version,
-                new.name,
-                new.type,
-                new.parent_uuid,
-                new.root_uuid,
-                json.dumps(new.attributes, sort_keys=True),
-                set(new.traits) or None,
-                set(new.aggregates) or None,
-                new.enabled,
-                new.created_at,
-                new.seq,
-                new.updated_at,
-                _inv_to_json(new.inventories),
-                {rc: n for rc, n in new.alloc_used.items() if n} or None,
-                json.dumps([list(h) for h in new.holds]),
-                new.uuid,
-                old.version if old is not None else None,
-            ],
-        )
+        batch.add(self._prep(q.WRITE_STATE), self._state_params(new, old))
         # Claims that expired leave the ledger with this write.
         if old is not None:
             kept = {h[0] for h in new.holds}
@@ -969,6 +970,55 @@ class CassandraStore(Store):
             self.heartbeat(provider.uuid, provider.heartbeat_at)
             state = replace(state, heartbeat_at=provider.heartbeat_at)
         return state.provider()
+
+    def load_providers_unchecked(self, providers: list[Provider], *, window: int = 128) -> None:
+        """Bulk-load brand-new root providers with plain writes: no Paxos, no
+        uniqueness or parent checks. Only for benchmarks and simulators
+        filling an empty store; everything after goes through transactions."""
+        session = self._use_keyspace()
+        write = self._prep(q.WRITE_STATE_UNCONDITIONAL)
+        name = self._prep(q.WRITE_NAME)
+        index = self._prep(q.WRITE_INDEX_ROW)
+        pending: list[Any] = []
+        now = self.clock()
+        for p in providers:
+            state = _State(
+                uuid=p.uuid,
+                generation=0,
+                version=new_uuid(),
+                prev_version=None,
+                name=p.name,
+                type=p.type,
+                parent_uuid=None,
+                root_uuid=p.uuid,
+                attributes=dict(p.attributes),
+                traits=frozenset(p.traits),
+                aggregates=frozenset(p.aggregates),
+                enabled=p.enabled,
+                heartbeat_at=None,
+                created_at=now,
+                updated_at=now,
+                inventories=dict(p.inventories),
+                alloc_used={},
+                holds=(),
+                seq=time.time(),
+            )
+            pending.append(session.execute_async(write.bind(self._state_params(state)[:-1])))
+            pending.append(session.execute_async(name.bind([p.name, p.uuid])))
+            for _, params in self._index_rows(state, now):
+                pending.append(session.execute_async(index.bind(params)))
+            if len(pending) >= window:
+                for f in pending:
+                    try:
+                        f.result()
+                    except _DRIVER_ERRORS as exc:
+                        raise _translate(exc) from exc
+                pending = []
+        for f in pending:
+            try:
+                f.result()
+            except _DRIVER_ERRORS as exc:
+                raise _translate(exc) from exc
 
     def get_provider(self, uuid: str) -> Provider:
         return self._read_state(uuid).provider()
@@ -1197,7 +1247,7 @@ class CassandraStore(Store):
         match = self._group_matcher(group)
         ckey = "i:" + order_rc
         amount = group.resources[order_rc]
-        fetch = max(self.fetch, int(query.limit) * 4)
+        fetch = max(self.fetch, int(query.limit))
         rows = self._candidate_rows(ckey, amount, fetch)
         if len(rows) < fetch:
             # Every provider the conservative index admits is in hand; add
