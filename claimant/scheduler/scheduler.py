@@ -106,7 +106,7 @@ class _GroupDiag:
             return self.store or "the store found no provider that fits"
         parts = [f"{self.candidates} candidate(s) from the store"]
         for who, n in sorted(self.rejected_counts.items()):
-            parts.append(f"{n} rejected by {who}")
+            parts.append(f"{n} rejected by {who} (first: {self.rejected[who][0]})")
         if self.lost_count:
             parts.append(f"{self.lost_count} dropped ({'; '.join(self.lost[:2])})")
         return ", ".join(parts)
