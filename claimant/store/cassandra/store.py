@@ -551,7 +551,9 @@ class CassandraStore(Store):
         session = self._use_keyspace()
         for table in DATA_TABLES:
             try:
-                session.execute(f"TRUNCATE {table}", timeout=120)
+                # TRUNCATE is a cluster-wide operation: skip the tables already empty.
+                if list(session.execute(f"SELECT * FROM {table} LIMIT 1")):
+                    session.execute(f"TRUNCATE {table}", timeout=120)
             except _DRIVER_ERRORS as exc:
                 raise _translate(exc) from exc
         self._states.clear()
