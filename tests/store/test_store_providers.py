@@ -6,12 +6,14 @@ import pytest
 
 from claimant.model import (
     AlreadyExists,
+    AttributeSpec,
     ClaimantError,
     GenerationConflict,
     InUse,
     InvalidInput,
     NotFound,
     Provider,
+    ResourceType,
     new_uuid,
 )
 from claimant.store import ProviderFilter, Store
@@ -403,3 +405,34 @@ def test_no_driver_error_leaks(store: Store) -> None:
         with pytest.raises(ClaimantError):
             call()
     assert store.list_providers() == []
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        pytest.param({"numa_nodes": "two"}, id="string-for-integer"),
+        pytest.param({"numa_nodes": True}, id="boolean-for-integer"),
+        pytest.param({"cpu_arch": 64}, id="integer-for-string"),
+        pytest.param({"no_such_attribute": 1}, id="undeclared"),
+    ],
+)
+def test_attributes_are_checked_against_the_type(
+    store: Store, attributes: dict[str, object]
+) -> None:
+    with pytest.raises(InvalidInput):
+        store.create_provider(Provider(uuid=new_uuid(), name="x", attributes=attributes))
+    assert store.list_providers() == []
+    p = make_provider(store, attributes={"numa_nodes": 2})
+    with pytest.raises(InvalidInput):
+        store.update_provider(p.uuid, 0, attributes=attributes)
+    got = store.get_provider(p.uuid)
+    assert (got.attributes, got.generation) == ({"numa_nodes": 2}, 0)
+
+
+def test_required_attributes(store: Store) -> None:
+    store.create_resource_type(
+        ResourceType("gpu_box", attributes=(AttributeSpec("gpu_model", "string", required=True),))
+    )
+    with pytest.raises(InvalidInput):
+        make_provider(store, type="gpu_box")
+    assert make_provider(store, type="gpu_box", attributes={"gpu_model": "a100"}).generation == 0
