@@ -1,0 +1,347 @@
+"""The agent: the compute-node side of the loop.
+
+It keeps no copy of its resources (no resource tracker): the store's ledger is
+the truth, and the agent asks the store whenever it needs to know.
+
+- start-up: make the store's provider match what the config and the driver
+  say (``sync``), then heartbeat; a background thread heartbeats every
+  ``heartbeat_interval`` and resyncs every ``resync_interval``. Drift between
+  what the host reports and what the store records is logged and fixed.
+- build: find the claims the scheduler wrote, build through the driver, then
+  confirm each claim into an allocation. A failed build releases the claims
+  and says why (the conductor feeds that to the build-failure weigher).
+- destroy: free every allocation of the consumer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from claimant.agent.config import AgentConfig, ProviderSpec, provider_spec
+from claimant.agent.driver import BuildError, Driver, load_driver
+from claimant.agent.messages import (
+    BuildMessage,
+    BuildReply,
+    DestroyMessage,
+    DestroyReply,
+    Failure,
+)
+from claimant.model import (
+    Claim,
+    ClaimNotActive,
+    ClaimStatus,
+    GenerationConflict,
+    InUse,
+    NotFound,
+    Provider,
+)
+from claimant.store.base import Store
+
+log = logging.getLogger("claimant.agent")
+
+# Writes lost to a concurrent claim (the generation moved) are retried this often.
+_SYNC_ATTEMPTS = 10
+
+
+class Agent:
+    def __init__(
+        self,
+        store: Store,
+        config: AgentConfig,
+        driver: Driver | None = None,
+        *,
+        after_sync: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.driver = (
+            driver if driver is not None else load_driver(config.driver, config.driver_options)
+        )
+        self.after_sync = after_sync
+        first = self.spec()
+        self.uuid = first.uuid
+        self.name = first.name
+        self._sync_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._instances: dict[str, tuple[str, ...]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_sync: dict[str, Any] = {}
+        self.builds = 0
+        self.build_failures = 0
+
+    def spec(self) -> ProviderSpec:
+        return provider_spec(self.config.provider, self.driver.discover())
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self, *, background: bool = True) -> None:
+        """Register (or resync) the provider, heartbeat, start the loop."""
+        self.sync("start-up")
+        self.heartbeat()
+        self._recover()
+        if background:
+            self._thread = threading.Thread(
+                target=self._loop, name=f"agent-{self.name}", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        last_sync = time.monotonic()
+        while not self._stop.wait(self.config.heartbeat_interval):
+            try:
+                self.heartbeat()
+                if time.monotonic() - last_sync >= self.config.resync_interval:
+                    self.sync("periodic")
+                    last_sync = time.monotonic()
+            except Exception:  # the loop must outlive a store outage
+                log.exception("agent %s: heartbeat/resync failed", self.name)
+
+    def heartbeat(self) -> None:
+        self.store.heartbeat(self.uuid)
+
+    def _recover(self) -> None:
+        """Instances this host holds, read from the store (after a restart)."""
+        held: dict[str, list[str]] = {}
+        for c in self.store.list_claims(provider_uuid=self.uuid, status=ClaimStatus.CONFIRMED):
+            held.setdefault(c.consumer_uuid, []).append(c.uuid)
+        with self._lock:
+            for consumer, claims in held.items():
+                self._instances.setdefault(consumer, tuple(claims))
+
+    # -- state -------------------------------------------------------------
+    def sync(self, reason: str = "resync") -> list[str]:
+        """Make the store's provider match the host; returns the drift fixed."""
+        spec = self.spec()
+        with self._sync_lock:
+            for _ in range(_SYNC_ATTEMPTS):
+                try:
+                    drift = self._sync_once(spec)
+                except GenerationConflict:
+                    continue  # a claim landed between our read and write: read again
+                break
+            else:
+                drift = ["gave up: the provider kept changing under the resync"]
+                log.warning("agent %s: %s", self.name, drift[0])
+        for line in drift:
+            log.warning("agent %s: drift (%s): %s", self.name, reason, line)
+        self.last_sync = {"at": self.store.clock(), "reason": reason, "drift": drift}
+        if self.after_sync is not None:
+            try:
+                self.after_sync()
+            except Exception:  # announcing is best effort; the next resync retries
+                log.exception("agent %s: after-sync hook failed", self.name)
+        return drift
+
+    def _sync_once(self, spec: ProviderSpec) -> list[str]:
+        try:
+            current = self.store.get_provider(spec.uuid)
+        except NotFound:
+            self.store.create_provider(
+                Provider(
+                    uuid=spec.uuid,
+                    name=spec.name,
+                    type=spec.type,
+                    parent_uuid=spec.parent_uuid,
+                    attributes=dict(spec.attributes),
+                    traits=spec.traits,
+                    aggregates=spec.aggregates,
+                    inventories=dict(spec.inventories),
+                )
+            )
+            log.info("agent %s: registered provider %s", spec.name, spec.uuid)
+            return []
+        drift: list[str] = []
+        gen = current.generation
+        if current.type != spec.type:
+            # The store cannot change a provider's type; an operator must.
+            drift.append(f"type is {current.type} in the store, {spec.type} here (not fixed)")
+        if (
+            current.name != spec.name
+            or current.attributes != spec.attributes
+            or current.parent_uuid != spec.parent_uuid
+        ):
+            drift.append(
+                f"name/attributes/parent: store {current.name} {current.attributes} "
+                f"{current.parent_uuid}, host {spec.name} {spec.attributes} {spec.parent_uuid}"
+            )
+            gen = self.store.update_provider(
+                spec.uuid,
+                gen,
+                name=spec.name,
+                attributes=dict(spec.attributes),
+                parent_uuid=spec.parent_uuid,
+            ).generation
+        if current.inventories != spec.inventories:
+            drift.append(
+                "inventories: store "
+                f"{_totals(current.inventories)}, host {_totals(spec.inventories)}"
+            )
+            try:
+                gen = self.store.set_inventories(spec.uuid, gen, dict(spec.inventories)).generation
+            except InUse as exc:
+                drift.append(f"inventories not fixed: {exc.message}")
+        if current.traits != spec.traits:
+            drift.append(f"traits: store {sorted(current.traits)}, host {sorted(spec.traits)}")
+            gen = self.store.set_traits(spec.uuid, gen, spec.traits).generation
+        if current.aggregates != spec.aggregates:
+            drift.append(
+                f"aggregates: store {sorted(current.aggregates)}, host {sorted(spec.aggregates)}"
+            )
+            gen = self.store.set_aggregates(spec.uuid, gen, spec.aggregates).generation
+        return drift
+
+    def instances(self) -> list[str]:
+        with self._lock:
+            return sorted(self._instances)
+
+    def state(self) -> dict[str, Any]:
+        usage = self.store.get_usage(self.uuid)
+        p = usage.provider
+        return {
+            "provider": {
+                "uuid": p.uuid,
+                "name": p.name,
+                "type": p.type,
+                "generation": p.generation,
+                "heartbeat_at": p.heartbeat_at,
+                "traits": sorted(p.traits),
+                "aggregates": sorted(p.aggregates),
+            },
+            "usages": {
+                rc: {"capacity": u.capacity, "used": u.used}
+                for rc, u in sorted(usage.usages.items())
+            },
+            "instances": self.instances(),
+            "builds": self.builds,
+            "build_failures": self.build_failures,
+            "last_sync": self.last_sync,
+        }
+
+    # -- build and destroy ---------------------------------------------------
+    def _fail(
+        self, msg: BuildMessage, failure: Failure, message: str, claims: list[Claim], t0: float
+    ) -> BuildReply:
+        for c in claims:
+            # Gone already (expired, released): nothing is held either way.
+            with contextlib.suppress(NotFound, ClaimNotActive):
+                self.store.release_claim(c.uuid)
+        with self._lock:
+            self.build_failures += 1
+        log.info(
+            "agent %s: build of %s failed (%s): %s", self.name, msg.consumer_uuid, failure, message
+        )
+        return BuildReply(
+            consumer_uuid=msg.consumer_uuid,
+            ok=False,
+            provider_uuid=self.uuid,
+            failure=failure,
+            message=message,
+            build_s=time.perf_counter() - t0,
+        )
+
+    def _claims_of(self, msg: BuildMessage) -> tuple[list[Claim], str]:
+        """The message's claims as the store has them now, and what is wrong."""
+        if not msg.claims:
+            found = self.store.list_claims(
+                provider_uuid=self.uuid, consumer_uuid=msg.consumer_uuid, status=ClaimStatus.CLAIMED
+            )
+            if not found:
+                return [], f"no live claim of {msg.consumer_uuid} on this provider"
+            return found, ""
+        claims = []
+        now = self.store.clock()
+        for uuid in msg.claims:
+            try:
+                c = self.store.get_claim(uuid)
+            except NotFound:
+                return claims, f"claim {uuid} does not exist (expired or released)"
+            if c.consumer_uuid != msg.consumer_uuid:
+                return claims, f"claim {uuid} belongs to {c.consumer_uuid}, not {msg.consumer_uuid}"
+            if not c.is_live(now):
+                return claims, f"claim {uuid} expired"
+            claims.append(c)
+        return claims, ""
+
+    def build(self, msg: BuildMessage) -> BuildReply:
+        t0 = time.perf_counter()
+        with self._lock:
+            done = self._instances.get(msg.consumer_uuid)
+            self.builds += 1
+        if done is not None:
+            # A resent message (the conductor retried): the instance is built.
+            return BuildReply(msg.consumer_uuid, True, self.uuid, allocations=done)
+        claims, problem = self._claims_of(msg)
+        if claims and claims[0].provider_uuid != self.uuid:
+            with self._lock:
+                self.build_failures += 1
+            return BuildReply(
+                msg.consumer_uuid,
+                False,
+                self.uuid,
+                failure=Failure.UNKNOWN_PROVIDER,
+                message=f"the first claim is on {claims[0].provider_uuid}, "
+                f"this agent is {self.uuid}",
+            )
+        if problem:
+            return self._fail(msg, Failure.CLAIM, problem, claims, t0)
+        amounts: dict[str, dict[str, int]] = {}
+        for c in claims:
+            for rc, n in c.amounts.items():
+                amounts.setdefault(c.provider_uuid, {})[rc] = (
+                    amounts.get(c.provider_uuid, {}).get(rc, 0) + n
+                )
+        try:
+            self.driver.build(msg.consumer_uuid, amounts)
+        except BuildError as exc:
+            return self._fail(msg, Failure.DRIVER, str(exc), claims, t0)
+        confirmed: list[str] = []
+        for c in claims:
+            try:
+                self.store.confirm_claim(c.uuid)
+            except (ClaimNotActive, NotFound) as exc:
+                # The claim expired while we built: the resources may be
+                # someone else's now, so the instance must go.
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(msg.consumer_uuid)
+                return self._fail(msg, Failure.CLAIM, exc.args[0] if exc.args else "", claims, t0)
+            confirmed.append(c.uuid)
+        with self._lock:
+            self._instances[msg.consumer_uuid] = tuple(confirmed)
+        return BuildReply(
+            consumer_uuid=msg.consumer_uuid,
+            ok=True,
+            provider_uuid=self.uuid,
+            allocations=tuple(confirmed),
+            build_s=time.perf_counter() - t0,
+        )
+
+    def destroy(self, msg: DestroyMessage) -> DestroyReply:
+        with contextlib.suppress(Exception):
+            self.driver.destroy(msg.consumer_uuid)
+        freed = []
+        for c in self.store.list_claims(consumer_uuid=msg.consumer_uuid):
+            try:
+                self.store.release_claim(c.uuid)
+            except (NotFound, ClaimNotActive):
+                continue
+            freed.append(c.uuid)
+        with self._lock:
+            self._instances.pop(msg.consumer_uuid, None)
+        return DestroyReply(msg.consumer_uuid, tuple(freed))
+
+
+def _totals(inventories: dict[str, Any]) -> dict[str, int]:
+    return {rc: inv.total for rc, inv in sorted(inventories.items())}
+
+
+__all__ = ["Agent"]

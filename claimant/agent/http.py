@@ -1,0 +1,134 @@
+"""The agent's HTTP surface and the client the conductor uses to reach it.
+
+    POST /build    BuildMessage   -> BuildReply (200 even when the build failed:
+                                     the reply says why; 4xx only for a bad message)
+    POST /destroy  DestroyMessage -> DestroyReply
+    GET  /state                   -> provider, usages, instances, last resync
+    POST /resync                  -> {"drift": [...]}
+
+Errors use the native API's one format (``{"error": {"code", "message"}}``).
+An optional shared token (``X-Auth-Token``) guards every route."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+
+from claimant.agent.agent import Agent
+from claimant.agent.messages import BuildMessage, BuildReply, DestroyMessage, DestroyReply
+from claimant.api.auth import Unauthorized
+from claimant.api.errors import install_error_handlers
+from claimant.model.errors import InvalidInput, StoreUnavailable
+
+TOKEN_HEADER = "X-Auth-Token"
+AGENT_UNAVAILABLE = "agent_unavailable"
+
+
+class AgentUnavailable(StoreUnavailable):
+    """An agent could not be reached or answered with an error. A 503 like a
+    store outage: the caller may retry; the code tells the two apart."""
+
+    code = AGENT_UNAVAILABLE
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw or b"null")
+    except ValueError:
+        raise InvalidInput("the request body is not valid JSON") from None
+
+
+def check_token(request: Request, token: str | None) -> None:
+    if token is None:
+        return
+    given = request.headers.get(TOKEN_HEADER, "")
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise Unauthorized(f"a valid {TOKEN_HEADER} header is required")
+
+
+def create_agent_app(agent: Agent, *, token: str | None = None) -> FastAPI:
+    app = FastAPI(title="claimant agent", openapi_url=None, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+
+    @app.post("/build")
+    async def build(request: Request) -> dict[str, Any]:
+        check_token(request, token)
+        msg = BuildMessage.from_dict(await json_body(request))
+        reply = await run_in_threadpool(agent.build, msg)
+        return reply.to_dict()
+
+    @app.post("/destroy")
+    async def destroy(request: Request) -> dict[str, Any]:
+        check_token(request, token)
+        msg = DestroyMessage.from_dict(await json_body(request))
+        reply = await run_in_threadpool(agent.destroy, msg)
+        return reply.to_dict()
+
+    @app.get("/state")
+    async def state(request: Request) -> dict[str, Any]:
+        check_token(request, token)
+        out: dict[str, Any] = await run_in_threadpool(agent.state)
+        return out
+
+    @app.post("/resync")
+    async def resync(request: Request) -> dict[str, Any]:
+        check_token(request, token)
+        drift = await run_in_threadpool(agent.sync, "requested")
+        return {"drift": drift}
+
+    return app
+
+
+class HttpAgentClient:
+    """The conductor's side of the agent's HTTP surface."""
+
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 300.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {TOKEN_HEADER: token} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            resp = self._http.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise AgentUnavailable(f"agent at {self.url} unreachable: {exc}") from exc
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if resp.status_code >= 400:
+            err = (data or {}).get("error", {}) if isinstance(data, dict) else {}
+            raise AgentUnavailable(
+                f"agent at {self.url} answered {resp.status_code}: "
+                f"{err.get('code', '?')}: {err.get('message', resp.text[:200])}"
+            )
+        return data
+
+    def build(self, msg: BuildMessage) -> BuildReply:
+        return BuildReply.from_dict(self._call("POST", "/build", msg.to_dict()))
+
+    def destroy(self, msg: DestroyMessage) -> DestroyReply:
+        return DestroyReply.from_dict(self._call("POST", "/destroy", msg.to_dict()))
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", "/state")
+        return out
+
+    def close(self) -> None:
+        self._http.close()
+
+
+__all__ = [
+    "AGENT_UNAVAILABLE",
+    "AgentUnavailable",
+    "HttpAgentClient",
+    "check_token",
+    "create_agent_app",
+    "json_body",
+]
