@@ -49,6 +49,9 @@ class FailureCounter:
         with self._lock:
             self._counts.pop(provider_uuid, None)
 
+    def __bool__(self) -> bool:
+        return bool(self._counts)
+
     def get(self, provider_uuid: str) -> float:
         with self._lock:
             entry = self._counts.get(provider_uuid)

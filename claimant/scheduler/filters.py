@@ -21,6 +21,10 @@ carries the numbers an operator needs. To add your own, write a class with a
 
 then list ``"RackFilter"`` in ``SchedulerConfig.filters`` and its keyword
 arguments in ``SchedulerConfig.options["RackFilter"]``.
+
+A filter may also define ``applies(ctx) -> bool``: called once per query, a
+False skips the filter for every candidate of that query (the built-in hint
+filters use it, so a request without hints pays nothing for them).
 """
 
 from __future__ import annotations
@@ -60,6 +64,12 @@ class Filter(Protocol):
 FILTERS: Registry[Filter] = Registry("filter")
 
 
+def applies(plugin: object, ctx: PlacementContext) -> bool:
+    """A plugin's optional ``applies(ctx)``; plugins without one always apply."""
+    check = getattr(plugin, "applies", None)
+    return True if check is None else bool(check(ctx))
+
+
 def _short(uuids: Any, n: int = 3) -> str:
     items = sorted(uuids)
     more = f" and {len(items) - n} more" if len(items) > n else ""
@@ -71,6 +81,9 @@ class AffinityFilter:
     """Server group policy ``affinity``: every member on one host."""
 
     NAME = "AffinityFilter"
+
+    def applies(self, ctx: PlacementContext) -> bool:
+        return ctx.is_host_group and ctx.request.hints.group_policy == GroupPolicyKind.AFFINITY
 
     def filter(self, candidate: ProviderUsage, ctx: PlacementContext) -> FilterResult:
         hints = ctx.request.hints
@@ -92,6 +105,9 @@ class AntiAffinityFilter:
 
     NAME = "AntiAffinityFilter"
 
+    def applies(self, ctx: PlacementContext) -> bool:
+        return ctx.is_host_group and ctx.request.hints.group_policy == GroupPolicyKind.ANTI_AFFINITY
+
     def filter(self, candidate: ProviderUsage, ctx: PlacementContext) -> FilterResult:
         hints = ctx.request.hints
         if hints.group_policy != GroupPolicyKind.ANTI_AFFINITY or not ctx.is_host_group:
@@ -109,6 +125,9 @@ class SameHostFilter:
     """Hint ``same_host``: on a host that holds one of the named consumers."""
 
     NAME = "SameHostFilter"
+
+    def applies(self, ctx: PlacementContext) -> bool:
+        return ctx.is_host_group and bool(ctx.request.hints.same_host)
 
     def filter(self, candidate: ProviderUsage, ctx: PlacementContext) -> FilterResult:
         wanted = ctx.request.hints.same_host
@@ -132,6 +151,9 @@ class DifferentHostFilter:
     """Hint ``different_host``: not on a host that holds any named consumer."""
 
     NAME = "DifferentHostFilter"
+
+    def applies(self, ctx: PlacementContext) -> bool:
+        return ctx.is_host_group and bool(ctx.request.hints.different_host)
 
     def filter(self, candidate: ProviderUsage, ctx: PlacementContext) -> FilterResult:
         if not ctx.request.hints.different_host or not ctx.is_host_group:

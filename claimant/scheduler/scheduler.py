@@ -7,6 +7,7 @@ requests and partial placement.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -33,7 +34,7 @@ from claimant.model import (
 )
 from claimant.scheduler.config import SchedulerConfig
 from claimant.scheduler.context import FailureCounter, PlacementContext, RequestState
-from claimant.scheduler.filters import FILTERS, Filter
+from claimant.scheduler.filters import FILTERS, Filter, applies
 from claimant.scheduler.weighers import WEIGHERS, BuildFailureWeigher, Weigher, combine
 from claimant.store.base import CandidateQuery, ClaimSpec, Store
 
@@ -412,10 +413,11 @@ class _InstancePlacer:
         if not found:
             diag.store = self.explain_empty(q)
         ctx = self.ctx(gi)
+        filters = [f for f in self.s.filters if applies(f, ctx)]
         passed = []
         for cand in found:
             self.state.remember_root(cand)
-            for flt in self.s.filters:
+            for flt in filters:
                 result = flt.filter(cand, ctx)
                 if not result.passed:
                     diag.reject(flt.NAME, cand, result.reason)
@@ -477,7 +479,9 @@ class _InstancePlacer:
 
     def pick(self, gi: int) -> ProviderUsage | None:
         pool = self.pools[gi]
-        best = [c for c in pool if self.usable(c, gi)][: self.cfg.host_subset_size]
+        best = list(
+            itertools.islice((c for c in pool if self.usable(c, gi)), self.cfg.host_subset_size)
+        )
         if not best:
             return None
         chosen = self.s.rng.choice(best)
@@ -599,7 +603,7 @@ class _InstancePlacer:
                 continue
             _add(need, self.groups[j].resources)
             ctx = self.ctx(j)
-            for f in self.s.filters:
+            for f in (f for f in self.s.filters if applies(f, ctx)):
                 result = f.filter(fresh, ctx)
                 if not result.passed:
                     return None, f"after re-read, {f.NAME}: {result.reason}"

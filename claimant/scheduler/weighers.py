@@ -9,6 +9,9 @@ multipliers operators know carry over.
 Resource weighers (``FOLLOWS_STRATEGY = True``) weigh free capacity: with a
 positive multiplier they spread, with a negative one they pack. A request
 whose hint says ``pack`` flips their sign.
+
+Like a filter, a weigher may define ``applies(ctx) -> bool`` to be skipped
+for a whole query.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 from claimant.model import GroupPolicyKind, InvalidInput, ProviderUsage, Strategy
 from claimant.scheduler.context import PlacementContext
+from claimant.scheduler.filters import applies
 from claimant.scheduler.registry import Registry
 
 
@@ -53,7 +57,7 @@ def combine(
         return totals
     flip = ctx.request.hints.strategy == Strategy.PACK
     for weigher, multiplier in weighers:
-        if multiplier == 0:
+        if multiplier == 0 or not applies(weigher, ctx):
             continue
         if flip and getattr(weigher, "FOLLOWS_STRATEGY", False):
             multiplier = -multiplier
@@ -107,6 +111,9 @@ class ServerGroupSoftAffinityWeigher:
 
     NAME = "ServerGroupSoftAffinityWeigher"
 
+    def applies(self, ctx: PlacementContext) -> bool:
+        return ctx.is_host_group and ctx.request.hints.group_policy == GroupPolicyKind.SOFT_AFFINITY
+
     def weigh(self, candidates: Sequence[ProviderUsage], ctx: PlacementContext) -> list[float]:
         hints = ctx.request.hints
         if hints.group_policy != GroupPolicyKind.SOFT_AFFINITY or not ctx.is_host_group:
@@ -120,6 +127,10 @@ class ServerGroupSoftAntiAffinityWeigher:
     """Policy ``soft-anti-affinity``: more members of the group on the host weigh less."""
 
     NAME = "ServerGroupSoftAntiAffinityWeigher"
+
+    def applies(self, ctx: PlacementContext) -> bool:
+        hints = ctx.request.hints
+        return ctx.is_host_group and hints.group_policy == GroupPolicyKind.SOFT_ANTI_AFFINITY
 
     def weigh(self, candidates: Sequence[ProviderUsage], ctx: PlacementContext) -> list[float]:
         hints = ctx.request.hints
@@ -149,6 +160,9 @@ class BuildFailureWeigher:
                 field="half_life",
             )
         self.half_life = float(half_life)
+
+    def applies(self, ctx: PlacementContext) -> bool:
+        return bool(ctx.state.failures)
 
     def weigh(self, candidates: Sequence[ProviderUsage], ctx: PlacementContext) -> list[float]:
         failures = ctx.state.failures
