@@ -42,6 +42,20 @@ SKIPS: dict[tuple[str, str], str] = {
         "any application sees the request"
     ),
 }
+_RESHAPE_GENERATIONS = (
+    "Placement bumps a provider's generation up to three times in one reshape "
+    "(interim inventory, allocations, final inventory); claimant bumps each provider "
+    "it changes once, and the file reuses Placement's literal generations"
+)
+for _name in (
+    "get usages on parent after move",
+    "get usages on child after move",
+    "consolidate inventory and allocations",
+    "get usages on parent after move back",
+    "get usages on child after move back",
+    "reshape with mappings",
+):
+    SKIPS[("reshaper.yaml", _name)] = _RESHAPE_GENERATIONS
 
 
 def cache_dir() -> Path:
@@ -180,7 +194,20 @@ def live_server() -> Iterator[LiveServer]:
             server.stop()
 
 
+def preloaded_files(directory: Path) -> list[Path]:
+    """Files whose fixtures pre-load data we can load through the API."""
+    from fixtures import LOADERS
+
+    return sorted(
+        p
+        for p in directory.glob("*.yaml")
+        if (fx := fixtures_of(p)) and fx != ["APIFixture"] and all(f in LOADERS for f in fx)
+    )
+
+
 def fixture_module(server: LiveServer) -> types.ModuleType:
+    from fixtures import LOADERS, Loader
+
     class APIFixture(gabbi_fixture.GabbiFixture):
         """Placement's APIFixture: an empty store and its environment variables."""
 
@@ -190,6 +217,17 @@ def fixture_module(server: LiveServer) -> types.ModuleType:
 
     module = types.ModuleType("claimant_placement_fixtures")
     module.APIFixture = APIFixture  # type: ignore[attr-defined]
+    for name, load in LOADERS.items():
+
+        def start(self: gabbi_fixture.GabbiFixture, load: Any = load) -> None:
+            APIFixture.start_fixture(self)  # type: ignore[arg-type]
+            loader = Loader(f"http://127.0.0.1:{server.port}")
+            try:
+                os.environ.update(load(loader, dict(os.environ)))
+            finally:
+                loader.close()
+
+        setattr(module, name, type(name, (APIFixture,), {"start_fixture": start}))
     return module
 
 

@@ -228,7 +228,7 @@ def _check_consumer_generation(req: Req, consumer_uuid: str, given: Any) -> None
         )
 
 
-def _write_for(req: Req, consumer_uuid: str, data: dict[str, Any]) -> ConsumerAllocations:
+def write_for(req: Req, consumer_uuid: str, data: dict[str, Any]) -> ConsumerAllocations:
     """One consumer's part of a PUT or POST body, as the store's write."""
     allocs = data["allocations"]
     if isinstance(allocs, list):  # before 1.12
@@ -319,7 +319,7 @@ def put_for_consumer(req: Req) -> Resp:
         raise bad_request(f"Malformed consumer_uuid: {consumer_uuid}")
     consumer_uuid = str(uuidlib.UUID(consumer_uuid))
     data = req.json(_put_schema(req))
-    write = _write_for(req, consumer_uuid, data)
+    write = write_for(req, consumer_uuid, data)
     _precheck(req, [write], True)
     _store_write(req, [write])
     return Resp(204)
@@ -327,7 +327,7 @@ def put_for_consumer(req: Req) -> Resp:
 
 def post(req: Req) -> Resp:
     data = req.json(_post_schema(req))
-    writes = [_write_for(req, str(uuidlib.UUID(c)), body) for c, body in data.items()]
+    writes = [write_for(req, str(uuidlib.UUID(c)), body) for c, body in data.items()]
     _precheck(req, writes, False)
     _store_write(req, writes)
     return Resp(204)

@@ -25,6 +25,7 @@ from claimant.api.placement.common import (
     parse_required,
     parse_resources,
     parse_traits_value,
+    trait_order,
 )
 from claimant.api.placement.errors import bad_request
 from claimant.api.placement.framework import Req, Resp
@@ -588,7 +589,7 @@ def _serialize(req: Req, w: World, areqs: list[AReq], groups: dict[str, Group]) 
             }
         }
         if req.want(17):
-            summary["traits"] = sorted(p.traits)
+            summary["traits"] = trait_order(p.traits)
         if req.want(29):
             summary["parent_provider_uuid"] = p.parent_uuid
             summary["root_provider_uuid"] = p.root_uuid

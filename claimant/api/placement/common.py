@@ -4,11 +4,13 @@ required traits, member_of, in_tree), provider look-ups and links."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from claimant.api.placement.errors import PlacementError, bad_request, not_found
 from claimant.api.placement.framework import Req, is_uuid
 from claimant.model import NotFound, Provider
+from claimant.model.names import STANDARD_RESOURCE_CLASSES
 
 RC_PATTERN = "^[A-Z0-9_]+$"
 CUSTOM_PATTERN = "^CUSTOM_[A-Z0-9_]+$"
@@ -18,6 +20,18 @@ MAX_INT = 2**31 - 1
 SQL_SP_FLOAT_MAX = 3.40282e38
 INCOMPLETE_PROJECT = "00000000-0000-0000-0000-000000000000"
 INCOMPLETE_USER = "00000000-0000-0000-0000-000000000000"
+
+
+def class_order(names: Iterable[str]) -> list[str]:
+    """Placement lists classes in id order: the standard ones as
+    os-resource-classes orders them, then custom ones."""
+    rank = {n: i for i, n in enumerate(STANDARD_RESOURCE_CLASSES)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
+def trait_order(names: Iterable[str]) -> list[str]:
+    """Placement lists traits in id order: standard ones, then custom ones."""
+    return sorted(names, key=lambda n: (n.startswith("CUSTOM_"), n))
 
 
 def get_provider(req: Req, uuid: str, detail: str | None = None) -> Provider:

@@ -10,6 +10,7 @@ from claimant.api.placement.common import (
     MAX_INT,
     RC_PATTERN,
     SQL_SP_FLOAT_MAX,
+    class_order,
     get_provider,
     provider_url,
 )
@@ -67,7 +68,7 @@ def _send_one(req: Req, p: Provider, rc: str, status: int = 200) -> Resp:
     return Resp(status, body).modified(req, p.updated_at or p.created_at)
 
 
-def _make(req: Req, p: Provider, rc: str, data: dict[str, Any], verb: str = "update") -> Inventory:
+def make(req: Req, p: Provider, rc: str, data: dict[str, Any], verb: str = "update") -> Inventory:
     fields = {f: data[f] for f in FIELDS if f in data}
     inv = Inventory(resource_class=rc, **fields)
     # Placement floors capacity the same way; <1.26 reserved must stay below total.
@@ -101,7 +102,7 @@ def _write(req: Req, p: Provider, inventories: dict[str, Inventory], inuse_msg: 
     except GenerationConflict as exc:
         raise conflict(f"update conflict: {exc.message}", errors.CONCURRENT_UPDATE) from None
     except InUse:
-        removed = sorted(set(p.inventories) - set(inventories))
+        removed = class_order(set(p.inventories) - set(inventories))
         raise conflict(
             inuse_msg.format(classes=", ".join(removed), detail=_inuse_detail(p, removed)),
             errors.INVENTORY_INUSE,
@@ -130,7 +131,7 @@ def create(req: Req) -> Resp:
     p = get_provider(req, req.args["uuid"])
     data = req.json(POST_SCHEMA)
     rc = data["resource_class"]
-    inv = _make(req, p, rc, data, "create")
+    inv = make(req, p, rc, data, "create")
     if rc not in _known_classes(req):
         raise bad_request(
             f"Unable to create inventory for resource provider {p.uuid}: "
@@ -155,7 +156,7 @@ def replace_all(req: Req) -> Resp:
     data = req.json(PUT_ALL_SCHEMA)
     if data["resource_provider_generation"] != p.generation:
         raise conflict("resource provider generation conflict", errors.CONCURRENT_UPDATE)
-    invs = {rc: _make(req, p, rc, raw) for rc, raw in data["inventories"].items()}
+    invs = {rc: make(req, p, rc, raw) for rc, raw in data["inventories"].items()}
     unknown = sorted(set(invs) - _known_classes(req))
     if unknown:
         raise bad_request(
@@ -178,7 +179,7 @@ def update_one(req: Req) -> Resp:
     data = req.json(RECORD_SCHEMA)
     if data["resource_provider_generation"] != p.generation:
         raise conflict("resource provider generation conflict", errors.CONCURRENT_UPDATE)
-    inv = _make(req, p, rc, data)
+    inv = make(req, p, rc, data)
     if rc not in p.inventories:
         raise bad_request(
             f"No inventory record with resource class for resource provider {uuid}: "
