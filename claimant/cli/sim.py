@@ -65,7 +65,10 @@ def _table(results: list[object]) -> None:
             v = getattr(r, attr)
             cells.append(f"{v:.1f}" if isinstance(v, float) else str(v))
         table.add_row(*cells)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # pipes get 80 columns: every heading would be cut
+    console.print(table)
 
 
 @click.command()

@@ -13,8 +13,10 @@ GET    /v1/agents               provider uuid -> agent url
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -45,10 +47,23 @@ def create_conductor_app(
     agent_token: str | None = None,
     workers: int = 4,
 ) -> FastAPI:
-    app = FastAPI(title="claimant conductor", openapi_url=None, docs_url=None, redoc_url=None)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="conductor-request")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.shutdown(wait=False, cancel_futures=True)
+        conductor.close()
+
+    app = FastAPI(
+        title="claimant conductor",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
     install_error_handlers(app)
     store = conductor.store
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="conductor-request")
     running: set[str] = set()
     running_lock = threading.Lock()
 
@@ -131,10 +146,5 @@ def create_conductor_app(
     async def list_agents(request: Request) -> dict[str, Any]:
         check_token(request, token)
         return {"agents": conductor.agents.listing()}
-
-    @app.on_event("shutdown")
-    def _shutdown() -> None:
-        pool.shutdown(wait=False, cancel_futures=True)
-        conductor.close()
 
     return app

@@ -1,0 +1,137 @@
+"""``claimant conductor``: serve the conductor, submit builds, follow them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import click
+import httpx
+
+from claimant.model.errors import ClaimantError
+
+DEFAULT_URL = "http://127.0.0.1:8779"
+
+
+@click.group()
+def conductor() -> None:
+    """The conductor: request -> scheduler -> agent, with reschedules."""
+
+
+@conductor.command("serve")
+@click.option("--store", "store_url", envvar="CLAIMANT_STORE", required=True, help="Store URL.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8779, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 100))
+@click.option("--token", envvar="CLAIMANT_LOOP_TOKEN", default=None, help="Shared X-Auth-Token.")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def conductor_serve(
+    store_url: str, host: str, port: int, max_attempts: int, token: str | None, log_level: str
+) -> None:
+    """Serve /v1/builds and /v1/agents."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    from claimant.conductor import AgentDirectory, Conductor
+    from claimant.conductor.http import create_conductor_app
+    from claimant.scheduler import Scheduler
+    from claimant.store import open_store
+
+    try:
+        store = open_store(store_url)
+        store.migrate()
+        c = Conductor(store, Scheduler(store), AgentDirectory(), max_attempts=max_attempts)
+    except ClaimantError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    import uvicorn
+
+    try:
+        app = create_conductor_app(c, token=token, agent_token=token)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    finally:
+        store.close()
+
+
+def _call(url: str, token: str | None, method: str, path: str, **kw: Any) -> Any:
+    headers = {"X-Auth-Token": token} if token else {}
+    try:
+        r = httpx.request(method, url.rstrip("/") + path, headers=headers, timeout=600, **kw)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach {url}: {exc}") from None
+    try:
+        data = r.json()
+    except ValueError:
+        data = None
+    if r.status_code >= 400:
+        err = (data or {}).get("error", {}) if isinstance(data, dict) else {}
+        raise click.ClickException(
+            f"{err.get('code', r.status_code)}: {err.get('message', r.text[:300])}"
+        )
+    return data
+
+
+def _render(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    click.echo(f"request {data['uuid']}: {data['status']} ({data['count']} instance(s))")
+    for p in data.get("placements", []):
+        where = ", ".join(f"{c['provider_uuid']} [{c['status']}]" for c in p["claims"])
+        click.echo(f"  {p['consumer_uuid']}: {where}")
+    for h in data.get("history", []):
+        rest = {k: v for k, v in h.items() if k not in ("at", "event", "details")}
+        click.echo(f"  - {h['event']} {json.dumps(rest, sort_keys=True) if rest else ''}")
+
+
+_url = click.option("--url", envvar="CLAIMANT_CONDUCTOR", default=DEFAULT_URL, show_default=True)
+_token = click.option("--token", envvar="CLAIMANT_LOOP_TOKEN", default=None)
+_json = click.option("--json", "as_json", is_flag=True)
+
+
+@conductor.command("build")
+@_url
+@_token
+@_json
+@click.option("--vcpus", type=click.IntRange(1), required=True)
+@click.option("--memory-mb", type=click.IntRange(1), required=True)
+@click.option("--disk-gb", type=click.IntRange(0), default=0)
+@click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
+@click.option("--wait/--no-wait", default=True, show_default=True)
+def conductor_build(
+    url: str,
+    token: str | None,
+    as_json: bool,
+    vcpus: int,
+    memory_mb: int,
+    disk_gb: int,
+    count: int,
+    wait: bool,
+) -> None:
+    """Build COUNT instances of a flavor."""
+    body = {"flavor": {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb}, "count": count}
+    data = _call(url, token, "POST", "/v1/builds", json=body, params={"wait": str(wait).lower()})
+    _render(data, as_json)
+
+
+@conductor.command("show")
+@_url
+@_token
+@_json
+@click.argument("uuid")
+def conductor_show(url: str, token: str | None, as_json: bool, uuid: str) -> None:
+    """A request's status, placements and history."""
+    _render(_call(url, token, "GET", f"/v1/builds/{uuid}"), as_json)
+
+
+@conductor.command("destroy")
+@_url
+@_token
+@_json
+@click.argument("uuid")
+def conductor_destroy(url: str, token: str | None, as_json: bool, uuid: str) -> None:
+    """Destroy a request's instances and free their allocations."""
+    _render(_call(url, token, "DELETE", f"/v1/builds/{uuid}"), as_json)
