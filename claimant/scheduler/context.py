@@ -100,16 +100,27 @@ class RequestState:
         if not group:
             return {}
         if self._group_hosts is None:
-            hosts: dict[str, int] = {}
-            for uuid, n in self.store.providers_of_group(group).items():
-                root = self.root_of(uuid)
-                # A member with claims on several providers of one tree counts once.
-                hosts[root] = max(hosts.get(root, 0), n)
-            self._group_hosts = hosts
+            # A member with claims on several providers of one tree counts once.
+            self._group_hosts = self.read_server_group()
         out = dict(self._group_hosts)
         for root in self.placed_roots:
             out[root] = out.get(root, 0) + 1
         return out
+
+    def read_server_group(self) -> dict[str, int]:
+        """Host (tree root) -> members, read from the store now (uncached)."""
+        hosts: dict[str, int] = {}
+        if self.request.hints.group:
+            for uuid, n in self.store.providers_of_group(self.request.hints.group).items():
+                root = self.root_of(uuid)
+                hosts[root] = max(hosts.get(root, 0), n)
+        return hosts
+
+    def refresh_server_group(self) -> None:
+        """Forget the cached view; the store now holds this request's own
+        placements too, so they are no longer added on top."""
+        self._group_hosts = None
+        self.placed_roots.clear()
 
     def same_hosts(self) -> frozenset[str]:
         if self._same_hosts is None:

@@ -362,6 +362,9 @@ class _InstancePlacer:
         self.gens: dict[str, int] = {}
         self.dropped_since_query: dict[int, int] = {}
         self.diags = [_GroupDiag(g) for g in self.groups]
+        # Server-group hosts the host group's filters saw (hard policies).
+        self.members_seen: set[str] = set()
+        self.check_group = False
 
     def host_root(self) -> str:
         return self.choice[0].provider.root_uuid
@@ -414,6 +417,12 @@ class _InstancePlacer:
             diag.store = self.explain_empty(q)
         ctx = self.ctx(gi)
         filters = [f for f in self.s.filters if applies(f, ctx)]
+        if gi == 0:
+            self.check_group = any(
+                f.NAME in ("AffinityFilter", "AntiAffinityFilter") for f in filters
+            )
+            if self.check_group:
+                self.members_seen = set(self.state.server_group_hosts())
         passed = []
         for cand in found:
             self.state.remember_root(cand)
@@ -535,8 +544,51 @@ class _InstancePlacer:
         while True:
             self.choose_all()
             claims = self.claim_all()
-            if claims is not None:
+            if claims is None:
+                continue
+            why = self.server_group_race(claims)
+            if not why:
                 return claims
+            # Another scheduler placed a member of the same hard server group
+            # at the same moment: give ours back and place again, fresh view.
+            self.give_back(list(enumerate(claims)))
+            self.stats.conflicts += 1
+            self.state.refresh_server_group()
+            host = self.choice[0]
+            self.pools.clear()
+            if not self.spend():
+                self.drop(0, host, why, lost=True)
+                raise _Failed(0, f"{why}; gave up after {self.cfg.max_claim_retries} claim retries")
+            self.drop(0, host, why, lost=True)
+
+    def server_group_race(self, claims: list[Claim]) -> str:
+        """Re-read the server group after claiming: a hard policy broken by a
+        concurrent placement is reported (the filters saw the group before
+        either claim existed). Whoever sees the other gives way, so at worst
+        both retry; never both stay."""
+        hints = self.request.hints
+        policy = hints.group_policy
+        if not self.check_group or not hints.group:
+            return ""
+        root = self.choice[0].provider.root_uuid
+        fresh = self.state.read_server_group()
+        if policy == GroupPolicyKind.ANTI_AFFINITY:
+            # Ours counts one; the filter already kept us off hosts with members.
+            if fresh.get(root, 0) > 1:
+                return (
+                    f"anti-affinity: a concurrent scheduler placed another member of "
+                    f"{hints.group!r} on this host"
+                )
+            return ""
+        if self.members_seen:
+            return ""  # members existed: the filter pinned us to their hosts
+        others = sorted(r for r in fresh if r != root)
+        if others:
+            return (
+                f"affinity: a concurrent scheduler placed the first member of "
+                f"{hints.group!r} on another host ({others[0]})"
+            )
+        return ""
 
     def claim_all(self) -> list[Claim] | None:
         """Claims in provider-uuid order; None if a choice had to change."""

@@ -15,6 +15,8 @@ import pytest
 from claimant.model import (
     Claim,
     ClaimStatus,
+    GroupPolicyKind,
+    Hints,
     NoValidHost,
     RequestGroup,
     RequestStatus,
@@ -196,3 +198,60 @@ def test_two_store_objects_never_overcommit(tmp_path: Path) -> None:
     assert used(first, p) == 5
     first.close()
     second.close()
+
+
+class GroupRacingStore(SQLiteStore):
+    """Before our first claim, a rival scheduler claims a member of server
+    group ``web`` on the provider ``rival_on`` picks (another host, or ours)."""
+
+    def __init__(self, path: str, rival_on: Callable[[ClaimSpec], str]) -> None:
+        super().__init__(path)
+        self.rival_on = rival_on
+        self.raced = False
+
+    def claim(self, spec: ClaimSpec) -> Claim:
+        if not self.raced:
+            self.raced = True
+            target = self.rival_on(spec)
+            super().claim(
+                ClaimSpec(
+                    provider_uuid=target,
+                    expected_generation=self.get_provider(target).generation,
+                    amounts={"VCPU": 1},
+                    consumer_uuid=new_uuid(),
+                    group="web",
+                )
+            )
+        return super().claim(spec)
+
+
+@pytest.mark.parametrize(
+    ("policy", "rival_on_ours"),
+    [
+        pytest.param(GroupPolicyKind.ANTI_AFFINITY, True, id="anti-affinity-rival-on-our-host"),
+        pytest.param(GroupPolicyKind.AFFINITY, False, id="affinity-rival-on-another-host"),
+    ],
+)
+def test_concurrent_hard_server_group_member_is_detected(
+    tmp_path: Path, policy: GroupPolicyKind, rival_on_ours: bool
+) -> None:
+    hosts: list[str] = []
+
+    def rival_on(spec: ClaimSpec) -> str:
+        if rival_on_ours:
+            return spec.provider_uuid
+        return next(h for h in hosts if h != spec.provider_uuid)
+
+    store = GroupRacingStore(str(tmp_path / "group.db"), rival_on)
+    store.migrate()
+    hosts.extend(host(store, name, vcpu=8).uuid for name in ("a", "b", "c"))
+    result = scheduler(store).schedule(req(hints=Hints(group="web", group_policy=policy)))
+    members = store.providers_of_group("web")
+    if policy == GroupPolicyKind.ANTI_AFFINITY:
+        assert members == dict.fromkeys(members, 1)
+        assert len(members) == 2
+    else:
+        assert list(members.values()) == [2]
+    assert result.stats.conflicts >= 1
+    assert result.stats.claims_released >= 1
+    store.close()
