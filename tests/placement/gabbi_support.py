@@ -141,10 +141,13 @@ def set_apifixture_env() -> None:
 
 
 class LiveServer:
-    """claimant's Placement app under a real uvicorn server on loopback."""
+    """claimant's Placement app under a real uvicorn server on loopback.
+    ``store_url`` names one store to serve (reset() empties it); without it
+    every reset() opens a fresh SQLite file."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, store_url: str | None = None) -> None:
         self.workdir = workdir
+        self.store_url = store_url
         self.count = 0
         self.app: PlacementApp = create_placement_app(self.fresh_store())
         with socket.socket() as s:
@@ -160,11 +163,19 @@ class LiveServer:
 
     def fresh_store(self) -> Any:
         self.count += 1
-        store = open_store(f"sqlite:///{self.workdir}/placement-{self.count}.db")
+        url = self.store_url or f"sqlite:///{self.workdir}/placement-{self.count}.db"
+        store = open_store(url)
         store.migrate()
         return store
 
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def reset(self) -> None:
+        if self.store_url:
+            self.app.store.reset()
+            return
         old = self.app.store
         self.app.store = self.fresh_store()
         old.close()
@@ -184,9 +195,9 @@ class LiveServer:
 
 
 @contextmanager
-def live_server() -> Iterator[LiveServer]:
+def live_server(store_url: str | None = None) -> Iterator[LiveServer]:
     with tempfile.TemporaryDirectory(prefix="claimant-placement-") as tmp:
-        server = LiveServer(Path(tmp))
+        server = LiveServer(Path(tmp), store_url)
         server.start()
         try:
             yield server
@@ -196,7 +207,7 @@ def live_server() -> Iterator[LiveServer]:
 
 def preloaded_files(directory: Path) -> list[Path]:
     """Files whose fixtures pre-load data we can load through the API."""
-    from fixtures import LOADERS
+    from tests.placement.placement_fixtures import LOADERS
 
     return sorted(
         p
@@ -206,7 +217,7 @@ def preloaded_files(directory: Path) -> list[Path]:
 
 
 def fixture_module(server: LiveServer) -> types.ModuleType:
-    from fixtures import LOADERS, Loader
+    from tests.placement.placement_fixtures import LOADERS, Loader
 
     class APIFixture(gabbi_fixture.GabbiFixture):
         """Placement's APIFixture: an empty store and its environment variables."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import gabbi_support as gs
 import pytest
+
+from tests.placement import gabbi_support as gs
 
 GABBITS = gs.gabbits_dir(fetch=True)
 FILES = gs.api_fixture_files(GABBITS) if GABBITS else []

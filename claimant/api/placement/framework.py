@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -32,12 +32,16 @@ from claimant.store.base import Store
 LOG = logging.getLogger(__name__)
 
 JSON = "application/json"
-#: auth(token) -> (is_admin, user_id, project_id), or None when the token is refused.
-Authenticator = Callable[[str], "tuple[bool, str, str] | None"]
+#: auth(headers) -> (is_admin, user_id, project_id), or None when the caller is refused.
+#: ``headers`` maps lower-case names to values.
+Authenticator = Callable[[Mapping[str, str]], "tuple[bool, str, str] | None"]
 
 
-def noauth2(token: str) -> tuple[bool, str, str] | None:
-    """Placement's noauth2: ``user[:project]``; the user named admin is admin."""
+def noauth2(headers: Mapping[str, str]) -> tuple[bool, str, str] | None:
+    """Placement's noauth2: token ``user[:project]``; the user named admin is admin."""
+    token = headers.get("x-auth-token")
+    if not token:
+        return None
     user, _, project = token.partition(":")
     return user == "admin", user, project or user
 
@@ -299,8 +303,7 @@ class PlacementApp:
             allow = ", ".join(route.methods)
             raise PlacementError(405, "", headers={"allow": allow})
         if not method.public:
-            token = req.header("x-auth-token")
-            who = self.auth(token) if token else None
+            who = self.auth({k: v[-1] for k, v in req.headers.items()})
             if who is None:
                 raise PlacementError(401, "")
             req.is_admin = who[0]
