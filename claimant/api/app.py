@@ -8,6 +8,7 @@ import contextlib
 import importlib
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,13 +54,23 @@ def create_app(
     scheduler_config: Any | None = None,
     expire_interval: float | None = None,
     close_store: bool = False,
+    schedule_concurrency: int | None = None,
 ) -> FastAPI:
     """Build the app around an open (and migrated) store.
 
     ``expire_interval``: seconds between ``store.expire_claims()`` sweeps (None:
-    no sweep). ``close_store``: close the store when the app shuts down."""
+    no sweep). ``close_store``: close the store when the app shuts down.
+    ``schedule_concurrency``: requests scheduled at once in this process
+    (default: 1 on SQLite, 64 otherwise)."""
     metrics = Metrics()
     scheduler = _scheduler(store, scheduler_config)
+    if schedule_concurrency is None:
+        # SQLite has one write lock and its busy handler *sleeps* (1, 2, 5 ms
+        # ...) while it waits: concurrent schedulers in one process spend more
+        # time asleep than working. One at a time per process; a waiting
+        # thread then wakes as soon as the slot is free.
+        schedule_concurrency = 1 if store.url.startswith("sqlite") else 64
+    slots = threading.BoundedSemaphore(schedule_concurrency)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,6 +108,7 @@ def create_app(
         a.state.auth = auth
         a.state.metrics = metrics
         a.state.scheduler = scheduler
+        a.state.schedule_slots = slots
         install_error_handlers(a)
 
     @app.get("/healthz", include_in_schema=False)

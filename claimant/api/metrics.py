@@ -53,6 +53,12 @@ class Metrics:
             "Claims that lost a compare-and-set on a provider generation",
             registry=r,
         )
+        self.schedule_seconds = Histogram(
+            "claimant_schedule_duration_seconds",
+            "Time the scheduler spent on one request (store queries and claims)",
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
         self.claim_retries = Counter(
             "claimant_claim_retries", "Claim attempts retried after a conflict", registry=r
         )
@@ -64,6 +70,9 @@ class Metrics:
         get = stats.get if isinstance(stats, dict) else lambda k, d=0: getattr(stats, k, d)
         conflicts = get("conflicts", 0) or 0
         retries = get("retries", 0) or 0
+        elapsed = get("elapsed_s", 0.0) or 0.0
+        if elapsed:
+            self.schedule_seconds.observe(elapsed)
         if conflicts:
             self.claim_conflicts.inc(conflicts)
         if retries:

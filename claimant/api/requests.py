@@ -166,7 +166,8 @@ def create_request(
         raise AlreadyExists(f"request {body.uuid} already exists", uuid=body.uuid)
     try:
         # The scheduler persists the request, its claims and, on failure, why.
-        result = scheduler.schedule(request)
+        with http.app.state.schedule_slots:
+            result = scheduler.schedule(request)
     except NoValidHost:
         metrics.no_valid_host.inc()
         raise
