@@ -66,6 +66,8 @@ from claimant.store.base import (
 from claimant.store.sqlite_schema import MIGRATIONS, TABLES
 
 _LIVE = "(l.status = 'confirmed' OR l.expires_at > ?)"
+# How long a released or expired claim is remembered (for ClaimNotActive).
+TOMBSTONE_TTL = 86400.0
 
 
 def _translate(exc: sqlite3.Error) -> Exception:
@@ -958,12 +960,21 @@ class SQLiteStore(Store):
             if row is None:
                 raise NotFound(f"no live claim {claim_uuid}", kind="claim", uuid=claim_uuid)
             conn.execute("DELETE FROM ledger WHERE uuid = ?", (claim_uuid,))
+            conn.execute(
+                "INSERT OR REPLACE INTO ledger_tombstones VALUES (?, 'released', ?)",
+                (claim_uuid, now),
+            )
             self._add_used(conn, row[0], json.loads(row[1]))
             self._bump(conn, row[0], now)
 
     def _get_claim(self, conn: sqlite3.Connection, claim_uuid: str, now: float) -> Claim:
         rows = self._select_claims(conn, "l.uuid = ?", [claim_uuid], now, live_only=False)
         if not rows:
+            gone = conn.execute(
+                "SELECT reason FROM ledger_tombstones WHERE uuid = ?", (claim_uuid,)
+            ).fetchone()
+            if gone:
+                raise ClaimNotActive(f"claim {claim_uuid} was {gone[0]}", uuid=claim_uuid)
             raise NotFound(f"no claim {claim_uuid}", kind="claim", uuid=claim_uuid)
         claim = rows[0]
         if not claim.is_live(now):
@@ -1046,11 +1057,17 @@ class SQLiteStore(Store):
         provider's state as anyone may read it does not change."""
         rows = conn.execute(
             "DELETE FROM ledger WHERE status = 'claimed' AND expires_at <= ?"
-            " RETURNING provider_id, amounts",
+            " RETURNING provider_id, amounts, uuid",
             (now,),
         ).fetchall()
-        for pid, amounts in rows:
+        for pid, amounts, _ in rows:
             self._add_used(conn, pid, json.loads(amounts))
+        if rows:
+            conn.executemany(
+                "INSERT OR REPLACE INTO ledger_tombstones VALUES (?, 'expired', ?)",
+                [(r[2], now) for r in rows],
+            )
+            conn.execute("DELETE FROM ledger_tombstones WHERE at < ?", (now - TOMBSTONE_TTL,))
         return len(rows)
 
     def _sweep_if_due(self, now: float) -> None:

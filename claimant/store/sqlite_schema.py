@@ -97,6 +97,12 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX ledger_grp ON ledger(grp) WHERE grp IS NOT NULL",
         "CREATE INDEX ledger_project ON ledger(project_id)",
         "CREATE INDEX ledger_expiry ON ledger(expires_at) WHERE expires_at IS NOT NULL",
+        # Claims that were released or expired, so a late confirm says
+        # "not active" rather than "never existed". Pruned after a day.
+        """CREATE TABLE ledger_tombstones (
+            uuid TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            at REAL NOT NULL)""",
         """CREATE TABLE consumers (
             uuid TEXT PRIMARY KEY,
             project_id TEXT NOT NULL,
@@ -118,6 +124,7 @@ MIGRATIONS: list[list[str]] = [
 TABLES = (
     "requests",
     "consumers",
+    "ledger_tombstones",
     "ledger",
     "provider_attributes",
     "provider_aggregates",
