@@ -89,6 +89,7 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
+        self._write_lock = threading.Lock()
 
     # -- connections and transactions -------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -119,19 +120,25 @@ class SQLiteStore(Store):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
-            raise _translate(exc) from exc
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        # Writers of this process queue on a Python lock before asking SQLite:
+        # SQLite's busy handler *sleeps* (1, 2, 5, 10 ... ms) while another
+        # connection holds the write lock, so threads contending through it
+        # spend most of their time asleep. Other processes still contend
+        # through the busy handler; correctness never depends on this lock.
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise _translate(exc) from exc
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
