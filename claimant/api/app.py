@@ -135,7 +135,9 @@ def create_app(
         # Placement clients use the root; it comes last so /v1, /healthz and
         # /metrics are never shadowed.
         app.mount("/", placement)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(
+        MetricsMiddleware, metrics=metrics, unmatched="/*" if placement else "unmatched"
+    )
     return app
 
 

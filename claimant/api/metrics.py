@@ -88,20 +88,22 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def route_label(scope: Scope) -> str:
+def route_label(scope: Scope, unmatched: str = "unmatched") -> str:
     """The route template (``/v1/providers/{uuid}``), never the raw path, so
-    label values stay few."""
+    label values stay few. ``unmatched``: the label of paths no route of ours
+    matched (with the Placement API mounted at "/", that API's)."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     if path is None or not getattr(route, "methods", None):
-        return "unmatched"
+        return unmatched
     return str(scope.get("root_path", "")) + str(path)
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, unmatched: str = "unmatched") -> None:
         self.app = app
         self.metrics = metrics
+        self.unmatched = unmatched
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,7 +121,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = route_label(scope)
+            route = route_label(scope, self.unmatched)
             method = scope.get("method", "")
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
