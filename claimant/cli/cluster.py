@@ -192,7 +192,12 @@ def destroy(directory: Path, yes: bool, timeout: float) -> None:
 
 @cluster.command()
 @click.option(
-    "-n", "--nodes", "count", type=click.IntRange(1, 99), default=3, show_default=True,
+    "-n",
+    "--nodes",
+    "count",
+    type=click.IntRange(1, 99),
+    default=3,
+    show_default=True,
     help="Number of hosts (one Cassandra node each).",
 )
 @click.option(

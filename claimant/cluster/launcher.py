@@ -185,14 +185,10 @@ class Cluster:
                         f"`claimant cluster start` or destroy it before asking for {count}"
                     )
                 if state.version != version:
-                    raise ClusterError(
-                        f"{self.dir} holds Cassandra {state.version}, not {version}"
-                    )
+                    raise ClusterError(f"{self.dir} holds Cassandra {state.version}, not {version}")
                 state.heap = heap
             else:
-                if self.dir.exists() and any(
-                    p.name != ".lock" for p in self.dir.iterdir()
-                ):
+                if self.dir.exists() and any(p.name != ".lock" for p in self.dir.iterdir()):
                     raise ClusterError(
                         f"{self.dir} exists, is not empty and has no {STATE_FILE}; "
                         "choose another --dir"

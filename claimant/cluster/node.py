@@ -113,11 +113,18 @@ def pid_alive(pid: int | None, node: NodeSpec) -> bool:
         return True
     if _proc_state(pid) in ("Z", "X", None):
         return False
-    try:
-        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return f"{NODE_MARKER}{node.root}".encode() in cmdline
+    marker = f"{NODE_MARKER}{node.root}".encode()
+    # cmdline reads empty while the process is inside execve (just spawned,
+    # or the java launcher re-exec'ing itself): retry for a moment.
+    for _ in range(30):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            return False
+        if cmdline:
+            return marker in cmdline.split(b"\0")
+        time.sleep(0.01)
+    return False
 
 
 def spawn(java: str, node: NodeSpec, lib_dir: Path, heap: str) -> int:
@@ -164,9 +171,7 @@ def wait_for_cql(node: NodeSpec, pid: int, timeout: float) -> float:
     start = time.monotonic()
     while True:
         if not pid_alive(pid, node):
-            raise ClusterError(
-                f"{node.name} ({node.address}) died during start.\n{log_tail(node)}"
-            )
+            raise ClusterError(f"{node.name} ({node.address}) died during start.\n{log_tail(node)}")
         if cql_ready(node.address):
             return time.monotonic() - start
         if time.monotonic() - start > timeout:
@@ -178,7 +183,9 @@ def wait_for_cql(node: NodeSpec, pid: int, timeout: float) -> float:
 
 
 def terminate(
-    pids: dict[int, int], nodes: dict[int, NodeSpec], timeout: float,
+    pids: dict[int, int],
+    nodes: dict[int, NodeSpec],
+    timeout: float,
     echo: Callable[[str], None] | None = None,
 ) -> dict[int, str]:
     """SIGTERM every live pid, wait, SIGKILL stragglers; {index: outcome}."""
