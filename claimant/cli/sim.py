@@ -141,12 +141,14 @@ def sim(
                     host_subset_size=host_subset_size,
                     max_attempts=max_attempts,
                 )
+                err = Console(stderr=True)
                 with Progress(
                     TextColumn(f"{m} K={k}"),
                     BarColumn(),
                     MofNCompleteColumn(),
-                    console=Console(stderr=True),
+                    console=err,
                     transient=True,
+                    disable=not err.is_terminal,
                 ) as bar:
                     task = bar.add_task("requests", total=requests)
                     result = run(store, cfg, progress=lambda n: bar.advance(task, n))  # noqa: B023
