@@ -48,7 +48,13 @@ INSERT_ENTRY: Final = (
     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
     " USING TTL ?"
 )
-DELETE_PROVIDER: Final = "DELETE FROM providers WHERE provider_uuid = ? IF version = ?"
+# A conditional delete cannot drop a whole partition: drop its statics under
+# the condition, and each row it has in the same batch.
+DELETE_STATICS: Final = (
+    "DELETE generation, version, prev_version, name, type, parent_uuid, root_uuid, attributes,"
+    " traits, aggregates, enabled, heartbeat_at, created_at, seq, updated_at, inventories,"
+    " alloc_used, holds FROM providers WHERE provider_uuid = ? IF version = ?"
+)
 WRITE_HEARTBEAT: Final = "UPDATE providers SET heartbeat_at = ? WHERE provider_uuid = ?"
 
 # -- candidate index (SAI) ---------------------------------------------------------
@@ -90,11 +96,14 @@ NAME_OWNER: Final = "SELECT provider_uuid FROM provider_names WHERE name = ?"
 ADD_CHILD: Final = "INSERT INTO provider_children (parent_uuid, child_uuid) VALUES (?, ?)"
 DROP_CHILD: Final = "DELETE FROM provider_children WHERE parent_uuid = ? AND child_uuid = ?"
 CHILDREN: Final = "SELECT child_uuid FROM provider_children WHERE parent_uuid = ?"
-LOCATE: Final = "SELECT provider_uuid FROM claim_locator WHERE claim_uuid = ?"
+LOCATE: Final = "SELECT provider_uuid, gone FROM claim_locator WHERE claim_uuid = ?"
 WRITE_LOCATOR: Final = (
     "INSERT INTO claim_locator (claim_uuid, provider_uuid) VALUES (?, ?) USING TTL ?"
 )
-DROP_LOCATOR: Final = "DELETE FROM claim_locator WHERE claim_uuid = ?"
+# What is left of a released or expired claim: confirming it says why it cannot.
+BURY_LOCATOR: Final = (
+    "INSERT INTO claim_locator (claim_uuid, provider_uuid, gone) VALUES (?, ?, ?) USING TTL ?"
+)
 
 LIST_CLASSES: Final = "SELECT name, discrete FROM resource_classes"
 GET_CLASS: Final = "SELECT name, discrete FROM resource_classes WHERE name = ?"

@@ -43,7 +43,8 @@ _V1: Final[list[str]] = [
     "CREATE TABLE IF NOT EXISTS provider_names (name text PRIMARY KEY, provider_uuid text)",
     "CREATE TABLE IF NOT EXISTS provider_children"
     " (parent_uuid text, child_uuid text, PRIMARY KEY (parent_uuid, child_uuid))",
-    "CREATE TABLE IF NOT EXISTS claim_locator (claim_uuid text PRIMARY KEY, provider_uuid text)",
+    "CREATE TABLE IF NOT EXISTS claim_locator"
+    " (claim_uuid text PRIMARY KEY, provider_uuid text, gone text)",
     "CREATE TABLE IF NOT EXISTS consumers (uuid text PRIMARY KEY, project_id text,"
     " user_id text, consumer_type text, generation bigint)",
     "CREATE TABLE IF NOT EXISTS requests"

@@ -95,6 +95,8 @@ _CAS_WRITE_UNKNOWN = 0x1700
 # Cassandra removes a claim row this long after the claim expired: the row
 # only has to outlive the store clock's expiry, which every read applies.
 TTL_GRACE = 60
+# How long a released or expired claim is remembered (as the SQLite store).
+TOMBSTONE_TTL = 86400.0
 MAX_TTL = 630_720_000  # Cassandra 5.0's 20-year cap
 CAS_ATTEMPTS = 8
 # Unconfirmed holds kept as JSON: [claim uuid, expires_at, {class: amount}].
@@ -367,7 +369,6 @@ class _Plan:
     expected_generation: int | None = None
     remove_consumers: set[str] = field(default_factory=set)
     add: list[_Entry] = field(default_factory=list)
-    over_capacity_error: type[ClaimantError] = InsufficientCapacity
 
 
 class CassandraStore(Store):
@@ -526,12 +527,11 @@ class CassandraStore(Store):
     # -- lifecycle -------------------------------------------------------------------
     def migrate(self) -> int:
         self._ddl(keyspace_cql(self.keyspace, self.rf, self.dc))
-        session = self._use_keyspace()
-        version = 0
+        self._use_keyspace()
         try:
-            rows = list(session.execute(q.GET_META, ["schema_version"]))
+            rows = self._run(q.GET_META, ["schema_version"])
             version = int(rows[0].value) if rows else 0
-        except _DRIVER_ERRORS:
+        except StoreUnavailable:
             version = 0  # no meta table yet
         for statements in MIGRATIONS[version:]:
             for cql in statements:
@@ -1065,6 +1065,29 @@ class CassandraStore(Store):
         attributes: dict[str, Any] | _Unset = UNSET,
         enabled: bool | _Unset = UNSET,
     ) -> Provider:
+        return self._update_provider(
+            uuid, expected_generation, True, name, parent_uuid, attributes, enabled
+        )
+
+    def update_provider_quietly(
+        self,
+        uuid: str,
+        *,
+        name: str | _Unset = UNSET,
+        parent_uuid: str | _Unset | None = UNSET,
+    ) -> Provider:
+        return self._update_provider(uuid, None, False, name, parent_uuid, UNSET, UNSET)
+
+    def _update_provider(
+        self,
+        uuid: str,
+        expected_generation: int | None,
+        bump: bool,
+        name: str | _Unset,
+        parent_uuid: str | _Unset | None,
+        attributes: dict[str, Any] | _Unset,
+        enabled: bool | _Unset,
+    ) -> Provider:
         current = self._read_state(uuid, serial=True)
         if expected_generation is not None and current.generation != expected_generation:
             raise _conflict(uuid, current.generation, expected_generation)
@@ -1103,7 +1126,10 @@ class CassandraStore(Store):
             changes["root_uuid"] = new_root
         try:
             new = self._update(
-                uuid, expected_generation, lambda part, now: (replace(part.state, **changes), [])
+                uuid,
+                expected_generation,
+                lambda part, now: (replace(part.state, **changes), []),
+                bump=bump,
             )
         except BaseException:
             if new_name is not None:
@@ -1138,7 +1164,20 @@ class CassandraStore(Store):
                 raise InUse(f"provider {uuid} has children", uuid=uuid)
             if any(e.live(now) for e in part.entries.values()):
                 raise InUse(f"provider {uuid} has claims or allocations", uuid=uuid)
-            applied, _ = self._lwt(q.DELETE_PROVIDER, [uuid, part.state.version])
+            batch = BatchStatement(
+                batch_type=BatchType.LOGGED,
+                consistency_level=self.consistency,
+                serial_consistency_level=self.serial,
+            )
+            batch.add(self._prep(q.DELETE_STATICS), [uuid, part.state.version])
+            keys = ["i:" + rc for rc in part.state.inventories]
+            keys += ["l:" + e for e in part.entries]
+            for key in keys:
+                batch.add(self._prep(q.DELETE_ROW), [uuid, key])
+            try:
+                applied = bool(self._use_keyspace().execute(batch).was_applied)
+            except _DRIVER_ERRORS as exc:
+                raise _translate(exc) from exc
             if applied:
                 break
         else:
@@ -1337,7 +1376,11 @@ class CassandraStore(Store):
                 # In parallel with the transaction: a claim is found by uuid later.
                 locator = session.execute_async(
                     self._prep(q.WRITE_LOCATOR).bind(
-                        [claim_uuid, spec.provider_uuid, self._ttl(entry.expires_at, now)]
+                        [
+                            claim_uuid,
+                            spec.provider_uuid,
+                            self._ttl(entry.expires_at, now) + int(TOMBSTONE_TTL),
+                        ]
                     )
                 )
             hold: Hold = (claim_uuid, now + spec.ttl, dict(spec.amounts))
@@ -1363,16 +1406,24 @@ class CassandraStore(Store):
         except _DRIVER_ERRORS:
             pass
         # The claim is written; its locator must be too, or nobody finds it.
-        self._run(q.WRITE_LOCATOR, [claim_uuid, provider_uuid, self._ttl(entry.expires_at, now)])
+        ttl = self._ttl(entry.expires_at, now) + int(TOMBSTONE_TTL)
+        self._run(q.WRITE_LOCATOR, [claim_uuid, provider_uuid, ttl])
 
     def _locate(self, claim_uuid: str) -> str | None:
+        """The claim's provider; None if unknown or gone."""
         rows = self._run(q.LOCATE, [claim_uuid])
-        return rows[0].provider_uuid if rows else None
+        return rows[0].provider_uuid if rows and not rows[0].gone else None
+
+    def _bury(self, claim_uuid: str, provider_uuid: str, why: str) -> None:
+        self._run(q.BURY_LOCATOR, [claim_uuid, provider_uuid, why, int(TOMBSTONE_TTL)])
 
     def confirm_claim(self, claim_uuid: str) -> Claim:
-        provider_uuid = self._locate(claim_uuid)
-        if provider_uuid is None:
+        rows = self._run(q.LOCATE, [claim_uuid])
+        if not rows:
             raise NotFound(f"no claim {claim_uuid}", kind="claim", uuid=claim_uuid)
+        if rows[0].gone:
+            raise ClaimNotActive(f"claim {claim_uuid} was {rows[0].gone}", uuid=claim_uuid)
+        provider_uuid = rows[0].provider_uuid
         for _ in range(CAS_ATTEMPTS):
             now = self.clock()
             try:
@@ -1381,7 +1432,8 @@ class CassandraStore(Store):
                 raise NotFound(f"no claim {claim_uuid}", kind="claim", uuid=claim_uuid) from None
             entry = part.entries.get(claim_uuid)
             if entry is None:
-                raise NotFound(f"no claim {claim_uuid}", kind="claim", uuid=claim_uuid)
+                # Located but not in the ledger: Cassandra's TTL removed it.
+                raise ClaimNotActive(f"claim {claim_uuid} has expired", uuid=claim_uuid)
             if not entry.live(now):
                 raise ClaimNotActive(f"claim {claim_uuid} has expired", uuid=claim_uuid)
             if entry.status == ClaimStatus.CONFIRMED:
@@ -1421,7 +1473,7 @@ class CassandraStore(Store):
             old = part.state
             new = self._next_state(old, _without(old, [entry]), now, bump=True)
             if self._cas(old, new, now, [(q.DELETE_ROW, [provider_uuid, "l:" + claim_uuid])]):
-                self._run(q.DROP_LOCATOR, [claim_uuid])
+                self._bury(claim_uuid, provider_uuid, "released")
                 return
         raise GenerationConflict(f"provider {provider_uuid} kept changing: retry")
 
@@ -1504,7 +1556,7 @@ class CassandraStore(Store):
             extra = [(q.DELETE_ROW, [uuid, "l:" + d]) for d in dead]
             if self._cas(old, new, now, extra):
                 for d in dead:
-                    self._run(q.DROP_LOCATOR, [d])
+                    self._bury(d, uuid, "expired")
                 return len(dead)
         return 0
 
@@ -1571,9 +1623,7 @@ class CassandraStore(Store):
         plans: dict[str, _Plan] = {}
         for puuid, (gen, invs) in inventories.items():
             plans[puuid] = _Plan(
-                inventories=self._validate_inventories(invs),
-                expected_generation=gen,
-                over_capacity_error=InUse,
+                inventories=self._validate_inventories(invs), expected_generation=gen
             )
         for w in writes:
             for e in self._entries_by("consumer_uuid", w.consumer_uuid):
@@ -1606,15 +1656,52 @@ class CassandraStore(Store):
         # Every provider must exist before anything is written.
         for puuid in plans:
             self._read_state(puuid)
-        done: list[tuple[str, list[_Entry], list[_Entry]]] = []
+        # Check every provider first, so that only a race (not a request that
+        # can never fit) leads to writing some providers and rolling back.
+        for puuid in sorted(plans):
+            self._apply_one(puuid, plans[puuid], dry_run=True)
+        done: list[tuple[str, list[_Entry], list[_Entry], int]] = []
         try:
             for puuid in sorted(plans):
-                removed = self._apply_one(puuid, plans[puuid])
-                done.append((puuid, removed, plans[puuid].add))
+                removed, written = self._apply_one(puuid, plans[puuid])
+                done.append((puuid, removed, plans[puuid].add, written))
             self._write_consumers(writes, consumers)
         except BaseException:
             self._roll_back(done)
             raise
+
+    def remove_consumer_allocations(self, consumer_uuid: str) -> bool:
+        held = [
+            e
+            for e in self._entries_by("consumer_uuid", consumer_uuid)
+            if e.status == ClaimStatus.CONFIRMED
+        ]
+        if not held:
+            return False
+        for puuid in sorted({e.provider_uuid for e in held}):
+            gone: list[_Entry] = []
+
+            def change(
+                part: _Partition, now: float, gone: list[_Entry] = gone
+            ) -> tuple[_State, list[tuple[str, list[Any]]]]:
+                gone[:] = [
+                    e
+                    for e in part.entries.values()
+                    if e.consumer_uuid == consumer_uuid and e.status == ClaimStatus.CONFIRMED
+                ]
+                extra = [(q.DELETE_ROW, [part.state.uuid, "l:" + e.uuid]) for e in gone]
+                return _without(part.state, gone), extra
+
+            try:
+                self._update(puuid, None, change, bump=False, need_entries=True)
+            except NotFound:
+                continue
+            for e in gone:
+                self._bury(e.uuid, puuid, "released")
+        current = self._read_consumer(consumer_uuid)
+        if current is not None:
+            self._lwt(q.DELETE_CONSUMER, [consumer_uuid, current.generation])
+        return True
 
     def _read_consumer(self, uuid: str) -> Consumer | None:
         rows = self._run(q.GET_CONSUMER, [uuid], serial=True)
@@ -1623,7 +1710,11 @@ class CassandraStore(Store):
         r = rows[0]
         return Consumer(r.uuid, r.project_id, r.user_id, r.consumer_type or "", r.generation)
 
-    def _apply_one(self, puuid: str, plan: _Plan) -> list[_Entry]:
+    def _apply_one(
+        self, puuid: str, plan: _Plan, *, dry_run: bool = False
+    ) -> tuple[list[_Entry], int]:
+        """Write one provider's part; returns the entries it replaced and the
+        generation written. ``dry_run`` only checks it against a SERIAL read."""
         removed: list[_Entry] = []
 
         def change(part: _Partition, now: float) -> tuple[_State, list[tuple[str, list[Any]]]]:
@@ -1662,7 +1753,8 @@ class CassandraStore(Store):
                 elif n > inv.capacity and (plan.inventories is not None or n > before.get(rc, 0)):
                     reasons.append(f"{rc}: used {n} would exceed capacity {inv.capacity}")
             if reasons:
-                if plan.over_capacity_error is InUse:
+                if plan.inventories is not None and not plan.add:
+                    # Only the new inventory is short of what is allocated already.
                     raise InUse(
                         f"reshape would leave provider {puuid} with allocations beyond its "
                         "inventory: " + "; ".join(reasons),
@@ -1677,18 +1769,25 @@ class CassandraStore(Store):
             extra += [self._entry_stmt(e, now) for e in plan.add]
             return state, extra
 
-        self._update(puuid, plan.expected_generation, change, need_entries=True)
+        if dry_run:
+            part = self._read_partition(puuid)
+            expected = plan.expected_generation
+            if expected is not None and part.state.generation != expected:
+                raise _conflict(puuid, part.state.generation, expected)
+            change(part, self.clock())
+            return [], part.state.generation
+        new = self._update(puuid, plan.expected_generation, change, need_entries=True)
         for e in removed:
-            self._run(q.DROP_LOCATOR, [e.uuid])
+            self._bury(e.uuid, puuid, "released")
         for e in plan.add:
             self._run(q.WRITE_LOCATOR, [e.uuid, puuid, 0])
-        return list(removed)
+        return list(removed), new.generation
 
-    def _roll_back(self, done: list[tuple[str, list[_Entry], list[_Entry]]]) -> None:
+    def _roll_back(self, done: list[tuple[str, list[_Entry], list[_Entry], int]]) -> None:
         """Undo the providers already written, newest first. A restore that no
         longer fits (someone took the freed capacity) is not forced: nothing
         is ever over capacity; it is logged."""
-        for puuid, removed, added in reversed(done):
+        for puuid, removed, added, written in reversed(done):
 
             def change(
                 part: _Partition,
@@ -1696,9 +1795,16 @@ class CassandraStore(Store):
                 puuid: str = puuid,
                 removed: list[_Entry] = removed,
                 added_ids: frozenset[str] = frozenset(e.uuid for e in added),
+                written: int = written,
             ) -> tuple[_State, list[tuple[str, list[Any]]]]:
                 gone = [e for e in part.entries.values() if e.uuid in added_ids]
                 state = _without(part.state, gone)
+                # Untouched since our write: back to the generation it had, as
+                # if nothing happened. Otherwise a change like any other.
+                old_gen = part.state.generation
+                state = replace(
+                    state, generation=written - 1 if old_gen == written else old_gen + 1
+                )
                 alloc = dict(state.alloc_used)
                 for e in removed:
                     for rc, n in e.amounts.items():
@@ -1714,7 +1820,7 @@ class CassandraStore(Store):
                 return state, extra
 
             try:
-                self._update(puuid, None, change, need_entries=True)
+                self._update(puuid, None, change, bump=False, need_entries=True)
             except ClaimantError as exc:
                 log.error("roll-back of provider %s incomplete: %s", puuid, exc)
 
@@ -1768,7 +1874,7 @@ class CassandraStore(Store):
         out: dict[str, dict[str, int]] = {}
         counted: dict[str, set[str]] = {}
         for e in entries:
-            ctype = types[e.consumer_uuid]
+            ctype = "all" if consumer_type == "all" else types[e.consumer_uuid]
             if consumer_type is not None and ctype != consumer_type:
                 continue
             bucket = out.setdefault(ctype, {})
