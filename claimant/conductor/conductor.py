@@ -17,6 +17,7 @@ Every step is an event in the persisted request's history, so
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -38,11 +39,12 @@ from claimant.model import (
     InvalidInput,
     NotFound,
     NoValidHost,
+    ProviderUsage,
     Request,
     RequestStatus,
 )
 from claimant.scheduler import InstancePlacement, Scheduler, ScheduleStats
-from claimant.store.base import Store
+from claimant.store.base import CandidateQuery, Store
 
 log = logging.getLogger("claimant.conductor")
 
@@ -84,17 +86,39 @@ class AgentDirectory:
             return {p: self._urls.get(p, "in-process") for p in sorted(self._clients)}
 
 
-class _RequestsHeldBack:
+class _RescheduleStore:
     """The store as the scheduler sees it while the conductor reschedules one
-    instance: the scheduler persists every request it schedules, and the
-    one-instance request it is handed here would overwrite the real record
-    (count, consumers, history). The conductor writes the record instead."""
+    instance.
+
+    - ``save_request`` is held back: the scheduler persists every request it
+      schedules, and the one-instance request it is handed here would
+      overwrite the real record (count, consumers, history). The conductor
+      writes the record instead.
+    - Candidate queries leave out the hosts this instance already failed on
+      (Nova's RetryFilter, as a query condition): the build-failure weigher
+      alone would still let a random pick among the best few choose one again.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._local = threading.local()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+    @contextlib.contextmanager
+    def excluding(self, providers: set[str]) -> Iterator[None]:
+        self._local.exclude = frozenset(providers)
+        try:
+            yield
+        finally:
+            self._local.exclude = frozenset()
+
+    def find_candidates(self, query: CandidateQuery) -> list[ProviderUsage]:
+        tried: frozenset[str] = getattr(self._local, "exclude", frozenset())
+        if tried:
+            query = dataclasses.replace(query, exclude=query.exclude | tried)
+        return self._store.find_candidates(query)
 
     def save_request(self, request: Request) -> Request:
         return request
@@ -149,8 +173,9 @@ class Conductor:
         self.scheduler = scheduler
         self.agents = agents
         self.max_attempts = max_attempts
+        self._reschedule_store = _RescheduleStore(store)
         self._rescheduler = Scheduler(
-            _RequestsHeldBack(store),  # type: ignore[arg-type]
+            self._reschedule_store,  # type: ignore[arg-type]
             scheduler.config,
             rng=scheduler.rng,
         )
@@ -248,7 +273,8 @@ class Conductor:
                 history=(),
             )
             try:
-                again = self._rescheduler.schedule(one)
+                with self._reschedule_store.excluding({h for _, h in out.failures}):
+                    again = self._rescheduler.schedule(one)
             except NoValidHost as exc:
                 out.events.append(
                     {

@@ -77,15 +77,20 @@ def test_failed_build_releases_and_reschedules(store: Store, make_agent: AgentFa
     assert claim.status == ClaimStatus.CONFIRMED
 
 
-def test_reschedules_are_bounded(store: Store, make_agent: AgentFactory) -> None:
-    bad = make_agent(store, "host-bad", failure_rate=1.0)
+def test_reschedules_are_bounded_and_skip_failed_hosts(
+    store: Store, make_agent: AgentFactory
+) -> None:
+    bad = [make_agent(store, f"host-bad-{i}", failure_rate=1.0) for i in range(3)]
     agents = AgentDirectory()
-    agents.add([bad.uuid], bad)
+    for a in bad:
+        agents.add([a.uuid], a)
     conductor = Conductor(store, Scheduler(store), agents, max_attempts=2)
     result = conductor.build(_request())
     assert result.request.status == RequestStatus.FAILED
-    assert len(result.instances[0].failures) == 2
-    assert store.list_claims(provider_uuid=bad.uuid) == []
+    failures = result.instances[0].failures
+    assert len(failures) == 2
+    assert len({host for _, host in failures}) == 2  # never the same host twice
+    assert all(store.list_claims(provider_uuid=a.uuid) == [] for a in bad)
     assert store.get_request(result.request.uuid).history[-1]["event"] == "failed"
 
 
