@@ -20,20 +20,12 @@ from claimant.api.auth import AuthConfig
 from claimant.api.errors import install_error_handlers
 from claimant.api.metrics import Metrics, MetricsMiddleware
 from claimant.api.routes import add_routes
+from claimant.scheduler import Scheduler, SchedulerConfig
 from claimant.store import Store
 
 log = logging.getLogger("claimant.api")
 
 API_VERSION = "1.0"
-
-
-def _scheduler(store: Store, config: Any) -> Any:
-    try:
-        from claimant.scheduler import Scheduler, SchedulerConfig
-    except ImportError:  # the scheduler package is optional until it lands
-        log.warning("claimant.scheduler is not importable: POST /v1/requests is disabled")
-        return None
-    return Scheduler(store, config if config is not None else SchedulerConfig())
 
 
 def _placement_app(store: Store, auth: AuthConfig) -> Any:
@@ -51,7 +43,7 @@ def create_app(
     store: Store,
     *,
     auth: AuthConfig,
-    scheduler_config: Any | None = None,
+    scheduler_config: SchedulerConfig | None = None,
     expire_interval: float | None = None,
     close_store: bool = False,
     schedule_concurrency: int | None = None,
@@ -63,7 +55,7 @@ def create_app(
     ``schedule_concurrency``: requests scheduled at once in this process
     (default: 1 on SQLite, 64 otherwise)."""
     metrics = Metrics()
-    scheduler = _scheduler(store, scheduler_config)
+    scheduler = Scheduler(store, scheduler_config)
     if schedule_concurrency is None:
         # SQLite has one write lock and its busy handler *sleeps* (1, 2, 5 ms
         # ...) while it waits: concurrent schedulers in one process spend more

@@ -72,10 +72,10 @@ def error_response(
 
 
 async def _claimant_error(request: Request, exc: Exception) -> JSONResponse:
-    exc = cast(ClaimantError, exc)
-    status = status_of(exc)
+    err = cast(ClaimantError, exc)  # registered for ClaimantError only
+    status = status_of(err)
     headers = {"WWW-Authenticate": "x-auth-token"} if status == 401 else None
-    return error_response(status, exc.code, exc.message, exc.details or None, headers)
+    return error_response(status, err.code, err.message, err.details or None, headers)
 
 
 def _field_errors(errors: list[Any]) -> list[dict[str, Any]]:
@@ -87,8 +87,7 @@ def _field_errors(errors: list[Any]) -> list[dict[str, Any]]:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    exc = cast(RequestValidationError, exc)
-    errors = list(exc.errors())
+    errors = list(cast(RequestValidationError, exc).errors())
     fields = _field_errors(errors)
     if any(e.get("type") == "json_invalid" for e in errors):
         return error_response(
@@ -112,10 +111,10 @@ def allowed_methods(app: Any, scope: Scope) -> list[str]:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    exc = cast(StarletteHTTPException, exc)
-    status = exc.status_code
+    http_exc = cast(StarletteHTTPException, exc)
+    status = http_exc.status_code
     code = _CODE_BY_STATUS.get(status, codes.INVALID_INPUT if status < 500 else "error")
-    headers = dict(exc.headers or {})
+    headers = dict(http_exc.headers or {})
     if status == 405:
         # Starlette names the methods of the first partial match only; the
         # route table may hold several routes for one path.
@@ -128,7 +127,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     elif status == 404:
         message = f"no such route: {request.url.path}"
     else:
-        message = str(exc.detail)
+        message = str(http_exc.detail)
     return error_response(status, code, message, headers=headers or None)
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 
+from claimant.api.auth import Context
 from claimant.api.deps import ContextDep, StoreDep, check_resource_classes, check_traits, path_uuid
 from claimant.api.schemas.requests import FlavorBody, GroupBody, RequestCreate
 from claimant.model import (
@@ -21,7 +22,6 @@ from claimant.model import (
     NotFound,
     NoValidHost,
     RequestGroup,
-    StoreUnavailable,
     Strategy,
     new_uuid,
 )
@@ -30,6 +30,7 @@ from claimant.model import (
 )
 from claimant.model.codec import claim_to_dict, request_to_dict
 from claimant.model.types import ResourceType, check_constraint, infer_spec
+from claimant.scheduler import Scheduler
 from claimant.store import Store
 
 
@@ -97,7 +98,7 @@ def _group(store: Store, g: GroupBody) -> RequestGroup:
     )
 
 
-def build_request(body: RequestCreate, ctx: Any, store: Store) -> ClaimantRequest:
+def build_request(body: RequestCreate, ctx: Context, store: Store) -> ClaimantRequest:
     """Turn a validated body into a model ``Request``, checking every name
     against the store (unknown classes, traits, types are 400s)."""
     groups = [_group(store, g) for g in body.groups]
@@ -157,10 +158,8 @@ def create_request(
     body: RequestCreate, http: Request, store: StoreDep, ctx: ContextDep
 ) -> JSONResponse:
     request = build_request(body, ctx, store)
-    scheduler = http.app.state.scheduler
+    scheduler: Scheduler = http.app.state.scheduler
     metrics = http.app.state.metrics
-    if scheduler is None:
-        raise StoreUnavailable("no scheduler is installed in this server")
     if body.uuid is not None and _exists(store, body.uuid):
         # The store would replace the record: a retried POST must not rewrite history.
         raise AlreadyExists(f"request {body.uuid} already exists", uuid=body.uuid)
