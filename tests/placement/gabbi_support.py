@@ -212,7 +212,9 @@ def preloaded_files(directory: Path) -> list[Path]:
     return sorted(
         p
         for p in directory.glob("*.yaml")
-        if (fx := fixtures_of(p)) and fx != ["APIFixture"] and all(f in LOADERS for f in fx)
+        if (fx := fixtures_of(p))
+        and fx != ["APIFixture"]
+        and all(f in LOADERS or f == "OpenPolicyFixture" for f in fx)
     )
 
 
@@ -239,7 +241,25 @@ def fixture_module(server: LiveServer) -> types.ModuleType:
                 loader.close()
 
         setattr(module, name, type(name, (APIFixture,), {"start_fixture": start}))
+
+    class OpenPolicyFixture(APIFixture):
+        """Every rule open to any authenticated caller ("@" in oslo.policy)."""
+
+        def start_fixture(self) -> None:
+            super().start_fixture()
+            self.saved = server.app.auth
+            server.app.auth = open_policy
+
+        def stop_fixture(self) -> None:
+            server.app.auth = self.saved
+
+    module.OpenPolicyFixture = OpenPolicyFixture  # type: ignore[attr-defined]
     return module
+
+
+def open_policy(headers: Any) -> tuple[bool, str, str] | None:
+    token = headers.get("x-auth-token")
+    return (True, token, token) if token else None
 
 
 def run_file(server: LiveServer, path: Path) -> unittest.TestResult:
