@@ -71,6 +71,19 @@ def _table(results: list[object]) -> None:
     console.print(table)
 
 
+def _check_plot_path(path: str) -> None:
+    """Fail before the runs, not after them."""
+    lower = path.lower()
+    if lower.endswith(".svg"):
+        return
+    if not lower.endswith(".png"):
+        raise click.UsageError("--plot writes .svg or .png")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise click.UsageError("--plot FILE.png needs matplotlib; write an .svg instead") from None
+
+
 @click.command()
 @click.option(
     "--mode", type=click.Choice(["legacy", "claimant"]), default="claimant", show_default=True
@@ -123,6 +136,8 @@ def sim(
     from claimant.sim import SimConfig, run
     from claimant.sim.plot import write_plot
 
+    if plot:
+        _check_plot_path(plot)
     runs = (
         [(m, k) for m in ("legacy", "claimant") for k in LEVELS] if plot else [(mode, schedulers)]
     )

@@ -140,3 +140,9 @@ def test_svg_plot_is_well_formed(store: Store) -> None:
     root = ET.fromstring(comparison_svg(runs, "test"))
     assert root.tag.endswith("svg")
     assert len(root.findall(".//{http://www.w3.org/2000/svg}polyline")) == 8
+
+
+def test_cli_refuses_an_unknown_plot_format_before_running(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["sim", "--plot", str(tmp_path / "chart.txt")])
+    assert result.exit_code == 2
+    assert ".svg or .png" in result.output
