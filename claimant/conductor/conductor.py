@@ -321,7 +321,7 @@ class Conductor:
         events = sorted((e for o in outcomes for e in o.events), key=lambda e: e["at"])
         built = [o for o in outcomes if o.ok]
         request = request.evolve(history=(*request.history, *events))
-        if len(built) == len(outcomes):
+        if len(built) == request.count:
             status, event = RequestStatus.ACTIVE, {"event": "active", "built": len(built)}
         elif built and not request.all_or_nothing:
             status = RequestStatus.ACTIVE
@@ -333,7 +333,7 @@ class Conductor:
             status = RequestStatus.FAILED
             event = {
                 "event": "failed",
-                "message": f"{len(outcomes) - len(built)} of {len(outcomes)} instance(s) "
+                "message": f"{request.count - len(built)} of {request.count} instance(s) "
                 "could not be built"
                 + ("; the built ones were destroyed (all_or_nothing)" if built else ""),
             }

@@ -94,6 +94,19 @@ def test_reschedules_are_bounded_and_skip_failed_hosts(
     assert store.get_request(result.request.uuid).history[-1]["event"] == "failed"
 
 
+def test_partial_placement_without_all_or_nothing(store: Store, make_agent: AgentFactory) -> None:
+    a = make_agent(store, "host-a", vcpu=2)
+    agents = AgentDirectory()
+    agents.add([a.uuid], a)
+    request = _request(count=3).evolve(all_or_nothing=False)
+    result = _conductor(store, agents).build(request)
+    assert result.placed == 2
+    saved = store.get_request(request.uuid)
+    assert saved.status == RequestStatus.ACTIVE
+    assert saved.history[-1]["event"] == "partial"
+    assert len(saved.claims) == 2
+
+
 def test_no_valid_host_is_recorded(store: Store, make_agent: AgentFactory) -> None:
     a = make_agent(store, "host-a")
     agents = AgentDirectory()
