@@ -66,6 +66,7 @@ class Agent:
         first = self.spec()
         self.uuid = first.uuid
         self.name = first.name
+        self._synced_spec: ProviderSpec | None = None
         self._sync_lock = threading.Lock()
         self._lock = threading.Lock()
         self._instances: dict[str, tuple[str, ...]] = {}
@@ -123,6 +124,7 @@ class Agent:
         """Make the store's provider match the host; returns the drift fixed."""
         spec = self.spec()
         with self._sync_lock:
+            self._synced_spec = spec
             for _ in range(_SYNC_ATTEMPTS):
                 try:
                     drift = self._sync_once(spec)
@@ -141,6 +143,13 @@ class Agent:
             except Exception:  # announcing is best effort; the next resync retries
                 log.exception("agent %s: after-sync hook failed", self.name)
         return drift
+
+    def sync_if_changed(self) -> list[str]:
+        """Resync now if the host reports something new (a significant change);
+        costs nothing when it does not: the comparison is in memory."""
+        if self.spec() == self._synced_spec:
+            return []
+        return self.sync("host changed")
 
     def _sync_once(self, spec: ProviderSpec) -> list[str]:
         try:
@@ -317,6 +326,7 @@ class Agent:
             confirmed.append(c.uuid)
         with self._lock:
             self._instances[msg.consumer_uuid] = tuple(confirmed)
+        self._after_change()
         return BuildReply(
             consumer_uuid=msg.consumer_uuid,
             ok=True,
@@ -337,7 +347,14 @@ class Agent:
             freed.append(c.uuid)
         with self._lock:
             self._instances.pop(msg.consumer_uuid, None)
+        self._after_change()
         return DestroyReply(msg.consumer_uuid, tuple(freed))
+
+    def _after_change(self) -> None:
+        try:
+            self.sync_if_changed()
+        except Exception:  # the build itself succeeded; the next resync retries
+            log.exception("agent %s: resync after a change failed", self.name)
 
 
 def _totals(inventories: dict[str, Any]) -> dict[str, int]:

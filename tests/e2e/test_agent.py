@@ -54,6 +54,19 @@ def test_registers_then_fixes_drift(sqlite_store: Store, make_agent: AgentFactor
     assert agent.sync("test") == []
 
 
+def test_a_change_reported_by_the_driver_is_written_at_the_next_build(
+    sqlite_store: Store, make_agent: AgentFactory
+) -> None:
+    agent = make_agent(sqlite_store, "host-a", vcpu=4)
+    assert agent.sync_if_changed() == []
+    assert isinstance(agent.driver, FakeDriver)
+    agent.driver.inventories = {"VCPU": {"total": 8}}  # e.g. a CPU was brought online
+    consumer, claim = _claim(sqlite_store, agent)
+    assert agent.build(BuildMessage(consumer, (claim,))).ok
+    assert sqlite_store.get_provider(agent.uuid).inventories["VCPU"].total == 8
+    assert agent.last_sync["reason"] == "host changed"
+
+
 def test_restarted_agent_finds_its_provider(sqlite_store: Store, make_agent: AgentFactory) -> None:
     first = make_agent(sqlite_store, "host-a")
     consumer, claim = _claim(sqlite_store, first)
