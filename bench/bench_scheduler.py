@@ -107,11 +107,13 @@ def place(
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     for t in pool:
         t.start()
     for t in pool:
         t.join()
     result["wall_s"] = time.perf_counter() - t0
+    result["cpu_s"] = time.process_time() - cpu0
     result["latencies"] = latencies
     result["stats"] = {
         "queries": totals.queries,
@@ -179,6 +181,12 @@ def run_placements(url: str, args: argparse.Namespace, uuids: list[str]) -> dict
         "processes": procs,
         "placements": placements,
         "placements_per_s": placements / worker_wall if worker_wall else 0.0,
+        # CPU seconds this run's processes used per placement: on a shared,
+        # busy machine it says more than wall time does.
+        "cpu_ms_per_placement": sum(p["cpu_s"] for p in parts) / placements * 1e3
+        if placements
+        else 0.0,
+        "load_average": os.getloadavg(),
         "wall_s": wall,
         "latency_ms": {
             "p50": lat.p50_ms,
@@ -223,16 +231,26 @@ def run_queries(url: str, args: argparse.Namespace) -> dict[str, Any]:
     store.migrate()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     rng = random.Random(args.seed)
-    have = 0
+    # A --store given may hold providers already (a kept 100k store saves minutes).
+    have = len(store.list_providers()) if args.store else 0
     rows = []
     plans: dict[str, list[str]] = {}
     console = Console(stderr=True)
     for size in sizes:
+        if size < have:
+            console.log(f"skipping {size}: the store already holds {have} providers")
+            continue
         t0 = time.perf_counter()
         populate(store, size - have, seed=args.seed, start=have)
         load_s = time.perf_counter() - t0
         have = size
-        samples: dict[str, list[float]] = {"all": [], "plain": [], "trait": [], "pack": []}
+        samples: dict[str, list[float]] = {
+            "all": [],
+            "cpu": [],
+            "plain": [],
+            "trait": [],
+            "pack": [],
+        }
         now = time.time()
         for i in range(args.queries):
             group = make_group(rng)
@@ -244,8 +262,10 @@ def run_queries(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 heartbeat_after=now - 60,
             )
             t = time.perf_counter()
+            c = time.thread_time()
             store.find_candidates(q)
             dt = time.perf_counter() - t
+            samples["cpu"].append(time.thread_time() - c)
             samples["all"].append(dt)
             kind = (
                 "pack"
@@ -281,7 +301,12 @@ def run_queries(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 ),
             )
     store.close()
-    return {"query_only": rows, "rss_mb": rss_mb(), "plans": plans}
+    return {
+        "query_only": rows,
+        "rss_mb": rss_mb(),
+        "load_average": os.getloadavg(),
+        "plans": plans,
+    }
 
 
 def _print_placements(r: dict[str, Any], console: Console) -> None:
@@ -293,6 +318,8 @@ def _print_placements(r: dict[str, Any], console: Console) -> None:
         ("schedulers x processes", f"{r['schedulers']} x {r['processes']}"),
         ("placements", r["placements"]),
         ("placements/s", f"{r['placements_per_s']:.0f}"),
+        ("CPU ms per placement", f"{r['cpu_ms_per_placement']:.2f}"),
+        ("load average (1/5/15 min)", " ".join(f"{x:.1f}" for x in r["load_average"])),
         ("latency p50 / p99 (ms)", f"{lat['p50']:.2f} / {lat['p99']:.2f}"),
         ("latency mean / max (ms)", f"{lat['mean']:.2f} / {lat['max']:.2f}"),
         ("CAS conflicts", r["conflicts"]),
@@ -314,7 +341,8 @@ def _print_placements(r: dict[str, Any], console: Console) -> None:
 
 def _print_queries(r: dict[str, Any], console: Console) -> None:
     t = Table(title="find_candidates latency (ms)")
-    for col in ("providers", "load s", "all p50", "all p99", "plain p99", "trait p99", "pack p99"):
+    cols = ("providers", "load s", "p50", "p99", "CPU p50", "CPU p99")
+    for col in (*cols, "plain p99", "trait p99", "pack p99"):
         t.add_column(col, justify="right")
     for row in r["query_only"]:
         t.add_row(
@@ -322,11 +350,14 @@ def _print_queries(r: dict[str, Any], console: Console) -> None:
             str(row["load_s"]),
             f"{row['all_p50_ms']:.2f}",
             f"{row['all_p99_ms']:.2f}",
+            f"{row['cpu_p50_ms']:.2f}",
+            f"{row['cpu_p99_ms']:.2f}",
             f"{row['plain_p99_ms']:.2f}",
             f"{row['trait_p99_ms']:.2f}",
             f"{row['pack_p99_ms']:.2f}",
         )
     console.print(t)
+    console.print("load average: " + " ".join(f"{x:.1f}" for x in r["load_average"]))
     for size, plan in r["plans"].items():
         console.print(f"[bold]plan at {size}[/bold]")
         for line in plan:

@@ -20,6 +20,7 @@ from claimant.model import (
     NoValidHost,
     RequestGroup,
     RequestStatus,
+    StoreUnavailable,
     new_uuid,
 )
 from claimant.scheduler import Scheduler, SchedulerConfig
@@ -254,4 +255,54 @@ def test_concurrent_hard_server_group_member_is_detected(
         assert list(members.values()) == [2]
     assert result.stats.conflicts >= 1
     assert result.stats.claims_released >= 1
+    store.close()
+
+
+class RecordingStore(SQLiteStore):
+    """Records the provider of every claim; fails claim number ``fail_at``
+    with StoreUnavailable (a backend outage mid-request)."""
+
+    def __init__(self, path: str, fail_at: int | None = None) -> None:
+        super().__init__(path)
+        self.claimed: list[str] = []
+        self.fail_at = fail_at
+
+    def claim(self, spec: ClaimSpec) -> Claim:
+        self.claimed.append(spec.provider_uuid)
+        if self.fail_at is not None and len(self.claimed) == self.fail_at:
+            raise StoreUnavailable("injected outage")
+        return super().claim(spec)
+
+
+def test_claims_are_written_in_provider_uuid_order(tmp_path: Path) -> None:
+    store = RecordingStore(str(tmp_path / "order.db"))
+    store.migrate()
+    host(store, "compute", vcpu=8, aggregates=("r1",))
+    host(store, "pool", inventories={"DISK_GB": 100}, aggregates=("r1",))
+    host(store, "net", inventories={"SRIOV_NET_VF": 4}, aggregates=("r1",))
+    member = (frozenset({"r1"}),)
+    result = scheduler(store).schedule(
+        req(
+            grp("compute", VCPU=1),
+            RequestGroup(name="disk", resources={"DISK_GB": 5}, member_of=member),
+            RequestGroup(name="vf", resources={"SRIOV_NET_VF": 1}, member_of=member),
+        )
+    )
+    assert store.claimed == sorted(store.claimed)
+    assert names(store, result.placements[0].providers) == ["compute", "pool", "net"]
+    store.close()
+
+
+def test_store_error_mid_request_releases_and_marks_failed(tmp_path: Path) -> None:
+    store = RecordingStore(str(tmp_path / "outage.db"), fail_at=2)
+    store.migrate()
+    p = host(store, "a", vcpu=8)
+    request = req(count=2)
+    with pytest.raises(StoreUnavailable):
+        scheduler(store).schedule(request)
+    assert store.list_claims() == []
+    assert used(store, p) == 0
+    saved = store.get_request(request.uuid)
+    assert saved.status == RequestStatus.FAILED
+    assert saved.history[-1]["event"] == "error"
     store.close()
