@@ -30,7 +30,14 @@ from claimant.api.errors import install_error_handlers
 from claimant.api.requests import build_request, request_body
 from claimant.api.schemas.requests import RequestCreate
 from claimant.conductor.conductor import Conductor, run_in_background
-from claimant.model import AlreadyExists, InvalidInput, NotFound, RequestStatus, normalize_uuid
+from claimant.model import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RequestStatus,
+    normalize_uuid,
+)
 from claimant.model.codec import request_to_dict
 
 
@@ -119,7 +126,7 @@ def create_conductor_app(
         with running_lock:
             busy = uuid in running
         if busy:
-            raise InvalidInput(f"request {uuid} is still being built; delete it when it settles")
+            raise Conflict(f"request {uuid} is still being built; delete it when it settles")
         await run_in_threadpool(conductor.destroy, uuid)
         out: dict[str, Any] = await run_in_threadpool(_body, uuid)
         return out

@@ -1,0 +1,95 @@
+"""Bad input to the conductor's HTTP surface: clear errors with stable codes."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from claimant.conductor import AgentDirectory, Conductor
+from claimant.conductor.http import create_conductor_app
+from claimant.model import new_uuid
+from claimant.scheduler import Scheduler
+from claimant.store import Store
+
+FLAVOR = {"flavor": {"vcpus": 1, "memory_mb": 256}}
+
+
+@pytest.mark.parametrize(
+    ("case", "method", "path", "body", "status", "code"),
+    [
+        ("body not json", "POST", "/v1/builds", b"{", 400, "invalid_input"),
+        ("no groups or flavor", "POST", "/v1/builds", b"{}", 400, "invalid_input"),
+        (
+            "negative vcpus",
+            "POST",
+            "/v1/builds",
+            b'{"flavor": {"vcpus": -1, "memory_mb": 1}}',
+            422,
+            "invalid_input",
+        ),
+        (
+            "unknown class",
+            "POST",
+            "/v1/builds",
+            b'{"groups": [{"resources": {"CUSTOM_NOPE": 1}}]}',
+            400,
+            "invalid_input",
+        ),
+        (
+            "count zero",
+            "POST",
+            "/v1/builds",
+            b'{"flavor": {"vcpus": 1, "memory_mb": 1}, "count": 0}',
+            422,
+            "invalid_input",
+        ),
+        ("malformed uuid", "GET", "/v1/builds/nope", None, 400, "invalid_input"),
+        ("unknown request", "GET", f"/v1/builds/{new_uuid()}", None, 404, "not_found"),
+        ("destroy unknown", "DELETE", f"/v1/builds/{new_uuid()}", None, 404, "not_found"),
+        ("agent without url", "POST", "/v1/agents", b'{"providers": []}', 400, "invalid_input"),
+        (
+            "agent bad scheme",
+            "POST",
+            "/v1/agents",
+            b'{"url": "ftp://x", "providers": ["x"]}',
+            400,
+            "invalid_input",
+        ),
+        (
+            "agent bad provider",
+            "POST",
+            "/v1/agents",
+            b'{"url": "http://x", "providers": ["x"]}',
+            400,
+            "invalid_input",
+        ),
+        ("wrong method", "PUT", "/v1/builds", b"{}", 405, "method_not_allowed"),
+    ],
+)
+def test_bad_input(
+    sqlite_store: Store,
+    case: str,
+    method: str,
+    path: str,
+    body: bytes | None,
+    status: int,
+    code: str,
+) -> None:
+    conductor = Conductor(sqlite_store, Scheduler(sqlite_store), AgentDirectory())
+    with TestClient(create_conductor_app(conductor)) as http:
+        headers = {"content-type": "application/json"} if body is not None else {}
+        r = http.request(method, path, content=body, headers=headers)
+    assert r.status_code == status, f"{case}: {r.text}"
+    assert r.json()["error"]["code"] == code, case
+
+
+def test_duplicate_uuid_is_refused(sqlite_store: Store) -> None:
+    conductor = Conductor(sqlite_store, Scheduler(sqlite_store), AgentDirectory())
+    uuid = new_uuid()
+    with TestClient(create_conductor_app(conductor)) as http:
+        # No agent: the build fails, but the request is recorded.
+        first = http.post("/v1/builds", params={"wait": "true"}, json={**FLAVOR, "uuid": uuid})
+        assert first.status_code == 201, first.text
+        again = http.post("/v1/builds", json={**FLAVOR, "uuid": uuid})
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "already_exists"
