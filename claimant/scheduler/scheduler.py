@@ -90,6 +90,7 @@ class _GroupDiag:
     lost: list[str] = field(default_factory=list)
     lost_count: int = 0
     store: str = ""
+    empty_query: CandidateQuery | None = None
 
     def reject(self, who: str, candidate: ProviderUsage, reason: str) -> None:
         self.rejected_counts[who] = self.rejected_counts.get(who, 0) + 1
@@ -413,8 +414,9 @@ class _InstancePlacer:
         self.stats.candidates_seen += len(found)
         diag.queries += 1
         diag.candidates += len(found)
-        if not found:
-            diag.store = self.explain_empty(q)
+        # Explained only if the instance fails: a confined group may come up
+        # empty in several hosts' trees before one fits.
+        diag.empty_query = None if found else q
         ctx = self.ctx(gi)
         filters = [f for f in self.s.filters if applies(f, ctx)]
         if gi == 0:
@@ -537,7 +539,10 @@ class _InstancePlacer:
                 )
                 gi = 0
                 continue
-            raise _Failed(gi, self.diags[gi].summary())
+            diag = self.diags[gi]
+            if diag.empty_query is not None and not diag.store:
+                diag.store = self.explain_empty(diag.empty_query)
+            raise _Failed(gi, diag.summary())
 
     # -- claiming ----------------------------------------------------------
     def place(self) -> list[Claim]:
