@@ -173,6 +173,35 @@ def url(directory: Path) -> None:
         click.echo(store_url(Cluster(directory).contact_points()))
 
 
+@cluster.command(context_settings={"ignore_unknown_options": True})
+@click.option("--node", "index", type=click.IntRange(1, MAX_NODES), default=1, show_default=True)
+@dir_option
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
+def nodetool(index: int, directory: Path, args: tuple[str, ...]) -> None:
+    """Run Cassandra's nodetool against a node, e.g. `nodetool status`.
+
+    Put `--` before nodetool options: `claimant cluster nodetool -- repair --paxos-only`.
+    """
+    import subprocess
+
+    from claimant.cluster import config, jars
+    from claimant.cluster import node as proc
+
+    with _errors():
+        c = Cluster(directory)
+        state = c.load()
+        spec = c.spec(index)
+        if index > state.node_count:
+            raise ClusterError(f"no node {index}: this cluster has nodes 1..{state.node_count}")
+        java = proc.find_java()
+        lib = jars.resolve(state.version, echo=_progress)
+        if not (spec.conf_dir / "logback-tools.xml").is_file():
+            spec.conf_dir.mkdir(parents=True, exist_ok=True)
+            (spec.conf_dir / "logback-tools.xml").write_text(config.TOOLS_LOGBACK)
+        cmd = config.nodetool_command(java, spec, lib, list(args))
+    raise SystemExit(subprocess.run(cmd, check=False).returncode)
+
+
 @cluster.command()
 @dir_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

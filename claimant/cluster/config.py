@@ -320,6 +320,37 @@ def _module_flags() -> list[str]:
     return flags
 
 
+TOOLS_LOGBACK = """<configuration>
+  <!-- nodetool: warnings and errors only, on stderr. -->
+  <appender name="STDERR" class="ch.qos.logback.core.ConsoleAppender">
+    <target>System.err</target>
+    <encoder><pattern>%-5level %date{HH:mm:ss.SSS} %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDERR" /></root>
+</configuration>
+"""
+
+
+def nodetool_command(java: str, node: NodeSpec, lib_dir: Path, args: list[str]) -> list[str]:
+    """``nodetool -h 127.0.0.1 -p JMX ARGS`` from the same jars (JMX is local-only)."""
+    logback = node.conf_dir / "logback-tools.xml"
+    return [
+        java,
+        "-Xmx128m",
+        *_module_flags(),
+        f"-Dlogback.configurationFile=file://{logback}",
+        f"-Dcassandra.logdir={node.log_dir}",
+        "-cp",
+        ":".join(str(j) for j in sorted(lib_dir.glob("*.jar"))),
+        "org.apache.cassandra.tools.NodeTool",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(node.jmx_port),
+        *args,
+    ]
+
+
 def logback_xml(node: NodeSpec) -> str:
     log = node.log_dir
     return f"""<configuration scan="false">
@@ -360,3 +391,4 @@ def write_node_files(node: NodeSpec, node_count: int, *, auto_bootstrap: bool) -
     yaml_text = render_yaml(cassandra_yaml(node, node_count, auto_bootstrap=auto_bootstrap))
     node.yaml_path.write_text(yaml_text)
     node.logback_path.write_text(logback_xml(node))
+    (node.conf_dir / "logback-tools.xml").write_text(TOOLS_LOGBACK)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -198,3 +199,13 @@ def test_yaml_round_trip() -> None:
         "n": None,
     }
     assert yaml.safe_load(yamlout.dump(data)) == data
+
+
+def test_nodetool_command(tmp_path: Path) -> None:
+    lib = _fake_lib(tmp_path)
+    node = config.NodeSpec.of(tmp_path / "c", 3)
+    cmd = config.nodetool_command("java", node, lib, ["repair", "--paxos-only"])
+    assert cmd[0] == "java"
+    i = cmd.index("org.apache.cassandra.tools.NodeTool")
+    assert cmd[i + 1 :] == ["-h", "127.0.0.1", "-p", "7300", "repair", "--paxos-only"]
+    assert ("--add-opens", "java.base/java.lang=ALL-UNNAMED") in set(pairwise(cmd))
