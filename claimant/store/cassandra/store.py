@@ -98,7 +98,9 @@ TTL_GRACE = 60
 # How long a released or expired claim is remembered (as the SQLite store).
 TOMBSTONE_TTL = 86400.0
 MAX_TTL = 630_720_000  # Cassandra 5.0's 20-year cap
-CAS_ATTEMPTS = 8
+# Attempts of a write that lost its transaction to a change that left the
+# caller's generation alone (another claim's release, a confirm, a sweep).
+CAS_ATTEMPTS = 40
 # Unconfirmed holds kept as JSON: [claim uuid, expires_at, {class: amount}].
 Hold = tuple[str, float, dict[str, int]]
 
@@ -106,6 +108,13 @@ Hold = tuple[str, float, dict[str, int]]
 class OutcomeUnknown(StoreUnavailable):
     """A lightweight transaction timed out and re-reading could not tell
     whether it was applied."""
+
+
+def _backoff(attempt: int) -> None:
+    """Jittered, growing pause before retrying a lost transaction: Paxos rounds
+    on one partition that keep colliding would otherwise collide again."""
+    if attempt:
+        time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
 
 
 def _translate(exc: BaseException) -> ClaimantError:
@@ -883,7 +892,8 @@ class CassandraStore(Store):
         """Read at SERIAL, check the generation, apply ``change``, CAS; a CAS
         lost to a write that left the generation alone (a heartbeat does
         not write here; an expiry sweep does) is retried."""
-        for _ in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
+            _backoff(attempt)
             now = self.clock()
             if need_entries:
                 part = self._read_partition(uuid)
@@ -1157,7 +1167,8 @@ class CassandraStore(Store):
             todo += [r.child_uuid for r in self._run(q.CHILDREN, [child])]
 
     def delete_provider(self, uuid: str) -> None:
-        for _ in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
+            _backoff(attempt)
             now = self.clock()
             part = self._read_partition(uuid)
             if self._run(q.CHILDREN, [uuid]):
@@ -1346,7 +1357,8 @@ class CassandraStore(Store):
         state = self._states.get(spec.provider_uuid)
         if state is not None and state.generation != spec.expected_generation:
             state = None
-        for _ in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
+            _backoff(attempt)
             now = self.clock()
             if state is None:
                 state = self._read_state(spec.provider_uuid, serial=True)
@@ -1424,7 +1436,8 @@ class CassandraStore(Store):
         if rows[0].gone:
             raise ClaimNotActive(f"claim {claim_uuid} was {rows[0].gone}", uuid=claim_uuid)
         provider_uuid = rows[0].provider_uuid
-        for _ in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
+            _backoff(attempt)
             now = self.clock()
             try:
                 part = self._read_partition(provider_uuid)
@@ -1461,7 +1474,8 @@ class CassandraStore(Store):
         provider_uuid = self._locate(claim_uuid)
         if provider_uuid is None:
             raise NotFound(f"no live claim {claim_uuid}", kind="claim", uuid=claim_uuid)
-        for _ in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
+            _backoff(attempt)
             now = self.clock()
             try:
                 part = self._read_partition(provider_uuid)
@@ -1537,7 +1551,8 @@ class CassandraStore(Store):
     def _sweep(self, uuid: str) -> int:
         """Drop a provider's expired claims (rows and holds), no generation bump:
         an expired claim already counted for nothing."""
-        for _ in range(CAS_ATTEMPTS):
+        for attempt in range(CAS_ATTEMPTS):
+            _backoff(attempt)
             now = self.clock()
             try:
                 part = self._read_partition(uuid)
@@ -1651,8 +1666,9 @@ class CassandraStore(Store):
                         expires_at=None,
                     )
                 )
-            for puuid in w.allocations:
-                plans.setdefault(puuid, _Plan()).remove_consumers.add(w.consumer_uuid)
+            for puuid, amounts in w.allocations.items():
+                if amounts:
+                    plans.setdefault(puuid, _Plan()).remove_consumers.add(w.consumer_uuid)
         # Every provider must exist before anything is written.
         for puuid in plans:
             self._read_state(puuid)
