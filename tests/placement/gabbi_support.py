@@ -30,6 +30,7 @@ from gabbi import fixture as gabbi_fixture
 from gabbi import handlers, suitemaker
 
 from claimant.api.placement import PlacementApp, create_placement_app
+from claimant.api.placement.framework import default_policy, make_policy
 from claimant.store import open_store
 
 PLACEMENT_VERSION = "16.0.0"
@@ -205,6 +206,9 @@ def live_server(store_url: str | None = None) -> Iterator[LiveServer]:
             server.stop()
 
 
+EXTRA_FIXTURES = ("OpenPolicyFixture", "LegacyRBACPolicyFixture", "SecureRBACPolicyFixture")
+
+
 def preloaded_files(directory: Path) -> list[Path]:
     """Files whose fixtures pre-load data we can load through the API."""
     from tests.placement.placement_fixtures import LOADERS
@@ -214,7 +218,7 @@ def preloaded_files(directory: Path) -> list[Path]:
         for p in directory.glob("*.yaml")
         if (fx := fixtures_of(p))
         and fx != ["APIFixture"]
-        and all(f in LOADERS or f == "OpenPolicyFixture" for f in fx)
+        and all(f in LOADERS or f in EXTRA_FIXTURES for f in fx)
     )
 
 
@@ -247,19 +251,30 @@ def fixture_module(server: LiveServer) -> types.ModuleType:
 
         def start_fixture(self) -> None:
             super().start_fixture()
-            self.saved = server.app.auth
-            server.app.auth = open_policy
+            server.app.policy = open_policy
 
         def stop_fixture(self) -> None:
-            server.app.auth = self.saved
+            server.app.policy = default_policy
+
+    class SecureRBACPolicyFixture(APIFixture):
+        """Placement's new policy defaults (enforce_new_defaults on)."""
+
+        def start_fixture(self) -> None:
+            super().start_fixture()
+            server.app.policy = make_policy(enforce_new_defaults=True)
+
+        def stop_fixture(self) -> None:
+            server.app.policy = default_policy
 
     module.OpenPolicyFixture = OpenPolicyFixture  # type: ignore[attr-defined]
+    module.SecureRBACPolicyFixture = SecureRBACPolicyFixture  # type: ignore[attr-defined]
+    # the legacy defaults are claimant's defaults
+    module.LegacyRBACPolicyFixture = APIFixture  # type: ignore[attr-defined]
     return module
 
 
-def open_policy(headers: Any) -> tuple[bool, str, str] | None:
-    token = headers.get("x-auth-token")
-    return (True, token, token) if token else None
+def open_policy(caller: Any, rule: str, target: str | None) -> bool:
+    return True
 
 
 def run_file(server: LiveServer, path: Path) -> unittest.TestResult:

@@ -6,21 +6,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from claimant.api.placement.framework import Authenticator, PlacementApp, noauth2
+from claimant.api.placement.framework import Authenticator, Caller, PlacementApp, noauth2
 from claimant.model.errors import ClaimantError
 from claimant.store.base import Store
 
-__all__ = ["PlacementApp", "create_placement_app"]
+__all__ = ["Caller", "PlacementApp", "create_placement_app"]
 
 
 def create_placement_app(store: Store, auth: Any = None) -> PlacementApp:
     """An ASGI app serving Placement's API at its root.
 
     ``auth`` is claimant's ``AuthConfig`` (anything with ``authenticate(headers)``
-    returning a context with ``is_admin``), or a function ``auth(headers)``
-    returning ``(is_admin, user_id, project_id)`` or None to refuse the caller;
-    the default is Placement's noauth2 (token ``admin`` is the admin).
-    Placement's default policy gives every API but / to admins only.
+    returning a context with ``role``, ``user_id``, ``project_id``; claimant's
+    reader/service/admin roles are Placement's roles of the same names), or a
+    function ``auth(headers)`` returning a ``Caller`` or None to refuse it. The
+    default is Placement's noauth2 (token ``admin``, or roles from ``X-Roles``).
+    Placement's default policy: admin or service for everything but /, and a
+    project reader for its own project's /usages.
     """
     from claimant.api.placement.routes import ROUTES
 
@@ -34,11 +36,12 @@ def _authenticator(auth: Any) -> Authenticator:
     if authenticate is None:
         return auth  # type: ignore[no-any-return]
 
-    def check(headers: Mapping[str, str]) -> tuple[bool, str, str] | None:
+    def check(headers: Mapping[str, str]) -> Caller | None:
         try:
             ctx = authenticate(headers)
         except ClaimantError:
             return None
-        return bool(ctx.is_admin), str(ctx.user_id), str(ctx.project_id)
+        role = getattr(ctx.role, "name", str(ctx.role)).lower()
+        return Caller(frozenset({role}), str(ctx.user_id), str(ctx.project_id))
 
     return check

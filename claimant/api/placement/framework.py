@@ -32,18 +32,71 @@ from claimant.store.base import Store
 LOG = logging.getLogger(__name__)
 
 JSON = "application/json"
-#: auth(headers) -> (is_admin, user_id, project_id), or None when the caller is refused.
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as Placement's policy rules see it."""
+
+    roles: frozenset[str]
+    user_id: str = ""
+    project_id: str = ""
+    # a system-scoped token: Placement's rules are project-scoped and refuse it
+    system_scope: bool = False
+
+
+#: auth(headers) -> the caller, or None when the caller is refused (401).
 #: ``headers`` maps lower-case names to values.
-Authenticator = Callable[[Mapping[str, str]], "tuple[bool, str, str] | None"]
+Authenticator = Callable[[Mapping[str, str]], "Caller | None"]
 
 
-def noauth2(headers: Mapping[str, str]) -> tuple[bool, str, str] | None:
-    """Placement's noauth2: token ``user[:project]``; the user named admin is admin."""
+def noauth2(headers: Mapping[str, str]) -> Caller | None:
+    """Placement's noauth2: token ``user[:project]``; roles from ``X-Roles``,
+    else the user named admin has the admin role."""
     token = headers.get("x-auth-token")
     if not token:
         return None
     user, _, project = token.partition(":")
-    return user == "admin", user, project or user
+    if "x-roles" in headers:
+        roles = frozenset(r.strip() for r in headers["x-roles"].split(",") if r.strip())
+    else:
+        roles = frozenset({"admin"}) if user == "admin" else frozenset()
+    system = bool(headers.get("openstack-system-scope"))
+    project = "" if system else headers.get("x-project-id") or project or user
+    return Caller(roles, user, project, system)
+
+
+# Placement's default rules, all project-scoped (a system-scoped token is refused).
+ADMIN_OR_SERVICE = "admin_or_service_api"
+ADMIN_OR_PROJECT_READER_OR_SERVICE = "admin_or_project_reader_or_service_api"
+SERVICE = "service_api"
+
+Policy = Callable[[Caller, str, "str | None"], bool]
+
+
+def make_policy(enforce_new_defaults: bool = False) -> Policy:
+    """Placement's default policy. Its legacy defaults (enforce_new_defaults
+    off, Placement's own default) also let admins use the service-only rule."""
+
+    def check(caller: Caller, rule: str, target_project: str | None) -> bool:
+        if caller.system_scope:
+            return False
+        if rule == SERVICE:
+            allowed = {"service"} if enforce_new_defaults else {"admin", "service"}
+            return bool(caller.roles & allowed)
+        if caller.roles & {"admin", "service"}:
+            return True
+        return (
+            rule == ADMIN_OR_PROJECT_READER_OR_SERVICE
+            and "reader" in caller.roles
+            and bool(caller.project_id)
+            and caller.project_id == target_project
+        )
+
+    return check
+
+
+default_policy = make_policy()
 
 
 _FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
@@ -76,7 +129,7 @@ class Req:
     version: Version = MIN_VERSION
     args: dict[str, str] = field(default_factory=dict)
     request_id: str = ""
-    is_admin: bool = False
+    caller: Caller | None = None
     # scheme://host of the request: Location headers are absolute, as WebOb makes them.
     base_url: str = ""
 
@@ -152,6 +205,7 @@ class Method:
     json_body: bool = False
     public: bool = False
     policy: str = ""
+    rule: str = ADMIN_OR_SERVICE
 
 
 @dataclass(frozen=True)
@@ -209,10 +263,17 @@ def _error_media(accept: str | None) -> str:
 class PlacementApp:
     """The ASGI application. Handlers are sync (the store is) and run in threads."""
 
-    def __init__(self, store: Store, routes: Iterable[Route], auth: Authenticator) -> None:
+    def __init__(
+        self,
+        store: Store,
+        routes: Iterable[Route],
+        auth: Authenticator,
+        policy: Policy = default_policy,
+    ) -> None:
         self.store = store
         self.router = Router(routes)
         self.auth = auth
+        self.policy = policy
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -303,17 +364,18 @@ class PlacementApp:
             allow = ", ".join(route.methods)
             raise PlacementError(405, "", headers={"allow": allow})
         if not method.public:
-            who = self.auth({k: v[-1] for k, v in req.headers.items()})
-            if who is None:
+            req.caller = self.auth({k: v[-1] for k, v in req.headers.items()})
+            if req.caller is None:
                 raise PlacementError(401, "")
-            req.is_admin = who[0]
         if not method.min_version <= req.version.minor <= method.max_version:
             raise PlacementError(method.version_status, "")
         if method.json_body:
             require_json(req)
         if req.method == "GET" and not method.public and not _accepts_json(req.header("accept")):
             raise PlacementError(406, f"Only {JSON} is provided")
-        if not method.public and not req.is_admin:
+        if req.caller is not None and not self.policy(
+            req.caller, method.rule, req.param("project_id")
+        ):
             raise PlacementError(403, f"Policy does not allow {method.policy} to be performed.")
         return method.handler(req)
 

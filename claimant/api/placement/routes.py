@@ -15,7 +15,12 @@ from claimant.api.placement import (
     traits,
     usages,
 )
-from claimant.api.placement.framework import Method, Route
+from claimant.api.placement.framework import (
+    ADMIN_OR_PROJECT_READER_OR_SERVICE,
+    SERVICE,
+    Method,
+    Route,
+)
 
 P = "placement:"
 RP = "/resource_providers/{uuid}"
@@ -168,9 +173,24 @@ ROUTES: tuple[Route, ...] = (
             ),
         },
     ),
-    Route("/usages", {"GET": Method(usages.totals, 9, policy=P + "usages")}),
+    Route(
+        "/usages",
+        {
+            "GET": Method(
+                usages.totals, 9, policy=P + "usages", rule=ADMIN_OR_PROJECT_READER_OR_SERVICE
+            )
+        },
+    ),
     Route(
         "/reshaper",
-        {"POST": Method(reshaper.reshape, 30, json_body=True, policy=P + "reshaper:reshape")},
+        {
+            "POST": Method(
+                reshaper.reshape,
+                30,
+                json_body=True,
+                policy=P + "reshaper:reshape",
+                rule=SERVICE,
+            )
+        },
     ),
 )
