@@ -1,5 +1,6 @@
-"""Placement's gabbi files whose fixtures pre-load data: the same data is
-loaded through claimant's Placement API (tests/placement/fixtures.py)."""
+"""Placement's gabbi files whose fixtures pre-load data (the same data is
+loaded through claimant's Placement API, tests/placement/placement_fixtures.py)
+or set a policy. Marked slow (about three minutes): run with ``-m slow``."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def server() -> Iterator[gs.LiveServer]:
         yield s
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_gabbi_file(server: gs.LiveServer, path: Path) -> None:
     result = gs.run_file(server, path)
