@@ -267,19 +267,27 @@ class Agent:
             if not found:
                 return [], f"no live claim of {msg.consumer_uuid} on this provider"
             return found, ""
-        claims = []
+        # Read every claim even after a problem: the consumer's live ones must
+        # all be released when the build fails (a claim of another consumer
+        # is never touched).
+        claims: list[Claim] = []
+        problem = ""
         now = self.store.clock()
         for uuid in msg.claims:
             try:
                 c = self.store.get_claim(uuid)
             except NotFound:
-                return claims, f"claim {uuid} does not exist (expired or released)"
+                problem = problem or f"claim {uuid} does not exist (expired or released)"
+                continue
             if c.consumer_uuid != msg.consumer_uuid:
-                return claims, f"claim {uuid} belongs to {c.consumer_uuid}, not {msg.consumer_uuid}"
+                problem = problem or (
+                    f"claim {uuid} belongs to {c.consumer_uuid}, not {msg.consumer_uuid}"
+                )
+                continue
             if not c.is_live(now):
-                return claims, f"claim {uuid} expired"
+                problem = problem or f"claim {uuid} expired"
             claims.append(c)
-        return claims, ""
+        return claims, problem
 
     def build(self, msg: BuildMessage) -> BuildReply:
         t0 = time.perf_counter()
@@ -290,7 +298,10 @@ class Agent:
             # A resent message (the conductor retried): the instance is built.
             return BuildReply(msg.consumer_uuid, True, self.uuid, allocations=done)
         claims, problem = self._claims_of(msg)
-        if claims and claims[0].provider_uuid != self.uuid:
+        # The message's first claim is on the host that builds; if it is on
+        # another provider the message was sent to the wrong agent.
+        first = next((c for c in claims if not msg.claims or c.uuid == msg.claims[0]), None)
+        if first is not None and first.provider_uuid != self.uuid:
             with self._lock:
                 self.build_failures += 1
             return BuildReply(
@@ -298,8 +309,7 @@ class Agent:
                 False,
                 self.uuid,
                 failure=Failure.UNKNOWN_PROVIDER,
-                message=f"the first claim is on {claims[0].provider_uuid}, "
-                f"this agent is {self.uuid}",
+                message=f"the first claim is on {first.provider_uuid}, this agent is {self.uuid}",
             )
         if problem:
             return self._fail(msg, Failure.CLAIM, problem, claims, t0)
@@ -322,7 +332,7 @@ class Agent:
                 # someone else's now, so the instance must go.
                 with contextlib.suppress(Exception):
                     self.driver.destroy(msg.consumer_uuid)
-                return self._fail(msg, Failure.CLAIM, exc.args[0] if exc.args else "", claims, t0)
+                return self._fail(msg, Failure.CLAIM, exc.message, claims, t0)
             confirmed.append(c.uuid)
         with self._lock:
             self._instances[msg.consumer_uuid] = tuple(confirmed)

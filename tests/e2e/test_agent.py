@@ -116,6 +116,31 @@ def test_build_checks_the_claim(
     assert sqlite_store.list_claims(provider_uuid=agent.uuid) == []
 
 
+def test_a_missing_claim_releases_the_others_of_the_consumer_only(
+    sqlite_store: Store, make_agent: AgentFactory
+) -> None:
+    agent = make_agent(sqlite_store, "host-a")
+    pool = make_agent(sqlite_store, "pool-a")
+    consumer, host_claim = _claim(sqlite_store, agent)
+    gen = sqlite_store.get_provider(pool.uuid).generation
+    pool_claim = sqlite_store.claim(ClaimSpec(pool.uuid, gen, {"VCPU": 1}, consumer)).uuid
+    _, other_claim = _claim(sqlite_store, pool)
+    sqlite_store.release_claim(host_claim)
+    reply = agent.build(BuildMessage(consumer, (host_claim, pool_claim, other_claim)))
+    assert (reply.ok, reply.failure) == (False, Failure.CLAIM)
+    assert "does not exist" in reply.message
+    assert [c.uuid for c in sqlite_store.list_claims(provider_uuid=pool.uuid)] == [other_claim]
+
+
+def test_a_misrouted_build_touches_nothing(sqlite_store: Store, make_agent: AgentFactory) -> None:
+    a = make_agent(sqlite_store, "host-a")
+    b = make_agent(sqlite_store, "host-b")
+    consumer, claim = _claim(sqlite_store, b)
+    reply = a.build(BuildMessage(consumer, (claim,)))
+    assert (reply.ok, reply.failure) == (False, Failure.UNKNOWN_PROVIDER)
+    assert sqlite_store.get_claim(claim).status == ClaimStatus.CLAIMED
+
+
 def test_driver_failure_releases_the_claim(sqlite_store: Store, make_agent: AgentFactory) -> None:
     agent = make_agent(sqlite_store, "host-a", failure_rate=1.0)
     consumer, claim = _claim(sqlite_store, agent)
