@@ -68,7 +68,7 @@ def place(
     """Run ``threads`` scheduler threads over requests [start, stop)."""
     store = open_store(url)
     sched = Scheduler(store, _config(args), rng=random.Random(seed))
-    requests = make_requests(args.requests, seed=args.seed + 1)[start:stop]
+    requests = make_requests(args.requests, seed=args.seed + 1, instances=args.count)[start:stop]
     counter = itertools.count()
     lock = threading.Lock()
     latencies: list[float] = []
@@ -177,6 +177,7 @@ def run_placements(url: str, args: argparse.Namespace, uuids: list[str]) -> dict
     return {
         "providers": len(uuids),
         "requests": args.requests,
+        "instances_per_request": args.count,
         "schedulers": args.schedulers,
         "processes": procs,
         "placements": placements,
@@ -370,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schedulers", type=int, default=8, help="scheduler threads in all")
     p.add_argument("--processes", type=int, default=1, help="split the threads over processes")
     p.add_argument("--requests", type=int, default=10_000)
+    p.add_argument("--count", type=int, default=1, help="instances per request")
     p.add_argument("--store", help="store URL (default: a temporary SQLite file)")
     p.add_argument("--reset", action="store_true", help="wipe the --store first")
     p.add_argument("--json", action="store_true", help="also print the results as JSON")
@@ -382,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=500, help="queries per size (--query-only)")
     p.add_argument("--explain", action="store_true", help="print SQLite's query plan")
     args = p.parse_args(argv)
-    for name in ("providers", "schedulers", "processes", "requests", "queries"):
+    for name in ("providers", "schedulers", "processes", "requests", "queries", "count"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be at least 1")
 

@@ -108,7 +108,8 @@ def make_group(rng: random.Random) -> RequestGroup:
     return group
 
 
-def make_requests(count: int, *, seed: int = 2) -> list[Request]:
+def make_requests(count: int, *, seed: int = 2, instances: int = 1) -> list[Request]:
+    """``count`` requests of ``instances`` instances each."""
     rng = random.Random(seed)
     return [
         Request(
@@ -116,6 +117,7 @@ def make_requests(count: int, *, seed: int = 2) -> list[Request]:
             groups=(make_group(rng),),
             project_id=f"project-{rng.randrange(20)}",
             user_id="bench",
+            count=instances,
         )
         for _ in range(count)
     ]

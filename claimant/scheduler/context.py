@@ -75,6 +75,8 @@ class RequestState:
     failures: FailureCounter
     # Root (host) of the first group of every instance placed so far.
     placed_roots: list[str] = field(default_factory=list)
+    # Candidates the previous instance did not use (single-group requests).
+    leftover: list[ProviderUsage] | None = None
     _roots: dict[str, str] = field(default_factory=dict)
     _group_hosts: dict[str, int] | None = None
     _same_hosts: frozenset[str] | None = None

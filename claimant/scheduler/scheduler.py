@@ -29,6 +29,7 @@ from claimant.model import (
     RequestGroup,
     RequestStatus,
     Strategy,
+    Usage,
     new_uuid,
     normalize_uuid,
 )
@@ -366,6 +367,37 @@ class _InstancePlacer:
         # Server-group hosts the host group's filters saw (hard policies).
         self.members_seen: set[str] = set()
         self.check_group = False
+        # Single-group requests with count > 1 reuse the previous instance's
+        # candidates (one query for many instances); see reusable().
+        self.from_previous = False
+        leftover = state.leftover
+        state.leftover = None
+        if leftover is not None and self.reusable():
+            self.pools[0] = self.rank(0, leftover)
+            self.dropped_since_query[0] = 0
+            self.from_previous = True
+
+    def reusable(self) -> bool:
+        return len(self.groups) == 1
+
+    def leave_leftover(self, claims: list[Claim]) -> None:
+        """Hand the rest of the candidate list to the next instance, with the
+        provider just claimed updated as the store now has it (unless someone
+        else wrote to it meanwhile: the claim's compare-and-set will tell)."""
+        if not self.reusable() or self.index + 1 >= self.request.count:
+            return
+        cand = self.choice[0]
+        uuid = cand.provider.uuid
+        usages = dict(cand.usages)
+        for rc, n in claims[0].amounts.items():
+            u = usages.get(rc)
+            if u is not None:
+                usages[rc] = Usage(rc, u.capacity, u.used + n)
+        updated = ProviderUsage(cand.provider.evolve(generation=self.gens[uuid]), usages)
+        rest = [c for c in self.pools.get(0, []) if c.provider.uuid != uuid]
+        if not _amount_problems(updated, self.groups[0].resources):
+            rest.insert(0, updated)
+        self.state.leftover = rest
 
     def host_root(self) -> str:
         return self.choice[0].provider.root_uuid
@@ -417,6 +449,11 @@ class _InstancePlacer:
         # Explained only if the instance fails: a confined group may come up
         # empty in several hosts' trees before one fits.
         diag.empty_query = None if found else q
+        return self.rank(gi, found)
+
+    def rank(self, gi: int, found: list[ProviderUsage]) -> list[ProviderUsage]:
+        """Filter and weigh candidates; best first."""
+        diag = self.diags[gi]
         ctx = self.ctx(gi)
         filters = [f for f in self.s.filters if applies(f, ctx)]
         if gi == 0:
@@ -522,6 +559,13 @@ class _InstancePlacer:
                 self.choice[gi] = cand
                 gi += 1
                 continue
+            if self.from_previous:
+                # Candidates left over from the previous instance ran out:
+                # that says nothing about the store, so ask it (no retry spent).
+                self.from_previous = False
+                del self.pools[gi]
+                self.diags[gi] = _GroupDiag(self.groups[gi])
+                continue
             # Pool exhausted. If we dropped providers we lost to concurrent
             # claims, others may fit now: query again, paid from the budget.
             if self.dropped_since_query.get(gi) and self.spend():
@@ -553,6 +597,7 @@ class _InstancePlacer:
                 continue
             why = self.server_group_race(claims)
             if not why:
+                self.leave_leftover(claims)
                 return claims
             # Another scheduler placed a member of the same hard server group
             # at the same moment: give ours back and place again, fresh view.

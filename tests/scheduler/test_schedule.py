@@ -405,3 +405,26 @@ def test_bad_requests_are_invalid_input(store: Store, request_kw: dict[str, Any]
     with pytest.raises(InvalidInput):
         scheduler(store).schedule(req(*groups, **request_kw))
     assert store.list_claims() == []
+
+
+@pytest.mark.parametrize(
+    ("count", "placed", "queries"),
+    [
+        pytest.param(4, 4, 1, id="leftover-candidates-serve-later-instances"),
+        pytest.param(8, 8, 1, id="leftovers-track-what-was-claimed"),
+        # Slots run out: the store is asked again, then once more to explain.
+        pytest.param(9, 8, 3, id="requery-when-leftovers-run-out"),
+    ],
+)
+def test_count_reuses_candidates_without_overcommit(
+    store: Store, count: int, placed: int, queries: int
+) -> None:
+    # 3 + 3 + 2 slots of 3 VCPU.
+    hosts = [host(store, n, vcpu=v) for n, v in (("a", 9), ("b", 9), ("c", 6))]
+    result = scheduler(store).schedule(req(grp(VCPU=3), count=count, all_or_nothing=False))
+    assert len(result.placements) == placed
+    assert (result.stats.queries, result.stats.conflicts) == (queries, 0)
+    for p in hosts:
+        u = store.get_usage(p.uuid).usages["VCPU"]
+        assert u.used <= u.capacity
+    assert sum(used(store, p) for p in hosts) == 3 * placed
