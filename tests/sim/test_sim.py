@@ -41,6 +41,16 @@ def test_claimant_mode_never_races_or_overcommits(store: Store) -> None:
     assert r.requests_active + r.requests_failed == r.requests
 
 
+@pytest.mark.cassandra
+@pytest.mark.parametrize("mode", ["legacy", "claimant"])
+def test_both_modes_on_cassandra(cassandra_store: Store, mode: str) -> None:
+    r = run(cassandra_store, SimConfig(mode=mode, hosts=2, requests=8, schedulers=2))
+    assert r.overcommitted_providers == 0
+    assert r.placed > 0
+    if mode == "claimant":
+        assert r.build_failures_from_races == 0
+
+
 def test_legacy_mode_keeps_the_invariants(store: Store) -> None:
     r = run(store, SimConfig(mode="legacy", **SMALL))
     # Races may or may not happen in a small run; what must hold is below.
