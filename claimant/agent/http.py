@@ -23,10 +23,9 @@ from claimant.agent.agent import Agent
 from claimant.agent.messages import BuildMessage, BuildReply, DestroyMessage, DestroyReply
 from claimant.api.auth import Unauthorized
 from claimant.api.errors import install_error_handlers
-from claimant.model.errors import InvalidInput, StoreUnavailable
+from claimant.model.errors import AGENT_UNAVAILABLE, InvalidInput, StoreUnavailable
 
 TOKEN_HEADER = "X-Auth-Token"
-AGENT_UNAVAILABLE = "agent_unavailable"
 
 
 class AgentUnavailable(StoreUnavailable):

@@ -34,6 +34,7 @@ CLAIM_NOT_ACTIVE = "claim_not_active"
 NO_VALID_HOST = "no_valid_host"
 STORE_UNAVAILABLE = "store_unavailable"
 CONFLICT = "conflict"
+AGENT_UNAVAILABLE = "agent_unavailable"
 
 
 class ClaimantError(Exception):
