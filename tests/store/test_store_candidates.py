@@ -16,7 +16,7 @@ from claimant.model import (
 )
 from claimant.store import CandidateQuery, Store
 
-from .builders import FakeClock, group, inv, make_provider, take
+from .builders import FakeClock, allocs, generation, group, inv, make_provider, take
 
 
 def found(store: Store, **kw: Any) -> list[str]:
@@ -320,3 +320,75 @@ def test_confirmed_claims_keep_counting(store: Store, clock: FakeClock) -> None:
     clock.advance(3600)
     assert found_set(store, resources={"VCPU": 2}) == set()
     assert found_set(store, resources={"VCPU": 1}) == {p.uuid}
+
+
+def test_candidates_follow_every_change(store: Store, clock: FakeClock) -> None:
+    """A backend that keeps a search index must keep it true after every kind of write."""
+    agg = new_uuid()
+    store.create_trait("CUSTOM_T")
+    p = make_provider(store, vcpu=4)
+
+    def fits(vcpu: int, **kw: Any) -> bool:
+        return found_set(store, resources={"VCPU": vcpu}, **kw) == {p.uuid}
+
+    assert fits(4)
+    c = take(store, p, {"VCPU": 3}, ttl=10)
+    assert (fits(1), fits(2)) == (True, False)
+    store.release_claim(c.uuid)
+    assert fits(4)
+
+    consumer = new_uuid()
+    store.write_allocations([allocs(consumer, {p.uuid: {"VCPU": 2}})])
+    assert (fits(2), fits(3)) == (True, False)
+    store.set_inventories(p.uuid, generation(store, p.uuid), {"VCPU": inv("VCPU", 8)})
+    assert (fits(6), fits(7)) == (True, False)
+    store.write_allocations([allocs(consumer, {})])
+    assert fits(8)
+
+    c = take(store, p, {"VCPU": 5}, ttl=10)
+    store.confirm_claim(c.uuid)
+    clock.advance(11)
+    assert (fits(3), fits(4)) == (True, False)
+    store.release_claim(c.uuid)
+    take(store, p, {"VCPU": 5}, ttl=10)
+    clock.advance(11)
+    assert fits(8)
+    store.expire_claims()
+    assert fits(8)
+
+    assert not fits(1, required_traits=frozenset({"CUSTOM_T"}))
+    store.set_traits(p.uuid, generation(store, p.uuid), ["CUSTOM_T"])
+    assert fits(1, required_traits=frozenset({"CUSTOM_T"}))
+    assert not fits(1, forbidden_traits=frozenset({"CUSTOM_T"}))
+
+    assert not fits(1, member_of=(frozenset({agg}),))
+    store.set_aggregates(p.uuid, generation(store, p.uuid), [agg])
+    assert fits(1, member_of=(frozenset({agg}),))
+    assert not fits(1, forbidden_aggregates=frozenset({agg}))
+
+    assert not fits(1, attributes=(AttributeConstraint("cpu_arch", "==", "aarch64"),))
+    store.update_provider(p.uuid, generation(store, p.uuid), attributes={"cpu_arch": "aarch64"})
+    assert fits(1, attributes=(AttributeConstraint("cpu_arch", "==", "aarch64"),))
+
+    other = make_provider(store, vcpu=None)
+    assert not fits(1, in_tree=other.uuid)
+    store.update_provider(p.uuid, generation(store, p.uuid), parent_uuid=other.uuid)
+    assert fits(1, in_tree=other.uuid)
+    assert fits(1, roots=frozenset({other.uuid}))
+
+    store.update_provider(p.uuid, generation(store, p.uuid), enabled=False)
+    assert not fits(1)
+    store.update_provider(p.uuid, generation(store, p.uuid), enabled=True)
+    assert fits(1)
+    store.set_inventories(p.uuid, generation(store, p.uuid), {})
+    assert not fits(1)
+
+
+def test_expired_claims_do_not_skew_the_order(store: Store, clock: FakeClock) -> None:
+    a = make_provider(store, vcpu=8)
+    b = make_provider(store, vcpu=4)
+    take(store, a, {"VCPU": 6}, ttl=10)
+    assert found(store, resources={"VCPU": 1}) == [b.uuid, a.uuid]
+    clock.advance(11)
+    assert found(store, resources={"VCPU": 1}) == [a.uuid, b.uuid]
+    assert found(store, resources={"VCPU": 1}, strategy=Strategy.PACK) == [b.uuid, a.uuid]
