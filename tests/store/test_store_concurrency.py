@@ -30,7 +30,7 @@ from claimant.model import (
 from claimant.store import ClaimSpec, Store
 
 from .builders import FakeClock, generation, inv, make_provider, used
-from .workers import Tally, churn_allocations, hammer, hammer_in_process
+from .workers import Holding, Tally, churn_allocations, hammer, hammer_in_process
 
 CAPACITY = 4
 
@@ -78,9 +78,9 @@ def test_threads_never_overcommit(store: Store) -> None:
 
 def test_claims_and_allocations_race(store: Store) -> None:
     """Schedulers claiming while Placement clients write allocations, on the same providers."""
-    providers = [make_provider(store, vcpu=CAPACITY).uuid for _ in range(2)]
+    providers = [make_provider(store, vcpu=CAPACITY).uuid for _ in range(3)]
     tallies: list[Tally] = [Tally() for _ in range(4)]
-    holds: list[dict[str, tuple[str, int] | None]] = [{} for _ in range(4)]
+    holds: list[dict[str, Holding]] = [{} for _ in range(4)]
     errors: list[BaseException] = []
     start = threading.Barrier(8)
 
@@ -109,11 +109,11 @@ def test_claims_and_allocations_race(store: Store) -> None:
 
     expected = {c: h for part in holds for c, h in part.items()}
     for consumer, hold in expected.items():
+        # all of a write or none of it, never half
         entries = store.list_claims(consumer_uuid=consumer)
-        assert [(e.provider_uuid, e.amounts) for e in entries] == (
-            [(hold[0], {"VCPU": hold[1]})] if hold else []
-        )
-        assert (store.get_consumer(consumer) is None) == (hold is None)
+        assert {e.provider_uuid: e.amounts for e in entries} == hold
+        assert len(entries) == len(hold)
+        assert (store.get_consumer(consumer) is None) == (not hold)
     won = {uuid for t in tallies for uuid, _, _ in t.won}
     released = {uuid for t in tallies for uuid in t.released}
     claims = {c.uuid for c in store.list_claims() if c.consumer_uuid not in expected}

@@ -58,30 +58,34 @@ def hammer(store: Store, providers: list[str], seed: int, rounds: int, retries: 
     return tally
 
 
+Holding = dict[str, dict[str, int]]
+
+
 def churn_allocations(
     store: Store, providers: list[str], seed: int, rounds: int
-) -> dict[str, tuple[str, int] | None]:
-    """Placement-style writes for two consumers of our own; returns what each
-    should hold at the end (provider, VCPU) or None."""
+) -> dict[str, Holding]:
+    """Placement-style writes for two consumers of our own, often spanning two
+    providers; returns what each consumer should hold at the end."""
     rng = random.Random(seed)
-    holds: dict[str, tuple[str, int] | None] = {new_uuid(): None for _ in range(2)}
+    holds: dict[str, Holding] = {new_uuid(): {} for _ in range(2)}
     for _ in range(rounds):
         consumer = rng.choice(sorted(holds))
-        if holds[consumer] is not None and rng.random() < 0.3:
-            target = None
-        else:
-            target = (rng.choice(providers), rng.randint(1, 2))
+        target: Holding = {}
+        if not holds[consumer] or rng.random() > 0.3:
+            for provider in rng.sample(providers, rng.randint(1, 2)):
+                target[provider] = {"VCPU": rng.randint(1, 2)}
         current = store.get_consumer(consumer)
         write = ConsumerAllocations(
             consumer_uuid=consumer,
             project_id="project-a",
             user_id="user-a",
-            allocations={target[0]: {"VCPU": target[1]}} if target else {},
+            allocations=target,
             expected_generation=current.generation if current else None,
         )
         try:
             store.write_allocations([write])
-        except InsufficientCapacity:
+        except (InsufficientCapacity, GenerationConflict):
+            # Not written: the consumer must still hold exactly what it held.
             continue
         holds[consumer] = target
     return holds
