@@ -8,8 +8,8 @@ import contextlib
 import importlib
 import logging
 import os
-import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -59,10 +59,11 @@ def create_app(
     if schedule_concurrency is None:
         # SQLite has one write lock and its busy handler *sleeps* (1, 2, 5 ms
         # ...) while it waits: concurrent schedulers in one process spend more
-        # time asleep than working. One at a time per process; a waiting
-        # thread then wakes as soon as the slot is free.
+        # time asleep than working. One at a time per process, queued in Python.
         schedule_concurrency = 1 if store.url.startswith("sqlite") else 64
-    slots = threading.BoundedSemaphore(schedule_concurrency)
+    # Its own threads, not the shared pool: POST /v1/requests waiting for a
+    # slot must not hold threads other routes need.
+    executor = ThreadPoolExecutor(schedule_concurrency, thread_name_prefix="schedule")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,7 +101,7 @@ def create_app(
         a.state.auth = auth
         a.state.metrics = metrics
         a.state.scheduler = scheduler
-        a.state.schedule_slots = slots
+        a.state.schedule_executor = executor
         install_error_handlers(a)
 
     @app.get("/healthz", include_in_schema=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated, Any, Literal
 
@@ -30,7 +31,7 @@ from claimant.model import (
 )
 from claimant.model.codec import claim_to_dict, request_to_dict
 from claimant.model.types import ResourceType, check_constraint, infer_spec
-from claimant.scheduler import Scheduler
+from claimant.scheduler import Scheduler, ScheduleResult
 from claimant.store import Store
 
 
@@ -154,19 +155,17 @@ def request_body(request: ClaimantRequest, claims: list[Claim]) -> dict[str, Any
     return out
 
 
-def create_request(
+async def create_request(
     body: RequestCreate, http: Request, store: StoreDep, ctx: ContextDep
 ) -> JSONResponse:
-    request = build_request(body, ctx, store)
+    # Everything that touches the store runs on the app's scheduling threads
+    # (see ``create_app``), in one hop.
+    executor = http.app.state.schedule_executor
     scheduler: Scheduler = http.app.state.scheduler
     metrics = http.app.state.metrics
-    if body.uuid is not None and _exists(store, body.uuid):
-        # The store would replace the record: a retried POST must not rewrite history.
-        raise AlreadyExists(f"request {body.uuid} already exists", uuid=body.uuid)
+    loop = asyncio.get_running_loop()
     try:
-        # The scheduler persists the request, its claims and, on failure, why.
-        with http.app.state.schedule_slots:
-            result = scheduler.schedule(request)
+        result = await loop.run_in_executor(executor, _schedule, scheduler, store, body, ctx)
     except NoValidHost:
         metrics.no_valid_host.inc()
         raise
@@ -177,6 +176,17 @@ def create_request(
         status_code=201,
         headers={"Location": f"/v1/requests/{result.request.uuid}"},
     )
+
+
+def _schedule(
+    scheduler: Scheduler, store: Store, body: RequestCreate, ctx: Context
+) -> ScheduleResult:
+    request = build_request(body, ctx, store)
+    if body.uuid is not None and _exists(store, body.uuid):
+        # The store would replace the record: a retried POST must not rewrite history.
+        raise AlreadyExists(f"request {body.uuid} already exists", uuid=body.uuid)
+    # The scheduler persists the request, its claims and, on failure, why.
+    return scheduler.schedule(request)
 
 
 def _exists(store: Store, uuid: str) -> bool:
