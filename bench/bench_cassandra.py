@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import threading
@@ -70,12 +71,13 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-def worker(url: str, threads: int, seconds: float, out: Any) -> None:
+def worker(url: str, threads: int, seconds: float, limit: int, out: Any) -> None:
     """One process: ``threads`` schedulers sharing one store object."""
     from claimant.scheduler import Scheduler
+    from claimant.scheduler.config import SchedulerConfig
 
     st = open_cassandra(url)
-    sched = Scheduler(st)
+    sched = Scheduler(st, SchedulerConfig(candidate_limit=limit))
     lat: list[float] = []
     counts = {"placed": 0, "failed": 0, "errors": 0, "conflicts": 0, "retries": 0, "queries": 0}
     lock = threading.Lock()
@@ -106,12 +108,14 @@ def worker(url: str, threads: int, seconds: float, out: Any) -> None:
                 counts["retries"] += result.stats.retries
                 counts["queries"] += result.stats.queries
 
+    cpu = time.process_time()
     pool = [threading.Thread(target=loop) for _ in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    out.put({"lat": lat, "counts": counts, "stats": dict(st.stats)})
+    cpu = time.process_time() - cpu
+    out.put({"lat": lat, "counts": counts, "stats": dict(st.stats), "cpu": cpu})
     st.close()
 
 
@@ -137,20 +141,38 @@ def check_overcommit(st: CassandraStore) -> tuple[int, int]:
     return over, entries
 
 
-def bench_schedule(url: str, procs: int, threads: int, seconds: float) -> dict[str, Any]:
+def server_cpu(pid: int | None) -> float:
+    """CPU seconds a local Cassandra process has used (0 if not given)."""
+    if not pid:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_schedule(
+    url: str, procs: int, threads: int, seconds: float, limit: int, server_pid: int | None
+) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     began = time.monotonic()
-    ps = [ctx.Process(target=worker, args=(url, threads, seconds, out)) for _ in range(procs)]
+    ps = [
+        ctx.Process(target=worker, args=(url, threads, seconds, limit, out)) for _ in range(procs)
+    ]
     for p in ps:
         p.start()
+    server = server_cpu(server_pid)
     results = [out.get() for _ in ps]
+    server = server_cpu(server_pid) - server
     for p in ps:
         p.join()
     wall = time.monotonic() - began
     lat = [x for r in results for x in r["lat"]]
     counts = {k: sum(r["counts"][k] for r in results) for k in results[0]["counts"]}
     stats = {k: sum(r["stats"][k] for r in results) for k in results[0]["stats"]}
+    placed = max(counts["placed"], 1)
+    client_ms = sum(r["cpu"] for r in results) / placed * 1000
+    server_ms = server / placed * 1000
     return {
         "placements": counts["placed"],
         "placements_per_s": round(counts["placed"] / seconds, 1),
@@ -166,6 +188,12 @@ def bench_schedule(url: str, procs: int, threads: int, seconds: float) -> dict[s
         "lwt_lost": stats["cas_lost"],
         "serial_reads": stats["serial_reads"],
         "unknown_outcomes": stats["unknown"],
+        # CPU per placement: what the machine is busy with, whoever else runs on it.
+        "client_cpu_ms_per_placement": round(client_ms, 2),
+        "server_cpu_ms_per_placement": round(server_ms, 2) if server_pid else None,
+        "placements_per_s_per_core": round(1000 / (client_ms + server_ms), 1)
+        if server_pid
+        else None,
     }
 
 
@@ -198,6 +226,8 @@ def main() -> None:
     ap.add_argument("--candidates", default="10000,100000", help="sizes, comma separated")
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--keep", action="store_true", help="do not drop the keyspace at the end")
+    ap.add_argument("--server-pid", type=int, help="local Cassandra pid, to count its CPU")
+    ap.add_argument("--candidate-limit", type=int, default=50, help="the scheduler's")
     args = ap.parse_args()
 
     st = open_cassandra(args.store)
@@ -209,7 +239,14 @@ def main() -> None:
     report["load_s"] = round(time.monotonic() - began, 1)
     count = args.providers
     if args.seconds > 0:
-        report["schedule"] = bench_schedule(args.store, args.procs, args.threads, args.seconds)
+        report["schedule"] = bench_schedule(
+            args.store,
+            args.procs,
+            args.threads,
+            args.seconds,
+            args.candidate_limit,
+            args.server_pid,
+        )
         over, entries = check_overcommit(st)
         report["schedule"]["providers_over_capacity"] = over
         report["schedule"]["live_ledger_entries"] = entries

@@ -7,7 +7,9 @@ import json
 import logging
 import math
 import random
+import re
 import time
+from collections import namedtuple
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -108,6 +110,26 @@ Hold = tuple[str, float, dict[str, int]]
 class OutcomeUnknown(StoreUnavailable):
     """A lightweight transaction timed out and re-reading could not tell
     whether it was applied."""
+
+
+_ROW_TYPES: dict[tuple[str, ...], Any] = {}
+
+
+def _row_factory(colnames: list[str], rows: list[Any]) -> list[Any]:
+    """Named tuples, with one class per column list: the driver's default
+    factory builds a new namedtuple class for every result, which costs more
+    than decoding a small result."""
+    key = tuple(colnames)
+    row_type = _ROW_TYPES.get(key)
+    if row_type is None:
+        names = [re.sub(r"\W", "", c) or f"c{i}" for i, c in enumerate(colnames)]
+        row_type = _ROW_TYPES[key] = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+    return [row_type(*r) for r in rows]
+
+
+def _applied(row: Any) -> bool:
+    """The ``[applied]`` column of a lightweight transaction's result."""
+    return bool(row[0]) if row is not None else True
 
 
 def _backoff(attempt: int) -> None:
@@ -417,7 +439,7 @@ class CassandraStore(Store):
         self.consistency = _CONSISTENCY[consistency]
         self.port = _int_option("port", options.get("port", "9042"), 1, 65535)
         self.timeout = float(_int_option("timeout", options.get("timeout", "10"), 1, 600))
-        self.fetch = _int_option("fetch", options.get("fetch", "100"), 10, 100_000)
+        self.fetch = _int_option("fetch", options.get("fetch", "20"), 1, 100_000)
         self.hosts: list[str] = []
         for h in hosts:
             host, _, port = h.partition(":")
@@ -443,6 +465,7 @@ class CassandraStore(Store):
             consistency_level=self.consistency,
             serial_consistency_level=self.serial,
             request_timeout=self.timeout,
+            row_factory=_row_factory,
         )
         try:
             cluster = Cluster(
@@ -525,7 +548,7 @@ class CassandraStore(Store):
         except _DRIVER_ERRORS as exc:
             raise _translate(exc) from exc
         row = rs.one()
-        return bool(rs.was_applied), row
+        return _applied(row), row
 
     def _ddl(self, cql: str) -> None:
         try:
@@ -689,6 +712,17 @@ class CassandraStore(Store):
         self._states[state.uuid] = state
         return state
 
+    def _from_row_cached(self, row: Any) -> _State | None:
+        """A row's state, reusing the parsed one already held for its version
+        (one version is one state; only the heartbeat lives outside it)."""
+        known = self._states.get(row.provider_uuid)
+        if known is not None and known.version == row.version:
+            if known.heartbeat_at != row.heartbeat_at:
+                known = self._remember(replace(known, heartbeat_at=row.heartbeat_at))
+            return known
+        state = _state_from_row(row)
+        return self._remember(state) if state is not None else None
+
     def _read_state(self, uuid: str, *, serial: bool = False) -> _State:
         rows = self._run(q.READ_STATE, [uuid], serial=serial)
         state = _state_from_row(rows[0]) if rows else None
@@ -805,7 +839,7 @@ class CassandraStore(Store):
         self.stats["cas"] += 1
         try:
             rs = self._use_keyspace().execute(batch)
-            applied = bool(rs.was_applied)
+            applied = _applied(rs.one())
         except _DRIVER_ERRORS as exc:
             if not _is_unknown_outcome(exc):
                 raise _translate(exc) from exc
@@ -1186,7 +1220,7 @@ class CassandraStore(Store):
             for key in keys:
                 batch.add(self._prep(q.DELETE_ROW), [uuid, key])
             try:
-                applied = bool(self._use_keyspace().execute(batch).was_applied)
+                applied = _applied(self._use_keyspace().execute(batch).one())
             except _DRIVER_ERRORS as exc:
                 raise _translate(exc) from exc
             if applied:
@@ -1308,11 +1342,12 @@ class CassandraStore(Store):
         seen: set[str] = set()
         found: list[tuple[int, _State]] = []
         for row in rows:
-            state = _state_from_row(row)
-            if state is None or state.uuid in seen:
+            if row.provider_uuid in seen:
                 continue
-            seen.add(state.uuid)
-            self._remember(state)
+            seen.add(row.provider_uuid)
+            state = self._from_row_cached(row)
+            if state is None:
+                continue
             if not state.enabled or state.uuid in query.exclude:
                 continue
             if (
