@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,8 @@ from claimant.api.placement.common import (
 )
 from claimant.api.placement.errors import bad_request
 from claimant.api.placement.framework import Req, Resp
-from claimant.model import Inventory, Provider
+from claimant.model import Inventory, Provider, ProviderUsage, RequestGroup
+from claimant.store.base import CandidateQuery
 
 SHARING_TRAIT = "MISC_SHARES_VIA_AGGREGATE"
 
@@ -250,19 +252,15 @@ class AReq:
 
 
 class World:
-    """A snapshot of every provider with its usage, read through the store."""
+    """What the search looks at, read through the store: every provider once
+    (tree, traits, aggregates), and per requested (class, amount) the providers
+    that can give it, with their usage, in one store query each."""
 
     def __init__(self, req: Req) -> None:
+        self.store = req.store
         self.providers: dict[str, Provider] = {p.uuid: p for p in req.store.list_providers()}
-        self.used: dict[str, dict[str, int]] = {}
-        for uuid, p in self.providers.items():
-            if p.inventories:
-                usage = req.store.get_usage(uuid)
-                self.used[uuid] = {rc: u.used for rc, u in usage.usages.items()}
-                # the fresher read wins: inventories may have moved since the list
-                self.providers[uuid] = usage.provider
-            else:
-                self.used[uuid] = {}
+        self._used: dict[str, dict[str, int]] = {}
+        self._fits: dict[tuple[str, int], set[str]] = {}
         self.has_trees = any(p.parent_uuid for p in self.providers.values())
         self.sharing = {u for u, p in self.providers.items() if SHARING_TRAIT in p.traits}
         self.by_agg: dict[str, set[str]] = {}
@@ -270,22 +268,31 @@ class World:
             for agg in p.aggregates:
                 self.by_agg.setdefault(agg, set()).add(u)
 
+    def _remember(self, found: Iterable[ProviderUsage]) -> None:
+        for pu in found:
+            self.providers[pu.provider.uuid] = pu.provider
+            self._used[pu.provider.uuid] = {rc: u.used for rc, u in pu.usages.items()}
+
+    def used(self, uuid: str) -> dict[str, int]:
+        if uuid not in self._used:
+            self._remember([self.store.get_usage(uuid)])
+        return self._used[uuid]
+
+    def with_resource(self, rc: str, amount: int) -> set[str]:
+        """Providers with room for ``amount`` of ``rc`` (units and step included)."""
+        key = (rc, amount)
+        if key not in self._fits:
+            query = CandidateQuery(RequestGroup(resources={rc: amount}), limit=len(self.providers))
+            found = self.store.find_candidates(query) if self.providers else []
+            self._remember(found)
+            self._fits[key] = {pu.provider.uuid for pu in found}
+        return self._fits[key]
+
     def root(self, uuid: str) -> str:
         return self.providers[uuid].root_uuid
 
     def inv(self, uuid: str, rc: str) -> Inventory | None:
         return self.providers[uuid].inventories.get(rc)
-
-    def fits(self, uuid: str, rc: str, amount: int, already: int = 0) -> bool:
-        inv = self.inv(uuid, rc)
-        if inv is None:
-            return False
-        used = self.used[uuid].get(rc, 0) + already
-        return (
-            used + amount <= inv.capacity
-            and inv.min_unit <= amount <= inv.max_unit
-            and amount % inv.step_size == 0
-        )
 
     def in_aggs(self, member_of: list[frozenset[str]]) -> set[str]:
         out = set(self.providers)
@@ -321,8 +328,8 @@ def _group_candidates(w: World, g: Group, anchors_ok: set[str] | None) -> list[A
     for rc, amount in g.resources.items():
         found = {
             u
-            for u in w.providers
-            if w.fits(u, rc, amount) and (tree_root is None or w.root(u) == tree_root)
+            for u in w.with_resource(rc, amount)
+            if u in w.providers and (tree_root is None or w.root(u) == tree_root)
         }
         if not found:
             raise NoCandidates
@@ -490,7 +497,7 @@ def _within(w: World, uuid: str, rc: str, amount: int) -> bool:
     inv = w.inv(uuid, rc)
     return (
         inv is not None
-        and w.used[uuid].get(rc, 0) + amount <= inv.capacity
+        and w.used(uuid).get(rc, 0) + amount <= inv.capacity
         and amount <= inv.max_unit
     )
 
@@ -510,8 +517,38 @@ def _anchor_roots(w: World, wide: Wide) -> set[str] | None:
     return roots
 
 
+def _flat_search(w: World, g: Group, wide: Wide) -> list[AReq]:
+    """Placement's own shortcut: with no trees and no sharing providers one
+    group is one provider, and the store answers the whole group in one
+    query (emptiest providers first, so ``limit`` keeps the best ones)."""
+    if g.in_tree and g.in_tree not in w.providers:
+        return []
+    group = RequestGroup(
+        resources=dict(g.resources),
+        required_traits=frozenset(t for anyof in g.required if len(anyof) == 1 for t in anyof),
+        any_traits=tuple(anyof for anyof in g.required if len(anyof) > 1),
+        forbidden_traits=frozenset(g.forbidden),
+        member_of=tuple(g.member_of),
+        forbidden_aggregates=frozenset(g.forbidden_aggs),
+        in_tree=g.in_tree,
+    )
+    found = w.store.find_candidates(
+        CandidateQuery(group, limit=wide.limit or max(1, len(w.providers)))
+    )
+    w._remember(found)
+    out = []
+    for pu in found:
+        u = pu.provider.uuid
+        pieces = tuple(Piece(u, rc, n) for rc, n in g.resources.items())
+        out.append(AReq(u, pieces, {g.suffix: frozenset({u})}, g.same_provider))
+    return out
+
+
 def _search(req: Req, groups: dict[str, Group], wide: Wide) -> tuple[list[AReq], World]:
     w = World(req)
+    flat = not (w.has_trees or w.sharing or wide.root_required or wide.root_forbidden)
+    if flat and len(groups) == 1:
+        return _flat_search(w, next(iter(groups.values())), wide), w
     try:
         anchors_ok = _anchor_roots(w, wide)
         found: dict[str, list[AReq]] = {}
@@ -583,7 +620,7 @@ def _serialize(req: Req, w: World, areqs: list[AReq], groups: dict[str, Group]) 
         p = w.providers[u]
         summary: dict[str, Any] = {
             "resources": {
-                rc: {"capacity": inv.capacity, "used": w.used[u].get(rc, 0)}
+                rc: {"capacity": inv.capacity, "used": w.used(u).get(rc, 0)}
                 for rc, inv in p.inventories.items()
                 if req.want(27) or rc in requested
             }

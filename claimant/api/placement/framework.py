@@ -152,10 +152,9 @@ class Req:
 
     def validate_query(self, schema: dict[str, Any]) -> dict[str, str]:
         data = self.param_dict()
-        try:
-            jsonschema.validate(data, schema, format_checker=_FORMAT_CHECKER)
-        except jsonschema.ValidationError as exc:
-            raise PlacementError(400, f"Invalid query string parameters: {exc}") from None
+        error = _first_error(data, schema)
+        if error is not None:
+            raise PlacementError(400, f"Invalid query string parameters: {error}")
         return data
 
     def json(self, schema: dict[str, Any]) -> Any:
@@ -167,11 +166,24 @@ class Req:
 
 
 def validate(data: Any, schema: dict[str, Any]) -> Any:
-    try:
-        jsonschema.validate(data, schema, format_checker=_FORMAT_CHECKER)
-    except jsonschema.ValidationError as exc:
-        raise PlacementError(400, f"JSON does not validate: {exc}") from None
+    error = _first_error(data, schema)
+    if error is not None:
+        raise PlacementError(400, f"JSON does not validate: {error}")
     return data
+
+
+_VALIDATORS: dict[int, Any] = {}
+
+
+def _first_error(data: Any, schema: dict[str, Any]) -> jsonschema.ValidationError | None:
+    """The error ``jsonschema.validate`` would raise, from a validator built
+    once per schema (``validate`` re-checks the schema itself on every call)."""
+    validator = _VALIDATORS.get(id(schema))
+    if validator is None:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = _VALIDATORS[id(schema)] = cls(schema, format_checker=_FORMAT_CHECKER)
+    return jsonschema.exceptions.best_match(validator.iter_errors(data))
 
 
 @dataclass

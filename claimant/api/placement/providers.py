@@ -105,6 +105,20 @@ def create(req: Req) -> Resp:
             raise bad_request(
                 fail + "failed because: parent provider UUID does not exist."
             ) from None
+    _refuse_duplicate(req, uuid, name)
+    try:
+        p = req.store.create_provider(Provider(uuid=uuid, name=name, parent_uuid=parent))
+    except AlreadyExists:
+        # lost a race with another create: word it as Placement does
+        _refuse_duplicate(req, uuid, name)
+        raise
+    headers = {"location": provider_url(uuid)}
+    if req.want(20):
+        return Resp(200, serialize(req, p), headers).modified(req, _changed(p))
+    return Resp(201, None, headers)
+
+
+def _refuse_duplicate(req: Req, uuid: str, name: str) -> None:
     dupes = []
     if req.store.list_providers(ProviderFilter(uuid=uuid)):
         dupes.append(f"uuid: {uuid}")
@@ -115,16 +129,6 @@ def create(req: Req) -> Resp:
             f"Conflicting resource provider {', '.join(dupes)} already exists.",
             errors.DUPLICATE_NAME,
         )
-    try:
-        p = req.store.create_provider(Provider(uuid=uuid, name=name, parent_uuid=parent))
-    except AlreadyExists as exc:
-        raise conflict(
-            f"Conflicting resource provider {exc.message} already exists.", errors.DUPLICATE_NAME
-        ) from None
-    headers = {"location": provider_url(uuid)}
-    if req.want(20):
-        return Resp(200, serialize(req, p), headers).modified(req, _changed(p))
-    return Resp(201, None, headers)
 
 
 def show(req: Req) -> Resp:
