@@ -1,0 +1,134 @@
+"""Bad input to the Placement API: a 4xx in Placement's error format with its
+stable code (1.23+), never a 500."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from claimant.api.placement import create_placement_app
+from claimant.store import open_store
+
+RP = "0b5e8f0a-7c1f-4c8a-9e79-1b2d3c4d5e6f"
+HEADERS = {"x-auth-token": "admin", "openstack-api-version": "placement latest"}
+UNDEFINED = "placement.undefined_code"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    store = open_store("sqlite:///" + str(tmp_path / "claimant.db").lstrip("/"))
+    store.migrate()
+    with TestClient(create_placement_app(store), headers=HEADERS) as c:
+        assert c.post("/resource_providers", json={"name": "cn", "uuid": RP}).status_code == 200
+        yield c
+    store.close()
+
+
+CASES: list[tuple[str, str, str, Any, int, str]] = [
+    ("unknown provider", "GET", "/resource_providers/not-a-uuid", None, 404, UNDEFINED),
+    ("limit zero", "GET", "/allocation_candidates?resources=VCPU:1&limit=0", None, 400, UNDEFINED),
+    ("bad amount", "GET", "/allocation_candidates?resources=VCPU:x", None, 400, UNDEFINED),
+    ("unknown class", "GET", "/allocation_candidates?resources=NOPE:1", None, 400, UNDEFINED),
+    (
+        "two numbered groups, no policy",
+        "GET",
+        "/allocation_candidates?resources1=VCPU:1&resources2=VCPU:1",
+        None,
+        400,
+        UNDEFINED,
+    ),
+    (
+        "root_required clash",
+        "GET",
+        "/allocation_candidates?resources=VCPU:1&root_required=FOO,!FOO",
+        None,
+        400,
+        "placement.query.bad_value",
+    ),
+    (
+        "resourceless request",
+        "GET",
+        "/allocation_candidates?required=HW_CPU_X86_AVX",
+        None,
+        400,
+        "placement.query.missing_value",
+    ),
+    ("malformed consumer", "PUT", "/allocations/abc", {"allocations": {}}, 400, UNDEFINED),
+    (
+        "allocation on a missing provider",
+        "PUT",
+        "/allocations/11111111-2222-3333-4444-555555555555",
+        {
+            "allocations": {"11111111-2222-3333-4444-000000000000": {"resources": {"VCPU": 1}}},
+            "project_id": "p",
+            "user_id": "u",
+            "consumer_generation": None,
+            "consumer_type": "INSTANCE",
+        },
+        400,
+        UNDEFINED,
+    ),
+    (
+        "stale provider generation",
+        "PUT",
+        f"/resource_providers/{RP}/inventories",
+        {"resource_provider_generation": 7, "inventories": {"VCPU": {"total": 1}}},
+        409,
+        "placement.concurrent_update",
+    ),
+    (
+        "negative allocation ratio",
+        "PUT",
+        f"/resource_providers/{RP}/inventories",
+        {
+            "resource_provider_generation": 0,
+            "inventories": {"VCPU": {"total": 1, "allocation_ratio": -1}},
+        },
+        400,
+        UNDEFINED,
+    ),
+    ("standard trait delete", "DELETE", "/traits/HW_CPU_X86_AVX", None, 400, UNDEFINED),
+    ("standard class delete", "DELETE", "/resource_classes/VCPU", None, 400, UNDEFINED),
+    ("empty project", "GET", "/usages?project_id=", None, 400, UNDEFINED),
+    ("bad member_of", "GET", "/resource_providers?member_of=in:", None, 400, UNDEFINED),
+    ("bad aggregate", "PUT", f"/resource_providers/{RP}/aggregates", ["x"], 400, UNDEFINED),
+    ("empty reshape", "POST", "/reshaper", {"inventories": {}, "allocations": {}}, 400, UNDEFINED),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status", "code"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_bad_input_is_a_placement_error(
+    client: TestClient, method: str, url: str, body: Any, status: int, code: str
+) -> None:
+    r = client.request(method, url, json=body) if body is not None else client.request(method, url)
+    assert r.status_code == status, r.text
+    error = r.json()["errors"][0]
+    assert error["status"] == status
+    assert error["code"] == code
+    assert error["request_id"].startswith("req-")
+
+
+def test_in_use_inventory_is_placement_inventory_inuse(client: TestClient) -> None:
+    inv = {"resource_provider_generation": 0, "inventories": {"VCPU": {"total": 4}}}
+    assert client.put(f"/resource_providers/{RP}/inventories", json=inv).status_code == 200
+    alloc = {
+        "allocations": {RP: {"resources": {"VCPU": 2}}},
+        "project_id": "p",
+        "user_id": "u",
+        "consumer_generation": None,
+        "consumer_type": "INSTANCE",
+    }
+    assert client.put(f"/allocations/{RP}", json=alloc).status_code == 204
+    generation = client.get(f"/resource_providers/{RP}").json()["generation"]
+    empty = {"resource_provider_generation": generation, "inventories": {}}
+    r = client.put(f"/resource_providers/{RP}/inventories", json=empty)
+    assert r.status_code == 409
+    assert r.json()["errors"][0]["code"] == "placement.inventory.inuse"
