@@ -307,8 +307,10 @@ class PlacementApp:
         headers: dict[str, list[str]] = {}
         for k, v in scope["headers"]:
             headers.setdefault(k.decode("latin-1").lower(), []).append(v.decode("latin-1"))
-        path = scope.get("root_path", "") and scope["path"][len(scope["root_path"]) :]
-        path = path or scope["path"]
+        # Mounted under a prefix (Starlette keeps the full path and sets root_path).
+        root, path = scope.get("root_path", ""), scope["path"]
+        if root and path.startswith(root):
+            path = path[len(root) :]
         req = Req(
             method=scope["method"],
             path=path,
