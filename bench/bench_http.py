@@ -233,10 +233,12 @@ def main() -> int:
         bodies = [request_body(rng) for _ in range(args.requests)]
         rss_before = rss_mb(server.pid)
         cpu0 = cpu_seconds(server.pid)
+        client0 = time.process_time()
         t0 = time.perf_counter()
         latencies, placed, failed, errors = asyncio.run(load(url, bodies, args.clients))
         wall = time.perf_counter() - t0
         server_cpu = cpu_seconds(server.pid) - cpu0
+        client_cpu = time.process_time() - client0
         rss_after = rss_mb(server.pid)
         metrics = httpx.get(url + "/metrics").text
     finally:
@@ -263,7 +265,8 @@ def main() -> int:
     )
     print(
         f"server CPU: {server_cpu:.1f}s = {server_cpu / len(bodies) * 1000:.2f} ms per request; "
-        f"machine load average: {os.getloadavg()[0]:.1f}"
+        f"client CPU: {client_cpu / len(bodies) * 1000:.2f} ms per request; "
+        f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     print(f"latency p50: {p50:.1f} ms  p99: {p99:.1f} ms")
     print(f"no_valid_host: {failed}  other errors: {errors}")
