@@ -72,7 +72,6 @@ TOMBSTONE_TTL = 86400.0
 # candidate query instead of the free-capacity index (see find_candidates).
 # Measured at 100k providers: a trait on 1% (1,000) of them is still cheaper
 # to find by walking the index; one on nobody cost 140 ms that way, 0.1 ms this way.
-# candidate query instead of the free-capacity index (see find_candidates).
 NARROW_MAX = 500
 
 
