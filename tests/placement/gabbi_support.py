@@ -206,7 +206,12 @@ def live_server(store_url: str | None = None) -> Iterator[LiveServer]:
             server.stop()
 
 
-EXTRA_FIXTURES = ("OpenPolicyFixture", "LegacyRBACPolicyFixture", "SecureRBACPolicyFixture")
+EXTRA_FIXTURES = (
+    "OpenPolicyFixture",
+    "LegacyRBACPolicyFixture",
+    "SecureRBACPolicyFixture",
+    "CORSFixture",
+)
 
 
 def preloaded_files(directory: Path) -> list[Path]:
@@ -266,6 +271,18 @@ def fixture_module(server: LiveServer) -> types.ModuleType:
         def stop_fixture(self) -> None:
             server.app.policy = default_policy
 
+    class CORSFixture(APIFixture):
+        """CORS on for one origin, as Placement's CORSFixture configures it."""
+
+        def start_fixture(self) -> None:
+            super().start_fixture()
+            server.app.cors_origins = frozenset({"http://valid.example.com"})
+            server.app.cors_headers = frozenset({"openstack-api-version"})
+
+        def stop_fixture(self) -> None:
+            server.app.cors_origins = frozenset()
+
+    module.CORSFixture = CORSFixture  # type: ignore[attr-defined]
     module.OpenPolicyFixture = OpenPolicyFixture  # type: ignore[attr-defined]
     module.SecureRBACPolicyFixture = SecureRBACPolicyFixture  # type: ignore[attr-defined]
     # the legacy defaults are claimant's defaults

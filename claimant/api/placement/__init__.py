@@ -3,7 +3,7 @@ from the same store as claimant's native API."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from claimant.api.placement.framework import Authenticator, Caller, PlacementApp, noauth2
@@ -13,7 +13,13 @@ from claimant.store.base import Store
 __all__ = ["Caller", "PlacementApp", "create_placement_app"]
 
 
-def create_placement_app(store: Store, auth: Any = None) -> PlacementApp:
+def create_placement_app(
+    store: Store,
+    auth: Any = None,
+    *,
+    cors_origins: Iterable[str] = (),
+    cors_headers: Iterable[str] = ("openstack-api-version",),
+) -> PlacementApp:
     """An ASGI app serving Placement's API at its root.
 
     ``auth`` is claimant's ``AuthConfig`` (anything with ``authenticate(headers)``
@@ -23,10 +29,17 @@ def create_placement_app(store: Store, auth: Any = None) -> PlacementApp:
     default is Placement's noauth2 (token ``admin``, or roles from ``X-Roles``).
     Placement's default policy: admin or service for everything but /, and a
     project reader for its own project's /usages.
+
+    ``cors_origins`` turns CORS on for those origins (as oslo.middleware's
+    ``[cors] allowed_origin``); ``cors_headers`` are the request headers a
+    preflight may ask for.
     """
     from claimant.api.placement.routes import ROUTES
 
-    return PlacementApp(store, ROUTES, _authenticator(auth))
+    app = PlacementApp(store, ROUTES, _authenticator(auth))
+    app.cors_origins = frozenset(cors_origins)
+    app.cors_headers = frozenset(h.lower() for h in cors_headers)
+    return app
 
 
 def _authenticator(auth: Any) -> Authenticator:

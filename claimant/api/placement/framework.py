@@ -286,6 +286,10 @@ class PlacementApp:
         self.router = Router(routes)
         self.auth = auth
         self.policy = policy
+        # CORS, as oslo.middleware's filter in front of Placement: off unless
+        # origins are configured.
+        self.cors_origins: frozenset[str] = frozenset()
+        self.cors_headers: frozenset[str] = frozenset({HEADER})
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -333,6 +337,34 @@ class PlacementApp:
         await send({"type": "http.response.body", "body": payload})
 
     def handle(self, req: Req) -> tuple[int, list[tuple[str, str]], bytes]:
+        origin = req.header("origin") if self.cors_origins else None
+        if origin is None:
+            return self._handle(req)
+        if req.method == "OPTIONS":
+            return 200, self._cors_preflight(req, origin), b""
+        status, headers, body = self._handle(req)
+        if origin in self.cors_origins:
+            headers += [("access-control-allow-origin", origin), ("vary", "origin")]
+        return status, headers, body
+
+    def _cors_preflight(self, req: Req, origin: str) -> list[tuple[str, str]]:
+        wanted = req.header("access-control-request-method")
+        asked = [h.strip() for h in (req.header("access-control-request-headers") or "").split(",")]
+        asked = [h for h in asked if h]
+        if origin not in self.cors_origins or not wanted:
+            return []
+        if any(h.lower() not in self.cors_headers for h in asked):
+            return []
+        headers = [
+            ("access-control-allow-origin", origin),
+            ("access-control-allow-methods", wanted),
+            ("vary", "origin"),
+        ]
+        if asked:
+            headers.append(("access-control-allow-headers", ",".join(asked)))
+        return headers
+
+    def _handle(self, req: Req) -> tuple[int, list[tuple[str, str]], bytes]:
         version: Version | None = None
         try:
             version = negotiate(req.headers.get(HEADER, []))
