@@ -252,15 +252,18 @@ async def place_one(
     return True
 
 
-async def nova_flow(url: str, requests: int, clients: int, seed: int) -> tuple[FlowStats, float]:
+async def nova_flow(
+    url: str, requests: int, clients: int, seed: int, max_seconds: float
+) -> tuple[FlowStats, float]:
     stats = FlowStats()
     left = requests
+    stop_at = time.monotonic() + max_seconds
 
     async def worker(n: int) -> None:
         nonlocal left
         rng = random.Random(f"{seed}-client-{n}")
         async with client(url) as c:
-            while left > 0:
+            while left > 0 and time.monotonic() < stop_at:
                 left -= 1
                 await place_one(c, rng, stats, FLAVOR)
 
@@ -498,7 +501,7 @@ async def bench_one(
         f"{args.clients} clients"
     )
     cpu0, ccpu0 = cpu_seconds(pids) if pids else math.nan, client_cpu()
-    stats, wall = await nova_flow(url, args.requests, args.clients, args.seed)
+    stats, wall = await nova_flow(url, args.requests, args.clients, args.seed, args.max_seconds)
     if pids:
         res.server_cpu_ms_per_placement = (cpu_seconds(pids) - cpu0) / max(stats.placed, 1) * 1e3
     res.client_cpu_ms_per_placement = (client_cpu() - ccpu0) / max(stats.placed, 1) * 1e3
@@ -631,6 +634,13 @@ def main() -> int:
     ap.add_argument("--providers", type=int, default=1000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument(
+        "--max-seconds",
+        type=float,
+        default=900,
+        help="per service: stop starting placements after this long",
+    )
+    ap.add_argument("--save", type=Path, help="also write the JSON line to this file")
     ap.add_argument("--contention-rounds", type=int, default=5)
     ap.add_argument("--hot-providers", type=int, default=3)
     ap.add_argument("--free-units", type=int, default=2, help="free VCPU per hot provider")
@@ -681,8 +691,11 @@ def main() -> int:
         "loadavg": round(os.getloadavg()[0], 2),
         **versions(state),
     }
+    line = json.dumps({**meta, "results": [asdict(r) for r in results]}, default=str)
+    if args.save:
+        args.save.write_text(line + "\n")
     if args.json:
-        print(json.dumps({**meta, "results": [asdict(r) for r in results]}, default=str))
+        print(line)
     else:
         table(results, meta)
     bad = [r for r in results if r.name == "claimant" and (r.overcommitted or r.race_overcommitted)]
