@@ -1,7 +1,11 @@
-"""Placement's own gabbi files (the APIFixture-only ones) against claimant."""
+"""Placement's own gabbi files (the APIFixture-only ones) against claimant,
+each on an empty store: a fresh SQLite file, or one Cassandra keyspace emptied
+before each file (set CLAIMANT_TEST_CASSANDRA=host[,host...])."""
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,12 +15,29 @@ from tests.placement import gabbi_support as gs
 
 GABBITS = gs.gabbits_dir(fetch=True)
 FILES = gs.api_fixture_files(GABBITS) if GABBITS else []
+CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[gs.LiveServer]:
-    with gs.live_server() as s:
-        yield s
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("cassandra", id="cassandra", marks=pytest.mark.cassandra),
+    ],
+)
+def server(request: pytest.FixtureRequest) -> Iterator[gs.LiveServer]:
+    url = None
+    if request.param == "cassandra":
+        hosts = os.environ.get(CASSANDRA_ENV, "").strip()
+        if not hosts:
+            pytest.skip(f"Cassandra backend not tested: set {CASSANDRA_ENV}=host[,host...]")
+        url = f"cassandra://{hosts}/claimant_gabbi_{secrets.token_hex(4)}?rf=1"
+    with gs.live_server(url) as s:
+        try:
+            yield s
+        finally:
+            if url:
+                s.app.store.drop()
 
 
 @pytest.mark.skipif(not FILES, reason="openstack-placement wheel not available (pip download)")
