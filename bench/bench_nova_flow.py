@@ -454,6 +454,8 @@ class Result:
     name: str
     url: str
     populate_s: float = 0.0
+    loadavg_start: float = 0.0
+    loadavg_end: float = 0.0
     placements: int = 0
     wall_s: float = 0.0
     placements_per_s: float = 0.0
@@ -500,11 +502,13 @@ async def bench_one(
         f"{name}: {res.populate_s:.1f}s; Nova flow, {args.requests} placements, "
         f"{args.clients} clients"
     )
+    res.loadavg_start = round(os.getloadavg()[0], 2)
     cpu0, ccpu0 = cpu_seconds(pids) if pids else math.nan, client_cpu()
     stats, wall = await nova_flow(url, args.requests, args.clients, args.seed, args.max_seconds)
     if pids:
         res.server_cpu_ms_per_placement = (cpu_seconds(pids) - cpu0) / max(stats.placed, 1) * 1e3
     res.client_cpu_ms_per_placement = (client_cpu() - ccpu0) / max(stats.placed, 1) * 1e3
+    res.loadavg_end = round(os.getloadavg()[0], 2)
     res.placements, res.wall_s = stats.placed, wall
     res.placements_per_s = stats.placed / wall
     res.p50_ms, res.p99_ms = pct(stats.latencies, 50), pct(stats.latencies, 99)
@@ -599,6 +603,8 @@ def table(results: list[Result], meta: dict[str, Any]) -> None:
     row("server CPU ms/placement", "server_cpu_ms_per_placement", ".2f", "down")
     row("client CPU ms/placement", "client_cpu_ms_per_placement", ".2f")
     row("populate (s)", "populate_s", ".1f")
+    row("load average, start of the flow", "loadavg_start", ".1f")
+    row("load average, end of the flow", "loadavg_end", ".1f")
     if any(r.race_rounds for r in results):
         row("race: free units", "race_free_units", "d")
         row("race: placed", "race_placed", "d")
