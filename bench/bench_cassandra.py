@@ -141,17 +141,18 @@ def check_overcommit(st: CassandraStore) -> tuple[int, int]:
     return over, entries
 
 
-def server_cpu(pid: int | None) -> float:
-    """CPU seconds a local Cassandra process has used (0 if not given)."""
-    if not pid:
-        return 0.0
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def server_cpu(pids: list[int]) -> float:
+    """CPU seconds local Cassandra processes have used (0 if none given)."""
+    total = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def bench_schedule(
-    url: str, procs: int, threads: int, seconds: float, limit: int, server_pid: int | None
+    url: str, procs: int, threads: int, seconds: float, limit: int, server_pid: list[int]
 ) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
@@ -226,7 +227,9 @@ def main() -> None:
     ap.add_argument("--candidates", default="10000,100000", help="sizes, comma separated")
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--keep", action="store_true", help="do not drop the keyspace at the end")
-    ap.add_argument("--server-pid", type=int, help="local Cassandra pid, to count its CPU")
+    ap.add_argument(
+        "--server-pid", default="", help="local Cassandra pids (comma separated), to count CPU"
+    )
     ap.add_argument("--candidate-limit", type=int, default=50, help="the scheduler's")
     args = ap.parse_args()
 
@@ -245,7 +248,7 @@ def main() -> None:
             args.threads,
             args.seconds,
             args.candidate_limit,
-            args.server_pid,
+            [int(p) for p in args.server_pid.split(",") if p],
         )
         over, entries = check_overcommit(st)
         report["schedule"]["providers_over_capacity"] = over

@@ -35,21 +35,21 @@ SAI_INDEXES: Final[tuple[tuple[str, str], ...]] = (
 )
 
 _V1: Final[list[str]] = [
-    "CREATE TABLE IF NOT EXISTS meta (key text PRIMARY KEY, value text)",
-    "CREATE TABLE IF NOT EXISTS resource_classes"
+    "CREATE TABLE IF NOT EXISTS {ks}.meta (key text PRIMARY KEY, value text)",
+    "CREATE TABLE IF NOT EXISTS {ks}.resource_classes"
     " (name text PRIMARY KEY, discrete boolean, created_at double)",
-    "CREATE TABLE IF NOT EXISTS traits (name text PRIMARY KEY, created_at double)",
-    "CREATE TABLE IF NOT EXISTS resource_types (name text PRIMARY KEY, body text)",
-    "CREATE TABLE IF NOT EXISTS provider_names (name text PRIMARY KEY, provider_uuid text)",
-    "CREATE TABLE IF NOT EXISTS provider_children"
+    "CREATE TABLE IF NOT EXISTS {ks}.traits (name text PRIMARY KEY, created_at double)",
+    "CREATE TABLE IF NOT EXISTS {ks}.resource_types (name text PRIMARY KEY, body text)",
+    "CREATE TABLE IF NOT EXISTS {ks}.provider_names (name text PRIMARY KEY, provider_uuid text)",
+    "CREATE TABLE IF NOT EXISTS {ks}.provider_children"
     " (parent_uuid text, child_uuid text, PRIMARY KEY (parent_uuid, child_uuid))",
-    "CREATE TABLE IF NOT EXISTS claim_locator"
+    "CREATE TABLE IF NOT EXISTS {ks}.claim_locator"
     " (claim_uuid text PRIMARY KEY, provider_uuid text, gone text)",
-    "CREATE TABLE IF NOT EXISTS consumers (uuid text PRIMARY KEY, project_id text,"
+    "CREATE TABLE IF NOT EXISTS {ks}.consumers (uuid text PRIMARY KEY, project_id text,"
     " user_id text, consumer_type text, generation bigint)",
-    "CREATE TABLE IF NOT EXISTS requests"
+    "CREATE TABLE IF NOT EXISTS {ks}.requests"
     " (uuid text PRIMARY KEY, status text, created_at double, body text)",
-    """CREATE TABLE IF NOT EXISTS providers (
+    """CREATE TABLE IF NOT EXISTS {ks}.providers (
         provider_uuid text,
         ckey text,
         generation bigint static,
@@ -86,12 +86,14 @@ _V1: Final[list[str]] = [
         PRIMARY KEY (provider_uuid, ckey)
     )""",
     *(
-        f"CREATE CUSTOM INDEX IF NOT EXISTS {name} ON providers ({column})"
+        f"CREATE CUSTOM INDEX IF NOT EXISTS {name} ON {{ks}}.providers ({column})"
         " USING 'StorageAttachedIndex'"
         for name, column in SAI_INDEXES
     ),
 ]
 
+# Statements name their tables as ``{ks}.table``: a new keyspace may not be
+# known yet to every connection a session has (no USE on them).
 MIGRATIONS: Final[list[list[str]]] = [_V1]
 
 # Tables emptied by reset() (everything but the schema version).

@@ -473,6 +473,8 @@ class CassandraStore(Store):
                 port=self.port,
                 execution_profiles={EXEC_PROFILE_DEFAULT: profile},
                 connect_timeout=self.timeout,
+                # Schema changes on a busy multi-node cluster take a while to agree.
+                max_schema_agreement_wait=60,
                 # Newest protocol both ends speak (v5 on Cassandra 5.0).
                 protocol_version=5,
                 allow_beta_protocol_version=False,
@@ -559,7 +561,15 @@ class CassandraStore(Store):
     # -- lifecycle -------------------------------------------------------------------
     def migrate(self) -> int:
         self._ddl(keyspace_cql(self.keyspace, self.rf, self.dc))
-        self._use_keyspace()
+        for attempt in range(20):
+            try:
+                self._use_keyspace()
+                break
+            except StoreUnavailable:
+                # The node asked may not have the new keyspace yet.
+                if attempt == 19:
+                    raise
+                time.sleep(1)
         try:
             rows = self._run(q.GET_META, ["schema_version"])
             version = int(rows[0].value) if rows else 0
@@ -567,7 +577,7 @@ class CassandraStore(Store):
             version = 0  # no meta table yet
         for statements in MIGRATIONS[version:]:
             for cql in statements:
-                self._ddl(cql)
+                self._ddl(cql.replace("{ks}", self.keyspace))
         self._run(q.SET_META, ["schema_version", str(len(MIGRATIONS))])
         return len(MIGRATIONS)
 
@@ -584,8 +594,9 @@ class CassandraStore(Store):
         for table in DATA_TABLES:
             try:
                 # TRUNCATE is a cluster-wide operation: skip the tables already empty.
-                if list(session.execute(f"SELECT * FROM {table} LIMIT 1")):
-                    session.execute(f"TRUNCATE {table}", timeout=120)
+                name = f"{self.keyspace}.{table}"
+                if list(session.execute(f"SELECT * FROM {name} LIMIT 1")):
+                    session.execute(f"TRUNCATE {name}", timeout=120)
             except _DRIVER_ERRORS as exc:
                 raise _translate(exc) from exc
         self._states.clear()
