@@ -421,6 +421,12 @@ def versions(state: Path | None) -> dict[str, str]:
         out["claimant"] = version("claimant")
     except Exception:  # not installed as a distribution: a source tree
         out["claimant"] = "source"
+    # The working tree changes between runs: name the commit the figures belong to.
+    git = subprocess.run(
+        ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    if git.returncode == 0:
+        out["claimant_commit"] = git.stdout.strip()
     if state and (state / "venv/bin/python").exists():
         r = subprocess.run(
             [
