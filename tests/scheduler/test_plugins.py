@@ -58,7 +58,7 @@ def test_config_rejects_bad_values(field: str, value: Any) -> None:
 
 def test_config_accepts_defaults_and_none_heartbeat() -> None:
     cfg = SchedulerConfig(heartbeat_timeout=None, max_claim_retries=0)
-    assert cfg.host_subset_size == 3
+    assert cfg.host_subset_size == 5
     assert "AntiAffinityFilter" in cfg.filters
 
 
