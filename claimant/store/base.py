@@ -323,6 +323,11 @@ class Store(abc.ABC):
         (Placement does not bump it, and its clients and tests count on that)."""
         return self.update_provider(uuid, None, name=name, parent_uuid=parent_uuid)
 
+    def has_nested_providers(self) -> bool:
+        """Whether any provider has a parent. Placement's allocation candidates
+        take a one-query shortcut when none has (and no provider shares)."""
+        return any(p.parent_uuid for p in self.list_providers())
+
     def remove_consumer_allocations(self, consumer_uuid: str) -> bool:
         """Placement's DELETE /allocations/{consumer}: drop the consumer's
         confirmed allocations and the consumer, without bumping provider

@@ -1431,6 +1431,14 @@ class SQLiteStore(Store):
             conn.execute("UPDATE providers SET updated_at = ? WHERE id = ?", (now, pid))
             return self._load_provider(conn, pid)
 
+    def has_nested_providers(self) -> bool:
+        row = (
+            self._conn()
+            .execute("SELECT 1 FROM providers WHERE parent_id IS NOT NULL LIMIT 1")
+            .fetchone()
+        )
+        return row is not None
+
     def remove_consumer_allocations(self, consumer_uuid: str) -> bool:
         now = self.clock()
         with self._write() as conn:

@@ -30,8 +30,8 @@ from claimant.api.placement.common import (
 )
 from claimant.api.placement.errors import bad_request
 from claimant.api.placement.framework import Req, Resp
-from claimant.model import Inventory, Provider, ProviderUsage, RequestGroup
-from claimant.store.base import CandidateQuery
+from claimant.model import Inventory, NotFound, Provider, ProviderUsage, RequestGroup
+from claimant.store.base import CandidateQuery, ProviderFilter
 
 SHARING_TRAIT = "MISC_SHARES_VIA_AGGREGATE"
 
@@ -256,9 +256,12 @@ class World:
     (tree, traits, aggregates), and per requested (class, amount) the providers
     that can give it, with their usage, in one store query each."""
 
-    def __init__(self, req: Req) -> None:
+    def __init__(self, req: Req, *, lean: bool = False) -> None:
         self.store = req.store
-        self.providers: dict[str, Provider] = {p.uuid: p for p in req.store.list_providers()}
+        # lean: the flat shortcut knows the cloud has no trees and no sharing
+        # providers and reads only the providers its one query returns.
+        listed = [] if lean else req.store.list_providers()
+        self.providers: dict[str, Provider] = {p.uuid: p for p in listed}
         self._used: dict[str, dict[str, int]] = {}
         self._fits: dict[tuple[str, int], set[str]] = {}
         self.has_trees = any(p.parent_uuid for p in self.providers.values())
@@ -521,8 +524,11 @@ def _flat_search(w: World, g: Group, wide: Wide) -> list[AReq]:
     """Placement's own shortcut: with no trees and no sharing providers one
     group is one provider, and the store answers the whole group in one
     query (emptiest providers first, so ``limit`` keeps the best ones)."""
-    if g.in_tree and g.in_tree not in w.providers:
-        return []
+    if g.in_tree:
+        try:
+            w.store.get_provider(g.in_tree)
+        except NotFound:
+            return []
     group = RequestGroup(
         resources=dict(g.resources),
         required_traits=frozenset(t for anyof in g.required if len(anyof) == 1 for t in anyof),
@@ -544,10 +550,22 @@ def _flat_search(w: World, g: Group, wide: Wide) -> list[AReq]:
     return out
 
 
+def _flat_cloud(req: Req) -> bool:
+    """No provider trees and no sharing providers anywhere."""
+    sharing = RequestGroup(required_traits=frozenset({SHARING_TRAIT}))
+    return not (
+        req.store.has_nested_providers() or req.store.list_providers(ProviderFilter(group=sharing))
+    )
+
+
 def _search(req: Req, groups: dict[str, Group], wide: Wide) -> tuple[list[AReq], World]:
+    simple = len(groups) == 1 and not (wide.root_required or wide.root_forbidden)
+    if simple and wide.limit and _flat_cloud(req):
+        # Nova always sends a limit: answer from one store query
+        w = World(req, lean=True)
+        return _flat_search(w, next(iter(groups.values())), wide), w
     w = World(req)
-    flat = not (w.has_trees or w.sharing or wide.root_required or wide.root_forbidden)
-    if flat and len(groups) == 1:
+    if simple and not (w.has_trees or w.sharing):
         return _flat_search(w, next(iter(groups.values())), wide), w
     try:
         anchors_ok = _anchor_roots(w, wide)
