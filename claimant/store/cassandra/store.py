@@ -467,28 +467,24 @@ class CassandraStore(Store):
             request_timeout=self.timeout,
             row_factory=_row_factory,
         )
+        options: dict[str, Any] = {
+            "contact_points": self.hosts,
+            "port": self.port,
+            "execution_profiles": {EXEC_PROFILE_DEFAULT: profile},
+            "connect_timeout": self.timeout,
+            # Claims are small and CPU is what runs out first (profiled): no LZ4.
+            "compression": False,
+            # Schema changes on a busy multi-node cluster take a while to agree.
+            "max_schema_agreement_wait": 60,
+        }
         try:
-            cluster = Cluster(
-                contact_points=self.hosts,
-                port=self.port,
-                execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                connect_timeout=self.timeout,
-                # Schema changes on a busy multi-node cluster take a while to agree.
-                max_schema_agreement_wait=60,
-                # Newest protocol both ends speak (v5 on Cassandra 5.0).
-                protocol_version=5,
-                allow_beta_protocol_version=False,
-            )
+            # Protocol v5 (Cassandra 4.0+); older servers: let the driver negotiate.
+            cluster = Cluster(protocol_version=5, **options)
             try:
                 session = cluster.connect()
             except NoHostAvailable:
                 cluster.shutdown()
-                cluster = Cluster(
-                    contact_points=self.hosts,
-                    port=self.port,
-                    execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-                    connect_timeout=self.timeout,
-                )
+                cluster = Cluster(**options)
                 session = cluster.connect()
         except _DRIVER_ERRORS as exc:
             raise StoreUnavailable(
