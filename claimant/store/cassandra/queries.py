@@ -58,16 +58,10 @@ DELETE_STATICS: Final = (
 WRITE_HEARTBEAT: Final = "UPDATE providers SET heartbeat_at = ? WHERE provider_uuid = ?"
 
 # -- candidate index (SAI) ---------------------------------------------------------
-CANDIDATES: Final = (
-    f"SELECT {STATIC_COLUMNS}, free FROM providers WHERE ckey = ? AND free >= ? LIMIT ?"
-)
-CANDIDATES_FROM: Final = (
-    f"SELECT {STATIC_COLUMNS}, free FROM providers WHERE ckey = ? AND free >= ?"
-    " AND token(provider_uuid) >= ? LIMIT ?"
-)
-CANDIDATES_UNTIL: Final = (
-    f"SELECT {STATIC_COLUMNS}, free FROM providers WHERE ckey = ? AND free >= ?"
-    " AND token(provider_uuid) < ? LIMIT ?"
+CANDIDATES_RANGE: Final = (
+    f"SELECT {STATIC_COLUMNS}, free, token(provider_uuid) AS t FROM providers"
+    " WHERE ckey = ? AND free >= ? AND token(provider_uuid) >= ? AND token(provider_uuid) <= ?"
+    " LIMIT ?"
 )
 # Providers whose claims have all expired since they were last written: their
 # conservative ``free`` is stale, ``free_base`` is exact.

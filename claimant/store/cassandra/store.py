@@ -103,6 +103,9 @@ MAX_TTL = 630_720_000  # Cassandra 5.0's 20-year cap
 # Attempts of a write that lost its transaction to a change that left the
 # caller's generation alone (another claim's release, a confirm, a sweep).
 CAS_ATTEMPTS = 40
+MIN_TOKEN, MAX_TOKEN = -(2**63), 2**63 - 1  # Murmur3Partitioner's ring
+# Candidate pages read before settling for fewer than ``limit`` candidates.
+MAX_PAGES = 20
 # Unconfirmed holds kept as JSON: [claim uuid, expires_at, {class: amount}].
 Hold = tuple[str, float, dict[str, int]]
 
@@ -1341,47 +1344,80 @@ class CassandraStore(Store):
         ckey = "i:" + order_rc
         amount = group.resources[order_rc]
         fetch = max(self.fetch, int(query.limit))
-        rows = self._candidate_rows(ckey, amount, fetch)
-        if len(rows) < fetch:
-            # Every provider the conservative index admits is in hand; add
-            # those whose claims have all expired since they were written.
-            rows += self._run(q.CANDIDATES_EXPIRED, [ckey, amount, now, fetch])
+        want = int(query.limit)
         seen: set[str] = set()
         found: list[tuple[int, _State]] = []
-        for row in rows:
-            if row.provider_uuid in seen:
-                continue
-            seen.add(row.provider_uuid)
-            state = self._from_row_cached(row)
-            if state is None:
-                continue
-            if not state.enabled or state.uuid in query.exclude:
-                continue
-            if (
-                query.heartbeat_after is not None
-                and state.heartbeat_at is not None
-                and state.heartbeat_at <= query.heartbeat_after
-            ):
-                continue
-            if query.roots is not None and state.root_uuid not in query.roots:
-                continue
-            used = state.used(now)
-            if not match(state) or not _fits(state, group, used):
-                continue
-            found.append((state.inventories[order_rc].capacity - used.get(order_rc, 0), state))
+
+        def accept(rows: list[Any]) -> None:
+            for row in rows:
+                if row.provider_uuid in seen:
+                    continue
+                seen.add(row.provider_uuid)
+                state = self._from_row_cached(row)
+                if state is None or not state.enabled or state.uuid in query.exclude:
+                    continue
+                if (
+                    query.heartbeat_after is not None
+                    and state.heartbeat_at is not None
+                    and state.heartbeat_at <= query.heartbeat_after
+                ):
+                    continue
+                if query.roots is not None and state.root_uuid not in query.roots:
+                    continue
+                used = state.used(now)
+                if not match(state) or not _fits(state, group, used):
+                    continue
+                free = state.inventories[order_rc].capacity - used.get(order_rc, 0)
+                found.append((free, state))
+
+        read = [0]
+
+        def enough() -> bool:
+            # At least ``fetch`` rows looked at, and ``limit`` of them fit.
+            return read[0] >= fetch and len(found) >= want
+
+        def take(rows: list[Any]) -> None:
+            read[0] += len(rows)
+            accept(rows)
+
+        exhausted = self._scan_candidates(ckey, amount, fetch, take, enough)
+        if exhausted and len(found) < want:
+            # Every provider the conservative index admits has been seen; add
+            # those whose claims have all expired since they were written.
+            accept(self._run(q.CANDIDATES_EXPIRED, [ckey, amount, now, fetch]))
         sign = -1 if query.strategy == Strategy.SPREAD else 1
         found.sort(key=lambda fs: (sign * fs[0], fs[1].created_at, fs[1].seq, fs[1].uuid))
-        return [s.usage(now) for _, s in found[: int(query.limit)]]
+        return [s.usage(now) for _, s in found[:want]]
 
-    def _candidate_rows(self, ckey: str, amount: int, fetch: int) -> list[Any]:
-        """Up to ``fetch`` index rows with ``free >= amount``, starting at a random
-        token so that parallel schedulers look at different slices of a big
-        cluster; wraps around to the start of the ring."""
-        start = random.randint(-(2**63), 2**63 - 1)
-        rows = self._run(q.CANDIDATES_FROM, [ckey, amount, start, fetch])
-        if len(rows) < fetch:
-            rows += self._run(q.CANDIDATES_UNTIL, [ckey, amount, start, fetch - len(rows)])
-        return rows
+    def _scan_candidates(
+        self,
+        ckey: str,
+        amount: int,
+        fetch: int,
+        accept: Callable[[list[Any]], None],
+        enough: Callable[[], bool],
+    ) -> bool:
+        """Page through index rows with ``free >= amount`` in token order,
+        from a random token round the ring, so that parallel schedulers look
+        at different slices of a big cluster. Stops once ``enough()`` (rows
+        the filters SAI cannot apply may reject many) or after MAX_PAGES;
+        returns True if the whole ring was read."""
+        start = random.randint(MIN_TOKEN + 1, MAX_TOKEN)
+        pages = 0
+        for lo, hi in ((start, MAX_TOKEN), (MIN_TOKEN, start - 1)):
+            cursor = lo
+            while True:
+                rows = self._run(q.CANDIDATES_RANGE, [ckey, amount, cursor, hi, fetch])
+                pages += 1
+                accept(rows)
+                if len(rows) < fetch or rows[-1].t >= hi:
+                    break  # this arc is done
+                if enough() or pages >= MAX_PAGES:
+                    return False
+                cursor = rows[-1].t + 1
+            if enough() and lo != MIN_TOKEN:
+                return False
+        return True
 
     def get_usage(self, uuid: str) -> ProviderUsage:
         return self._read_state(uuid, serial=True).usage(self.clock())
