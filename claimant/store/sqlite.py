@@ -434,15 +434,7 @@ class SQLiteStore(Store):
         now = self.clock()
         with self._write() as conn:
             pid, _ = self._check_generation(conn, uuid, expected_generation)
-            if not isinstance(name, _Unset):
-                clash = conn.execute(
-                    "SELECT 1 FROM providers WHERE name = ? AND id != ?", (name, pid)
-                ).fetchone()
-                if clash:
-                    raise AlreadyExists(f"a provider named {name!r} already exists", field="name")
-                conn.execute("UPDATE providers SET name = ? WHERE id = ?", (name, pid))
-            if not isinstance(parent_uuid, _Unset):
-                self._reparent(conn, pid, parent_uuid)
+            self._rename_reparent(conn, pid, name, parent_uuid)
             if not isinstance(attributes, _Unset):
                 ptype = conn.execute("SELECT type FROM providers WHERE id = ?", (pid,)).fetchone()
                 checked = self._get_type(conn, ptype[0]).validate_attributes(attributes)
@@ -455,6 +447,23 @@ class SQLiteStore(Store):
                 conn.execute("UPDATE providers SET enabled = ? WHERE id = ?", (int(enabled), pid))
             self._bump(conn, pid, now)
             return self._load_provider(conn, pid)
+
+    def _rename_reparent(
+        self,
+        conn: sqlite3.Connection,
+        pid: int,
+        name: str | _Unset,
+        parent_uuid: str | _Unset | None,
+    ) -> None:
+        if not isinstance(name, _Unset):
+            clash = conn.execute(
+                "SELECT 1 FROM providers WHERE name = ? AND id != ?", (name, pid)
+            ).fetchone()
+            if clash:
+                raise AlreadyExists(f"a provider named {name!r} already exists", field="name")
+            conn.execute("UPDATE providers SET name = ? WHERE id = ?", (name, pid))
+        if not isinstance(parent_uuid, _Unset):
+            self._reparent(conn, pid, parent_uuid)
 
     def _reparent(self, conn: sqlite3.Connection, pid: int, parent_uuid: str | None) -> None:
         if parent_uuid is None:
@@ -1419,15 +1428,7 @@ class SQLiteStore(Store):
         now = self.clock()
         with self._write() as conn:
             pid = self._pid(conn, uuid)
-            if not isinstance(name, _Unset):
-                clash = conn.execute(
-                    "SELECT 1 FROM providers WHERE name = ? AND id != ?", (name, pid)
-                ).fetchone()
-                if clash:
-                    raise AlreadyExists(f"a provider named {name!r} already exists", field="name")
-                conn.execute("UPDATE providers SET name = ? WHERE id = ?", (name, pid))
-            if not isinstance(parent_uuid, _Unset):
-                self._reparent(conn, pid, parent_uuid)
+            self._rename_reparent(conn, pid, name, parent_uuid)
             conn.execute("UPDATE providers SET updated_at = ? WHERE id = ?", (now, pid))
             return self._load_provider(conn, pid)
 
