@@ -666,6 +666,7 @@ def main() -> int:
         ap.error("--free-units must be 1..7")
 
     specs = fleet(args.providers, args.seed)
+    started = versions(args.placement_state if args.start_both else None)
     targets: list[tuple[str, str, list[int]]] = []
     work = Path(tempfile.mkdtemp(prefix="claimant-nova-flow-"))
     proc = None
@@ -701,7 +702,9 @@ def main() -> int:
         "placement_workers": args.placement_workers,
         "cpus": os.cpu_count(),
         "loadavg": round(os.getloadavg()[0], 2),
+        **started,
         **versions(state),
+        "claimant_commit": started.get("claimant_commit", ""),
     }
     line = json.dumps({**meta, "results": [asdict(r) for r in results]}, default=str)
     if args.save:
