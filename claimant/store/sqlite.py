@@ -692,28 +692,31 @@ class SQLiteStore(Store):
         self, conn: sqlite3.Connection, ids: list[int]
     ) -> list[tuple[Provider, dict[str, Usage]]]:
         """Providers with inventories, usage, traits and aggregates in ONE
-        statement (JSON sub-selects): candidate reads are the hot path and
-        each extra statement costs more than the JSON decoding."""
+        statement, their variable parts packed into ONE JSON array per row:
+        candidate reads are the hot path, and each extra statement or
+        json.loads call costs more than SQLite building the JSON."""
         rows: dict[int, tuple[Provider, dict[str, Usage]]] = {}
         for chunk in _chunks(ids):
             marks = ",".join("?" * len(chunk))
             for row in conn.execute(
-                "SELECT p.id, p.uuid, p.name, p.type, par.uuid, root.uuid, p.attributes,"
+                "SELECT p.id, p.uuid, p.name, p.type, par.uuid, root.uuid,"
                 " p.enabled, p.generation, p.heartbeat_at, p.created_at, p.updated_at,"
+                " json_array(json(p.attributes),"
                 " (SELECT json_group_array(json_array(i.rc, i.total, i.reserved, i.min_unit,"
                 "  i.max_unit, i.step_size, i.allocation_ratio, i.capacity, i.used))"
                 "  FROM inventories i WHERE i.provider_id = p.id),"
                 " (SELECT json_group_array(t.trait) FROM provider_traits t"
                 "  WHERE t.provider_id = p.id),"
                 " (SELECT json_group_array(a.aggregate) FROM provider_aggregates a"
-                "  WHERE a.provider_id = p.id)"
+                "  WHERE a.provider_id = p.id))"
                 " FROM providers p LEFT JOIN providers par ON par.id = p.parent_id"
                 f" JOIN providers root ON root.id = p.root_id WHERE p.id IN ({marks})",
                 chunk,
             ):
+                attributes, inventory_rows, traits, aggregates = json.loads(row[11])
                 inventories: dict[str, Inventory] = {}
                 usages: dict[str, Usage] = {}
-                for rc, *fields, capacity, used in json.loads(row[12]):
+                for rc, *fields, capacity, used in inventory_rows:
                     inventories[rc] = Inventory(rc, *fields)
                     usages[rc] = Usage(rc, capacity, used)
                 provider = Provider(
@@ -722,14 +725,14 @@ class SQLiteStore(Store):
                     type=row[3],
                     parent_uuid=row[4],
                     root_uuid=row[5],
-                    attributes=json.loads(row[6]),
-                    enabled=bool(row[7]),
-                    generation=row[8],
-                    heartbeat_at=row[9],
-                    created_at=row[10],
-                    updated_at=row[11],
-                    traits=frozenset(json.loads(row[13])),
-                    aggregates=frozenset(json.loads(row[14])),
+                    attributes=attributes,
+                    enabled=bool(row[6]),
+                    generation=row[7],
+                    heartbeat_at=row[8],
+                    created_at=row[9],
+                    updated_at=row[10],
+                    traits=frozenset(traits),
+                    aggregates=frozenset(aggregates),
                     inventories=inventories,
                 )
                 rows[row[0]] = (provider, usages)
