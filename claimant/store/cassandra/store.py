@@ -1163,7 +1163,8 @@ class CassandraStore(Store):
         if reparent:
             new_root = uuid
             if parent_uuid is not None:
-                assert isinstance(parent_uuid, str)
+                if not isinstance(parent_uuid, str):
+                    raise InvalidInput("parent must be a provider uuid", field="parent_uuid")
                 try:
                     parent = self._read_state(parent_uuid)
                 except NotFound:
