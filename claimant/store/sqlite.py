@@ -1020,8 +1020,10 @@ class SQLiteStore(Store):
         )
 
     def confirm_claim(self, claim_uuid: str) -> Claim:
-        now = self.clock()
         with self._write() as conn:
+            # Read the clock only once we hold the write lock: waiting for it
+            # can take long enough for the claim to expire meanwhile.
+            now = self.clock()
             claim = self._get_claim(conn, claim_uuid, now)
             if claim.status == ClaimStatus.CONFIRMED:
                 return claim
