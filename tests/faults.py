@@ -17,7 +17,7 @@ from claimant.store import Store
 Which = Collection[int] | Callable[[int], bool]
 
 
-def ALWAYS(n: int) -> bool:  # noqa: N802 - reads as a constant at the call site
+def ALWAYS(n: int) -> bool:
     return True
 
 

@@ -1461,6 +1461,27 @@ class SQLiteStore(Store):
             return bool(rows)
 
     # -- requests ----------------------------------------------------------
+    def create_request(self, request: Request) -> Request:
+        now = self.clock()
+        saved = request.evolve(created_at=request.created_at or now, updated_at=now)
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO requests VALUES (?, ?, ?, ?, ?)",
+                    (
+                        saved.uuid,
+                        saved.status.value,
+                        json.dumps(request_to_dict(saved)),
+                        saved.created_at,
+                        saved.updated_at,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(
+                    f"request {saved.uuid} already exists", uuid=saved.uuid
+                ) from None
+        return saved
+
     def save_request(self, request: Request) -> Request:
         now = self.clock()
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)
