@@ -136,6 +136,7 @@ class Agent:
                     self.driver.destroy(rec.consumer_uuid)
                 self._release_quietly(rec.claims)
                 rec.status = BuildStatus.FAILED
+                rec.built_at = time.time()
                 rec.reply = BuildReply(
                     rec.consumer_uuid,
                     False,
@@ -184,7 +185,7 @@ class Agent:
         path = self.config.state_file
         now = time.time()
         for consumer, rec in list(self._builds.items()):
-            done_at = rec.built_at or 0.0
+            done_at = rec.built_at or now
             if rec.status == BuildStatus.FAILED and now - done_at > _KEEP_FAILED_S:
                 del self._builds[consumer]
         if not path:

@@ -8,14 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 
-from claimant.agent import Agent, BuildMessage, Failure
-from claimant.agent.http import HttpAgentClient, create_agent_app
+from claimant.agent import (
+    Agent,
+    AgentConfig,
+    BuildMessage,
+    BuildReply,
+    BuildStatus,
+    Failure,
+    FakeDriver,
+)
+from claimant.agent.http import AgentUnavailable, HttpAgentClient, create_agent_app
 from claimant.conductor import AgentDirectory, Conductor
 from claimant.model import (
     ClaimStatus,
+    NotFound,
     Request,
     RequestGroup,
     RequestStatus,
@@ -126,3 +136,193 @@ def test_an_instance_not_confirmed_before_expiry_is_destroyed(
     assert consumer not in agent.driver.instances  # type: ignore[attr-defined]
     assert agent.instances() == []
     assert_hosts_match_the_ledger(sqlite_store, [agent])
+
+
+def test_a_repeated_build_gets_the_same_answer_and_builds_once(
+    store: Store, make_agent: AgentFactory
+) -> None:
+    agent = make_agent(store, "host-a")
+    calls: list[str] = []
+    real_build = agent.driver.build
+
+    def counting_build(consumer: str, amounts: dict[str, dict[str, int]]) -> None:
+        calls.append(consumer)
+        real_build(consumer, amounts)
+
+    agent.driver.build = counting_build  # type: ignore[method-assign]
+    consumer, claim = _claim(store, agent)
+    msg = BuildMessage(consumer, (claim,), new_uuid())
+    first = agent.build(msg)
+    again = agent.build(msg)
+    assert first.ok and again == first
+    assert calls == [consumer]
+    # A failed build is answered the same way too, and its claims stay released.
+    bad_consumer = new_uuid()
+    failed = agent.build(BuildMessage(bad_consumer, (new_uuid(),)))
+    assert not failed.ok
+    assert agent.build(BuildMessage(bad_consumer, ())) == failed
+
+
+def test_agent_http_reports_builds_and_instances(
+    store: Store, make_agent: AgentFactory, served: ExitStack
+) -> None:
+    agent = make_agent(store, "host-a")
+    consumer, claim = _claim(store, agent)
+    request_uuid = new_uuid()
+    url = served.enter_context(LoopbackServer(create_agent_app(agent, token="t0k")))
+    client = HttpAgentClient(url, token="t0k", timeout=30)
+    served.callback(client.close)
+    with pytest.raises(NotFound):
+        client.build_record(consumer)
+    reply = client.build(BuildMessage(consumer, (claim,), request_uuid))
+    assert reply.ok
+    record = client.build_record(consumer)
+    assert record.status == BuildStatus.BUILT
+    assert record.reply == reply
+    assert client.instances() == [
+        {
+            "consumer_uuid": consumer,
+            "request_uuid": request_uuid,
+            "provider_uuid": agent.uuid,
+            "claims": [claim],
+            "resources": {"VCPU": 1, "MEMORY_MB": 512},
+            "confirmed": True,
+            "built_at": record.built_at,
+        }
+    ]
+    assert isinstance(record.built_at, float)
+    stranger = HttpAgentClient(url, timeout=30)
+    served.callback(stranger.close)
+    with pytest.raises(AgentUnavailable) as info:
+        stranger.instances()
+    assert not info.value.delivered  # refused (401): the agent did nothing
+
+
+def test_a_restarted_agent_remembers_its_builds(
+    sqlite_store: Store, make_agent: AgentFactory, tmp_path: Path
+) -> None:
+    state = str(tmp_path / "agent-state.json")
+    extra = {"uuid": new_uuid()}
+    first = _agent_with_state(sqlite_store, state, extra)
+    consumer, claim = _claim(sqlite_store, first)
+    failed_consumer, failed_claim = _claim(sqlite_store, first)
+    sqlite_store.release_claim(failed_claim)
+    built = first.build(BuildMessage(consumer, (claim,)))
+    failed = first.build(BuildMessage(failed_consumer, (failed_claim,)))
+    assert built.ok and not failed.ok
+    first.stop()
+
+    again = _agent_with_state(sqlite_store, state, extra)
+    assert again.build_record(consumer).reply == built
+    assert again.build(BuildMessage(failed_consumer, (failed_claim,))) == failed
+    assert [i["consumer_uuid"] for i in again.running()] == [consumer]
+    again.stop()
+
+
+def test_an_agent_that_died_mid_build_frees_the_claims_at_restart(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    state = str(tmp_path / "agent-state.json")
+    extra = {"uuid": new_uuid()}
+    first = _agent_with_state(sqlite_store, state, extra)
+    consumer, claim = _claim(sqlite_store, first)
+    # The process dies inside the driver's build: its state file is left as
+    # it was at that moment, saying "building".
+    at_death: list[str] = []
+
+    def die(consumer: str, amounts: dict[str, dict[str, int]]) -> None:
+        with open(state) as f:
+            at_death.append(f.read())
+        raise _Died
+
+    first.driver.build = die  # type: ignore[method-assign]
+    with pytest.raises(_Died):
+        first.build(BuildMessage(consumer, (claim,)))
+    with open(state, "w") as f:
+        f.write(at_death[0])
+    assert '"building"' in at_death[0]
+
+    again = _agent_with_state(sqlite_store, state, extra)
+    assert again.build_record(consumer).status == BuildStatus.FAILED
+    assert sqlite_store.list_claims(consumer_uuid=consumer) == []
+    assert again.running() == []
+
+
+class _Died(BaseException):
+    """Stands for the process dying: nothing after it runs."""
+
+
+def _agent_with_state(store: Store, state_file: str, extra: dict[str, str]) -> Agent:
+    agent = Agent(
+        store,
+        AgentConfig(
+            provider={"name": "host-s", "inventories": {"VCPU": 4, "MEMORY_MB": 4096}, **extra},
+            state_file=state_file,
+        ),
+        FakeDriver(),
+    )
+    agent.start(background=False)
+    return agent
+
+
+def test_an_unreachable_agent_frees_the_claims_and_reschedules(
+    store: Store, make_agent: AgentFactory
+) -> None:
+    agents = [make_agent(store, "host-a"), make_agent(store, "host-b")]
+    directory = AgentDirectory()
+    dead = HttpAgentClient("http://127.0.0.1:9", timeout=5)  # discard port: refused
+    directory.add([agents[0].uuid], dead)
+    directory.add([agents[1].uuid], agents[1])
+    conductor = Conductor(store, Scheduler(store, SchedulerConfig(host_subset_size=2)), directory)
+    result = conductor.build(_request(count=2))
+    assert result.request.status == RequestStatus.ACTIVE, result.request.history
+    assert sorted(agents[1].instances()) == sorted(result.request.consumers)
+    assert_hosts_match_the_ledger(store, agents)
+    assert store.list_claims(provider_uuid=agents[0].uuid) == []
+    dead.close()
+
+
+class _Silent:
+    """An agent whose every reply is lost (it may or may not have built)."""
+
+    def build(self, msg: BuildMessage) -> BuildReply:
+        raise AgentUnavailable("no answer: read timed out")
+
+    def destroy(self, msg: object) -> object:
+        raise AgentUnavailable("no answer: read timed out")
+
+
+def test_an_unknown_outcome_frees_nothing_and_builds_nowhere_else(
+    sqlite_store: Store, make_agent: AgentFactory
+) -> None:
+    # No reply, and the store cannot say either (an outage): until the claims
+    # settle nobody knows whether the instance runs, so the conductor must
+    # neither free them nor build the instance on another host.
+    a = make_agent(sqlite_store, "host-a", memory_mb=8192)
+    b = make_agent(sqlite_store, "host-b")
+    now = [sqlite_store.clock()]
+    sqlite_store.clock = lambda: now[0]  # type: ignore[method-assign]
+    directory = AgentDirectory()
+    directory.add([a.uuid], _Silent())  # type: ignore[arg-type]
+    directory.add([b.uuid], b)
+    faulty = FaultyStore(sqlite_store, get_claim=ALWAYS)
+    conductor = Conductor(
+        faulty,  # type: ignore[arg-type]
+        Scheduler(faulty, SchedulerConfig(host_subset_size=1)),  # type: ignore[arg-type]
+        directory,
+    )
+
+    def time_passes(seconds: float) -> None:
+        now[0] += 60
+
+    conductor.sleep = time_passes  # type: ignore[method-assign]
+    result = conductor.build(_request())
+    assert result.request.status == RequestStatus.FAILED
+    assert [e["event"] for e in result.request.history if e["event"].startswith("build")] == [
+        "building",
+        "build_unknown",
+    ]
+    held = sqlite_store.list_claims(request_uuid=result.request.uuid)
+    assert held == []  # expired by now (the fake clock moved past the TTL) ...
+    assert b.instances() == []  # ... and never built elsewhere
+    assert len(result.request.claims) == 1  # the record said it might hold it
