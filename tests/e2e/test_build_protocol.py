@@ -326,3 +326,24 @@ def test_an_unknown_outcome_frees_nothing_and_builds_nowhere_else(
     assert held == []  # expired by now (the fake clock moved past the TTL) ...
     assert b.instances() == []  # ... and never built elsewhere
     assert len(result.request.claims) == 1  # the record said it might hold it
+
+
+def test_a_confirm_outage_over_http_leaves_no_instance_without_allocation(
+    store: Store, make_agent: AgentFactory, served: ExitStack
+) -> None:
+    # host-a's first confirm hits a store outage; before the fix the agent
+    # answered 503, the conductor freed the claim and built on host-b while
+    # host-a kept running the instance with nothing on its ledger.
+    agents = [make_agent(store, "host-a", memory_mb=8192), make_agent(store, "host-b")]
+    agents[0].store = FaultyStore(store, confirm_claim={1})  # type: ignore[assignment]
+    directory = AgentDirectory()
+    for agent in agents:
+        url = served.enter_context(LoopbackServer(create_agent_app(agent)))
+        client = HttpAgentClient(url, timeout=30)
+        served.callback(client.close)
+        directory.add([agent.uuid], client)
+    conductor = Conductor(store, Scheduler(store, SchedulerConfig(host_subset_size=1)), directory)
+    result = conductor.build(_request())
+    assert result.request.status == RequestStatus.ACTIVE, result.request.history
+    assert agents[0].instances() == list(result.request.consumers)
+    assert_hosts_match_the_ledger(store, agents)
