@@ -347,3 +347,30 @@ def test_a_confirm_outage_over_http_leaves_no_instance_without_allocation(
     assert result.request.status == RequestStatus.ACTIVE, result.request.history
     assert agents[0].instances() == list(result.request.consumers)
     assert_hosts_match_the_ledger(store, agents)
+
+
+def test_destroy_without_an_agent_keeps_the_allocation(
+    store: Store, make_agent: AgentFactory
+) -> None:
+    # Only the agent can say the instance is gone: with no agent answering,
+    # freeing the allocation would leave the instance running on nothing.
+    agent = make_agent(store, "host-a")
+    directory = AgentDirectory()
+    directory.add([agent.uuid], agent)
+    conductor = Conductor(store, Scheduler(store), directory)
+    built = conductor.build(_request())
+    assert built.request.status == RequestStatus.ACTIVE
+    dead = HttpAgentClient("http://127.0.0.1:9", timeout=5)
+    directory.add([agent.uuid], dead)
+    with pytest.raises(AgentUnavailable):
+        conductor.destroy(built.request.uuid)
+    dead.close()
+    assert_hosts_match_the_ledger(store, [agent])
+    saved = store.get_request(built.request.uuid)
+    assert saved.history[-1]["event"] == "destroy_failed"
+    assert sorted(saved.claims) == sorted(built.request.claims)
+
+    directory.add([agent.uuid], agent)  # the agent is back: now it goes
+    assert conductor.destroy(built.request.uuid).status == RequestStatus.DELETED
+    assert agent.instances() == []
+    assert store.list_claims(request_uuid=built.request.uuid) == []
