@@ -53,7 +53,6 @@ from claimant.store.base import Store
 
 log = logging.getLogger("claimant.conductor")
 
-AGENT_FAILURE = Failure.AGENT.value  # no agent took the message (the conductor freed the claims)
 # Resending a build whose reply was lost: the first pause, doubling up to the last.
 _RESEND_PAUSE = (0.05, 2.0)
 
