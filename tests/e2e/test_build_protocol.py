@@ -374,3 +374,33 @@ def test_destroy_without_an_agent_keeps_the_allocation(
     assert conductor.destroy(built.request.uuid).status == RequestStatus.DELETED
     assert agent.instances() == []
     assert store.list_claims(request_uuid=built.request.uuid) == []
+
+
+def test_a_build_slower_than_the_client_timeout_is_built_once(
+    store: Store, served: ExitStack
+) -> None:
+    # The conductor's client gives up before the agent finishes; its resends
+    # wait for the build in flight and get its reply: one instance, one host.
+    agent = Agent(
+        store,
+        AgentConfig(provider={"name": "host-slow", "inventories": {"VCPU": 4, "MEMORY_MB": 4096}}),
+        FakeDriver(build_time=1.0),
+    )
+    agent.start(background=False)
+    calls: list[str] = []
+    real_build = agent.driver.build
+
+    def counting_build(consumer: str, amounts: dict[str, dict[str, int]]) -> None:
+        calls.append(consumer)
+        real_build(consumer, amounts)
+
+    agent.driver.build = counting_build  # type: ignore[method-assign]
+    url = served.enter_context(LoopbackServer(create_agent_app(agent)))
+    client = HttpAgentClient(url, timeout=0.3)
+    served.callback(client.close)
+    directory = AgentDirectory()
+    directory.add([agent.uuid], client)
+    result = Conductor(store, Scheduler(store), directory).build(_request())
+    assert result.request.status == RequestStatus.ACTIVE, result.request.history
+    assert calls == list(result.request.consumers)
+    assert_hosts_match_the_ledger(store, [agent])
