@@ -11,11 +11,11 @@
     POST /resync                  -> {"drift": [...]}
 
 Errors use the native API's one format (``{"error": {"code", "message"}}``).
-An optional shared token (``X-Auth-Token``) guards every route."""
+An optional token (``X-Auth-Token``) guards every route, checked with the
+body bound before any route runs (``claimant.agent.guard``)."""
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 
@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from claimant.agent.agent import Agent
+from claimant.agent.guard import DEFAULT_MAX_BODY, TOKEN_HEADER, ServiceAuth, ServiceGate
 from claimant.agent.messages import (
     BuildMessage,
     BuildRecord,
@@ -31,12 +32,9 @@ from claimant.agent.messages import (
     DestroyMessage,
     DestroyReply,
 )
-from claimant.api.auth import Unauthorized
 from claimant.api.errors import install_error_handlers
 from claimant.model.errors import AGENT_UNAVAILABLE, InvalidInput, NotFound, StoreUnavailable
 from claimant.model.provider import normalize_uuid
-
-TOKEN_HEADER = "X-Auth-Token"
 
 
 class AgentUnavailable(StoreUnavailable):
@@ -57,55 +55,48 @@ async def json_body(request: Request) -> Any:
     raw = await request.body()
     try:
         return json.loads(raw or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         raise InvalidInput("the request body is not valid JSON") from None
 
 
-def check_token(request: Request, token: str | None) -> None:
-    if token is None:
-        return
-    given = request.headers.get(TOKEN_HEADER, "")
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise Unauthorized(f"a valid {TOKEN_HEADER} header is required")
-
-
-def create_agent_app(agent: Agent, *, token: str | None = None) -> FastAPI:
+def create_agent_app(
+    agent: Agent, *, token: str | None = None, max_body: int = DEFAULT_MAX_BODY
+) -> FastAPI:
+    """``token``: the one token callers (the conductor, operators) present;
+    None leaves the agent open, for loopback only."""
     app = FastAPI(title="claimant agent", openapi_url=None, docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(ServiceGate, auth=ServiceAuth.shared(token), max_body=max_body)
+    app.state.agent = agent
+    app.state.max_body = max_body
 
     @app.post("/build")
     async def build(request: Request) -> dict[str, Any]:
-        check_token(request, token)
         msg = BuildMessage.from_dict(await json_body(request))
         reply = await run_in_threadpool(agent.build, msg)
         return reply.to_dict()
 
     @app.get("/v1/builds/{consumer_uuid}")
-    async def get_build(consumer_uuid: str, request: Request) -> dict[str, Any]:
-        check_token(request, token)
+    async def get_build(consumer_uuid: str) -> dict[str, Any]:
         return agent.build_record(normalize_uuid(consumer_uuid, "consumer_uuid")).to_dict()
 
     @app.get("/v1/instances")
-    async def instances(request: Request) -> dict[str, Any]:
-        check_token(request, token)
+    async def instances() -> dict[str, Any]:
         return {"instances": agent.running()}
 
     @app.post("/destroy")
     async def destroy(request: Request) -> dict[str, Any]:
-        check_token(request, token)
         msg = DestroyMessage.from_dict(await json_body(request))
         reply = await run_in_threadpool(agent.destroy, msg)
         return reply.to_dict()
 
     @app.get("/state")
-    async def state(request: Request) -> dict[str, Any]:
-        check_token(request, token)
+    async def state() -> dict[str, Any]:
         out: dict[str, Any] = await run_in_threadpool(agent.state)
         return out
 
     @app.post("/resync")
-    async def resync(request: Request) -> dict[str, Any]:
-        check_token(request, token)
+    async def resync() -> dict[str, Any]:
         drift = await run_in_threadpool(agent.sync, "requested")
         return {"drift": drift}
 
@@ -172,7 +163,6 @@ __all__ = [
     "AGENT_UNAVAILABLE",
     "AgentUnavailable",
     "HttpAgentClient",
-    "check_token",
     "create_agent_app",
     "json_body",
 ]

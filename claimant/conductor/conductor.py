@@ -64,21 +64,33 @@ class AgentClient(Protocol):
 
 
 class AgentDirectory:
-    """Which agent builds on which provider (the first group's provider)."""
+    """Which agent builds on which provider (the first group's provider), who
+    registered it (``owner``) and the token the conductor calls it with."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._clients: dict[str, AgentClient] = {}
         self._urls: dict[str, str] = {}
+        self._owners: dict[str, str] = {}
+        self._tokens: dict[str, str | None] = {}
 
     def add(
-        self, provider_uuids: list[str] | tuple[str, ...], client: AgentClient, url: str = ""
+        self,
+        provider_uuids: list[str] | tuple[str, ...],
+        client: AgentClient,
+        url: str = "",
+        *,
+        owner: str | None = None,
+        token: str | None = None,
     ) -> None:
         with self._lock:
             for uuid in provider_uuids:
                 self._clients[uuid] = client
                 if url:
                     self._urls[uuid] = url
+                if owner is not None:
+                    self._owners[uuid] = owner
+                self._tokens[uuid] = token
 
     def get(self, provider_uuid: str) -> AgentClient:
         with self._lock:
@@ -86,6 +98,15 @@ class AgentDirectory:
         if client is None:
             raise NotFound(f"no agent is registered for provider {provider_uuid}")
         return client
+
+    def owner(self, provider_uuid: str) -> str | None:
+        """The identity that registered the provider (None: nobody yet, or in-process)."""
+        with self._lock:
+            return self._owners.get(provider_uuid)
+
+    def token(self, provider_uuid: str) -> str | None:
+        with self._lock:
+            return self._tokens.get(provider_uuid)
 
     def listing(self) -> dict[str, str]:
         with self._lock:

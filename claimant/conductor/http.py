@@ -9,6 +9,10 @@ DELETE /v1/builds/{uuid}        destroy every instance, free the allocations
 POST   /v1/agents               {"url": ..., "providers": [uuid, ...]}: an
                                 agent announces where it listens
 GET    /v1/agents               provider uuid -> agent url
+
+With tokens configured every route needs one (``claimant.agent.guard``, checked
+before the body is read); a provider belongs to the identity that registered
+it first, and only that identity or an admin may register it again.
 """
 
 from __future__ import annotations
@@ -24,7 +28,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from claimant.agent.http import HttpAgentClient, check_token, json_body
+from claimant.agent.guard import (
+    DEFAULT_MAX_BODY,
+    Caller,
+    ServiceAuth,
+    ServiceGate,
+    caller_of,
+    check_service_url,
+)
+from claimant.agent.http import HttpAgentClient, json_body
+from claimant.api.auth import Forbidden
 from claimant.api.errors import install_error_handlers
 from claimant.api.requests import build_request, request_body
 from claimant.api.schemas.requests import RequestCreate
@@ -43,10 +56,20 @@ class _Caller:
 def create_conductor_app(
     conductor: Conductor,
     *,
+    auth: ServiceAuth | None = None,
     token: str | None = None,
     agent_token: str | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
     workers: int = 4,
 ) -> FastAPI:
+    """``auth``: the tokens callers and agents present (a token file), or
+    ``token``: one shared token (neither: open, for loopback only). The
+    conductor calls an agent with ``agent_token`` if given, else with the
+    token the agent registered with."""
+    if auth is not None and token is not None:
+        raise InvalidInput("give the conductor a token file or a shared token, not both")
+    if auth is None:
+        auth = ServiceAuth.shared(token)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="conductor-request")
 
     @contextlib.asynccontextmanager
@@ -63,7 +86,11 @@ def create_conductor_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(ServiceGate, auth=auth, max_body=max_body)
+    app.state.conductor = conductor
+    app.state.max_body = max_body
     store = conductor.store
+    register_lock = threading.Lock()
     running: set[str] = set()
     running_lock = threading.Lock()
 
@@ -76,8 +103,7 @@ def create_conductor_app(
         return request_body(req, store.list_claims(request_uuid=uuid))
 
     @app.post("/v1/builds")
-    async def create_build(body: RequestCreate, request: Request, wait: bool = False) -> Response:
-        check_token(request, token)
+    async def create_build(body: RequestCreate, wait: bool = False) -> Response:
         req = await run_in_threadpool(build_request, body, _Caller(), store)
         headers = {"Location": f"/v1/builds/{req.uuid}"}
         # Created insert-if-absent either way: a second POST with the same
@@ -93,14 +119,12 @@ def create_conductor_app(
         return JSONResponse(request_to_dict(pending), 202, headers=headers)
 
     @app.get("/v1/builds/{uuid}")
-    async def get_build(uuid: str, request: Request) -> dict[str, Any]:
-        check_token(request, token)
+    async def get_build(uuid: str) -> dict[str, Any]:
         out: dict[str, Any] = await run_in_threadpool(_body, normalize_uuid(uuid))
         return out
 
     @app.delete("/v1/builds/{uuid}")
-    async def delete_build(uuid: str, request: Request) -> dict[str, Any]:
-        check_token(request, token)
+    async def delete_build(uuid: str) -> dict[str, Any]:
         uuid = normalize_uuid(uuid)
         with running_lock:
             busy = uuid in running
@@ -112,25 +136,46 @@ def create_conductor_app(
 
     @app.post("/v1/agents", status_code=204)
     async def register_agent(request: Request) -> Response:
-        check_token(request, token)
         data = await json_body(request)
-        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        if not isinstance(data, dict) or "url" not in data:
             raise InvalidInput('an agent announces {"url": ..., "providers": [uuid, ...]}')
-        url = data["url"]
-        if not url.startswith(("http://", "https://")):
-            raise InvalidInput("url must be http:// or https://", field="url")
+        url = check_service_url(data["url"])
         providers = data.get("providers")
         if not isinstance(providers, list) or not providers:
             raise InvalidInput("providers must be a non-empty list of uuids", field="providers")
         uuids = [normalize_uuid(p, "providers") for p in providers]
-        known = conductor.agents.listing()
-        if any(known.get(u) != url for u in uuids):
-            conductor.agents.add(uuids, HttpAgentClient(url, token=agent_token), url)
+        register(caller_of(request.scope), url, uuids)
         return Response(status_code=204)
 
+    def register(caller: Caller, url: str, uuids: list[str]) -> None:
+        # One registration at a time: the ownership check and the update
+        # must not interleave with another agent's.
+        with register_lock:
+            agents = conductor.agents
+            taken = sorted(u for u in uuids if agents.owner(u) not in (None, caller.identity))
+            if taken and not caller.is_admin:
+                raise Forbidden(
+                    f"provider(s) {', '.join(taken)} are registered by another agent; "
+                    "only it or an admin may register them again",
+                    providers=taken,
+                )
+            send = agent_token if agent_token is not None else caller.token
+            if any(
+                agents.listing().get(u) != url
+                or agents.owner(u) != caller.identity
+                or agents.token(u) != send
+                for u in uuids
+            ):
+                agents.add(
+                    uuids,
+                    HttpAgentClient(url, token=send),
+                    url,
+                    owner=caller.identity,
+                    token=send,
+                )
+
     @app.get("/v1/agents")
-    async def list_agents(request: Request) -> dict[str, Any]:
-        check_token(request, token)
+    async def list_agents() -> dict[str, Any]:
         return {"agents": conductor.agents.listing()}
 
     return app
