@@ -127,6 +127,12 @@ class AgentConfig:
         unknown = set(d) - {"provider", "driver", "agent"}
         if unknown:
             raise InvalidInput(f"agent config: unknown table(s) {', '.join(sorted(unknown))}")
+        unknown = set(agent) - {"heartbeat_interval", "resync_interval", "state_file"}
+        if unknown:
+            # A misspelt interval must not silently keep its default.
+            raise InvalidInput(
+                f"agent config: unknown key(s) in [agent]: {', '.join(sorted(unknown))}"
+            )
         return cls(
             provider=dict(d["provider"]),
             driver=str(driver.pop("name", "fake")),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
 import click
 
+from claimant.agent.guard import DEFAULT_MAX_BODY, MIN_MAX_BODY
+from claimant.cli.agent_auth import one_token, refuse_open_bind, token_file_option, token_option
 from claimant.model.errors import ClaimantError
 
 
@@ -28,6 +31,17 @@ def _announce(conductor: str, url: str, providers: list[str], token: str | None)
     r.raise_for_status()
 
 
+def _url(value: str | None, what: str) -> str | None:
+    from claimant.agent.guard import check_service_url
+
+    if value is None:
+        return None
+    try:
+        return check_service_url(value, what)
+    except ClaimantError as exc:
+        raise click.BadParameter(exc.message, param_hint=f"--{what}") from None
+
+
 @agent.command("run")
 @click.option(
     "--config",
@@ -41,8 +55,20 @@ def _announce(conductor: str, url: str, providers: list[str], token: str | None)
 @click.option("--port", default=8790, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--conductor", default=None, help="Conductor URL to announce this agent to.")
 @click.option("--advertise", default=None, help="URL the conductor reaches us at.")
+@token_option
+@token_file_option
 @click.option(
-    "--token", envvar="CLAIMANT_LOOP_TOKEN", default=None, help="Shared X-Auth-Token (optional)."
+    "--state-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where the agent records its builds (default: [agent] state_file of the config).",
+)
+@click.option(
+    "--max-body-size",
+    default=DEFAULT_MAX_BODY,
+    show_default=True,
+    type=click.IntRange(MIN_MAX_BODY),
+    help="Largest request body in bytes; larger ones are answered 413 unread.",
 )
 @click.option(
     "--log-level",
@@ -58,17 +84,31 @@ def agent_run(
     conductor: str | None,
     advertise: str | None,
     token: str | None,
+    token_file: str | None,
+    state_file: str | None,
+    max_body_size: int,
     log_level: str,
 ) -> None:
-    """Register the provider, heartbeat, resync, and serve build/destroy."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    """Register the provider, heartbeat, resync, and serve build/destroy.
+
+    The token is the one callers must present here and the one this agent
+    registers with at the conductor (which calls back with it)."""
+    token = one_token(token, token_file)
+    refuse_open_bind(host, token is not None)
     from claimant.agent import Agent, AgentConfig
     from claimant.agent.http import create_agent_app
     from claimant.store import open_store
 
-    url = advertise or f"http://{host}:{port}"
+    url = _url(advertise, "advertise") or f"http://{host}:{port}"
+    conductor = _url(conductor, "conductor")
     try:
         config = AgentConfig.load(config_path)
+        if state_file is not None:
+            config = dataclasses.replace(config, state_file=state_file)
+    except ClaimantError as exc:
+        raise click.BadParameter(exc.message, param_hint="--config") from None
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
         store = open_store(store_url)
         hook = None
         if conductor:
@@ -84,7 +124,8 @@ def agent_run(
     import uvicorn
 
     try:
-        uvicorn.run(create_agent_app(a, token=token), host=host, port=port, log_level=log_level)
+        app = create_agent_app(a, token=token, max_body=max_body_size)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
         a.stop()
         store.close()
@@ -92,10 +133,13 @@ def agent_run(
 
 @agent.command("state")
 @click.option("--url", default="http://127.0.0.1:8790", show_default=True)
-@click.option("--token", envvar="CLAIMANT_LOOP_TOKEN", default=None)
-def agent_state(url: str, token: str | None) -> None:
+@token_option
+@token_file_option
+def agent_state(url: str, token: str | None, token_file: str | None) -> None:
     """Print an agent's provider, usages, instances and last resync (JSON)."""
     from claimant.agent.http import HttpAgentClient
+
+    token = one_token(token, token_file)
 
     client = HttpAgentClient(url, token=token, timeout=30)
     try:

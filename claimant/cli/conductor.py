@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import click
 import httpx
 
+from claimant.agent.guard import DEFAULT_MAX_BODY, MIN_MAX_BODY
+from claimant.cli.agent_auth import (
+    one_token,
+    refuse_open_bind,
+    token_file_option,
+    token_option,
+)
 from claimant.model.errors import ClaimantError
 
 DEFAULT_URL = "http://127.0.0.1:8779"
@@ -24,7 +32,30 @@ def conductor() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8779, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 100))
-@click.option("--token", envvar="CLAIMANT_LOOP_TOKEN", default=None, help="Shared X-Auth-Token.")
+@click.option(
+    "--claim-ttl",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a claim lives until its agent confirms it (the scheduler's claim_ttl).",
+)
+@click.option(
+    "--token-file",
+    envvar="CLAIMANT_CONDUCTOR_TOKEN_FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON/YAML tokens -> role, user_id (claimant serve's format), mode 0600. "
+    "Agents register with service tokens; a provider stays with the user_id "
+    "that registered it.",
+)
+@token_option
+@click.option(
+    "--max-body-size",
+    default=DEFAULT_MAX_BODY,
+    show_default=True,
+    type=click.IntRange(MIN_MAX_BODY),
+    help="Largest request body in bytes; larger ones are answered 413 unread.",
+)
 @click.option(
     "--log-level",
     default="info",
@@ -32,25 +63,42 @@ def conductor() -> None:
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
 def conductor_serve(
-    store_url: str, host: str, port: int, max_attempts: int, token: str | None, log_level: str
+    store_url: str,
+    host: str,
+    port: int,
+    max_attempts: int,
+    claim_ttl: float,
+    token_file: str | None,
+    token: str | None,
+    max_body_size: int,
+    log_level: str,
 ) -> None:
     """Serve /v1/builds and /v1/agents."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if token and token_file:
+        raise click.UsageError("give --token or --token-file, not both")
+    refuse_open_bind(host, bool(token or token_file))
+    from claimant.agent.guard import ServiceAuth
     from claimant.conductor import AgentDirectory, Conductor
     from claimant.conductor.http import create_conductor_app
-    from claimant.scheduler import Scheduler
+    from claimant.scheduler import Scheduler, SchedulerConfig
     from claimant.store import open_store
 
     try:
+        auth = ServiceAuth.from_file(token_file) if token_file else ServiceAuth.shared(token)
+    except ClaimantError as exc:
+        raise click.BadParameter(exc.message, param_hint="--token-file") from None
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
         store = open_store(store_url)
         store.migrate()
-        c = Conductor(store, Scheduler(store), AgentDirectory(), max_attempts=max_attempts)
+        scheduler = Scheduler(store, SchedulerConfig(claim_ttl=claim_ttl))
+        c = Conductor(store, scheduler, AgentDirectory(), max_attempts=max_attempts)
     except ClaimantError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     import uvicorn
 
     try:
-        app = create_conductor_app(c, token=token, agent_token=token)
+        app = create_conductor_app(c, auth=auth, max_body=max_body_size)
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
         store.close()
@@ -88,7 +136,12 @@ def _render(data: dict[str, Any], as_json: bool) -> None:
 
 
 _url = click.option("--url", envvar="CLAIMANT_CONDUCTOR", default=DEFAULT_URL, show_default=True)
-_token = click.option("--token", envvar="CLAIMANT_LOOP_TOKEN", default=None)
+
+
+def _token(f: Callable[..., None]) -> Callable[..., None]:
+    return token_option(token_file_option(f))
+
+
 _json = click.option("--json", "as_json", is_flag=True)
 
 
@@ -104,6 +157,7 @@ _json = click.option("--json", "as_json", is_flag=True)
 def conductor_build(
     url: str,
     token: str | None,
+    token_file: str | None,
     as_json: bool,
     vcpus: int,
     memory_mb: int,
@@ -112,6 +166,7 @@ def conductor_build(
     wait: bool,
 ) -> None:
     """Build COUNT instances of a flavor."""
+    token = one_token(token, token_file)
     body = {"flavor": {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb}, "count": count}
     data = _call(url, token, "POST", "/v1/builds", json=body, params={"wait": str(wait).lower()})
     _render(data, as_json)
@@ -122,8 +177,11 @@ def conductor_build(
 @_token
 @_json
 @click.argument("uuid")
-def conductor_show(url: str, token: str | None, as_json: bool, uuid: str) -> None:
+def conductor_show(
+    url: str, token: str | None, token_file: str | None, as_json: bool, uuid: str
+) -> None:
     """A request's status, placements and history."""
+    token = one_token(token, token_file)
     _render(_call(url, token, "GET", f"/v1/builds/{uuid}"), as_json)
 
 
@@ -132,6 +190,9 @@ def conductor_show(url: str, token: str | None, as_json: bool, uuid: str) -> Non
 @_token
 @_json
 @click.argument("uuid")
-def conductor_destroy(url: str, token: str | None, as_json: bool, uuid: str) -> None:
+def conductor_destroy(
+    url: str, token: str | None, token_file: str | None, as_json: bool, uuid: str
+) -> None:
     """Destroy a request's instances and free their allocations."""
+    token = one_token(token, token_file)
     _render(_call(url, token, "DELETE", f"/v1/builds/{uuid}"), as_json)
