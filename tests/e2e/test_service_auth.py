@@ -9,9 +9,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from claimant.agent.guard import ServiceAuth
 from claimant.agent.http import create_agent_app
 from claimant.conductor import AgentDirectory, Conductor
 from claimant.conductor.http import create_conductor_app
@@ -19,7 +21,7 @@ from claimant.model import new_uuid
 from claimant.scheduler import Scheduler
 from claimant.store import Store
 
-from .conftest import AgentFactory
+from .conftest import AgentFactory, LoopbackServer
 
 ADMIN, AGENT_A, AGENT_B, READER = "adm-tok", "agent-a-tok", "agent-b-tok", "reader-tok"
 TOKENS = {
@@ -46,8 +48,6 @@ def conductor(sqlite_store: Store) -> Conductor:
 
 @pytest.fixture
 def http(conductor: Conductor, tmp_path: Path) -> Iterator[TestClient]:
-    from claimant.agent.guard import ServiceAuth
-
     app = create_conductor_app(conductor, auth=ServiceAuth.from_file(token_file(tmp_path)))
     with TestClient(app) as client:
         yield client
@@ -187,3 +187,28 @@ def test_directory_tracks_owners() -> None:
     directory.add([p], object(), "http://127.0.0.1:1", owner="agent-a")  # type: ignore[arg-type]
     assert directory.owner(p) == "agent-a"
     assert directory.owner(new_uuid()) is None
+
+
+def test_per_agent_tokens_over_http(
+    sqlite_store: Store, make_agent: AgentFactory, tmp_path: Path
+) -> None:
+    """An agent registers with its own token and the conductor builds on it
+    with that token; another agent's token is refused by the agent."""
+    a = make_agent(sqlite_store, "host-a")
+    conductor = Conductor(sqlite_store, Scheduler(sqlite_store), AgentDirectory())
+    auth = ServiceAuth.from_file(token_file(tmp_path))
+    with (
+        LoopbackServer(create_agent_app(a, token=AGENT_A)) as agent_url,
+        LoopbackServer(create_conductor_app(conductor, auth=auth)) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
+        r = client.post(
+            "/v1/agents", json={"url": agent_url, "providers": [a.uuid]}, headers=as_(AGENT_A)
+        )
+        assert r.status_code == 204, r.text
+        r = client.post("/v1/builds", params={"wait": "true"}, json=FLAVOR, headers=as_(AGENT_B))
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "active"
+        assert len(a.instances()) == 1
+        denied = httpx.get(agent_url + "/v1/instances", headers=as_(AGENT_B), timeout=10)
+        assert denied.status_code == 401
