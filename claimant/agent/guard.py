@@ -137,11 +137,16 @@ def read_token_file(path: str | Path) -> str:
 
 def check_service_url(url: object, what: str = "url") -> str:
     """An http(s) URL with a host, a valid port and nothing else to hide:
-    no credentials, query or fragment, no spaces or control characters."""
+    no credentials, query or fragment, only printable ASCII."""
     if not isinstance(url, str) or not url:
         raise InvalidInput(f"{what} must be an http:// or https:// URL", field=what)
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        raise InvalidInput(f"{what} must not contain spaces or control characters", field=what)
+    # ASCII only (an IDN host is written in punycode): no spaces, controls or
+    # lone surrogates, which the HTTP client could not encode.
+    if not all(33 <= ord(c) < 127 for c in url):
+        raise InvalidInput(
+            f"{what} must be printable ASCII, without spaces (punycode for IDN hosts)",
+            field=what,
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port
