@@ -3,9 +3,15 @@
 In this order, before a route runs and before FastAPI reads the body:
 
 1. a ``Content-Length`` above ``max_body`` is answered 413 unread;
-2. the ``X-Auth-Token`` is checked (401), and the caller's role against the
+2. with no tokens configured, a ``Host`` that is not a loopback name or
+   address is refused (400): a web page could otherwise reach a loopback
+   service through DNS rebinding;
+3. the ``X-Auth-Token`` is checked (401), and the caller's role against the
    method (403: ``reader`` may GET, ``service`` and ``admin`` may write);
-3. the body is read up to ``max_body`` (413 beyond it, chunked bodies too)
+4. a body must be ``application/json`` (415): a browser sends other types
+   cross-site without asking first, so a page could otherwise POST to an
+   open loopback service;
+5. the body is read up to ``max_body`` (413 beyond it, chunked bodies too)
    and handed to the app.
 
 Tokens are looked up by their SHA-256 digest with ``hmac.compare_digest``
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import stat
 from collections.abc import Mapping
@@ -36,9 +43,11 @@ from claimant.model.errors import InvalidInput
 TOKEN_HEADER = "X-Auth-Token"
 DEFAULT_MAX_BODY = 1024 * 1024
 MIN_MAX_BODY = 1024
-# The native API's code for 413 (issue 9); to move to claimant.model.errors
-# with the API's body limit.
+# Codes the native API gains with issue 9; to move to claimant.model.errors
+# once both are on one branch.
 PAYLOAD_TOO_LARGE = "payload_too_large"
+INVALID_HOST = "invalid_host"
+UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 CALLER_KEY = "claimant_service_caller"
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -163,6 +172,28 @@ def check_service_url(url: object, what: str = "url") -> str:
     return url
 
 
+def is_loopback_host(host_header: str) -> bool:
+    """A Host header naming ``localhost`` or a loopback address (any port)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
 def caller_of(scope: Scope) -> Caller:
     caller = scope.get("state", {}).get(CALLER_KEY)
     return caller if isinstance(caller, Caller) else OPEN
@@ -208,6 +239,15 @@ class ServiceGate:
         if length is not None and length > self.max_body:
             await self._too_large(scope, receive, send)
             return
+        if self.auth.open and not is_loopback_host(headers.get("host", "")):
+            response = error_response(
+                400,
+                INVALID_HOST,
+                "without a token this service answers loopback Host names only "
+                "(localhost, 127.0.0.1, [::1])",
+            )
+            await response(scope, receive, send)
+            return
         caller = self.auth.authenticate(headers.get(TOKEN_HEADER))
         if caller is None:
             response = error_response(
@@ -226,6 +266,16 @@ class ServiceGate:
                 f"this action needs the {needed.name.lower()} role; "
                 f"the caller has {caller.role.name.lower()}",
                 {"required": needed.name.lower()},
+            )
+            await response(scope, receive, send)
+            return
+        has_body = (length or 0) > 0 or "transfer-encoding" in headers
+        if has_body and not _is_json(headers.get("content-type", "")):
+            response = error_response(
+                415,
+                UNSUPPORTED_MEDIA_TYPE,
+                "a request body must be JSON (Content-Type: application/json)",
+                headers={"connection": "close"},
             )
             await response(scope, receive, send)
             return
@@ -271,14 +321,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 __all__ = [
     "CALLER_KEY",
     "DEFAULT_MAX_BODY",
+    "INVALID_HOST",
     "OPEN",
     "PAYLOAD_TOO_LARGE",
     "TOKEN_HEADER",
+    "UNSUPPORTED_MEDIA_TYPE",
     "Caller",
     "ServiceAuth",
     "ServiceGate",
     "caller_of",
     "check_private",
     "check_service_url",
+    "is_loopback_host",
     "read_token_file",
 ]

@@ -99,6 +99,11 @@ def make_agent() -> Iterator[AgentFactory]:
         a.stop()
 
 
+# TestClient's default Host (testserver) is refused by an open (tokenless)
+# conductor or agent: they answer loopback Host names only.
+LOOPBACK = "http://127.0.0.1"
+
+
 class LoopbackServer:
     """A uvicorn server on 127.0.0.1 and a free port, in a thread."""
 

@@ -31,7 +31,7 @@ from claimant.model import (
 from claimant.scheduler import Scheduler, SchedulerConfig
 from claimant.store import ClaimSpec, Store
 
-from .conftest import AgentFactory
+from .conftest import LOOPBACK, AgentFactory
 
 
 def _claim(store: Store, agent: Agent, ttl: float = 300.0) -> tuple[str, str]:
@@ -166,8 +166,8 @@ def test_agent_http_rejects_bad_messages(
     agent = make_agent(sqlite_store, "host-a")
     if b"%s" in body:
         body = body % new_uuid().encode()
-    with TestClient(create_agent_app(agent)) as http:
-        r = http.post(path, content=body)
+    with TestClient(create_agent_app(agent), base_url=LOOPBACK) as http:
+        r = http.post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == status, case
     assert r.json()["error"]["code"] == "invalid_input"
 

@@ -11,6 +11,8 @@ from claimant.model import new_uuid
 from claimant.scheduler import Scheduler
 from claimant.store import Store
 
+from .conftest import LOOPBACK
+
 FLAVOR = {"flavor": {"vcpus": 1, "memory_mb": 256}}
 
 
@@ -76,7 +78,7 @@ def test_bad_input(
     code: str,
 ) -> None:
     conductor = Conductor(sqlite_store, Scheduler(sqlite_store), AgentDirectory())
-    with TestClient(create_conductor_app(conductor)) as http:
+    with TestClient(create_conductor_app(conductor), base_url=LOOPBACK) as http:
         headers = {"content-type": "application/json"} if body is not None else {}
         r = http.request(method, path, content=body, headers=headers)
     assert r.status_code == status, f"{case}: {r.text}"
@@ -86,7 +88,7 @@ def test_bad_input(
 def test_duplicate_uuid_is_refused(sqlite_store: Store) -> None:
     conductor = Conductor(sqlite_store, Scheduler(sqlite_store), AgentDirectory())
     uuid = new_uuid()
-    with TestClient(create_conductor_app(conductor)) as http:
+    with TestClient(create_conductor_app(conductor), base_url=LOOPBACK) as http:
         # No agent: the build fails, but the request is recorded.
         first = http.post("/v1/builds", params={"wait": "true"}, json={**FLAVOR, "uuid": uuid})
         assert first.status_code == 201, first.text

@@ -15,7 +15,7 @@ from claimant.model import ClaimStatus, Request, RequestGroup, RequestStatus, ne
 from claimant.scheduler import Scheduler, SchedulerConfig
 from claimant.store import Store
 
-from .conftest import AgentFactory, LoopbackServer
+from .conftest import LOOPBACK, AgentFactory, LoopbackServer
 
 
 def _request(count: int = 1, memory_mb: int = 1024) -> Request:
@@ -155,7 +155,7 @@ def test_background_build_is_followed_by_get(store: Store, make_agent: AgentFact
     agents = AgentDirectory()
     agents.add([a.uuid], a)
     app = create_conductor_app(_conductor(store, agents))
-    with TestClient(app) as http:
+    with TestClient(app, base_url=LOOPBACK) as http:
         r = http.post("/v1/builds", json={"flavor": {"vcpus": 1, "memory_mb": 512}})
         assert r.status_code == 202, r.text
         uuid = r.json()["uuid"]

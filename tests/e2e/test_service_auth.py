@@ -21,7 +21,7 @@ from claimant.model import new_uuid
 from claimant.scheduler import Scheduler
 from claimant.store import Store
 
-from .conftest import AgentFactory, LoopbackServer
+from .conftest import LOOPBACK, AgentFactory, LoopbackServer
 
 ADMIN, AGENT_A, AGENT_B, READER = "adm-tok", "agent-a-tok", "agent-b-tok", "reader-tok"
 TOKENS = {
@@ -32,6 +32,7 @@ TOKENS = {
 }
 MIB = 1024 * 1024
 FLAVOR = {"flavor": {"vcpus": 1, "memory_mb": 256}}
+JSON = {"content-type": "application/json"}
 
 
 def token_file(tmp_path: Path, mode: int = 0o600) -> Path:
@@ -108,7 +109,7 @@ def test_another_agent_cannot_reroute_a_provider(http: TestClient) -> None:
 def test_registered_url_must_be_plain_http(http: TestClient, case: str, url: object) -> None:
     # json.dumps escapes a lone surrogate, which httpx's own encoder refuses.
     body = json.dumps({"url": url, "providers": [new_uuid()]}).encode()
-    r = http.post("/v1/agents", content=body, headers=as_(AGENT_A))
+    r = http.post("/v1/agents", content=body, headers={**as_(AGENT_A), **JSON})
     assert r.status_code == 400, f"{case}: {r.text}"
     assert r.json()["error"]["code"] == "invalid_input", case
 
@@ -155,7 +156,9 @@ def test_agent_checks_token_before_body_and_bounds_it(
         r = client.post("/build", content=b"x" * (2 * MIB), headers=as_("t0k"))
         assert r.status_code == 413, r.text
         assert r.json()["error"]["code"] == "payload_too_large"
-        r = client.post("/destroy", content=iter([b"x" * MIB, b"x" * MIB]), headers=as_("t0k"))
+        r = client.post(
+            "/destroy", content=iter([b"x" * MIB, b"x" * MIB]), headers={**as_("t0k"), **JSON}
+        )
         assert r.status_code == 413, r.text
         assert client.get("/v1/instances", headers=as_("t0k")).status_code == 200
         assert client.get("/v1/instances", headers=as_("t0k" + "x")).status_code == 401
@@ -216,3 +219,47 @@ def test_per_agent_tokens_over_http(
         assert len(a.instances()) == 1
         denied = httpx.get(agent_url + "/v1/instances", headers=as_(AGENT_B), timeout=10)
         assert denied.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:8779", 200),
+        ("localhost", 200),
+        ("[::1]:8779", 200),
+        ("127.0.0.2", 200),
+        ("evil.example", 400),
+        ("evil.example:8779", 400),
+        ("localhost.evil.example", 400),
+        ("10.0.0.1", 400),
+        ("", 400),
+    ],
+)
+def test_open_conductor_answers_loopback_hosts_only(
+    conductor: Conductor, host: str, status: int
+) -> None:
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 would
+    otherwise drive a tokenless conductor."""
+    with TestClient(create_conductor_app(conductor), base_url=LOOPBACK) as client:
+        r = client.get("/v1/agents", headers={"host": host})
+    assert r.status_code == status, r.text
+    if status == 400:
+        assert r.json()["error"]["code"] == "invalid_host"
+
+
+def test_a_guarded_conductor_takes_any_host(http: TestClient) -> None:
+    assert http.get("/v1/agents", headers={**as_(READER), "host": "c.example"}).status_code == 200
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", ""])
+def test_bodies_must_be_json(conductor: Conductor, ctype: str) -> None:
+    """A browser POSTs these types cross-site without a preflight: a page
+    could re-route builds of a tokenless conductor on loopback."""
+    body = json.dumps({"url": "http://127.0.0.66:1", "providers": [new_uuid()]})
+    with TestClient(create_conductor_app(conductor), base_url=LOOPBACK) as client:
+        r = client.post("/v1/agents", content=body, headers={"content-type": ctype})
+        assert r.status_code == 415, r.text
+        assert r.json()["error"]["code"] == "unsupported_media_type"
+        assert client.get("/v1/agents").json()["agents"] == {}
+        ok = client.post("/v1/agents", content=body, headers=JSON)
+        assert ok.status_code == 204, ok.text
