@@ -8,8 +8,14 @@ import logging
 
 import click
 
-from claimant.agent.guard import DEFAULT_MAX_BODY, MIN_MAX_BODY
-from claimant.cli.agent_auth import one_token, refuse_open_bind, token_file_option, token_option
+from claimant.cli.agent_auth import (
+    DEFAULT_MAX_BODY,
+    MIN_MAX_BODY,
+    one_token,
+    refuse_open_bind,
+    token_file_option,
+    token_option,
+)
 from claimant.model.errors import ClaimantError
 
 

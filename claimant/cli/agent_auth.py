@@ -8,6 +8,11 @@ import click
 from claimant.cli.serve import is_loopback
 from claimant.model.errors import ClaimantError
 
+# claimant.agent.guard's bounds, repeated so that the client commands need
+# not import the HTTP stack (tests/e2e/test_service_cli.py keeps them equal).
+DEFAULT_MAX_BODY = 1024 * 1024
+MIN_MAX_BODY = 1024
+
 TOKEN_ENV = "CLAIMANT_LOOP_TOKEN"
 TOKEN_FILE_ENV = "CLAIMANT_LOOP_TOKEN_FILE"
 
@@ -38,7 +43,7 @@ token_option = click.option(
     "--token",
     envvar=TOKEN_ENV,
     default=None,
-    help=f"X-Auth-Token to present (${TOKEN_ENV}); prefer --token-file.",
+    help=f"One shared X-Auth-Token (${TOKEN_ENV}); it shows in ps, prefer --token-file.",
 )
 token_file_option = click.option(
     "--token-file",

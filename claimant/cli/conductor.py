@@ -10,8 +10,9 @@ from typing import Any
 import click
 import httpx
 
-from claimant.agent.guard import DEFAULT_MAX_BODY, MIN_MAX_BODY
 from claimant.cli.agent_auth import (
+    DEFAULT_MAX_BODY,
+    MIN_MAX_BODY,
     one_token,
     refuse_open_bind,
     token_file_option,

@@ -175,3 +175,13 @@ def test_conductor_claim_ttl_and_body_limit(tmp_path: Path, served: list[dict[st
     app = served[-1]["app"]
     assert app.state.conductor.scheduler.config.claim_ttl == 42.5
     assert app.state.max_body == 2048
+
+
+def test_cli_bounds_match_the_guard() -> None:
+    from claimant.agent import guard
+    from claimant.cli import agent_auth
+
+    assert (agent_auth.DEFAULT_MAX_BODY, agent_auth.MIN_MAX_BODY) == (
+        guard.DEFAULT_MAX_BODY,
+        guard.MIN_MAX_BODY,
+    )
