@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
 import os
 import stat
 from collections.abc import Mapping
@@ -39,6 +40,7 @@ from claimant.api.auth import Role, Token, load_tokens
 from claimant.api.errors import error_response
 from claimant.model import errors as codes
 from claimant.model.errors import InvalidInput
+from claimant.model.provider import normalize_uuid
 
 TOKEN_HEADER = "X-Auth-Token"
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -61,6 +63,9 @@ class Caller:
     role: Role
     identity: str
     token: str | None = None
+    # The providers (uuids or names) this caller may register; None: any
+    # nobody else registered first.
+    providers: frozenset[str] | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -78,14 +83,22 @@ def _digest(token: str) -> bytes:
 class ServiceAuth:
     """The tokens one service accepts (none: open)."""
 
-    def __init__(self, tokens: Mapping[str, Token] | None = None) -> None:
+    def __init__(
+        self,
+        tokens: Mapping[str, Token] | None = None,
+        providers: Mapping[str, frozenset[str]] | None = None,
+    ) -> None:
+        """``providers``: token -> the providers it alone may register."""
         self._by_digest: list[tuple[bytes, Caller]] = []
         for token, entry in (tokens or {}).items():
             if not token:
                 raise InvalidInput("a token must not be empty")
             digest = _digest(token)
             identity = entry.user_id or "token-" + digest.hex()[:16]
-            self._by_digest.append((digest, Caller(entry.role, identity, token)))
+            allowed = (providers or {}).get(token)
+            self._by_digest.append((digest, Caller(entry.role, identity, token, allowed)))
+        # Providers some token lists: no other token may register them.
+        self.listed: frozenset[str] = frozenset().union(*(providers or {}).values())
 
     @property
     def open(self) -> bool:
@@ -98,9 +111,11 @@ class ServiceAuth:
 
     @classmethod
     def from_file(cls, path: str | Path) -> ServiceAuth:
-        """``claimant serve``'s token file format: token -> role, project_id, user_id."""
+        """``claimant serve``'s token file format: token -> role, project_id,
+        user_id; here a token may also list the ``providers`` (uuids or
+        names) it may register."""
         check_private(path, "token file")
-        return cls(load_tokens(path))
+        return cls(load_tokens(path), _provider_lists(Path(path)))
 
     def authenticate(self, given: str | None) -> Caller | None:
         if self.open:
@@ -114,6 +129,42 @@ class ServiceAuth:
             if hmac.compare_digest(known, digest):
                 found = caller
         return found
+
+
+def _provider_lists(path: Path) -> dict[str, frozenset[str]]:
+    """The ``providers`` of each token entry (``load_tokens`` has checked the
+    rest of the file and ignores this key)."""
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text)
+    else:
+        data = json.loads(text)
+    if isinstance(data, dict) and isinstance(data.get("tokens"), dict):
+        data = data["tokens"]
+    out: dict[str, frozenset[str]] = {}
+    for token, entry in data.items():
+        if not isinstance(entry, dict) or "providers" not in entry:
+            continue
+        names = entry["providers"]
+        if (
+            not isinstance(names, list)
+            or not names
+            or not all(isinstance(n, str) and n for n in names)
+        ):
+            raise InvalidInput(
+                f"token file {path}: providers must be a non-empty list of provider uuids or names"
+            )
+        out[str(token)] = frozenset(_canonical(n) for n in names)
+    return out
+
+
+def _canonical(name_or_uuid: str) -> str:
+    try:
+        return normalize_uuid(name_or_uuid)
+    except InvalidInput:
+        return name_or_uuid
 
 
 def check_private(path: str | Path, what: str) -> None:

@@ -42,7 +42,7 @@ from claimant.api.errors import install_error_handlers
 from claimant.api.requests import build_request, request_body
 from claimant.api.schemas.requests import RequestCreate
 from claimant.conductor.conductor import Conductor, run_in_background
-from claimant.model import Conflict, InvalidInput, normalize_uuid
+from claimant.model import Conflict, InvalidInput, NotFound, normalize_uuid
 from claimant.model.codec import request_to_dict
 from claimant.scheduler import lifecycle
 
@@ -68,8 +68,7 @@ def create_conductor_app(
     token the agent registered with."""
     if auth is not None and token is not None:
         raise InvalidInput("give the conductor a token file or a shared token, not both")
-    if auth is None:
-        auth = ServiceAuth.shared(token)
+    service_auth = auth if auth is not None else ServiceAuth.shared(token)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="conductor-request")
 
     @contextlib.asynccontextmanager
@@ -86,7 +85,7 @@ def create_conductor_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(ServiceGate, auth=auth, max_body=max_body)
+    app.add_middleware(ServiceGate, auth=service_auth, max_body=max_body)
     app.state.conductor = conductor
     app.state.max_body = max_body
     store = conductor.store
@@ -144,8 +143,33 @@ def create_conductor_app(
         if not isinstance(providers, list) or not providers:
             raise InvalidInput("providers must be a non-empty list of uuids", field="providers")
         uuids = [normalize_uuid(p, "providers") for p in providers]
-        register(caller_of(request.scope), url, uuids)
+        caller = caller_of(request.scope)
+        if not caller.is_admin and (caller.providers is not None or service_auth.listed):
+            await run_in_threadpool(check_listed, caller, uuids)
+        register(caller, url, uuids)
         return Response(status_code=204)
+
+    def check_listed(caller: Caller, uuids: list[str]) -> None:
+        """A token that lists providers registers those only; one that lists
+        none may not register a provider another token lists. A provider is
+        named by its uuid or by the name the store gives it."""
+        refused = []
+        for uuid in uuids:
+            keys = {uuid}
+            with contextlib.suppress(NotFound):
+                keys.add(store.get_provider(uuid).name)
+            if caller.providers is not None:
+                ok = bool(keys & caller.providers)
+            else:
+                ok = not keys & service_auth.listed
+            if not ok:
+                refused.append(uuid)
+        if refused:
+            raise Forbidden(
+                f"the token file does not let this token register provider(s) "
+                f"{', '.join(sorted(refused))}",
+                providers=sorted(refused),
+            )
 
     def register(caller: Caller, url: str, uuids: list[str]) -> None:
         # One registration at a time: the ownership check and the update

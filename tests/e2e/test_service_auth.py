@@ -17,7 +17,7 @@ from claimant.agent.guard import ServiceAuth
 from claimant.agent.http import create_agent_app
 from claimant.conductor import AgentDirectory, Conductor
 from claimant.conductor.http import create_conductor_app
-from claimant.model import new_uuid
+from claimant.model import InvalidInput, new_uuid
 from claimant.scheduler import Scheduler
 from claimant.store import Store
 
@@ -263,3 +263,51 @@ def test_bodies_must_be_json(conductor: Conductor, ctype: str) -> None:
         assert client.get("/v1/agents").json()["agents"] == {}
         ok = client.post("/v1/agents", content=body, headers=JSON)
         assert ok.status_code == 204, ok.text
+
+
+def test_tokens_that_list_providers(
+    sqlite_store: Store, make_agent: AgentFactory, tmp_path: Path
+) -> None:
+    """A token file may give providers (by name or uuid) to one token: only
+    it (or an admin) registers them, even on a conductor that just started
+    and has no registrations yet."""
+    c, d = make_agent(sqlite_store, "host-c"), make_agent(sqlite_store, "host-d")
+    other = new_uuid()
+    path = tmp_path / "listed.json"
+    path.write_text(
+        json.dumps(
+            {
+                "tokens": {
+                    **TOKENS,
+                    "agent-c-tok": {"role": "service", "providers": ["host-c"]},
+                    "agent-d-tok": {"role": "service", "providers": [d.uuid.upper()]},
+                }
+            }
+        )
+    )
+    os.chmod(path, 0o600)
+    conductor = Conductor(sqlite_store, Scheduler(sqlite_store), AgentDirectory())
+    app = create_conductor_app(conductor, auth=ServiceAuth.from_file(path))
+
+    def register(token: str, *uuids: str) -> int:
+        body = {"url": "http://127.0.0.1:8790", "providers": list(uuids)}
+        return client.post("/v1/agents", json=body, headers=as_(token)).status_code
+
+    with TestClient(app) as client:
+        assert register(AGENT_B, c.uuid) == 403  # first, but host-c is agent-c's
+        assert register(AGENT_B, d.uuid) == 403
+        assert register("agent-d-tok", c.uuid) == 403
+        assert register("agent-c-tok", c.uuid, other) == 403  # other is not listed for it
+        assert register("agent-c-tok", c.uuid) == 204
+        assert register("agent-d-tok", d.uuid) == 204
+        assert register(AGENT_B, other) == 204  # listed for nobody: first come
+        assert register(ADMIN, c.uuid) == 204
+
+
+@pytest.mark.parametrize("providers", [[], "host-c", [3], [""]])
+def test_bad_provider_lists_are_refused(tmp_path: Path, providers: object) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"tokens": {"t": {"role": "service", "providers": providers}}}))
+    os.chmod(path, 0o600)
+    with pytest.raises(InvalidInput, match="providers must be a non-empty list"):
+        ServiceAuth.from_file(path)
