@@ -45,9 +45,8 @@ def conductor() -> None:
     envvar="CLAIMANT_CONDUCTOR_TOKEN_FILE",
     type=click.Path(dir_okay=False),
     default=None,
-    help="JSON/YAML tokens -> role, user_id (claimant serve's format), mode 0600. "
-    "Agents register with service tokens; a provider stays with the user_id "
-    "that registered it.",
+    help="JSON/YAML tokens -> role, user_id, providers (claimant serve's format "
+    "plus the providers a token alone may register), mode 0600.",
 )
 @token_option
 @click.option(

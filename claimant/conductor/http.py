@@ -11,8 +11,9 @@ POST   /v1/agents               {"url": ..., "providers": [uuid, ...]}: an
 GET    /v1/agents               provider uuid -> agent url
 
 With tokens configured every route needs one (``claimant.agent.guard``, checked
-before the body is read); a provider belongs to the identity that registered
-it first, and only that identity or an admin may register it again.
+before the body is read). A provider the token file lists for a token is
+registered by that token only; any other belongs to the identity that
+registered it first. An admin may register any (docs/loop.md, "Security").
 """
 
 from __future__ import annotations
