@@ -47,6 +47,8 @@ from claimant.model import Conflict, InvalidInput, NotFound, normalize_uuid
 from claimant.model.codec import request_to_dict
 from claimant.scheduler import lifecycle
 
+MAX_AGENT_PROVIDERS = 256
+
 
 @dataclass(frozen=True, slots=True)
 class _Caller:
@@ -143,6 +145,13 @@ def create_conductor_app(
         providers = data.get("providers")
         if not isinstance(providers, list) or not providers:
             raise InvalidInput("providers must be a non-empty list of uuids", field="providers")
+        if len(providers) > MAX_AGENT_PROVIDERS:
+            # Each may cost a store read (check_listed); an agent has a few.
+            raise InvalidInput(
+                f"an agent registers at most {MAX_AGENT_PROVIDERS} providers",
+                field="providers",
+                max=MAX_AGENT_PROVIDERS,
+            )
         uuids = [normalize_uuid(p, "providers") for p in providers]
         caller = caller_of(request.scope)
         if not caller.is_admin and (caller.providers is not None or service_auth.listed):

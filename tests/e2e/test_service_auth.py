@@ -311,3 +311,12 @@ def test_bad_provider_lists_are_refused(tmp_path: Path, providers: object) -> No
     os.chmod(path, 0o600)
     with pytest.raises(InvalidInput, match="providers must be a non-empty list"):
         ServiceAuth.from_file(path)
+
+
+def test_an_agent_registers_a_bounded_number_of_providers(http: TestClient) -> None:
+    body = {"url": "http://127.0.0.1:8790", "providers": [new_uuid() for _ in range(257)]}
+    r = http.post("/v1/agents", json=body, headers=as_(AGENT_A))
+    assert r.status_code == 400, r.text
+    assert "at most 256" in r.json()["error"]["message"]
+    body["providers"] = body["providers"][:256]
+    assert http.post("/v1/agents", json=body, headers=as_(AGENT_A)).status_code == 204
