@@ -2223,21 +2223,8 @@ class CassandraStore(Store):
         """Roll one provider's part forward (it becomes allocations, the old
         entries it replaces go; no bump) or back (it goes; a bump if the
         pending write bumped). Nothing to do once the part is gone."""
-        try:
-            state = self._read_state(puuid, serial=True)
-        except NotFound:
-            return
-        item = state.pending_part(txn)
-        if item is None:
-            return
-        if commit and item.add:
-            # Before the entries exist, so that whoever finishes the write
-            # leaves them findable by uuid (the uuids are derived).
-            self._run_many(
-                q.WRITE_LOCATOR,
-                [[entry_uuid(txn, puuid, c), puuid, 0] for c in sorted(item.add)],
-            )
         gone: list[_Entry] = []
+        located: list[bool] = []
 
         def change(part: _Partition, now: float) -> _Change | None:
             item = part.state.pending_part(txn)
@@ -2248,6 +2235,14 @@ class CassandraStore(Store):
             if not commit:
                 gen = part.state.generation + (1 if item.bump else 0)
                 return replace(part.state, pending=rest, generation=gen), extra
+            if item.add and not located:
+                # Before the entries exist, so that whoever finishes the write
+                # leaves them findable by uuid (the uuids are derived).
+                self._run_many(
+                    q.WRITE_LOCATOR,
+                    [[entry_uuid(txn, puuid, c), puuid, 0] for c in sorted(item.add)],
+                )
+                located.append(True)
             gone[:] = [e for e in part.entries.values() if e.uuid in item.old]
             state = _without(part.state, gone)
             alloc = dict(state.alloc_used)
