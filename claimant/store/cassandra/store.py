@@ -20,6 +20,7 @@ from cassandra import (
     ConsistencyLevel,
     DriverException,
     OperationTimedOut,
+    ReadTimeout,
     RequestValidationException,
     WriteFailure,
     WriteTimeout,
@@ -160,6 +161,15 @@ def _backoff(attempt: int) -> None:
     on one partition that keep colliding would otherwise collide again."""
     if attempt:
         time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+
+
+def _pause(attempt: int) -> None:
+    """Jittered exponential pause before repeating a timed-out request."""
+    time.sleep(random.uniform(0.01, min(1.0, 0.05 * 2**attempt)))
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, ReadTimeout | WriteTimeout | OperationTimedOut)
 
 
 def _translate(exc: BaseException) -> ClaimantError:
@@ -611,10 +621,19 @@ class CassandraStore(Store):
         if serial:
             stmt.consistency_level = self.serial
             self.stats["serial_reads"] += 1
-        try:
-            return list(self._use_keyspace().execute(stmt))
-        except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+        # A read that timed out is repeated: a SERIAL read contends with the
+        # Paxos rounds it must finish, and a replica just gone times out until
+        # the coordinator marks it down; only a quorum really unreachable is
+        # a 503 (Unavailable is not retried).
+        attempts = (RESOLVE_ATTEMPTS if serial else 3) if cql.startswith("SELECT") else 1
+        for attempt in range(attempts):
+            try:
+                return list(self._use_keyspace().execute(stmt))
+            except _DRIVER_ERRORS as exc:
+                if attempt + 1 == attempts or not _is_timeout(exc):
+                    raise _translate(exc) from exc
+                _pause(attempt)
+        raise AssertionError("unreachable")
 
     def _run_many(self, cql: str, param_lists: list[list[Any]]) -> list[list[Any]]:
         """The same statement for many partitions, in parallel (execute_async)."""
@@ -961,7 +980,7 @@ class CassandraStore(Store):
         the one after it, or still the one the write expected: not applied)
         exactly when the write applied."""
         last: BaseException | None = None
-        for attempt in range(RESOLVE_ATTEMPTS):
+        for attempt in range(2):
             try:
                 if entry_key is not None:
                     return bool(self._run(q.READ_ENTRY_KEY, [new.uuid, entry_key], serial=True))
@@ -982,9 +1001,8 @@ class CassandraStore(Store):
             except OutcomeUnknown:
                 raise
             except StoreUnavailable as exc:
-                # A SERIAL read contends with the Paxos rounds it must finish.
                 last = exc
-                time.sleep(random.uniform(0.02, 0.05 * (attempt + 1)))
+                _pause(attempt)
         raise OutcomeUnknown(
             f"a write to provider {new.uuid} timed out and re-reading it failed: {last}; "
             "an unconfirmed claim it may have written expires with its TTL",
@@ -2164,6 +2182,7 @@ class CassandraStore(Store):
                     continue
                 if rows and rows[0].status != PENDING:
                     return str(rows[0].status)
+                _pause(attempt)
                 continue  # not applied: the LWT is tried again
             if _applied(row):
                 return status
@@ -2336,6 +2355,7 @@ class CassandraStore(Store):
                         return True, None
                 except StoreUnavailable:
                     pass
+                _pause(attempt)
                 continue
             return _applied(row), row
         raise OutcomeUnknown("a lightweight transaction kept timing out: retry")
