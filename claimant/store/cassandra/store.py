@@ -1047,18 +1047,23 @@ class CassandraStore(Store):
         need_entries: bool = False,
         entry_key: str | None = None,
         absent_key: str | None = None,
+        first: _Partition | None = None,
     ) -> _State:
         """Read at SERIAL, check the generation, apply ``change``, CAS; a CAS
         lost to a write that left the generation alone (a heartbeat does
         not write here; an expiry sweep does) is retried. ``change`` returning
         None means there is nothing (left) to do. ``entry_key`` / ``absent_key``
         name a row whose presence / absence shows the write applied, should
-        its outcome be unknown."""
+        its outcome be unknown. ``first``: the partition as last read or
+        written by this process, tried before reading (a read that returned
+        a version returned exactly that version's partition)."""
         with self._lock(uuid):
             for attempt in range(CAS_ATTEMPTS):
                 _backoff(attempt)
                 now = self.clock()
-                if need_entries:
+                if first is not None:
+                    part, first = first, None
+                elif need_entries:
                     part = self._read_partition(uuid)
                 else:
                     part = _Partition(self._read_state(uuid, serial=True))
@@ -1992,9 +1997,11 @@ class CassandraStore(Store):
                     )
         names = frozenset(current)
         # Every provider exists and the write fits now: a write that can never
-        # fit is refused before anything is written.
+        # fit is refused before anything is written. A plain read: the pending
+        # write checks again against what it conditions on.
+        parts: dict[str, _Partition | None] = {}
         for puuid in sorted(plans):
-            part = self._read_partition(puuid)
+            part = parts[puuid] = self._read_partition(puuid, serial=False)
             expected = plans[puuid].expected_generation
             if expected is not None and part.state.generation != expected:
                 raise _conflict(puuid, part.state.generation, expected)
@@ -2018,7 +2025,11 @@ class CassandraStore(Store):
                 self._lock_consumer(c, txn, deadline, plan.consumers[c].generation)
             self._hook("locked", txn)
             for puuid in plan.providers:
-                self._write_pending(puuid, plans[puuid], names, txn, deadline, bump)
+                # Not from the check's read: the record and the locks came
+                # since, and a lost LWT costs more than a SERIAL read.
+                parts[puuid] = self._write_pending(
+                    puuid, plans[puuid], names, txn, deadline, bump, None
+                )
             self._hook("pending", txn)
         except BaseException:
             self._abandon(txn, plan)
@@ -2033,7 +2044,7 @@ class CassandraStore(Store):
             )
         self._hook("committed", txn)
         try:
-            self._finish_decided(txn, plan, commit=True)
+            self._finish_decided(txn, plan, commit=True, known=parts)
         except ClaimantError as exc:
             # Committed is durable: whoever meets what is left rolls it forward.
             log.warning("transaction %s committed, roll-forward left to readers: %s", txn, exc)
@@ -2124,20 +2135,30 @@ class CassandraStore(Store):
         txn: str,
         deadline: float,
         bump: bool,
-    ) -> None:
+        first: _Partition | None,
+    ) -> _Partition | None:
+        """Write one provider's pending part; returns the partition as written
+        (None if that is not known), for the roll-forward to start from."""
+        base: list[_Partition] = []
+
         def change(part: _Partition, now: float) -> _Change | None:
+            base[:] = [part]
             if part.state.pending_part(txn) is not None:
                 return None
             return self._pending_change(part, now, plan, names, txn, deadline, bump)
 
-        self._update(
+        new = self._update(
             puuid,
             plan.expected_generation,
             change,
             bump=bump,
             need_entries=True,
             entry_key="t:" + txn,
+            first=first,
         )
+        if not base or new.pending_part(txn) is None:
+            return None
+        return _Partition(new, dict(base[0].entries))
 
     def _create_txn(self, txn: str, deadline: float, plan: Plan) -> None:
         applied, row = self._lwt_sure(
@@ -2230,15 +2251,24 @@ class CassandraStore(Store):
         self.stats["txns_resolved"] += 1
         return status
 
-    def _finish_decided(self, txn: str, plan: Plan, *, commit: bool) -> None:
+    def _finish_decided(
+        self,
+        txn: str,
+        plan: Plan,
+        *,
+        commit: bool,
+        known: dict[str, _Partition | None] | None = None,
+    ) -> None:
         # Providers first: the consumer's lock, released last, keeps sending
         # its readers here until every provider is done.
         for puuid in plan.providers:
-            self._settle_provider(puuid, txn, commit)
+            self._settle_provider(puuid, txn, commit, (known or {}).get(puuid))
         for uuid in sorted(plan.consumers):
             self._settle_consumer(uuid, txn, commit, plan.consumers[uuid])
 
-    def _settle_provider(self, puuid: str, txn: str, commit: bool) -> None:
+    def _settle_provider(
+        self, puuid: str, txn: str, commit: bool, first: _Partition | None = None
+    ) -> None:
         """Roll one provider's part forward (it becomes allocations, the old
         entries it replaces go; no bump) or back (it goes; a bump if the
         pending write bumped). Nothing to do once the part is gone."""
@@ -2290,7 +2320,13 @@ class CassandraStore(Store):
 
         try:
             self._update(
-                puuid, None, change, bump=False, need_entries=commit, absent_key="t:" + txn
+                puuid,
+                None,
+                change,
+                bump=False,
+                need_entries=commit,
+                absent_key="t:" + txn,
+                first=first,
             )
         except NotFound:
             return
