@@ -296,3 +296,38 @@ def test_confirm_whose_locator_write_fails_is_still_releasable(
     assert rows and rows[0].ttl is None, "a confirmed allocation's locator still expires"
     cstore.release_claim(claim.uuid)
     assert cstore.get_usage(p).usages["VCPU"].used == 0
+
+
+def test_multi_consumer_post_is_all_or_nothing(
+    cstore: CassandraStore, other: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /allocations moving two consumers (a Nova migration): capacity
+    stolen on one target mid-write leaves both consumers as they were."""
+    a, b, c, d = providers(cstore, 4, vcpu=2)
+    x, y = new_uuid(), new_uuid()
+    cstore.write_allocations([alloc(x, {a: {"VCPU": 1}}, None), alloc(y, {b: {"VCPU": 1}}, None)])
+
+    def steal() -> None:
+        # What the write freed on its first provider, and its targets.
+        for p in (a, c, d):
+            usage = other.get_usage(p)
+            free = usage.free("VCPU")
+            if free:
+                spec = ClaimSpec(p, usage.provider.generation, {"VCPU": free}, new_uuid())
+                attempt(lambda spec=spec: other.claim(spec))
+
+    AfterProviderWrite(cstore, monkeypatch, 1, steal)
+    moved = attempt(
+        lambda: cstore.write_allocations(
+            [alloc(x, {c: {"VCPU": 1}}, 1), alloc(y, {d: {"VCPU": 2}}, 1)]
+        )
+    )
+
+    if moved:
+        assert (holding(cstore, x), holding(cstore, y)) == ({c: {"VCPU": 1}}, {d: {"VCPU": 2}})
+    else:
+        assert (holding(cstore, x), holding(cstore, y)) == ({a: {"VCPU": 1}}, {b: {"VCPU": 1}})
+    for consumer in (x, y):
+        got = cstore.get_consumer(consumer)
+        assert got is not None and got.generation == 1 + moved
+    check_usage(cstore, [a, b, c, d], 2)
