@@ -331,3 +331,28 @@ def test_multi_consumer_post_is_all_or_nothing(
         got = cstore.get_consumer(consumer)
         assert got is not None and got.generation == 1 + moved
     check_usage(cstore, [a, b, c, d], 2)
+
+
+def test_consumer_deleted_and_made_again_mid_write_is_a_conflict(
+    cstore: CassandraStore, other: CassandraStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Generation 1 again after a DELETE and a new PUT, but on another
+    provider: a write planned on the first incarnation must not leave the
+    consumer holding both its own and the new one's allocations."""
+    a, b, c = providers(cstore, 3, vcpu=4)
+    x = new_uuid()
+    cstore.write_allocations([alloc(x, {a: {"VCPU": 1}}, None)])
+    ran: list[str] = []
+
+    def between_plan_and_lock(phase: str, txn: str) -> None:
+        if phase == "record" and not ran:
+            ran.append(txn)
+            other.remove_consumer_allocations(x)
+            other.write_allocations([alloc(x, {c: {"VCPU": 1}}, None)])
+
+    monkeypatch.setattr(cstore, "txn_hook", between_plan_and_lock)
+    moved = attempt(lambda: cstore.write_allocations([alloc(x, {b: {"VCPU": 1}}, 1)]))
+
+    assert ran
+    assert holding(cstore, x) == ({b: {"VCPU": 1}} if moved else {c: {"VCPU": 1}})
+    check_usage(cstore, [a, b, c], 4)

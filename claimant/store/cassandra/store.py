@@ -1980,9 +1980,8 @@ class CassandraStore(Store):
             for puuid, (gen, invs) in inventories.items()
         }
         for w in writes:
-            # The consumer is not locked yet; its lock below is conditioned on
-            # the generation read above, so these entries are still its own
-            # when the lock is taken (every change to them moves it).
+            # Read before the lock, to refuse a write that cannot fit without
+            # writing anything; checked again once the lock is held.
             for e in self._entries_by("consumer_uuid", w.consumer_uuid):
                 if e.status == ClaimStatus.CONFIRMED:
                     plans.setdefault(e.provider_uuid, _Plan())
@@ -2023,6 +2022,13 @@ class CassandraStore(Store):
         try:
             for c in sorted(plan.consumers):
                 self._lock_consumer(c, txn, deadline, plan.consumers[c].generation)
+            # Locked, the consumers' entries cannot change under us. A
+            # consumer deleted and made again since it was read has its
+            # generation back but maybe other providers: then it moved.
+            for c in sorted(plan.consumers):
+                for e in self._entries_by("consumer_uuid", c):
+                    if e.status == ClaimStatus.CONFIRMED and e.provider_uuid not in plans:
+                        raise _Busy(c)
             self._hook("locked", txn)
             for puuid in plan.providers:
                 # Not from the check's read: the record and the locks came
