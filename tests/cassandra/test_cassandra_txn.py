@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cassandra import WriteTimeout, WriteType
 
 from claimant.model import (
     ClaimantError,
@@ -356,3 +357,36 @@ def test_consumer_deleted_and_made_again_mid_write_is_a_conflict(
     assert ran
     assert holding(cstore, x) == ({b: {"VCPU": 1}} if moved else {c: {"VCPU": 1}})
     check_usage(cstore, [a, b, c], 4)
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["applied", "not-applied"])
+def test_lost_reply_of_the_commit_is_settled_not_guessed(
+    cstore: CassandraStore, monkeypatch: pytest.MonkeyPatch, applied: bool
+) -> None:
+    """The commit LWT's reply is lost (CAS write timeout): a SERIAL read of the
+    record settles it, and the write is acknowledged exactly once."""
+    a, b = providers(cstore, 2, vcpu=4)
+    x = new_uuid()
+    cstore.write_allocations([alloc(x, {a: {"VCPU": 1}}, None)])
+    session = cstore._use_keyspace()
+    real = session.execute
+    lost: list[bool] = []
+
+    def execute(stmt: Any, *args: Any, **kwargs: Any) -> Any:
+        query = getattr(getattr(stmt, "prepared_statement", None), "query_string", "")
+        if query == q.DECIDE_TXN and not lost:
+            lost.append(True)
+            if applied:
+                real(stmt, *args, **kwargs)
+            raise WriteTimeout("injected: commit reply lost", write_type=WriteType.CAS)
+        return real(stmt, *args, **kwargs)
+
+    monkeypatch.setattr(session, "execute", execute)
+    cstore.write_allocations([alloc(x, {b: {"VCPU": 1}}, 1)])
+    monkeypatch.undo()
+
+    assert lost
+    assert holding(cstore, x) == {b: {"VCPU": 1}}
+    consumer = cstore.get_consumer(x)
+    assert consumer is not None and consumer.generation == 2
+    check_usage(cstore, [a, b], 4)

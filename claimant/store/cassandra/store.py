@@ -2041,7 +2041,14 @@ class CassandraStore(Store):
             self._abandon(txn, plan)
             raise
         # The commit point: one LWT on one partition.
-        status = self._decide(txn, COMMITTED)
+        try:
+            status = self._decide(txn, COMMITTED)
+        except StoreUnavailable:
+            # Deciding again settles it: an abort loses to a commit that
+            # applied. Unknown still: the caller is told so (503).
+            if self._abandon(txn, plan) != COMMITTED:
+                raise
+            status = COMMITTED
         if status != COMMITTED:
             self._abandon(txn, plan)
             raise GenerationConflict(
@@ -2218,14 +2225,17 @@ class CassandraStore(Store):
             f"deciding transaction {txn} timed out and re-reading it failed", uuid=txn
         )
 
-    def _abandon(self, txn: str, plan: Plan) -> None:
+    def _abandon(self, txn: str, plan: Plan) -> str | None:
         """Abort and roll back what was written; what cannot be done now is
-        left to whoever meets it after the deadline (never forced)."""
+        left to whoever meets it after the deadline (never forced). Returns
+        the status the record ended with (None: not known)."""
+        status = None
         try:
             status = self._decide(txn, ABORTED)
             self._finish_decided(txn, plan, commit=status == COMMITTED)
         except ClaimantError as exc:
             log.warning("transaction %s left to its deadline: %s", txn, exc)
+        return status
 
     def _finish(self, txn: str, *, provider: str | None = None, consumer: str | None = None) -> str:
         """Resolve a transaction met on a provider or a consumer: roll it
