@@ -2355,6 +2355,10 @@ class CassandraStore(Store):
         """Release a consumer's lock: committed, it takes its new generation
         (or goes, holding nothing); aborted, it is as before (a consumer the
         transaction was creating goes)."""
+        if plan is None and commit:
+            # A committed record always carries its plan: nothing to go on.
+            log.error("transaction %s committed without a plan for consumer %s", txn, uuid)
+            return
         if plan is None:
             rows = self._run(q.GET_CONSUMER, [uuid], serial=True)
             if not rows or rows[0].txn != txn:
