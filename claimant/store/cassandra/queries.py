@@ -8,7 +8,7 @@ from typing import Final
 STATIC_COLUMNS: Final = (
     "provider_uuid, generation, version, prev_version, name, type, parent_uuid, root_uuid,"
     " attributes, traits, aggregates, enabled, heartbeat_at, created_at, seq, updated_at,"
-    " inventories, alloc_used, holds"
+    " inventories, alloc_used, holds, pending"
 )
 ENTRY_COLUMNS: Final = (
     "ckey, consumer_uuid, amounts, status, request_uuid, grp, project_id, user_id,"
@@ -31,8 +31,8 @@ READ_ENTRY_KEY: Final = "SELECT ckey FROM providers WHERE provider_uuid = ? AND 
 WRITE_STATE: Final = (
     "UPDATE providers SET generation = ?, version = ?, prev_version = ?, name = ?, type = ?,"
     " parent_uuid = ?, root_uuid = ?, attributes = ?, traits = ?, aggregates = ?, enabled = ?,"
-    " created_at = ?, seq = ?, updated_at = ?, inventories = ?, alloc_used = ?, holds = ?"
-    " WHERE provider_uuid = ? IF version = ?"
+    " created_at = ?, seq = ?, updated_at = ?, inventories = ?, alloc_used = ?, holds = ?,"
+    " pending = ? WHERE provider_uuid = ? IF version = ?"
 )
 # Bulk loading only (CassandraStore.load_providers_unchecked).
 WRITE_STATE_UNCONDITIONAL: Final = WRITE_STATE.removesuffix(" IF version = ?")
@@ -53,8 +53,11 @@ INSERT_ENTRY: Final = (
 DELETE_STATICS: Final = (
     "DELETE generation, version, prev_version, name, type, parent_uuid, root_uuid, attributes,"
     " traits, aggregates, enabled, heartbeat_at, created_at, seq, updated_at, inventories,"
-    " alloc_used, holds FROM providers WHERE provider_uuid = ? IF version = ?"
+    " alloc_used, holds, pending FROM providers WHERE provider_uuid = ? IF version = ?"
 )
+# The marker of a transaction's pending part on a provider: the sweeper finds
+# it through the ``expires_at`` index once the transaction's deadline passed.
+WRITE_TXN_ROW: Final = "INSERT INTO providers (provider_uuid, ckey, expires_at) VALUES (?, ?, ?)"
 WRITE_HEARTBEAT: Final = "UPDATE providers SET heartbeat_at = ? WHERE provider_uuid = ?"
 
 # -- candidate index (SAI) ---------------------------------------------------------
@@ -114,18 +117,40 @@ GET_TYPE: Final = "SELECT body FROM resource_types WHERE name = ?"
 CREATE_TYPE: Final = "INSERT INTO resource_types (name, body) VALUES (?, ?) IF NOT EXISTS"
 DELETE_TYPE: Final = "DELETE FROM resource_types WHERE name = ?"
 
+# A row with a null generation is a consumer a pending transaction is creating.
 GET_CONSUMER: Final = (
-    "SELECT uuid, project_id, user_id, consumer_type, generation FROM consumers WHERE uuid = ?"
+    "SELECT uuid, project_id, user_id, consumer_type, generation, txn, txn_deadline"
+    " FROM consumers WHERE uuid = ?"
 )
-CREATE_CONSUMER: Final = (
-    "INSERT INTO consumers (uuid, project_id, user_id, consumer_type, generation)"
-    " VALUES (?, ?, ?, ?, 1) IF NOT EXISTS"
+# Locks a consumer for a transaction (also one that does not exist yet:
+# ``generation = null`` holds for a missing row).
+LOCK_CONSUMER: Final = (
+    "UPDATE consumers SET txn = ?, txn_deadline = ? WHERE uuid = ? IF generation = ? AND txn = null"
 )
-UPDATE_CONSUMER: Final = (
-    "UPDATE consumers SET project_id = ?, user_id = ?, consumer_type = ?, generation = ?"
-    " WHERE uuid = ? IF generation = ?"
+COMMIT_CONSUMER: Final = (
+    "UPDATE consumers SET project_id = ?, user_id = ?, consumer_type = ?, generation = ?,"
+    " txn = null, txn_deadline = null WHERE uuid = ? IF txn = ?"
 )
-DELETE_CONSUMER: Final = "DELETE FROM consumers WHERE uuid = ? IF generation = ?"
+UNLOCK_CONSUMER: Final = (
+    "UPDATE consumers SET txn = null, txn_deadline = null WHERE uuid = ? IF txn = ?"
+)
+DROP_CONSUMER: Final = "DELETE FROM consumers WHERE uuid = ? IF txn = ?"
+
+# -- transaction records (docs/cassandra.md, "Multi-provider writes") --------------
+CREATE_TXN: Final = (
+    "INSERT INTO txns (txn_uuid, status, deadline, plan, created_at)"
+    " VALUES (?, 'pending', ?, ?, ?) IF NOT EXISTS USING TTL ?"
+)
+DECIDE_TXN: Final = (
+    "UPDATE txns USING TTL ? SET status = ? WHERE txn_uuid = ? IF status = 'pending'"
+)
+# A marker whose record is gone (past its TTL): the record is re-made as aborted
+# unless it is there after all.
+ABORT_LOST_TXN: Final = (
+    "INSERT INTO txns (txn_uuid, status, deadline, created_at)"
+    " VALUES (?, 'aborted', 0, ?) IF NOT EXISTS USING TTL ?"
+)
+READ_TXN: Final = "SELECT status, deadline, plan FROM txns WHERE txn_uuid = ?"
 
 SAVE_REQUEST: Final = "INSERT INTO requests (uuid, status, created_at, body) VALUES (?, ?, ?, ?)"
 CREATE_REQUEST: Final = SAVE_REQUEST + " IF NOT EXISTS"

@@ -13,6 +13,7 @@ The layout (docs/cassandra.md explains why):
   and ``l:<claim uuid>`` (ledger entries: claims and allocations, negative
   amounts). Every change is one lightweight transaction on this partition.
 - ``claim_locator``: claim uuid -> provider, to find a claim's partition.
+- ``txns``: one record per multi-provider write, its commit point (V2).
 - names, children, consumers, requests, custom classes/traits/types: small
   lookup tables.
 """
@@ -92,9 +93,18 @@ _V1: Final[list[str]] = [
     ),
 ]
 
+# Multi-provider writes as transactions (issue 8): a record per transaction
+# (the commit point), pending parts on providers, locks on consumers.
+_V2: Final[list[str]] = [
+    "CREATE TABLE IF NOT EXISTS {ks}.txns (txn_uuid text PRIMARY KEY, status text,"
+    " deadline double, plan text, created_at double)",
+    "ALTER TABLE {ks}.providers ADD IF NOT EXISTS pending text static",
+    "ALTER TABLE {ks}.consumers ADD IF NOT EXISTS (txn text, txn_deadline double)",
+]
+
 # Statements name their tables as ``{ks}.table``: a new keyspace may not be
 # known yet to every connection a session has (no USE on them).
-MIGRATIONS: Final[list[list[str]]] = [_V1]
+MIGRATIONS: Final[list[list[str]]] = [_V1, _V2]
 
 # Tables emptied by reset() (everything but the schema version).
 DATA_TABLES: Final[tuple[str, ...]] = (
@@ -107,6 +117,7 @@ DATA_TABLES: Final[tuple[str, ...]] = (
     "consumers",
     "requests",
     "providers",
+    "txns",
 )
 
 

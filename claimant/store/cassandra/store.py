@@ -3,11 +3,13 @@ per change to it. docs/cassandra.md explains the layout and the round trips."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import random
 import re
+import threading
 import time
 from collections import namedtuple
 from collections.abc import Callable, Iterable
@@ -18,6 +20,7 @@ from cassandra import (
     ConsistencyLevel,
     DriverException,
     OperationTimedOut,
+    ReadTimeout,
     RequestValidationException,
     WriteFailure,
     WriteTimeout,
@@ -82,6 +85,19 @@ from claimant.store.base import (
 )
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.schema import DATA_TABLES, MIGRATIONS, keyspace_cql
+from claimant.store.cassandra.txn import (
+    ABORTED,
+    COMMITTED,
+    PENDING,
+    TXN_DEADLINE,
+    TXN_RECORD_TTL,
+    ConsumerPlan,
+    Pending,
+    Plan,
+    entry_uuid,
+    pending_from_text,
+    pending_to_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +119,11 @@ MAX_TTL = 630_720_000  # Cassandra 5.0's 20-year cap
 # Attempts of a write that lost its transaction to a change that left the
 # caller's generation alone (another claim's release, a confirm, a sweep).
 CAS_ATTEMPTS = 40
+# SERIAL re-reads of a write whose outcome is unknown before giving up (503).
+RESOLVE_ATTEMPTS = 6
+# How long a write that named no consumer generation waits for another write
+# in flight on the same consumer (real seconds).
+LOCK_WAIT = 5.0
 MIN_TOKEN, MAX_TOKEN = -(2**63), 2**63 - 1  # Murmur3Partitioner's ring
 # Candidate pages read before settling for fewer than ``limit`` candidates.
 MAX_PAGES = 20
@@ -140,6 +161,15 @@ def _backoff(attempt: int) -> None:
     on one partition that keep colliding would otherwise collide again."""
     if attempt:
         time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+
+
+def _pause(attempt: int) -> None:
+    """Jittered exponential pause before repeating a timed-out request."""
+    time.sleep(random.uniform(0.01, min(1.0, 0.05 * 2**attempt)))
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, ReadTimeout | WriteTimeout | OperationTimedOut)
 
 
 def _translate(exc: BaseException) -> ClaimantError:
@@ -193,19 +223,50 @@ class _State:
     holds: tuple[Hold, ...]
     # Real time of creation: orders providers created at one store-clock instant.
     seq: float = 0.0
+    # Uncommitted parts of multi-provider transactions (txn.Pending).
+    pending: tuple[Pending, ...] = ()
 
     def live_holds(self, now: float) -> list[Hold]:
         return [h for h in self.holds if h[1] > now]
 
-    def used(self, now: float) -> dict[str, int]:
+    def held(self, now: float) -> dict[str, int]:
+        """What allocations and live claims hold: what readers are shown."""
         used = dict(self.alloc_used)
         for _, _, amounts in self.live_holds(now):
             for rc, n in amounts.items():
                 used[rc] = used.get(rc, 0) + n
         return used
 
+    def used(self, now: float) -> dict[str, int]:
+        """What a decision must count: ``held`` plus what pending
+        transactions reserve (they may still commit)."""
+        used = self.held(now)
+        for item in self.pending:
+            for rc, n in item.reserve().items():
+                used[rc] = used.get(rc, 0) + n
+        return used
+
+    def fit_inventories(self) -> dict[str, Inventory]:
+        """The inventories a decision checks against: while a reshape is
+        pending, the smaller of the current and the new capacity of each
+        class, and no class the reshape removes (either may become true)."""
+        invs = dict(self.inventories)
+        for item in self.pending:
+            if item.inventories is None:
+                continue
+            for rc in list(invs):
+                new = item.inventories.get(rc)
+                if new is None:
+                    del invs[rc]
+                elif new.capacity < invs[rc].capacity:
+                    invs[rc] = new
+        return invs
+
+    def pending_part(self, txn: str) -> Pending | None:
+        return next((p for p in self.pending if p.txn == txn), None)
+
     def usages(self, now: float) -> dict[str, Usage]:
-        used = self.used(now)
+        used = self.held(now)
         return {
             rc: Usage(rc, inv.capacity, max(used.get(rc, 0), 0))
             for rc, inv in self.inventories.items()
@@ -313,6 +374,7 @@ def _state_from_row(row: Any) -> _State | None:
         alloc_used=dict(row.alloc_used or {}),
         holds=tuple((h[0], h[1], h[2]) for h in json.loads(row.holds or "[]")),
         seq=row.seq or 0.0,
+        pending=pending_from_text(row.pending),
     )
 
 
@@ -368,8 +430,9 @@ def _attr_matches(c: AttributeConstraint, actual: Any) -> bool:
 
 
 def _fits(state: _State, group: RequestGroup, used: dict[str, int]) -> bool:
+    invs = state.fit_inventories() if state.pending else state.inventories
     for rc, amount in group.resources.items():
-        inv = state.inventories.get(rc)
+        inv = invs.get(rc)
         if inv is None or inv.amount_problems(amount):
             return False
         if used.get(rc, 0) + amount > inv.capacity:
@@ -397,12 +460,22 @@ def _int_option(name: str, value: str, low: int, high: int) -> int:
 
 @dataclass(slots=True)
 class _Plan:
-    """What one provider's transaction of a multi-provider write changes."""
+    """One provider's part of a multi-provider write: new inventories (the
+    reshaper), the generation the caller saw, consumer -> (project, user,
+    amounts) to allocate. Every consumer of the write loses what it held."""
 
     inventories: dict[str, Inventory] | None = None
     expected_generation: int | None = None
-    remove_consumers: set[str] = field(default_factory=set)
-    add: list[_Entry] = field(default_factory=list)
+    add: dict[str, tuple[str, str, dict[str, int]]] = field(default_factory=dict)
+
+
+class _Busy(Exception):
+    """A consumer is locked by another transaction still in flight, or moved
+    since it was read."""
+
+    def __init__(self, consumer: str) -> None:
+        super().__init__(consumer)
+        self.consumer = consumer
 
 
 class CassandraStore(Store):
@@ -455,8 +528,33 @@ class CassandraStore(Store):
         # provider uuid -> the newest state this process has seen; a claim
         # against that generation needs no read first (docs/cassandra.md).
         self._states: dict[str, _State] = {}
+        # Writers of one provider in this process queue here rather than
+        # compete in Paxos (a lost round costs a SERIAL read and a retry, and
+        # enough of them time out as "CAS operation timed out"). Kept for the
+        # store's life: a lock made per call would guard nothing.
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+        # Tests and the torture harness step in between the phases of a
+        # transaction ("record", "locked", "pending", "committed").
+        self.txn_hook: Callable[[str, str], None] | None = None
         # Counters the benchmark reports.
-        self.stats: dict[str, int] = {"cas": 0, "cas_lost": 0, "serial_reads": 0, "unknown": 0}
+        self.stats: dict[str, int] = {
+            "cas": 0,
+            "cas_lost": 0,
+            "serial_reads": 0,
+            "unknown": 0,
+            "txns": 0,
+            "txns_resolved": 0,
+        }
+
+    def _lock(self, provider_uuid: str) -> threading.RLock:
+        lock = self._locks.get(provider_uuid)
+        if lock is None:
+            with self._locks_guard:
+                if len(self._locks) > 200_000:
+                    self._locks.clear()
+                lock = self._locks.setdefault(provider_uuid, threading.RLock())
+        return lock
 
     # -- connection ----------------------------------------------------------------
     def _connect(self) -> Session:
@@ -523,10 +621,19 @@ class CassandraStore(Store):
         if serial:
             stmt.consistency_level = self.serial
             self.stats["serial_reads"] += 1
-        try:
-            return list(self._use_keyspace().execute(stmt))
-        except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+        # A read that timed out is repeated: a SERIAL read contends with the
+        # Paxos rounds it must finish, and a replica just gone times out until
+        # the coordinator marks it down; only a quorum really unreachable is
+        # a 503 (Unavailable is not retried).
+        attempts = (RESOLVE_ATTEMPTS if serial else 3) if cql.startswith("SELECT") else 1
+        for attempt in range(attempts):
+            try:
+                return list(self._use_keyspace().execute(stmt))
+            except _DRIVER_ERRORS as exc:
+                if attempt + 1 == attempts or not _is_timeout(exc):
+                    raise _translate(exc) from exc
+                _pause(attempt)
+        raise AssertionError("unreachable")
 
     def _run_many(self, cql: str, param_lists: list[list[Any]]) -> list[list[Any]]:
         """The same statement for many partitions, in parallel (execute_async)."""
@@ -767,9 +874,10 @@ class CassandraStore(Store):
             for rc in amounts:
                 until[rc] = max(until.get(rc, 0.0), expires)
         used = state.used(now)
+        fit = state.fit_inventories()
         out = []
-        for rc, inv in state.inventories.items():
-            cap = inv.capacity
+        for rc in state.inventories:
+            cap = fit[rc].capacity if rc in fit else 0
             out.append(
                 (
                     q.WRITE_INDEX_ROW,
@@ -814,6 +922,7 @@ class CassandraStore(Store):
             _inv_to_json(state.inventories),
             {rc: n for rc, n in state.alloc_used.items() if n} or None,
             json.dumps([list(h) for h in state.holds]),
+            pending_to_text(state.pending),
             state.uuid,
             old.version if old is not None else None,
         ]
@@ -826,6 +935,7 @@ class CassandraStore(Store):
         extra: list[tuple[str, list[Any]]] = (),  # type: ignore[assignment]
         *,
         entry_key: str | None = None,
+        absent_key: str | None = None,
     ) -> bool:
         """Write ``new`` (whose version is fresh) if the partition is still at
         ``old``'s version: ONE conditional batch on the provider's partition.
@@ -855,7 +965,7 @@ class CassandraStore(Store):
                 raise _translate(exc) from exc
             self.stats["unknown"] += 1
             log.warning("outcome of a write to provider %s unknown (%s): re-reading", new.uuid, exc)
-            applied = self._resolve(new, entry_key)
+            applied = self._resolve(new, entry_key, absent_key)
         if applied:
             self._remember(new)
         else:
@@ -863,22 +973,25 @@ class CassandraStore(Store):
             self._states.pop(new.uuid, None)
         return applied
 
-    def _resolve(self, new: _State, entry_key: str | None) -> bool:
+    def _resolve(self, new: _State, entry_key: str | None, absent_key: str | None = None) -> bool:
         """Did a CAS whose reply was lost apply? A SERIAL read finishes or
         supersedes any Paxos round still in flight, so what it sees is final:
         the claim row is there (or the partition carries the new version, or
-        the one after it) exactly when the write applied."""
+        the one after it, or still the one the write expected: not applied)
+        exactly when the write applied."""
         last: BaseException | None = None
-        for attempt in range(3):
+        for attempt in range(2):
             try:
                 if entry_key is not None:
                     return bool(self._run(q.READ_ENTRY_KEY, [new.uuid, entry_key], serial=True))
+                if absent_key is not None:
+                    return not self._run(q.READ_ENTRY_KEY, [new.uuid, absent_key], serial=True)
                 rows = self._run(q.READ_VERSION, [new.uuid], serial=True)
                 if not rows:
                     return False
                 if new.version in (rows[0].version, rows[0].prev_version):
                     return True
-                if rows[0].version is None:
+                if rows[0].version is None or rows[0].version == new.prev_version:
                     return False
                 raise OutcomeUnknown(
                     f"a write to provider {new.uuid} timed out and the provider has moved on "
@@ -889,7 +1002,7 @@ class CassandraStore(Store):
                 raise
             except StoreUnavailable as exc:
                 last = exc
-                time.sleep(0.05 * (attempt + 1))
+                _pause(attempt)
         raise OutcomeUnknown(
             f"a write to provider {new.uuid} timed out and re-reading it failed: {last}; "
             "an unconfirmed claim it may have written expires with its TTL",
@@ -928,28 +1041,42 @@ class CassandraStore(Store):
         self,
         uuid: str,
         expected_generation: int | None,
-        change: Callable[[_Partition, float], tuple[_State, list[tuple[str, list[Any]]]]],
+        change: Callable[[_Partition, float], _Change | None],
         *,
         bump: bool = True,
         need_entries: bool = False,
+        entry_key: str | None = None,
+        absent_key: str | None = None,
+        first: _Partition | None = None,
     ) -> _State:
         """Read at SERIAL, check the generation, apply ``change``, CAS; a CAS
         lost to a write that left the generation alone (a heartbeat does
-        not write here; an expiry sweep does) is retried."""
-        for attempt in range(CAS_ATTEMPTS):
-            _backoff(attempt)
-            now = self.clock()
-            if need_entries:
-                part = self._read_partition(uuid)
-            else:
-                part = _Partition(self._read_state(uuid, serial=True))
-            old = part.state
-            if expected_generation is not None and old.generation != expected_generation:
-                raise _conflict(uuid, old.generation, expected_generation)
-            new, extra = change(part, now)
-            new = self._next_state(old, new, now, bump=bump)
-            if self._cas(old, new, now, extra):
-                return new
+        not write here; an expiry sweep does) is retried. ``change`` returning
+        None means there is nothing (left) to do. ``entry_key`` / ``absent_key``
+        name a row whose presence / absence shows the write applied, should
+        its outcome be unknown. ``first``: the partition as last read or
+        written by this process, tried before reading (a read that returned
+        a version returned exactly that version's partition)."""
+        with self._lock(uuid):
+            for attempt in range(CAS_ATTEMPTS):
+                _backoff(attempt)
+                now = self.clock()
+                if first is not None:
+                    part, first = first, None
+                elif need_entries:
+                    part = self._read_partition(uuid)
+                else:
+                    part = _Partition(self._read_state(uuid, serial=True))
+                old = part.state
+                if expected_generation is not None and old.generation != expected_generation:
+                    raise _conflict(uuid, old.generation, expected_generation)
+                changed = change(part, now)
+                if changed is None:
+                    return old
+                new, extra = changed
+                new = self._next_state(old, new, now, bump=bump)
+                if self._cas(old, new, now, extra, entry_key=entry_key, absent_key=absent_key):
+                    return new
         raise GenerationConflict(
             f"provider {uuid} kept changing under {CAS_ATTEMPTS} attempts: retry", uuid=uuid
         )
@@ -1077,7 +1204,7 @@ class CassandraStore(Store):
                 raise _translate(exc) from exc
 
     def get_provider(self, uuid: str) -> Provider:
-        return self._read_state(uuid).provider()
+        return self._settled_state(uuid).provider()
 
     def list_providers(self, flt: ProviderFilter | None = None) -> list[Provider]:
         flt = flt or ProviderFilter()
@@ -1212,32 +1339,33 @@ class CassandraStore(Store):
             todo += [r.child_uuid for r in self._run(q.CHILDREN, [child])]
 
     def delete_provider(self, uuid: str) -> None:
-        for attempt in range(CAS_ATTEMPTS):
-            _backoff(attempt)
-            now = self.clock()
-            part = self._read_partition(uuid)
-            if self._run(q.CHILDREN, [uuid]):
-                raise InUse(f"provider {uuid} has children", uuid=uuid)
-            if any(e.live(now) for e in part.entries.values()):
-                raise InUse(f"provider {uuid} has claims or allocations", uuid=uuid)
-            batch = BatchStatement(
-                batch_type=BatchType.LOGGED,
-                consistency_level=self.consistency,
-                serial_consistency_level=self.serial,
-            )
-            batch.add(self._prep(q.DELETE_STATICS), [uuid, part.state.version])
-            keys = ["i:" + rc for rc in part.state.inventories]
-            keys += ["l:" + e for e in part.entries]
-            for key in keys:
-                batch.add(self._prep(q.DELETE_ROW), [uuid, key])
-            try:
-                applied = _applied(self._use_keyspace().execute(batch).one())
-            except _DRIVER_ERRORS as exc:
-                raise _translate(exc) from exc
-            if applied:
-                break
-        else:
-            raise GenerationConflict(f"provider {uuid} kept changing: retry", uuid=uuid)
+        with self._lock(uuid):
+            for attempt in range(CAS_ATTEMPTS):
+                _backoff(attempt)
+                now = self.clock()
+                part = self._read_partition(uuid)
+                if self._run(q.CHILDREN, [uuid]):
+                    raise InUse(f"provider {uuid} has children", uuid=uuid)
+                if any(e.live(now) for e in part.entries.values()) or part.state.pending:
+                    raise InUse(f"provider {uuid} has claims or allocations", uuid=uuid)
+                batch = BatchStatement(
+                    batch_type=BatchType.LOGGED,
+                    consistency_level=self.consistency,
+                    serial_consistency_level=self.serial,
+                )
+                batch.add(self._prep(q.DELETE_STATICS), [uuid, part.state.version])
+                keys = ["i:" + rc for rc in part.state.inventories]
+                keys += ["l:" + e for e in part.entries]
+                for key in keys:
+                    batch.add(self._prep(q.DELETE_ROW), [uuid, key])
+                try:
+                    applied = _applied(self._use_keyspace().execute(batch).one())
+                except _DRIVER_ERRORS as exc:
+                    raise _translate(exc) from exc
+                if applied:
+                    break
+            else:
+                raise GenerationConflict(f"provider {uuid} kept changing: retry", uuid=uuid)
         self._states.pop(uuid, None)
         self._lwt(q.FREE_NAME, [part.state.name, uuid])
         if part.state.parent_uuid:
@@ -1253,7 +1381,12 @@ class CassandraStore(Store):
     ) -> Provider:
         invs = self._validate_inventories(inventories)
 
-        def change(part: _Partition, now: float) -> tuple[_State, list[tuple[str, list[Any]]]]:
+        def change(part: _Partition, now: float) -> _Change:
+            if any(p.inventories is not None for p in part.state.pending):
+                # Its commit replaces the inventories: this change would be lost.
+                raise GenerationConflict(
+                    f"provider {uuid} is being reshaped: re-read and retry", uuid=uuid
+                )
             for rc, amount in part.state.used(now).items():
                 if amount <= 0:
                     continue
@@ -1421,7 +1554,15 @@ class CassandraStore(Store):
         return True
 
     def get_usage(self, uuid: str) -> ProviderUsage:
-        return self._read_state(uuid, serial=True).usage(self.clock())
+        return self._settled_state(uuid, serial=True).usage(self.clock())
+
+    def _settled_state(self, uuid: str, *, serial: bool = False) -> _State:
+        """A provider as committed: a transaction met there that is decided
+        (or abandoned) is finished first."""
+        state = self._read_state(uuid, serial=serial)
+        if state.pending and self._settle_met(state):
+            state = self._read_state(uuid, serial=serial)
+        return state
 
     # -- claims -----------------------------------------------------------------------
     def claim(self, spec: ClaimSpec) -> Claim:
@@ -1436,54 +1577,56 @@ class CassandraStore(Store):
         state = self._states.get(spec.provider_uuid)
         if state is not None and state.generation != spec.expected_generation:
             state = None
-        for attempt in range(CAS_ATTEMPTS):
-            _backoff(attempt)
-            now = self.clock()
-            if state is None:
-                state = self._read_state(spec.provider_uuid, serial=True)
-            if state.generation != spec.expected_generation:
-                raise _conflict(spec.provider_uuid, state.generation, spec.expected_generation)
-            report = check_fit(state.inventories, state.used(now), spec.amounts)
-            if not report.fits:
-                raise InsufficientCapacity(
-                    f"does not fit on provider {spec.provider_uuid}: " + "; ".join(report.reasons),
-                    uuid=spec.provider_uuid,
-                    reasons=report.reasons,
-                )
-            entry = _Entry(
-                uuid=claim_uuid,
-                provider_uuid=spec.provider_uuid,
-                consumer_uuid=spec.consumer_uuid,
-                amounts=dict(spec.amounts),
-                status=ClaimStatus.CLAIMED,
-                request_uuid=spec.request_uuid,
-                group=spec.group,
-                project_id=spec.project_id,
-                user_id=spec.user_id,
-                created_at=now,
-                expires_at=now + spec.ttl,
-            )
-            if locator is None:
-                # In parallel with the transaction: a claim is found by uuid later.
-                locator = session.execute_async(
-                    self._prep(q.WRITE_LOCATOR).bind(
-                        [
-                            claim_uuid,
-                            spec.provider_uuid,
-                            self._ttl(entry.expires_at, now) + int(TOMBSTONE_TTL),
-                        ]
+        with self._lock(spec.provider_uuid):
+            for attempt in range(CAS_ATTEMPTS):
+                _backoff(attempt)
+                now = self.clock()
+                if state is None:
+                    state = self._read_state(spec.provider_uuid, serial=True)
+                if state.generation != spec.expected_generation:
+                    raise _conflict(spec.provider_uuid, state.generation, spec.expected_generation)
+                report = check_fit(state.fit_inventories(), state.used(now), spec.amounts)
+                if not report.fits:
+                    raise InsufficientCapacity(
+                        f"does not fit on provider {spec.provider_uuid}: "
+                        + "; ".join(report.reasons),
+                        uuid=spec.provider_uuid,
+                        reasons=report.reasons,
                     )
+                entry = _Entry(
+                    uuid=claim_uuid,
+                    provider_uuid=spec.provider_uuid,
+                    consumer_uuid=spec.consumer_uuid,
+                    amounts=dict(spec.amounts),
+                    status=ClaimStatus.CLAIMED,
+                    request_uuid=spec.request_uuid,
+                    group=spec.group,
+                    project_id=spec.project_id,
+                    user_id=spec.user_id,
+                    created_at=now,
+                    expires_at=now + spec.ttl,
                 )
-            hold: Hold = (claim_uuid, now + spec.ttl, dict(spec.amounts))
-            new = self._next_state(
-                state, replace(state, holds=(*state.holds, hold)), now, bump=True
-            )
-            if self._cas(
-                state, new, now, [self._entry_stmt(entry, now)], entry_key="l:" + claim_uuid
-            ):
-                self._wait_locator(locator, claim_uuid, spec.provider_uuid, entry, now)
-                return entry.claim()
-            state = None
+                if locator is None:
+                    # In parallel with the transaction: a claim is found by uuid later.
+                    locator = session.execute_async(
+                        self._prep(q.WRITE_LOCATOR).bind(
+                            [
+                                claim_uuid,
+                                spec.provider_uuid,
+                                self._ttl(entry.expires_at, now) + int(TOMBSTONE_TTL),
+                            ]
+                        )
+                    )
+                hold: Hold = (claim_uuid, now + spec.ttl, dict(spec.amounts))
+                new = self._next_state(
+                    state, replace(state, holds=(*state.holds, hold)), now, bump=True
+                )
+                if self._cas(
+                    state, new, now, [self._entry_stmt(entry, now)], entry_key="l:" + claim_uuid
+                ):
+                    self._wait_locator(locator, claim_uuid, spec.provider_uuid, entry, now)
+                    return entry.claim()
+                state = None
         raise GenerationConflict(
             f"provider {spec.provider_uuid} kept changing: retry", uuid=spec.provider_uuid
         )
@@ -1500,6 +1643,19 @@ class CassandraStore(Store):
         ttl = self._ttl(entry.expires_at, now) + int(TOMBSTONE_TTL)
         self._run(q.WRITE_LOCATOR, [claim_uuid, provider_uuid, ttl])
 
+    def _write_locator_sure(self, claim_uuid: str, provider_uuid: str) -> None:
+        """The locator of a confirmed allocation, without TTL. Retried: left
+        with the claim's TTL, the allocation could not be released by uuid
+        once it ran out (issue 8)."""
+        for attempt in range(RESOLVE_ATTEMPTS):
+            _backoff(attempt)
+            try:
+                self._run(q.WRITE_LOCATOR, [claim_uuid, provider_uuid, 0])
+                return
+            except StoreUnavailable:
+                if attempt == RESOLVE_ATTEMPTS - 1:
+                    raise
+
     def _locate(self, claim_uuid: str) -> str | None:
         """The claim's provider; None if unknown or gone."""
         rows = self._run(q.LOCATE, [claim_uuid])
@@ -1515,59 +1671,78 @@ class CassandraStore(Store):
         if rows[0].gone:
             raise ClaimNotActive(f"claim {claim_uuid} was {rows[0].gone}", uuid=claim_uuid)
         provider_uuid = rows[0].provider_uuid
-        for attempt in range(CAS_ATTEMPTS):
-            _backoff(attempt)
-            now = self.clock()
-            try:
-                part = self._read_partition(provider_uuid)
-            except NotFound:
-                raise NotFound(f"no claim {claim_uuid}", kind="claim", uuid=claim_uuid) from None
-            entry = part.entries.get(claim_uuid)
-            if entry is None:
-                # Located but not in the ledger: Cassandra's TTL removed it.
-                raise ClaimNotActive(f"claim {claim_uuid} has expired", uuid=claim_uuid)
-            if not entry.live(now):
-                raise ClaimNotActive(f"claim {claim_uuid} has expired", uuid=claim_uuid)
-            if entry.status == ClaimStatus.CONFIRMED:
-                return entry.claim()
-            old = part.state
-            confirmed = replace(entry, status=ClaimStatus.CONFIRMED, expires_at=None)
-            alloc = dict(old.alloc_used)
-            for rc, n in entry.amounts.items():
-                alloc[rc] = alloc.get(rc, 0) + n
-            # No generation bump: what the provider holds does not change (as SQLite).
-            new = self._next_state(
-                old,
-                replace(
-                    old, alloc_used=alloc, holds=tuple(h for h in old.holds if h[0] != claim_uuid)
-                ),
-                now,
-                bump=False,
-            )
-            if self._cas(old, new, now, [self._entry_stmt(confirmed, now)]):
-                self._run(q.WRITE_LOCATOR, [claim_uuid, provider_uuid, 0])
-                return confirmed.claim()
+        with self._lock(provider_uuid):
+            for attempt in range(CAS_ATTEMPTS):
+                _backoff(attempt)
+                now = self.clock()
+                try:
+                    part = self._read_partition(provider_uuid)
+                except NotFound:
+                    raise NotFound(
+                        f"no claim {claim_uuid}", kind="claim", uuid=claim_uuid
+                    ) from None
+                entry = part.entries.get(claim_uuid)
+                if entry is None:
+                    # Located but not in the ledger: Cassandra's TTL removed it.
+                    raise ClaimNotActive(f"claim {claim_uuid} has expired", uuid=claim_uuid)
+                if not entry.live(now):
+                    raise ClaimNotActive(f"claim {claim_uuid} has expired", uuid=claim_uuid)
+                if entry.status == ClaimStatus.CONFIRMED:
+                    # A confirm whose locator rewrite failed is repeated by its caller.
+                    self._write_locator_sure(claim_uuid, provider_uuid)
+                    return entry.claim()
+                old = part.state
+                confirmed = replace(entry, status=ClaimStatus.CONFIRMED, expires_at=None)
+                alloc = dict(old.alloc_used)
+                for rc, n in entry.amounts.items():
+                    alloc[rc] = alloc.get(rc, 0) + n
+                # No generation bump: what the provider holds does not change (as SQLite).
+                new = self._next_state(
+                    old,
+                    replace(
+                        old,
+                        alloc_used=alloc,
+                        holds=tuple(h for h in old.holds if h[0] != claim_uuid),
+                    ),
+                    now,
+                    bump=False,
+                )
+                if self._cas(old, new, now, [self._entry_stmt(confirmed, now)]):
+                    self._write_locator_sure(claim_uuid, provider_uuid)
+                    return confirmed.claim()
         raise GenerationConflict(f"provider {provider_uuid} kept changing: retry")
 
     def release_claim(self, claim_uuid: str) -> None:
         provider_uuid = self._locate(claim_uuid)
         if provider_uuid is None:
             raise NotFound(f"no live claim {claim_uuid}", kind="claim", uuid=claim_uuid)
-        for attempt in range(CAS_ATTEMPTS):
-            _backoff(attempt)
-            now = self.clock()
-            try:
-                part = self._read_partition(provider_uuid)
-            except NotFound:
-                raise NotFound(f"no live claim {claim_uuid}", kind="claim") from None
-            entry = part.entries.get(claim_uuid)
-            if entry is None or not entry.live(now):
-                raise NotFound(f"no live claim {claim_uuid}", kind="claim", uuid=claim_uuid)
-            old = part.state
-            new = self._next_state(old, _without(old, [entry]), now, bump=True)
-            if self._cas(old, new, now, [(q.DELETE_ROW, [provider_uuid, "l:" + claim_uuid])]):
-                self._bury(claim_uuid, provider_uuid, "released")
-                return
+        with self._lock(provider_uuid):
+            for attempt in range(CAS_ATTEMPTS):
+                _backoff(attempt)
+                now = self.clock()
+                try:
+                    part = self._read_partition(provider_uuid)
+                except NotFound:
+                    raise NotFound(f"no live claim {claim_uuid}", kind="claim") from None
+                entry = part.entries.get(claim_uuid)
+                if entry is None or not entry.live(now):
+                    raise NotFound(f"no live claim {claim_uuid}", kind="claim", uuid=claim_uuid)
+                old = part.state
+                state = _without(old, [entry])
+                if any(claim_uuid in p.old for p in old.pending):
+                    # A pending transaction was to replace this entry: it now
+                    # reserves its new amounts whole.
+                    state = replace(
+                        state,
+                        pending=tuple(
+                            replace(p, old={k: v for k, v in p.old.items() if k != claim_uuid})
+                            for p in old.pending
+                        ),
+                    )
+                new = self._next_state(old, state, now, bump=True)
+                if self._cas(old, new, now, [(q.DELETE_ROW, [provider_uuid, "l:" + claim_uuid])]):
+                    self._bury(claim_uuid, provider_uuid, "released")
+                    return
         raise GenerationConflict(f"provider {provider_uuid} kept changing: retry")
 
     def get_claim(self, claim_uuid: str) -> Claim:
@@ -1594,10 +1769,15 @@ class CassandraStore(Store):
         now = self.clock()
         if provider_uuid is not None:
             try:
-                entries = list(self._read_partition(provider_uuid, serial=False).entries.values())
+                part = self._read_partition(provider_uuid, serial=False)
+                if part.state.pending and self._settle_met(part.state):
+                    part = self._read_partition(provider_uuid, serial=False)
             except NotFound:
                 return []
+            entries = list(part.entries.values())
         elif consumer_uuid is not None:
+            # Finishes a decided transaction still holding the consumer first.
+            self._read_consumer(consumer_uuid)
             entries = self._entries_by("consumer_uuid", consumer_uuid)
         elif request_uuid is not None:
             entries = self._entries_by("request_uuid", request_uuid)
@@ -1628,30 +1808,39 @@ class CassandraStore(Store):
         return removed
 
     def _sweep(self, uuid: str) -> int:
-        """Drop a provider's expired claims (rows and holds), no generation bump:
-        an expired claim already counted for nothing."""
-        for attempt in range(CAS_ATTEMPTS):
-            _backoff(attempt)
-            now = self.clock()
-            try:
-                part = self._read_partition(uuid)
-            except NotFound:
-                return 0
-            old = part.state
-            dead = {h[0] for h in old.holds if h[1] <= now}
-            dead |= {
-                e.uuid
-                for e in part.entries.values()
-                if e.status == ClaimStatus.CLAIMED and not e.live(now)
-            }
-            if not dead:
-                return 0
-            new = self._next_state(old, old, now, bump=False)
-            extra = [(q.DELETE_ROW, [uuid, "l:" + d]) for d in dead]
-            if self._cas(old, new, now, extra):
-                for d in dead:
-                    self._bury(d, uuid, "expired")
-                return len(dead)
+        """Finish the transactions a dead writer left past their deadline,
+        then drop the provider's expired claims (rows and holds), no
+        generation bump: an expired claim already counted for nothing."""
+        try:
+            self._settled_state(uuid, serial=True)
+        except NotFound:
+            return 0
+        return self._sweep_claims(uuid)
+
+    def _sweep_claims(self, uuid: str) -> int:
+        with self._lock(uuid):
+            for attempt in range(CAS_ATTEMPTS):
+                _backoff(attempt)
+                now = self.clock()
+                try:
+                    part = self._read_partition(uuid)
+                except NotFound:
+                    return 0
+                old = part.state
+                dead = {h[0] for h in old.holds if h[1] <= now}
+                dead |= {
+                    e.uuid
+                    for e in part.entries.values()
+                    if e.status == ClaimStatus.CLAIMED and not e.live(now)
+                }
+                if not dead:
+                    return 0
+                new = self._next_state(old, old, now, bump=False)
+                extra = [(q.DELETE_ROW, [uuid, "l:" + d]) for d in dead]
+                if self._cas(old, new, now, extra):
+                    for d in dead:
+                        self._bury(d, uuid, "expired")
+                    return len(dead)
         return 0
 
     def providers_of_consumers(self, consumer_uuids: Iterable[str]) -> set[str]:
@@ -1674,98 +1863,41 @@ class CassandraStore(Store):
                 consumers.setdefault(e.provider_uuid, set()).add(e.consumer_uuid)
         return {p: len(c) for p, c in consumers.items()}
 
-    # -- consumers ------------------------------------------------------------------
+    # -- consumers and multi-provider transactions --------------------------------------
+    # docs/cassandra.md ("Multi-provider writes") gives the protocol and the
+    # argument why every interleaving is safe.
     def get_consumer(self, uuid: str) -> Consumer | None:
-        rows = self._run(q.GET_CONSUMER, [uuid])
-        if not rows:
-            return None
-        r = rows[0]
-        return Consumer(r.uuid, r.project_id, r.user_id, r.consumer_type or "", r.generation)
+        return self._read_consumer(uuid)[0]
+
+    def _read_consumer(
+        self, uuid: str, *, serial: bool = False
+    ) -> tuple[Consumer | None, str | None]:
+        """The consumer as committed, and the transaction that still holds its
+        lock. A lock of a decided or abandoned transaction is finished first,
+        so a reader never sees half of a committed write."""
+        for _ in range(3):
+            rows = self._run(q.GET_CONSUMER, [uuid], serial=serial)
+            r = rows[0] if rows else None
+            if r is None or r.txn is None or self._finish(r.txn, consumer=uuid) == PENDING:
+                break
+            # finished: read what it left
+        if r is None or r.generation is None:
+            # No row, or a consumer a pending transaction is creating.
+            return None, (r.txn if r is not None else None)
+        return (
+            Consumer(r.uuid, r.project_id, r.user_id, r.consumer_type or "", r.generation),
+            r.txn,
+        )
 
     def write_allocations(self, writes: list[ConsumerAllocations]) -> None:
-        self._apply(writes, {})
+        self._transact(writes, {}, bump=True)
 
     def reshape(self, spec: ReshapeSpec) -> None:
         writes = [replace(w, provider_generations={}) for w in spec.allocations]
-        self._apply(writes, spec.inventories)
-
-    def _apply(
-        self,
-        writes: list[ConsumerAllocations],
-        inventories: dict[str, tuple[int, dict[str, Inventory]]],
-    ) -> None:
-        """Allocations (and reshaped inventories) over several providers: one
-        LWT per provider in uuid order; on a failure the providers already
-        written are put back (docs/cassandra.md: the window)."""
-        now = self.clock()
-        consumers: dict[str, Consumer | None] = {}
-        for w in writes:
-            for amounts in w.allocations.values():
-                if amounts:
-                    _check_amounts(amounts, "an allocation")
-            current = self._read_consumer(w.consumer_uuid)
-            consumers[w.consumer_uuid] = current
-            if w.expected_generation != "any":
-                have = None if current is None else current.generation
-                if have != w.expected_generation:
-                    raise ConsumerGenerationConflict(
-                        f"consumer {w.consumer_uuid} is at generation {have}, "
-                        f"not {w.expected_generation}",
-                        uuid=w.consumer_uuid,
-                        generation=have,
-                    )
-        plans: dict[str, _Plan] = {}
-        for puuid, (gen, invs) in inventories.items():
-            plans[puuid] = _Plan(
-                inventories=self._validate_inventories(invs), expected_generation=gen
-            )
-        for w in writes:
-            for e in self._entries_by("consumer_uuid", w.consumer_uuid):
-                if e.status == ClaimStatus.CONFIRMED:
-                    plans.setdefault(e.provider_uuid, _Plan()).remove_consumers.add(w.consumer_uuid)
-            for puuid, gen in w.provider_generations.items():
-                plan = plans.setdefault(puuid, _Plan())
-                plan.expected_generation = gen
-            for puuid, amounts in w.allocations.items():
-                if not amounts:
-                    continue
-                plan = plans.setdefault(puuid, _Plan())
-                plan.add.append(
-                    _Entry(
-                        uuid=new_uuid(),
-                        provider_uuid=puuid,
-                        consumer_uuid=w.consumer_uuid,
-                        amounts=dict(amounts),
-                        status=ClaimStatus.CONFIRMED,
-                        request_uuid=None,
-                        group=None,
-                        project_id=w.project_id,
-                        user_id=w.user_id,
-                        created_at=now,
-                        expires_at=None,
-                    )
-                )
-            for puuid, amounts in w.allocations.items():
-                if amounts:
-                    plans.setdefault(puuid, _Plan()).remove_consumers.add(w.consumer_uuid)
-        # Every provider must exist before anything is written.
-        for puuid in plans:
-            self._read_state(puuid)
-        # Check every provider first, so that only a race (not a request that
-        # can never fit) leads to writing some providers and rolling back.
-        for puuid in sorted(plans):
-            self._apply_one(puuid, plans[puuid], dry_run=True)
-        done: list[tuple[str, list[_Entry], list[_Entry], int]] = []
-        try:
-            for puuid in sorted(plans):
-                removed, written = self._apply_one(puuid, plans[puuid])
-                done.append((puuid, removed, plans[puuid].add, written))
-            self._write_consumers(writes, consumers)
-        except BaseException:
-            self._roll_back(done)
-            raise
+        self._transact(writes, spec.inventories, bump=True)
 
     def remove_consumer_allocations(self, consumer_uuid: str) -> bool:
+        current, _ = self._read_consumer(consumer_uuid)
         held = [
             e
             for e in self._entries_by("consumer_uuid", consumer_uuid)
@@ -1773,183 +1905,516 @@ class CassandraStore(Store):
         ]
         if not held:
             return False
-        for puuid in sorted({e.provider_uuid for e in held}):
-            gone: list[_Entry] = []
-
-            def change(
-                part: _Partition, now: float, gone: list[_Entry] = gone
-            ) -> tuple[_State, list[tuple[str, list[Any]]]]:
-                gone[:] = [
-                    e
-                    for e in part.entries.values()
-                    if e.consumer_uuid == consumer_uuid and e.status == ClaimStatus.CONFIRMED
-                ]
-                extra = [(q.DELETE_ROW, [part.state.uuid, "l:" + e.uuid]) for e in gone]
-                return _without(part.state, gone), extra
-
-            try:
-                self._update(puuid, None, change, bump=False, need_entries=True)
-            except NotFound:
-                continue
-            for e in gone:
-                self._bury(e.uuid, puuid, "released")
-        current = self._read_consumer(consumer_uuid)
-        if current is not None:
-            self._lwt(q.DELETE_CONSUMER, [consumer_uuid, current.generation])
+        # No generation bump on the providers (as Placement), the same
+        # transaction otherwise: it waits for a write in flight on the consumer.
+        self._transact(
+            [
+                ConsumerAllocations(
+                    consumer_uuid,
+                    current.project_id if current else held[0].project_id,
+                    current.user_id if current else held[0].user_id,
+                )
+            ],
+            {},
+            bump=False,
+        )
         return True
 
-    def _read_consumer(self, uuid: str) -> Consumer | None:
-        rows = self._run(q.GET_CONSUMER, [uuid], serial=True)
-        if not rows:
-            return None
-        r = rows[0]
-        return Consumer(r.uuid, r.project_id, r.user_id, r.consumer_type or "", r.generation)
-
-    def _apply_one(
-        self, puuid: str, plan: _Plan, *, dry_run: bool = False
-    ) -> tuple[list[_Entry], int]:
-        """Write one provider's part; returns the entries it replaced and the
-        generation written. ``dry_run`` only checks it against a SERIAL read."""
-        removed: list[_Entry] = []
-
-        def change(part: _Partition, now: float) -> tuple[_State, list[tuple[str, list[Any]]]]:
-            removed.clear()
-            removed.extend(
-                e
-                for e in part.entries.values()
-                if e.consumer_uuid in plan.remove_consumers and e.status == ClaimStatus.CONFIRMED
-            )
-            old = part.state
-            before = old.used(now)
-            state = _without(old, removed)
-            if plan.inventories is not None:
-                state = replace(state, inventories=plan.inventories)
-            alloc = dict(state.alloc_used)
-            for e in plan.add:
-                for rc, n in e.amounts.items():
-                    alloc[rc] = alloc.get(rc, 0) + n
-                inv_problems = [
-                    p
-                    for rc, n in e.amounts.items()
-                    if rc in state.inventories
-                    for p in state.inventories[rc].amount_problems(n)
-                ]
-                if inv_problems:
-                    raise InvalidInput("; ".join(inv_problems))
-            state = replace(state, alloc_used=alloc)
-            after = state.used(now)
-            reasons = []
-            for rc, n in after.items():
-                if n <= 0:
-                    continue
-                inv = state.inventories.get(rc)
-                if inv is None:
-                    reasons.append(f"{rc}: provider has no inventory of this class")
-                elif n > inv.capacity and (plan.inventories is not None or n > before.get(rc, 0)):
-                    reasons.append(f"{rc}: used {n} would exceed capacity {inv.capacity}")
-            if reasons:
-                if plan.inventories is not None and not plan.add:
-                    # Only the new inventory is short of what is allocated already.
-                    raise InUse(
-                        f"reshape would leave provider {puuid} with allocations beyond its "
-                        "inventory: " + "; ".join(reasons),
-                        uuid=puuid,
-                    )
-                raise InsufficientCapacity(
-                    f"does not fit on provider {puuid}: " + "; ".join(reasons),
-                    uuid=puuid,
-                    reasons=reasons,
-                )
-            extra = [(q.DELETE_ROW, [puuid, "l:" + e.uuid]) for e in removed]
-            extra += [self._entry_stmt(e, now) for e in plan.add]
-            return state, extra
-
-        if dry_run:
-            part = self._read_partition(puuid)
-            expected = plan.expected_generation
-            if expected is not None and part.state.generation != expected:
-                raise _conflict(puuid, part.state.generation, expected)
-            change(part, self.clock())
-            return [], part.state.generation
-        new = self._update(puuid, plan.expected_generation, change, need_entries=True)
-        for e in removed:
-            self._bury(e.uuid, puuid, "released")
-        for e in plan.add:
-            self._run(q.WRITE_LOCATOR, [e.uuid, puuid, 0])
-        return list(removed), new.generation
-
-    def _roll_back(self, done: list[tuple[str, list[_Entry], list[_Entry], int]]) -> None:
-        """Undo the providers already written, newest first. A restore that no
-        longer fits (someone took the freed capacity) is not forced: nothing
-        is ever over capacity; it is logged."""
-        for puuid, removed, added, written in reversed(done):
-
-            def change(
-                part: _Partition,
-                now: float,
-                puuid: str = puuid,
-                removed: list[_Entry] = removed,
-                added_ids: frozenset[str] = frozenset(e.uuid for e in added),
-                written: int = written,
-            ) -> tuple[_State, list[tuple[str, list[Any]]]]:
-                gone = [e for e in part.entries.values() if e.uuid in added_ids]
-                state = _without(part.state, gone)
-                # Untouched since our write: back to the generation it had, as
-                # if nothing happened. Otherwise a change like any other.
-                old_gen = part.state.generation
-                state = replace(
-                    state, generation=written - 1 if old_gen == written else old_gen + 1
-                )
-                alloc = dict(state.alloc_used)
-                for e in removed:
-                    for rc, n in e.amounts.items():
-                        alloc[rc] = alloc.get(rc, 0) + n
-                state = replace(state, alloc_used=alloc)
-                used = state.used(now)
-                for rc, n in used.items():
-                    inv = state.inventories.get(rc)
-                    if n > 0 and (inv is None or n > inv.capacity):
-                        raise InsufficientCapacity(f"cannot restore {rc} on {puuid}")
-                extra = [(q.DELETE_ROW, [puuid, "l:" + e.uuid]) for e in gone]
-                extra += [self._entry_stmt(e, now) for e in removed]
-                return state, extra
-
-            try:
-                self._update(puuid, None, change, bump=False, need_entries=True)
-            except ClaimantError as exc:
-                log.error("roll-back of provider %s incomplete: %s", puuid, exc)
-
-    def _write_consumers(
-        self, writes: list[ConsumerAllocations], consumers: dict[str, Consumer | None]
+    def _transact(
+        self,
+        writes: list[ConsumerAllocations],
+        inventories: dict[str, tuple[int, dict[str, Inventory]]],
+        *,
+        bump: bool,
     ) -> None:
+        """Allocations (and reshaped inventories) over several providers and
+        consumers, as one transaction. A consumer locked by a write still in
+        flight is a definite conflict for a caller that named the generation
+        it read; a caller that did not ("any") waits for it, boundedly."""
         for w in writes:
-            current = consumers[w.consumer_uuid]
-            holds = any(a for a in w.allocations.values())
-            if holds and current is None:
-                applied, _ = self._lwt(
-                    q.CREATE_CONSUMER, [w.consumer_uuid, w.project_id, w.user_id, w.consumer_type]
-                )
-            elif holds and current is not None:
-                applied, _ = self._lwt(
-                    q.UPDATE_CONSUMER,
-                    [
+            for amounts in w.allocations.values():
+                if amounts:
+                    _check_amounts(amounts, "an allocation")
+        if len({w.consumer_uuid for w in writes}) != len(writes):
+            raise InvalidInput("a consumer appears twice in one allocation write")
+        give_up = time.monotonic() + LOCK_WAIT
+        for attempt in itertools.count():
+            try:
+                self._transact_once(writes, inventories, bump)
+                return
+            except _Busy as busy:
+                named = any(w.expected_generation != "any" for w in writes)
+                if named or time.monotonic() > give_up:
+                    raise ConsumerGenerationConflict(
+                        f"consumer {busy.consumer} is being written by another request: "
+                        "re-read it and retry",
+                        uuid=busy.consumer,
+                    ) from None
+                _backoff(min(attempt + 1, 6))
+
+    def _transact_once(
+        self,
+        writes: list[ConsumerAllocations],
+        inventories: dict[str, tuple[int, dict[str, Inventory]]],
+        bump: bool,
+    ) -> None:
+        now = self.clock()
+        txn, deadline = new_uuid(), now + TXN_DEADLINE
+        current: dict[str, Consumer | None] = {}
+        for w in sorted(writes, key=lambda w: w.consumer_uuid):
+            consumer, holder = self._read_consumer(w.consumer_uuid, serial=True)
+            if holder is not None:
+                raise _Busy(w.consumer_uuid)
+            current[w.consumer_uuid] = consumer
+            if w.expected_generation != "any":
+                have = None if consumer is None else consumer.generation
+                if have != w.expected_generation:
+                    raise ConsumerGenerationConflict(
+                        f"consumer {w.consumer_uuid} is at generation {have}, "
+                        f"not {w.expected_generation}",
+                        uuid=w.consumer_uuid,
+                        generation=have,
+                    )
+        plans: dict[str, _Plan] = {
+            puuid: _Plan(inventories=self._validate_inventories(invs), expected_generation=gen)
+            for puuid, (gen, invs) in inventories.items()
+        }
+        for w in writes:
+            # Read before the lock, to refuse a write that cannot fit without
+            # writing anything; checked again once the lock is held.
+            for e in self._entries_by("consumer_uuid", w.consumer_uuid):
+                if e.status == ClaimStatus.CONFIRMED:
+                    plans.setdefault(e.provider_uuid, _Plan())
+            for puuid, gen in w.provider_generations.items():
+                plans.setdefault(puuid, _Plan()).expected_generation = gen
+            for puuid, amounts in w.allocations.items():
+                if amounts:
+                    plans.setdefault(puuid, _Plan()).add[w.consumer_uuid] = (
                         w.project_id,
                         w.user_id,
-                        w.consumer_type or current.consumer_type or None,
-                        current.generation + 1,
-                        w.consumer_uuid,
-                        current.generation,
-                    ],
+                        dict(amounts),
+                    )
+        names = frozenset(current)
+        # Every provider exists and the write fits now: a write that can never
+        # fit is refused before anything is written. A plain read: the pending
+        # write checks again against what it conditions on.
+        parts: dict[str, _Partition | None] = {}
+        for puuid in sorted(plans):
+            part = parts[puuid] = self._read_partition(puuid, serial=False)
+            expected = plans[puuid].expected_generation
+            if expected is not None and part.state.generation != expected:
+                raise _conflict(puuid, part.state.generation, expected)
+            self._pending_change(part, now, plans[puuid], names, txn, deadline, bump)
+        consumer_plans: dict[str, ConsumerPlan] = {}
+        for w in writes:
+            c = current[w.consumer_uuid]
+            consumer_plans[w.consumer_uuid] = ConsumerPlan(
+                project_id=w.project_id,
+                user_id=w.user_id,
+                consumer_type=w.consumer_type or (c.consumer_type if c else None) or None,
+                generation=c.generation if c else None,
+                keep=any(a for a in w.allocations.values()),
+            )
+        plan = Plan(providers=tuple(sorted(plans)), consumers=consumer_plans)
+        self._create_txn(txn, deadline, plan)
+        self.stats["txns"] += 1
+        self._hook("record", txn)
+        try:
+            for c in sorted(plan.consumers):
+                self._lock_consumer(c, txn, deadline, plan.consumers[c].generation)
+            # Locked, the consumers' entries cannot change under us. A
+            # consumer deleted and made again since it was read has its
+            # generation back but maybe other providers: then it moved.
+            for c in sorted(plan.consumers):
+                for e in self._entries_by("consumer_uuid", c):
+                    if e.status == ClaimStatus.CONFIRMED and e.provider_uuid not in plans:
+                        raise _Busy(c)
+            self._hook("locked", txn)
+            for puuid in plan.providers:
+                # Not from the check's read: the record and the locks came
+                # since, and a lost LWT costs more than a SERIAL read.
+                parts[puuid] = self._write_pending(
+                    puuid, plans[puuid], names, txn, deadline, bump, None
                 )
-            elif current is not None:
-                applied, _ = self._lwt(q.DELETE_CONSUMER, [w.consumer_uuid, current.generation])
-            else:
-                applied = True
-            if not applied:
-                raise ConsumerGenerationConflict(
-                    f"consumer {w.consumer_uuid} changed while its allocations were written",
-                    uuid=w.consumer_uuid,
+            self._hook("pending", txn)
+        except BaseException:
+            self._abandon(txn, plan)
+            raise
+        # The commit point: one LWT on one partition.
+        try:
+            status = self._decide(txn, COMMITTED)
+        except StoreUnavailable:
+            # Deciding again settles it: an abort loses to a commit that
+            # applied. Unknown still: the caller is told so (503).
+            if self._abandon(txn, plan) != COMMITTED:
+                raise
+            status = COMMITTED
+        if status != COMMITTED:
+            self._abandon(txn, plan)
+            raise GenerationConflict(
+                "the write outlived its deadline and another request abandoned it; "
+                "nothing was written: retry"
+            )
+        self._hook("committed", txn)
+        try:
+            self._finish_decided(txn, plan, commit=True, known=parts)
+        except ClaimantError as exc:
+            # Committed is durable: whoever meets what is left rolls it forward.
+            log.warning("transaction %s committed, roll-forward left to readers: %s", txn, exc)
+
+    def _hook(self, phase: str, txn: str) -> None:
+        if self.txn_hook is not None:
+            self.txn_hook(phase, txn)
+
+    def _pending_change(
+        self,
+        part: _Partition,
+        now: float,
+        plan: _Plan,
+        names: frozenset[str],
+        txn: str,
+        deadline: float,
+        bump: bool,
+    ) -> _Change:
+        """The provider with this transaction's part added, if it fits both
+        once committed and while pending (the larger of old and new held)."""
+        st = part.state
+        puuid = st.uuid
+        item = Pending(
+            txn=txn,
+            deadline=deadline,
+            bump=bump,
+            add=dict(plan.add),
+            old={
+                e.uuid: (e.consumer_uuid, dict(e.amounts))
+                for e in part.entries.values()
+                if e.consumer_uuid in names and e.status == ClaimStatus.CONFIRMED
+            },
+            inventories=plan.inventories,
+        )
+        invs = plan.inventories if plan.inventories is not None else st.inventories
+        for _, _, amounts in plan.add.values():
+            problems = [
+                p for rc, n in amounts.items() if rc in invs for p in invs[rc].amount_problems(n)
+            ]
+            if problems:
+                raise InvalidInput("; ".join(problems), uuid=puuid)
+        before = st.used(now)
+        after = dict(before)
+        for _, amounts in item.old.values():
+            for rc, n in amounts.items():
+                after[rc] = after.get(rc, 0) - n
+        for _, _, amounts in item.add.values():
+            for rc, n in amounts.items():
+                after[rc] = after.get(rc, 0) + n
+        reasons = []
+        for rc, n in sorted(after.items()):
+            if n <= 0:
+                continue
+            inv = invs.get(rc)
+            if inv is None:
+                reasons.append(f"{rc}: provider has no inventory of this class")
+            elif n > inv.capacity and (plan.inventories is not None or n > before.get(rc, 0)):
+                reasons.append(f"{rc}: used {n} would exceed capacity {inv.capacity}")
+        if plan.inventories is None and not reasons:
+            fit = st.fit_inventories()
+            for rc, extra in sorted(item.reserve().items()):
+                n = before.get(rc, 0) + extra
+                if rc in fit and n > fit[rc].capacity:
+                    reasons.append(f"{rc}: used {n} would exceed capacity {fit[rc].capacity}")
+        if reasons:
+            if plan.inventories is not None and not plan.add:
+                # Only the new inventory is short of what is allocated already.
+                raise InUse(
+                    f"reshape would leave provider {puuid} with allocations beyond its "
+                    "inventory: " + "; ".join(reasons),
+                    uuid=puuid,
                 )
+            raise InsufficientCapacity(
+                f"does not fit on provider {puuid}: " + "; ".join(reasons),
+                uuid=puuid,
+                reasons=reasons,
+            )
+        return (
+            replace(st, pending=(*st.pending, item)),
+            [(q.WRITE_TXN_ROW, [puuid, "t:" + txn, deadline])],
+        )
+
+    def _write_pending(
+        self,
+        puuid: str,
+        plan: _Plan,
+        names: frozenset[str],
+        txn: str,
+        deadline: float,
+        bump: bool,
+        first: _Partition | None,
+    ) -> _Partition | None:
+        """Write one provider's pending part; returns the partition as written
+        (None if that is not known), for the roll-forward to start from."""
+        base: list[_Partition] = []
+
+        def change(part: _Partition, now: float) -> _Change | None:
+            base[:] = [part]
+            if part.state.pending_part(txn) is not None:
+                return None
+            return self._pending_change(part, now, plan, names, txn, deadline, bump)
+
+        new = self._update(
+            puuid,
+            plan.expected_generation,
+            change,
+            bump=bump,
+            need_entries=True,
+            entry_key="t:" + txn,
+            first=first,
+        )
+        if not base or new.pending_part(txn) is None:
+            return None
+        return _Partition(new, dict(base[0].entries))
+
+    def _create_txn(self, txn: str, deadline: float, plan: Plan) -> None:
+        applied, row = self._lwt_sure(
+            q.CREATE_TXN,
+            [txn, deadline, plan.to_text(), self.clock(), TXN_RECORD_TTL],
+            done=lambda: bool(self._run(q.READ_TXN, [txn], serial=True)),
+        )
+        if not applied and (row is None or row.status != PENDING):
+            raise StoreUnavailable(f"transaction record {txn} could not be written")
+
+    def _lock_consumer(self, uuid: str, txn: str, deadline: float, generation: int | None) -> None:
+        applied, row = self._lwt_sure(
+            q.LOCK_CONSUMER,
+            [txn, deadline, uuid, generation],
+            done=lambda: self._consumer_txn(uuid) == txn,
+        )
+        if applied or (row is not None and row.txn == txn):
+            return
+        # Locked by another write, or moved since it was read: either way the
+        # caller's reading is stale.
+        raise _Busy(uuid)
+
+    def _consumer_txn(self, uuid: str) -> str | None:
+        rows = self._run(q.GET_CONSUMER, [uuid], serial=True)
+        return rows[0].txn if rows else None
+
+    def _decide(self, txn: str, status: str) -> str:
+        """Commit or abort by ONE LWT on the record (``IF status = 'pending'``);
+        returns the status the record ends with, whoever set it."""
+        stmt = self._prep(q.DECIDE_TXN)
+        for attempt in range(RESOLVE_ATTEMPTS):
+            _backoff(attempt)
+            try:
+                row = self._use_keyspace().execute(stmt.bind([TXN_RECORD_TTL, status, txn])).one()
+            except _DRIVER_ERRORS as exc:
+                if not _is_unknown_outcome(exc):
+                    raise _translate(exc) from exc
+                self.stats["unknown"] += 1
+                try:
+                    rows = self._run(q.READ_TXN, [txn], serial=True)
+                except StoreUnavailable:
+                    continue
+                if rows and rows[0].status != PENDING:
+                    return str(rows[0].status)
+                _pause(attempt)
+                continue  # not applied: the LWT is tried again
+            if _applied(row):
+                return status
+            return str(row.status) if row.status else ABORTED
+        raise OutcomeUnknown(
+            f"deciding transaction {txn} timed out and re-reading it failed", uuid=txn
+        )
+
+    def _abandon(self, txn: str, plan: Plan) -> str | None:
+        """Abort and roll back what was written; what cannot be done now is
+        left to whoever meets it after the deadline (never forced). Returns
+        the status the record ended with (None: not known)."""
+        status = None
+        try:
+            status = self._decide(txn, ABORTED)
+            self._finish_decided(txn, plan, commit=status == COMMITTED)
+        except ClaimantError as exc:
+            log.warning("transaction %s left to its deadline: %s", txn, exc)
+        return status
+
+    def _finish(self, txn: str, *, provider: str | None = None, consumer: str | None = None) -> str:
+        """Resolve a transaction met on a provider or a consumer: roll it
+        forward if committed; abort it if pending past its deadline; roll it
+        back if aborted. Idempotent. Returns its status (PENDING: left alone)."""
+        rows = self._run(q.READ_TXN, [txn], serial=True)
+        if not rows:
+            self._lwt_sure(
+                q.ABORT_LOST_TXN,
+                [txn, self.clock(), TXN_RECORD_TTL],
+                done=lambda: bool(self._run(q.READ_TXN, [txn], serial=True)),
+            )
+            rows = self._run(q.READ_TXN, [txn], serial=True)
+            if not rows:
+                raise StoreUnavailable(f"transaction record {txn} could not be read")
+        status, plan = str(rows[0].status), Plan.from_text(rows[0].plan)
+        if status == PENDING:
+            if (rows[0].deadline or 0.0) > self.clock():
+                return PENDING
+            log.warning("transaction %s is past its deadline: aborting it", txn)
+            status = self._decide(txn, ABORTED)
+        commit = status == COMMITTED
+        if plan is not None:
+            self._finish_decided(txn, plan, commit=commit)
+        if provider is not None and (plan is None or provider not in plan.providers):
+            self._settle_provider(provider, txn, commit)
+        if consumer is not None and (plan is None or consumer not in plan.consumers):
+            self._settle_consumer(consumer, txn, commit, None)
+        self.stats["txns_resolved"] += 1
+        return status
+
+    def _finish_decided(
+        self,
+        txn: str,
+        plan: Plan,
+        *,
+        commit: bool,
+        known: dict[str, _Partition | None] | None = None,
+    ) -> None:
+        # Providers first: the consumer's lock, released last, keeps sending
+        # its readers here until every provider is done.
+        for puuid in plan.providers:
+            self._settle_provider(puuid, txn, commit, (known or {}).get(puuid))
+        for uuid in sorted(plan.consumers):
+            self._settle_consumer(uuid, txn, commit, plan.consumers[uuid])
+
+    def _settle_provider(
+        self, puuid: str, txn: str, commit: bool, first: _Partition | None = None
+    ) -> None:
+        """Roll one provider's part forward (it becomes allocations, the old
+        entries it replaces go; no bump) or back (it goes; a bump if the
+        pending write bumped). Nothing to do once the part is gone."""
+        gone: list[_Entry] = []
+        located: list[bool] = []
+
+        def change(part: _Partition, now: float) -> _Change | None:
+            item = part.state.pending_part(txn)
+            if item is None:
+                return None
+            rest = tuple(p for p in part.state.pending if p.txn != txn)
+            extra: list[tuple[str, list[Any]]] = [(q.DELETE_ROW, [puuid, "t:" + txn])]
+            if not commit:
+                gen = part.state.generation + (1 if item.bump else 0)
+                return replace(part.state, pending=rest, generation=gen), extra
+            if item.add and not located:
+                # Before the entries exist, so that whoever finishes the write
+                # leaves them findable by uuid (the uuids are derived).
+                self._run_many(
+                    q.WRITE_LOCATOR,
+                    [[entry_uuid(txn, puuid, c), puuid, 0] for c in sorted(item.add)],
+                )
+                located.append(True)
+            gone[:] = [e for e in part.entries.values() if e.uuid in item.old]
+            state = _without(part.state, gone)
+            alloc = dict(state.alloc_used)
+            extra += [(q.DELETE_ROW, [puuid, "l:" + e.uuid]) for e in gone]
+            for c, (project, user, amounts) in sorted(item.add.items()):
+                entry = _Entry(
+                    uuid=entry_uuid(txn, puuid, c),
+                    provider_uuid=puuid,
+                    consumer_uuid=c,
+                    amounts=dict(amounts),
+                    status=ClaimStatus.CONFIRMED,
+                    request_uuid=None,
+                    group=None,
+                    project_id=project,
+                    user_id=user,
+                    created_at=now,
+                    expires_at=None,
+                )
+                extra.append(self._entry_stmt(entry, now))
+                for rc, n in amounts.items():
+                    alloc[rc] = alloc.get(rc, 0) + n
+            state = replace(state, alloc_used={rc: n for rc, n in alloc.items() if n}, pending=rest)
+            if item.inventories is not None:
+                state = replace(state, inventories=item.inventories)
+            return state, extra
+
+        try:
+            self._update(
+                puuid,
+                None,
+                change,
+                bump=False,
+                need_entries=commit,
+                absent_key="t:" + txn,
+                first=first,
+            )
+        except NotFound:
+            return
+        for e in gone:
+            self._bury(e.uuid, puuid, "released")
+
+    def _settle_consumer(
+        self, uuid: str, txn: str, commit: bool, plan: ConsumerPlan | None
+    ) -> None:
+        """Release a consumer's lock: committed, it takes its new generation
+        (or goes, holding nothing); aborted, it is as before (a consumer the
+        transaction was creating goes)."""
+        if plan is None and commit:
+            # A committed record always carries its plan: nothing to go on.
+            log.error("transaction %s committed without a plan for consumer %s", txn, uuid)
+            return
+        if plan is None:
+            rows = self._run(q.GET_CONSUMER, [uuid], serial=True)
+            if not rows or rows[0].txn != txn:
+                return
+            created = rows[0].generation is None
+        else:
+            created = plan.generation is None
+        if commit and plan is not None and plan.keep:
+            cql = q.COMMIT_CONSUMER
+            params: list[Any] = [
+                plan.project_id,
+                plan.user_id,
+                plan.consumer_type,
+                (plan.generation or 0) + 1,
+                uuid,
+                txn,
+            ]
+        elif commit or created:
+            cql, params = q.DROP_CONSUMER, [uuid, txn]
+        else:
+            cql, params = q.UNLOCK_CONSUMER, [uuid, txn]
+        self._lwt_sure(cql, params, done=lambda: self._consumer_txn(uuid) != txn)
+
+    def _settle_met(self, state: _State) -> bool:
+        """Resolve the transactions pending on a provider a reader met;
+        True if any was finished (the caller reads again)."""
+        moved = False
+        for item in state.pending:
+            if self._finish(item.txn, provider=state.uuid) != PENDING:
+                moved = True
+        return moved
+
+    def _lwt_sure(
+        self, cql: str, params: list[Any], *, done: Callable[[], bool]
+    ) -> tuple[bool, Any]:
+        """A single-statement LWT whose unknown outcome is settled by ``done``
+        (a SERIAL read), retried while that says it did not apply. Callers'
+        conditions make a repeat harmless."""
+        stmt = self._prep(cql)
+        for attempt in range(RESOLVE_ATTEMPTS):
+            _backoff(attempt)
+            try:
+                row = self._use_keyspace().execute(stmt.bind(params)).one()
+            except _DRIVER_ERRORS as exc:
+                if not _is_unknown_outcome(exc):
+                    raise _translate(exc) from exc
+                self.stats["unknown"] += 1
+                try:
+                    if done():
+                        return True, None
+                except StoreUnavailable:
+                    pass
+                _pause(attempt)
+                continue
+            return _applied(row), row
+        raise OutcomeUnknown("a lightweight transaction kept timing out: retry")
 
     def usages_by_project(
         self, project_id: str, user_id: str | None = None, consumer_type: str | None = None
@@ -2036,6 +2501,9 @@ def _without(state: _State, entries: Iterable[_Entry]) -> _State:
         alloc_used={rc: n for rc, n in alloc.items() if n},
         holds=tuple(h for h in state.holds if h[0] not in gone),
     )
+
+
+_Change = tuple[_State, list[tuple[str, list[Any]]]]
 
 
 def _conflict(uuid: str, have: int, expected: int | None) -> GenerationConflict:

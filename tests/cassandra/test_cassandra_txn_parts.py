@@ -1,0 +1,73 @@
+"""The pure parts of a Cassandra transaction (no node needed): what a pending
+part reserves, and that parts and plans survive their JSON form."""
+
+from __future__ import annotations
+
+import pytest
+
+from claimant.model import Inventory
+from claimant.store.cassandra.txn import (
+    ConsumerPlan,
+    Pending,
+    Plan,
+    entry_uuid,
+    pending_from_text,
+    pending_to_text,
+)
+
+
+@pytest.mark.parametrize(
+    ("add", "old", "reserved"),
+    [
+        pytest.param({"c": {"VCPU": 2}}, {}, {"VCPU": 2}, id="new-consumer-holds-all-of-it"),
+        pytest.param(
+            {"c": {"VCPU": 2}}, {"e": ("c", {"VCPU": 3})}, {}, id="shrinking-holds-nothing-more"
+        ),
+        pytest.param(
+            {"c": {"VCPU": 4, "MEMORY_MB": 512}},
+            {"e": ("c", {"VCPU": 3})},
+            {"VCPU": 1, "MEMORY_MB": 512},
+            id="growing-holds-the-difference-per-class",
+        ),
+        pytest.param({}, {"e": ("c", {"VCPU": 3})}, {}, id="a-delete-holds-nothing-more"),
+        pytest.param(
+            {"c": {"VCPU": 2}, "d": {"VCPU": 1}},
+            {"e": ("d", {"VCPU": 5})},
+            {"VCPU": 2},
+            id="one-consumer-never-offsets-another",
+        ),
+    ],
+)
+def test_a_pending_part_reserves_the_larger_of_old_and_new(
+    add: dict[str, dict[str, int]],
+    old: dict[str, tuple[str, dict[str, int]]],
+    reserved: dict[str, int],
+) -> None:
+    part = Pending(
+        txn="t",
+        deadline=1.0,
+        bump=True,
+        add={c: ("p", "u", a) for c, a in add.items()},
+        old=old,
+    )
+    assert part.reserve() == reserved
+
+
+def test_parts_and_plans_survive_json() -> None:
+    part = Pending(
+        txn="t",
+        deadline=12.5,
+        bump=False,
+        add={"c": ("p", "u", {"VCPU": 1})},
+        old={"e": ("c", {"VCPU": 2})},
+        inventories={"VCPU": Inventory("VCPU", 8, reserved=1, allocation_ratio=2.0)},
+    )
+    assert pending_from_text(pending_to_text((part,))) == (part,)
+    assert pending_to_text(()) is None and pending_from_text(None) == ()
+    plan = Plan(("p1", "p2"), {"c": ConsumerPlan("p", "u", None, 3, True)})
+    assert Plan.from_text(plan.to_text()) == plan
+
+
+def test_entry_uuids_are_derived() -> None:
+    assert entry_uuid("t", "p", "c") == entry_uuid("t", "p", "c")
+    assert entry_uuid("t", "p", "c") != entry_uuid("t", "p", "d")
