@@ -14,7 +14,8 @@ Rules (docs/torture.md has the argument for each):
   what some possible order of the acknowledged and unknown writes leaves.
   A write can be the last one unless an acknowledged write began after it
   was acknowledged; unknown writes may land at any time, so they always can.
-- ``mixed_writes``: a consumer holds parts of two different writes.
+- ``mixed_writes``: a consumer holds parts of two different writes (or
+  half of one).
 - ``lost_confirm`` / ``resurrected_release``: an acknowledged confirm whose
   allocation is gone, or an acknowledged release whose claim is still live.
 - ``lost_build`` / ``resurrected_destroy``: the same for conductor builds.
@@ -220,8 +221,9 @@ def possible_finals(writes: list[tuple[Op, Alloc]]) -> list[Alloc]:
 
 
 def _is_mix(observed: Alloc, candidates: list[Alloc]) -> bool:
-    """Each provider's part comes from some write, but no single write."""
-    if len(observed) < 2:
+    """Each provider's part comes from some write, but no write is held whole:
+    parts of two writes, or half of one."""
+    if not observed or any(observed == c for c in candidates):
         return False
     return all(any(c.get(p) == row for c in candidates) for p, row in observed.items())
 
@@ -240,7 +242,7 @@ def check_allocations(ops: list[Op], snap: Snapshot, report: Report) -> None:
         story = _story(ops, [o for o, _ in writes])
         if _is_mix(observed, all_values):
             kind = "mixed_writes"
-            what = "holds parts of two different writes"
+            what = "holds parts of writes, not one whole write"
         elif observed:
             kind = "resurrected_delete" if all(not f for f in finals) else "lost_write"
             what = "holds what no acknowledged write left"
@@ -413,6 +415,8 @@ def check_instances(ops: list[Op], snap: Snapshot, report: Report) -> None:
     if snap.instances is None:
         report.not_checked.append(snap.instances_note or "instances: not read")
         return
+    if snap.instances_note:
+        report.not_checked.append(snap.instances_note)
     held: dict[tuple[str, str], dict[str, int]] = {}
     for e in snap.entries:
         row = held.setdefault((e.consumer_uuid, e.provider_uuid), {})
@@ -423,8 +427,12 @@ def check_instances(ops: list[Op], snap: Snapshot, report: Report) -> None:
         where[i.consumer_uuid].append(i.agent)
         have = held.get((i.consumer_uuid, i.provider_uuid), {})
         short = {rc: n for rc, n in i.resources.items() if have.get(rc, 0) < n}
-        if short:
-            mine = [o for o in ops if o.value.get("request_uuid") == (i.request_uuid or "-")]
+        # An agent that does not say what an instance uses: it must hold something.
+        if short or not have:
+            mine = [o for o in ops if o.value.get("consumer") == i.consumer_uuid]
+            requests = {o.value.get("request_uuid") for o in mine} | {i.request_uuid}
+            requests.discard(None)
+            mine += [o for o in ops if o not in mine and o.value.get("request_uuid") in requests]
             report.add(
                 Violation(
                     "instance_without_allocation",

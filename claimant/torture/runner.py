@@ -395,18 +395,31 @@ class Run:
         ruuids = {o.value["request_uuid"] for o in self.history.ops() if "request_uuid" in o.value}
         snap.requests = read_requests(store, sorted(ruuids))
         instances: list[Instance] = []
+        notes: set[str] = set()
         for name, url in self.dep.build_agents.items():
             try:
-                r = httpx.get(f"{url}/v1/instances", timeout=10)
-            except httpx.HTTPError as exc:
-                snap.instances_note = f"not checked: agent {name} unreachable ({exc})"
+                got, note = self._instances_of(name, url)
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                snap.instances_note = f"not checked: agent {name} did not answer ({exc})"
                 return snap
-            if r.status_code == 404:
-                snap.instances_note = "not checked: agent has no /v1/instances"
-                return snap
-            instances.extend(parse_instances(name, r.json()))
+            instances.extend(got)
+            if note:
+                notes.add(note)
+        snap.instances_note = "; ".join(sorted(notes))
         snap.instances = instances
         return snap
+
+    def _instances_of(self, name: str, url: str) -> tuple[list[Instance], str]:
+        r = httpx.get(f"{url}/v1/instances", timeout=10)
+        if r.status_code != 404:
+            r.raise_for_status()
+            return parse_instances(name, r.json()), ""
+        # Agents without /v1/instances still list their consumers in /state,
+        # without resources: each must then hold *some* entry on the provider.
+        state = httpx.get(f"{url}/state", timeout=10).json()
+        puuid = state["provider"]["uuid"]
+        found = [Instance(name, puuid, str(c), {}) for c in state.get("instances", [])]
+        return found, "instances read from GET /state (no /v1/instances): consumers only"
 
     def teardown(self) -> None:
         self.dep.stop()

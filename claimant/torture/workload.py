@@ -225,9 +225,10 @@ class Client:
         self._call(op, "DELETE", f"{self._service()}/v1/claims/{claim}")
 
     def build(self) -> None:
-        ruuid = _uuid()
+        ruuid, consumer = _uuid(), _uuid()
         body = {
             "uuid": ruuid,
+            "consumers": [consumer],
             "groups": [
                 {
                     "resources": {"VCPU": 1, "MEMORY_MB": 256},
@@ -235,7 +236,9 @@ class Client:
                 }
             ],
         }
-        op = self.history.invoke(self.name, names.BUILD, {"request_uuid": ruuid})
+        op = self.history.invoke(
+            self.name, names.BUILD, {"request_uuid": ruuid, "consumer": consumer}
+        )
         data = self._call(
             op,
             "POST",
