@@ -236,7 +236,7 @@ class Run:
         dep.proxy_thread = ProxyThread()
         shared: list[str] = []
         build: list[str] = []
-        plan = [("s", shared_trait, 24, 8192)] * self.cfg.shared_providers + [
+        plan = [("s", shared_trait, 12, 8192)] * self.cfg.shared_providers + [
             ("b", build_trait, 4, 4096)
         ] * self.cfg.build_providers
         counts: Counter[str] = Counter()

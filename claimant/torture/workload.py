@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import uuid as uuidlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,11 +83,14 @@ class Client:
         self.state = ClientState()
         self.stealer = _uuid()
         self.errors: list[str] = []
+        self.down_until: dict[str, float] = {}
         self.http = httpx.Client(timeout=topo.timeout, headers={"X-Auth-Token": TOKEN})
 
     # ---- plumbing -------------------------------------------------------------
     def _service(self) -> str:
-        return self.rng.choice(self.topo.service_urls)
+        now = time.monotonic()
+        up = [u for u in self.topo.service_urls if self.down_until.get(u, 0) <= now]
+        return self.rng.choice(up or self.topo.service_urls)
 
     def _call(
         self,
@@ -102,6 +106,11 @@ class Client:
             r = self.http.request(method, url, **kw)
         except httpx.HTTPError as exc:
             self.history.info(op, error=type(exc).__name__)
+            if isinstance(exc, httpx.ConnectError):
+                # A service being restarted refuses at once: try the others for a while.
+                base = "/".join(url.split("/", 3)[:3])
+                self.down_until[base] = time.monotonic() + 1.0
+                self.stop.wait(0.05)
             return None
         try:
             data = r.json() if r.content else None
