@@ -5,7 +5,9 @@ from claimant.agent.config import AgentConfig, ProviderSpec, provider_spec, prov
 from claimant.agent.driver import BuildError, Driver, FakeDriver, load_driver
 from claimant.agent.messages import (
     BuildMessage,
+    BuildRecord,
     BuildReply,
+    BuildStatus,
     DestroyMessage,
     DestroyReply,
     Failure,
@@ -16,7 +18,9 @@ __all__ = [
     "AgentConfig",
     "BuildError",
     "BuildMessage",
+    "BuildRecord",
     "BuildReply",
+    "BuildStatus",
     "DestroyMessage",
     "DestroyReply",
     "Driver",

@@ -8,15 +8,21 @@ the truth, and the agent asks the store whenever it needs to know.
   ``heartbeat_interval`` and resyncs every ``resync_interval``. Drift between
   what the host reports and what the store records is logged and fixed.
 - build: find the claims the scheduler wrote, build through the driver, then
-  confirm each claim into an allocation. A failed build releases the claims
-  and says why (the conductor feeds that to the build-failure weigher).
+  confirm each claim into an allocation (a store outage is retried until the
+  claim expires; an instance not confirmed in time is destroyed). A failed
+  build releases the claims and says why (the conductor feeds that to the
+  build-failure weigher). Builds are idempotent per consumer: every build is
+  recorded (in ``state_file`` too, if configured) and a repeated message gets
+  the recorded answer, so the conductor may resend one whose reply it lost.
 - destroy: free every allocation of the consumer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,13 +32,16 @@ from claimant.agent.config import AgentConfig, ProviderSpec, provider_spec
 from claimant.agent.driver import BuildError, Driver, load_driver
 from claimant.agent.messages import (
     BuildMessage,
+    BuildRecord,
     BuildReply,
+    BuildStatus,
     DestroyMessage,
     DestroyReply,
     Failure,
 )
 from claimant.model import (
     Claim,
+    ClaimantError,
     ClaimNotActive,
     ClaimStatus,
     GenerationConflict,
@@ -46,6 +55,10 @@ log = logging.getLogger("claimant.agent")
 
 # Writes lost to a concurrent claim (the generation moved) are retried this often.
 _SYNC_ATTEMPTS = 10
+# Confirm retries after a store error: the first pause, doubling up to the last.
+_CONFIRM_PAUSE = (0.05, 2.0)
+# Failed builds are remembered this long (a resent message gets the same answer).
+_KEEP_FAILED_S = 86400.0
 
 
 class Agent:
@@ -69,7 +82,9 @@ class Agent:
         self._synced_spec: ProviderSpec | None = None
         self._sync_lock = threading.Lock()
         self._lock = threading.Lock()
-        self._instances: dict[str, tuple[str, ...]] = {}
+        self._builds: dict[str, BuildRecord] = {}
+        self._running: dict[str, threading.Event] = {}  # consumer -> its build finished
+        self.sleep: Callable[[float], None] = time.sleep
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_sync: dict[str, Any] = {}
@@ -111,13 +126,79 @@ class Agent:
         self.store.heartbeat(self.uuid)
 
     def _recover(self) -> None:
-        """Instances this host holds, read from the store (after a restart)."""
-        held: dict[str, list[str]] = {}
+        """After a restart: the builds recorded in the state file, then the
+        instances this host holds according to the store."""
+        for rec in self._load_state():
+            if rec.status == BuildStatus.BUILDING:
+                # We died mid-build: nobody will confirm its claims now, and
+                # the half-built instance must not run without them.
+                with contextlib.suppress(Exception):
+                    self.driver.destroy(rec.consumer_uuid)
+                self._release_quietly(rec.claims)
+                rec.status = BuildStatus.FAILED
+                rec.built_at = time.time()
+                rec.reply = BuildReply(
+                    rec.consumer_uuid,
+                    False,
+                    self.uuid,
+                    failure=Failure.CLAIM,
+                    message="the agent restarted during the build; the instance was destroyed",
+                )
+            self._builds[rec.consumer_uuid] = rec
+        held: dict[str, list[Claim]] = {}
         for c in self.store.list_claims(provider_uuid=self.uuid, status=ClaimStatus.CONFIRMED):
-            held.setdefault(c.consumer_uuid, []).append(c.uuid)
+            held.setdefault(c.consumer_uuid, []).append(c)
         with self._lock:
             for consumer, claims in held.items():
-                self._instances.setdefault(consumer, tuple(claims))
+                rec = self._builds.get(consumer)
+                if rec is not None and rec.status == BuildStatus.BUILT:
+                    continue
+                uuids = tuple(c.uuid for c in claims)
+                self._builds[consumer] = BuildRecord(
+                    consumer_uuid=consumer,
+                    provider_uuid=self.uuid,
+                    status=BuildStatus.BUILT,
+                    claims=uuids,
+                    request_uuid=claims[0].request_uuid,
+                    resources=_summed(claims),
+                    confirmed=True,
+                    built_at=claims[0].created_at,
+                    reply=BuildReply(consumer, True, self.uuid, allocations=uuids),
+                )
+            self._save_state()
+
+    def _load_state(self) -> list[BuildRecord]:
+        path = self.config.state_file
+        if not path or not os.path.exists(path):
+            return []
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            return [BuildRecord.from_dict(d) for d in data.get("builds", [])]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.error("agent %s: state file %s unreadable, ignored: %s", self.name, path, exc)
+            return []
+
+    def _save_state(self) -> None:
+        """Write every build record (caller holds ``self._lock``); atomic, so
+        a crash leaves the old file or the new one."""
+        path = self.config.state_file
+        now = time.time()
+        for consumer, rec in list(self._builds.items()):
+            done_at = rec.built_at or now
+            if rec.status == BuildStatus.FAILED and now - done_at > _KEEP_FAILED_S:
+                del self._builds[consumer]
+        if not path:
+            return
+        tmp = f"{path}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump({"builds": [r.to_dict() for r in self._builds.values()]}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.error("agent %s: cannot write state file %s: %s", self.name, path, exc)
 
     # -- state -------------------------------------------------------------
     def sync(self, reason: str = "resync") -> list[str]:
@@ -211,7 +292,25 @@ class Agent:
 
     def instances(self) -> list[str]:
         with self._lock:
-            return sorted(self._instances)
+            return sorted(c for c, r in self._builds.items() if r.status == BuildStatus.BUILT)
+
+    def running(self) -> list[dict[str, Any]]:
+        """``GET /v1/instances``: every instance this agent runs."""
+        with self._lock:
+            recs = [r for r in self._builds.values() if r.status == BuildStatus.BUILT]
+        return [r.instance() for r in sorted(recs, key=lambda r: r.consumer_uuid)]
+
+    def build_record(self, consumer_uuid: str) -> BuildRecord:
+        """``GET /v1/builds/{consumer_uuid}``: what this agent did with it."""
+        with self._lock:
+            rec = self._builds.get(consumer_uuid)
+        if rec is None:
+            raise NotFound(
+                f"agent {self.name} has no build of {consumer_uuid}",
+                kind="build",
+                uuid=consumer_uuid,
+            )
+        return rec
 
     def state(self) -> dict[str, Any]:
         usage = self.store.get_usage(self.uuid)
@@ -237,13 +336,20 @@ class Agent:
         }
 
     # -- build and destroy ---------------------------------------------------
+    def _release_quietly(self, uuids: tuple[str, ...] | list[str]) -> None:
+        for uuid in uuids:
+            try:
+                self.store.release_claim(uuid)
+            except (NotFound, ClaimNotActive):
+                pass  # gone already (expired, released): nothing is held either way
+            except ClaimantError as exc:
+                # Unconfirmed, it expires at its TTL; never confirmed by us now.
+                log.warning("agent %s: could not release claim %s: %s", self.name, uuid, exc)
+
     def _fail(
         self, msg: BuildMessage, failure: Failure, message: str, claims: list[Claim], t0: float
     ) -> BuildReply:
-        for c in claims:
-            # Gone already (expired, released): nothing is held either way.
-            with contextlib.suppress(NotFound, ClaimNotActive):
-                self.store.release_claim(c.uuid)
+        self._release_quietly([c.uuid for c in claims])
         with self._lock:
             self.build_failures += 1
         log.info(
@@ -290,14 +396,87 @@ class Agent:
         return claims, problem
 
     def build(self, msg: BuildMessage) -> BuildReply:
-        t0 = time.perf_counter()
+        """Build once per consumer: a repeated message (the conductor lost our
+        reply and resent it) waits for the build in flight or gets the
+        recorded answer; it never builds a second time."""
         with self._lock:
-            done = self._instances.get(msg.consumer_uuid)
             self.builds += 1
-        if done is not None:
-            # A resent message (the conductor retried): the instance is built.
-            return BuildReply(msg.consumer_uuid, True, self.uuid, allocations=done)
-        claims, problem = self._claims_of(msg)
+            rec = self._builds.get(msg.consumer_uuid)
+            waiting = self._running.get(msg.consumer_uuid)
+            if rec is not None and waiting is None and rec.reply is not None:
+                same = not msg.claims or rec.claims == msg.claims
+                if rec.status == BuildStatus.BUILT or same:
+                    return rec.reply
+            if waiting is None:
+                # New, or a failed build retried with other claims: build it.
+                self._running[msg.consumer_uuid] = threading.Event()
+                self._builds[msg.consumer_uuid] = BuildRecord(
+                    consumer_uuid=msg.consumer_uuid,
+                    provider_uuid=self.uuid,
+                    status=BuildStatus.BUILDING,
+                    claims=msg.claims,
+                    request_uuid=msg.request_uuid,
+                )
+                self._save_state()
+        if waiting is not None:
+            waiting.wait()
+            with self._lock:
+                rec = self._builds.get(msg.consumer_uuid)
+            if rec is not None and rec.reply is not None:
+                return rec.reply
+            return BuildReply(
+                msg.consumer_uuid,
+                False,
+                self.uuid,
+                failure=Failure.CLAIM,
+                message="the instance was destroyed while this message waited",
+            )
+        reply: BuildReply | None = None
+        try:
+            reply = self._build(msg)
+        finally:
+            with self._lock:
+                rec = self._builds[msg.consumer_uuid]
+                if reply is None:
+                    # An unexpected error: the driver may have half-built it.
+                    with contextlib.suppress(Exception):
+                        self.driver.destroy(msg.consumer_uuid)
+                    reply = BuildReply(
+                        msg.consumer_uuid,
+                        False,
+                        self.uuid,
+                        failure=Failure.DRIVER,
+                        message="the build raised an unexpected error",
+                    )
+                rec.reply = reply
+                rec.status = BuildStatus.BUILT if reply.ok else BuildStatus.FAILED
+                rec.confirmed = reply.ok
+                rec.built_at = time.time()
+                if reply.ok:
+                    rec.claims = reply.allocations
+                self._save_state()
+                self._running.pop(msg.consumer_uuid).set()
+        if reply.ok:
+            self._after_change()
+        return reply
+
+    def _build(self, msg: BuildMessage) -> BuildReply:
+        t0 = time.perf_counter()
+        try:
+            claims, problem = self._claims_of(msg)
+        except ClaimantError as exc:
+            # Nothing is built and we will never confirm these claims: they
+            # are released if the store takes it, else they expire.
+            self._release_quietly(msg.claims)
+            with self._lock:
+                self.build_failures += 1
+            return BuildReply(
+                msg.consumer_uuid,
+                False,
+                self.uuid,
+                failure=Failure.STORE,
+                message=f"could not read the claims: {exc.message}",
+            )
         # The message's first claim is on the host that builds; if it is on
         # another provider the message was sent to the wrong agent.
         first = next((c for c in claims if not msg.claims or c.uuid == msg.claims[0]), None)
@@ -319,31 +498,55 @@ class Agent:
                 amounts.setdefault(c.provider_uuid, {})[rc] = (
                     amounts.get(c.provider_uuid, {}).get(rc, 0) + n
                 )
+        with self._lock:
+            rec = self._builds[msg.consumer_uuid]
+            rec.claims = tuple(c.uuid for c in claims)
+            rec.resources = _summed(claims)
+            rec.request_uuid = rec.request_uuid or claims[0].request_uuid
         try:
             self.driver.build(msg.consumer_uuid, amounts)
         except BuildError as exc:
             return self._fail(msg, Failure.DRIVER, str(exc), claims, t0)
-        confirmed: list[str] = []
-        for c in claims:
-            try:
-                self.store.confirm_claim(c.uuid)
-            except (ClaimNotActive, NotFound) as exc:
-                # The claim expired while we built: the resources may be
-                # someone else's now, so the instance must go.
-                with contextlib.suppress(Exception):
-                    self.driver.destroy(msg.consumer_uuid)
-                return self._fail(msg, Failure.CLAIM, exc.message, claims, t0)
-            confirmed.append(c.uuid)
-        with self._lock:
-            self._instances[msg.consumer_uuid] = tuple(confirmed)
-        self._after_change()
+        why = self._confirm(claims)
+        if why:
+            # Not confirmed before the claim expired: the resources may be
+            # someone else's now, so the instance must go.
+            with contextlib.suppress(Exception):
+                self.driver.destroy(msg.consumer_uuid)
+            return self._fail(msg, Failure.CLAIM, why, claims, t0)
         return BuildReply(
             consumer_uuid=msg.consumer_uuid,
             ok=True,
             provider_uuid=self.uuid,
-            allocations=tuple(confirmed),
+            allocations=tuple(c.uuid for c in claims),
             build_s=time.perf_counter() - t0,
         )
+
+    def _confirm(self, claims: list[Claim]) -> str:
+        """Confirm every claim; a store error is retried with backoff until
+        the claim expires. Returns why not, or "" when all are allocations."""
+        for c in claims:
+            pause, longest = _CONFIRM_PAUSE
+            while True:
+                try:
+                    self.store.confirm_claim(c.uuid)
+                    break
+                except (ClaimNotActive, NotFound) as exc:
+                    return exc.message
+                except ClaimantError as exc:
+                    left = (c.expires_at or 0.0) - self.store.clock()
+                    if left <= 0:
+                        return f"claim {c.uuid} could not be confirmed before it expired: {exc}"
+                    log.warning(
+                        "agent %s: confirm of %s failed (%s), retrying for %.0f s",
+                        self.name,
+                        c.uuid,
+                        exc,
+                        left,
+                    )
+                    self.sleep(min(pause, left))
+                    pause = min(pause * 2, longest)
+        return ""
 
     def destroy(self, msg: DestroyMessage) -> DestroyReply:
         with contextlib.suppress(Exception):
@@ -356,7 +559,8 @@ class Agent:
                 continue
             freed.append(c.uuid)
         with self._lock:
-            self._instances.pop(msg.consumer_uuid, None)
+            self._builds.pop(msg.consumer_uuid, None)
+            self._save_state()
         self._after_change()
         return DestroyReply(msg.consumer_uuid, tuple(freed))
 
@@ -365,6 +569,14 @@ class Agent:
             self.sync_if_changed()
         except Exception:  # the build itself succeeded; the next resync retries
             log.exception("agent %s: resync after a change failed", self.name)
+
+
+def _summed(claims: list[Claim]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in claims:
+        for rc, n in c.amounts.items():
+            out[rc] = out.get(rc, 0) + n
+    return out
 
 
 def _totals(inventories: dict[str, Any]) -> dict[str, int]:

@@ -104,8 +104,15 @@ class AgentConfig:
     driver_options: dict[str, Any] = field(default_factory=dict)
     heartbeat_interval: float = 10.0
     resync_interval: float = 60.0
+    # Where the agent records the builds it ran, so a restarted agent still
+    # answers a repeated build (or GET /v1/builds/{consumer}) the same way.
+    state_file: str | None = None
 
     def __post_init__(self) -> None:
+        if self.state_file is not None and (
+            not isinstance(self.state_file, str) or not self.state_file
+        ):
+            raise InvalidInput("agent state_file must be a path", field="state_file")
         for name in ("heartbeat_interval", "resync_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -126,6 +133,7 @@ class AgentConfig:
             driver_options=driver,
             heartbeat_interval=agent.get("heartbeat_interval", 10.0),
             resync_interval=agent.get("resync_interval", 60.0),
+            state_file=agent.get("state_file"),
         )
 
     @classmethod

@@ -1,7 +1,11 @@
 """The agent's HTTP surface and the client the conductor uses to reach it.
 
     POST /build    BuildMessage   -> BuildReply (200 even when the build failed:
-                                     the reply says why; 4xx only for a bad message)
+                                     the reply says why; 4xx only for a bad message).
+                                     Idempotent per consumer: a resent message gets
+                                     the same reply and builds nothing more.
+    GET  /v1/builds/{consumer}    -> the BuildRecord (building, built, failed)
+    GET  /v1/instances            -> {"instances": [...]}: what this host runs
     POST /destroy  DestroyMessage -> DestroyReply
     GET  /state                   -> provider, usages, instances, last resync
     POST /resync                  -> {"drift": [...]}
@@ -20,19 +24,33 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from claimant.agent.agent import Agent
-from claimant.agent.messages import BuildMessage, BuildReply, DestroyMessage, DestroyReply
+from claimant.agent.messages import (
+    BuildMessage,
+    BuildRecord,
+    BuildReply,
+    DestroyMessage,
+    DestroyReply,
+)
 from claimant.api.auth import Unauthorized
 from claimant.api.errors import install_error_handlers
-from claimant.model.errors import AGENT_UNAVAILABLE, InvalidInput, StoreUnavailable
+from claimant.model.errors import AGENT_UNAVAILABLE, InvalidInput, NotFound, StoreUnavailable
+from claimant.model.provider import normalize_uuid
 
 TOKEN_HEADER = "X-Auth-Token"
 
 
 class AgentUnavailable(StoreUnavailable):
     """An agent could not be reached or answered with an error. A 503 like a
-    store outage: the caller may retry; the code tells the two apart."""
+    store outage: the caller may retry; the code tells the two apart.
+    ``delivered`` is False only when the message surely never reached the
+    agent (no connection, or an answer refusing it); otherwise the agent may
+    have acted on it and only its reply was lost."""
 
     code = AGENT_UNAVAILABLE
+
+    def __init__(self, message: str, *, delivered: bool = True) -> None:
+        super().__init__(message)
+        self.delivered = delivered
 
 
 async def json_body(request: Request) -> Any:
@@ -61,6 +79,16 @@ def create_agent_app(agent: Agent, *, token: str | None = None) -> FastAPI:
         msg = BuildMessage.from_dict(await json_body(request))
         reply = await run_in_threadpool(agent.build, msg)
         return reply.to_dict()
+
+    @app.get("/v1/builds/{consumer_uuid}")
+    async def get_build(consumer_uuid: str, request: Request) -> dict[str, Any]:
+        check_token(request, token)
+        return agent.build_record(normalize_uuid(consumer_uuid, "consumer_uuid")).to_dict()
+
+    @app.get("/v1/instances")
+    async def instances(request: Request) -> dict[str, Any]:
+        check_token(request, token)
+        return {"instances": agent.running()}
 
     @app.post("/destroy")
     async def destroy(request: Request) -> dict[str, Any]:
@@ -95,17 +123,26 @@ class HttpAgentClient:
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         try:
             resp = self._http.request(method, path, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # No connection was made: the agent never saw the message.
+            raise AgentUnavailable(
+                f"agent at {self.url} unreachable: {exc}", delivered=False
+            ) from exc
         except httpx.HTTPError as exc:
-            raise AgentUnavailable(f"agent at {self.url} unreachable: {exc}") from exc
+            raise AgentUnavailable(f"agent at {self.url}: no answer: {exc}") from exc
         try:
             data = resp.json()
         except ValueError:
             data = None
         if resp.status_code >= 400:
             err = (data or {}).get("error", {}) if isinstance(data, dict) else {}
+            if resp.status_code == 404 and err.get("code") == "not_found":
+                raise NotFound(f"agent at {self.url}: {err.get('message', 'not found')}")
             raise AgentUnavailable(
                 f"agent at {self.url} answered {resp.status_code}: "
-                f"{err.get('code', '?')}: {err.get('message', resp.text[:200])}"
+                f"{err.get('code', '?')}: {err.get('message', resp.text[:200])}",
+                # A 4xx refused the message before acting on it.
+                delivered=resp.status_code >= 500,
             )
         return data
 
@@ -114,6 +151,14 @@ class HttpAgentClient:
 
     def destroy(self, msg: DestroyMessage) -> DestroyReply:
         return DestroyReply.from_dict(self._call("POST", "/destroy", msg.to_dict()))
+
+    def build_record(self, consumer_uuid: str) -> BuildRecord:
+        """NotFound if the agent has no build of this consumer."""
+        return BuildRecord.from_dict(self._call("GET", f"/v1/builds/{consumer_uuid}"))
+
+    def instances(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._call("GET", "/v1/instances")["instances"]
+        return out
 
     def state(self) -> dict[str, Any]:
         out: dict[str, Any] = self._call("GET", "/state")

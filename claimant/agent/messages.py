@@ -21,6 +21,9 @@ class Failure(StrEnum):
     CAPACITY = "capacity"  # the host's own check found too little free (legacy mode)
     DRIVER = "driver"  # the driver failed to build
     UNKNOWN_PROVIDER = "unknown_provider"  # the message names a provider this agent lacks
+    STORE = "store"  # the agent could not read its claims from the store; nothing was built
+    AGENT = "agent"  # the conductor: no agent took the message (nothing was built)
+    UNKNOWN = "unknown"  # the conductor: no answer, and the claims did not tell either
 
     @property
     def is_race(self) -> bool:
@@ -121,3 +124,59 @@ class DestroyReply:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DestroyReply:
         return cls(consumer_uuid=d["consumer_uuid"], freed=tuple(d.get("freed", ())))
+
+
+class BuildStatus(StrEnum):
+    BUILDING = "building"
+    BUILT = "built"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class BuildRecord:
+    """What an agent knows of one consumer's build: the answer to a repeated
+    build message and to ``GET /v1/builds/{consumer_uuid}``. A built record
+    is one of the instances the agent runs (``GET /v1/instances``)."""
+
+    consumer_uuid: str
+    provider_uuid: str
+    status: BuildStatus
+    claims: tuple[str, ...] = ()
+    request_uuid: str | None = None
+    resources: dict[str, int] = field(default_factory=dict)  # summed over its claims
+    confirmed: bool = False
+    built_at: float | None = None
+    reply: BuildReply | None = None
+
+    def instance(self) -> dict[str, Any]:
+        return {
+            "consumer_uuid": self.consumer_uuid,
+            "request_uuid": self.request_uuid,
+            "provider_uuid": self.provider_uuid,
+            "claims": list(self.claims),
+            "resources": dict(self.resources),
+            "confirmed": self.confirmed,
+            "built_at": self.built_at,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.instance(),
+            "status": self.status.value,
+            "reply": self.reply.to_dict() if self.reply is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BuildRecord:
+        reply = d.get("reply")
+        return cls(
+            consumer_uuid=d["consumer_uuid"],
+            provider_uuid=d["provider_uuid"],
+            status=BuildStatus(d["status"]),
+            claims=tuple(d.get("claims", ())),
+            request_uuid=d.get("request_uuid"),
+            resources=dict(d.get("resources", {})),
+            confirmed=bool(d.get("confirmed", False)),
+            built_at=d.get("built_at"),
+            reply=BuildReply.from_dict(reply) if reply else None,
+        )

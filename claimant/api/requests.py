@@ -13,7 +13,6 @@ from claimant.api.auth import Context
 from claimant.api.deps import ContextDep, StoreDep, check_resource_classes, check_traits, path_uuid
 from claimant.api.schemas.requests import FlavorBody, GroupBody, RequestCreate
 from claimant.model import (
-    AlreadyExists,
     AttributeConstraint,
     Claim,
     GroupPolicy,
@@ -31,7 +30,7 @@ from claimant.model import (
 )
 from claimant.model.codec import claim_to_dict, request_to_dict
 from claimant.model.types import ResourceType, check_constraint, infer_spec
-from claimant.scheduler import Scheduler, ScheduleResult
+from claimant.scheduler import Scheduler, ScheduleResult, lifecycle
 from claimant.store import Store
 
 
@@ -182,19 +181,9 @@ def _schedule(
     scheduler: Scheduler, store: Store, body: RequestCreate, ctx: Context
 ) -> ScheduleResult:
     request = build_request(body, ctx, store)
-    if body.uuid is not None and _exists(store, body.uuid):
-        # The store would replace the record: a retried POST must not rewrite history.
-        raise AlreadyExists(f"request {body.uuid} already exists", uuid=body.uuid)
-    # The scheduler persists the request, its claims and, on failure, why.
-    return scheduler.schedule(request)
-
-
-def _exists(store: Store, uuid: str) -> bool:
-    try:
-        store.get_request(uuid)
-    except NotFound:
-        return False
-    return True
+    # Recorded insert-if-absent (a retried POST with the same uuid is a 409 and
+    # never rewrites history), then placed; the record says how it ended.
+    return lifecycle.schedule(scheduler, request)
 
 
 def get_request(uuid: str, store: StoreDep) -> dict[str, Any]:

@@ -1,13 +1,17 @@
 """The conductor: request -> scheduler -> agent -> confirmed allocations.
 
     submit/build(request)
-      persist it (the scheduler saves it: pending, then scheduled with claims)
+      record and schedule it (claimant.scheduler.lifecycle: pending, then
+      scheduled with its claims)
       -> status building
       -> each instance: send its claims to the agent of its host
            ok: the agent confirmed them into allocations
            failed: the agent released them; the host's failure feeds the
-             build-failure weigher; reschedule that instance alone, at most
-             ``max_attempts`` builds in all (Nova's default is 3)
+             build-failure weigher; reschedule that instance alone
+             (``Scheduler.place`` leaving out the hosts it failed on), at
+             most ``max_attempts`` builds in all (Nova's default is 3)
+           no reply: resend (builds are idempotent) and read the claims
+             until one of them tells what happened (see ``_deliver``)
       -> active (or failed, giving back what was built when all_or_nothing)
 
 Every step is an event in the persisted request's history, so
@@ -17,14 +21,15 @@ Every step is an event in the persisted request's history, so
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from claimant.agent.http import AgentUnavailable
 from claimant.agent.messages import (
     BuildMessage,
     BuildReply,
@@ -36,19 +41,21 @@ from claimant.model import (
     Claim,
     ClaimantError,
     ClaimNotActive,
+    ClaimStatus,
     InvalidInput,
     NotFound,
     NoValidHost,
-    ProviderUsage,
     Request,
     RequestStatus,
 )
-from claimant.scheduler import InstancePlacement, Scheduler, ScheduleStats
-from claimant.store.base import CandidateQuery, Store
+from claimant.scheduler import InstancePlacement, Scheduler, ScheduleStats, lifecycle
+from claimant.store.base import Store
 
 log = logging.getLogger("claimant.conductor")
 
-AGENT_FAILURE = "agent"  # the agent could not be reached (the conductor released the claims)
+AGENT_FAILURE = Failure.AGENT.value  # no agent took the message (the conductor freed the claims)
+# Resending a build whose reply was lost: the first pause, doubling up to the last.
+_RESEND_PAUSE = (0.05, 2.0)
 
 
 class AgentClient(Protocol):
@@ -86,44 +93,6 @@ class AgentDirectory:
             return {p: self._urls.get(p, "in-process") for p in sorted(self._clients)}
 
 
-class _RescheduleStore:
-    """The store as the scheduler sees it while the conductor reschedules one
-    instance.
-
-    - ``save_request`` is held back: the scheduler persists every request it
-      schedules, and the one-instance request it is handed here would
-      overwrite the real record (count, consumers, history). The conductor
-      writes the record instead.
-    - Candidate queries leave out the hosts this instance already failed on
-      (Nova's RetryFilter, as a query condition): the build-failure weigher
-      alone would still let a random pick among the best few choose one again.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._local = threading.local()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    @contextlib.contextmanager
-    def excluding(self, providers: set[str]) -> Iterator[None]:
-        self._local.exclude = frozenset(providers)
-        try:
-            yield
-        finally:
-            self._local.exclude = frozenset()
-
-    def find_candidates(self, query: CandidateQuery) -> list[ProviderUsage]:
-        tried: frozenset[str] = getattr(self._local, "exclude", frozenset())
-        if tried:
-            query = dataclasses.replace(query, exclude=query.exclude | tried)
-        return self._store.find_candidates(query)
-
-    def save_request(self, request: Request) -> Request:
-        return request
-
-
 @dataclass(slots=True)
 class InstanceOutcome:
     consumer_uuid: str
@@ -132,6 +101,7 @@ class InstanceOutcome:
     allocations: tuple[str, ...] = ()
     attempts: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (failure, provider)
+    held: list[str] = field(default_factory=list)  # claims it may hold though not built
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -166,6 +136,7 @@ class Conductor:
         *,
         max_attempts: int = 3,
         build_workers: int = 8,
+        expiry_grace: float = 5.0,
     ) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise InvalidInput("max_attempts must be a positive integer", field="max_attempts")
@@ -173,14 +144,10 @@ class Conductor:
         self.scheduler = scheduler
         self.agents = agents
         self.max_attempts = max_attempts
-        self._reschedule_store = _RescheduleStore(store)
-        self._rescheduler = Scheduler(
-            self._reschedule_store,  # type: ignore[arg-type]
-            scheduler.config,
-            rng=scheduler.rng,
-        )
-        # One failure memory for first choices and reschedules alike.
-        self._rescheduler.failures = scheduler.failures
+        # How long past the claims' expiry a lost reply is waited on before
+        # its outcome is called unknown (clocks of store clients differ a bit).
+        self.expiry_grace = expiry_grace
+        self.sleep: Callable[[float], None] = time.sleep
         self._pool = (
             ThreadPoolExecutor(build_workers, thread_name_prefix="conductor-build")
             if build_workers > 1
@@ -192,17 +159,20 @@ class Conductor:
             self._pool.shutdown(wait=True)
 
     # -- building ----------------------------------------------------------
-    def build(self, request: Request) -> BuildResult:
+    def build(self, request: Request, *, created: bool = False) -> BuildResult:
         """Schedule and build every instance; returns when the request is
-        active or failed. The request's record is kept up to date meanwhile."""
+        active or failed. The request's record is kept up to date meanwhile.
+        ``created``: the request is already recorded (pending)."""
         stats = ScheduleStats()
         try:
-            scheduled = self.scheduler.schedule(request)
+            scheduled = lifecycle.schedule(self.scheduler, request, created=created)
         except NoValidHost:
-            # The scheduler saved the request as failed, with the reasons.
+            # The lifecycle recorded the request as failed, with the reasons.
             return BuildResult(self.store.get_request(request.uuid), [], stats, no_valid_host=True)
         stats.add(scheduled.stats)
-        req = self._event(scheduled.request, RequestStatus.BUILDING, {"event": "building"})
+        req = lifecycle.record(
+            self.store, scheduled.request, RequestStatus.BUILDING, {"event": "building"}
+        )
         lock = threading.Lock()
 
         def run(p: InstancePlacement) -> InstanceOutcome:
@@ -222,11 +192,12 @@ class Conductor:
         lock: threading.Lock,
     ) -> InstanceOutcome:
         out = InstanceOutcome(placement.consumer_uuid)
+        consumer = placement.consumer_uuid
         claims = placement.claims
         while True:
             out.attempts += 1
             host = claims[0].provider_uuid
-            reply = self._send_build(request, placement.consumer_uuid, claims, out.attempts)
+            reply = self._deliver(request, consumer, claims, out.attempts)
             now = self.store.clock()
             if reply.ok:
                 self.scheduler.record_build_success(host)
@@ -235,52 +206,55 @@ class Conductor:
                     {
                         "at": now,
                         "event": "built",
-                        "consumer": placement.consumer_uuid,
+                        "consumer": consumer,
                         "provider": host,
                         "attempt": out.attempts,
                     }
                 )
                 return out
-            kind = reply.failure.value if reply.failure else AGENT_FAILURE
+            kind = reply.failure.value if reply.failure else Failure.AGENT.value
             out.failures.append((kind, host))
+            event = {
+                "at": now,
+                "event": "build_failed",
+                "consumer": consumer,
+                "provider": host,
+                "attempt": out.attempts,
+                "failure": kind,
+                "message": reply.message,
+            }
+            out.events.append(event)
+            if reply.failure == Failure.UNKNOWN:
+                # It may be running there: building it elsewhere could run it
+                # twice, and its claims are not ours to free.
+                out.held.extend(c.uuid for c in claims)
+                event["event"] = "build_unknown"
+                return out
             self.scheduler.record_build_failure(host)
-            out.events.append(
-                {
-                    "at": now,
-                    "event": "build_failed",
-                    "consumer": placement.consumer_uuid,
-                    "provider": host,
-                    "attempt": out.attempts,
-                    "failure": kind,
-                    "message": reply.message,
-                }
-            )
             if out.attempts >= self.max_attempts:
                 out.events.append(
                     {
                         "at": now,
                         "event": "gave_up",
-                        "consumer": placement.consumer_uuid,
+                        "consumer": consumer,
                         "message": f"{out.attempts} build attempts failed",
                     }
                 )
                 return out
+            # Nova's RetryFilter, as a query condition: never the same host again.
             one = request.evolve(
-                count=1,
-                consumers=(placement.consumer_uuid,),
-                all_or_nothing=True,
-                claims=(),
-                history=(),
+                count=1, consumers=(consumer,), all_or_nothing=True, claims=(), history=()
             )
+            held: list[Claim] = []
             try:
-                with self._reschedule_store.excluding({h for _, h in out.failures}):
-                    again = self._rescheduler.schedule(one)
-            except NoValidHost as exc:
+                again = self.scheduler.place(one, exclude={h for _, h in out.failures}, held=held)
+            except ClaimantError as exc:
+                out.held.extend(c.uuid for c in held)
                 out.events.append(
                     {
                         "at": self.store.clock(),
                         "event": "reschedule_failed",
-                        "consumer": placement.consumer_uuid,
+                        "consumer": consumer,
                         "message": exc.message,
                     }
                 )
@@ -292,25 +266,93 @@ class Conductor:
                 {
                     "at": self.store.clock(),
                     "event": "rescheduled",
-                    "consumer": placement.consumer_uuid,
+                    "consumer": consumer,
                     "provider": claims[0].provider_uuid,
                 }
             )
 
-    def _send_build(
+    def _deliver(
         self, request: Request, consumer: str, claims: list[Claim], attempt: int
     ) -> BuildReply:
+        """Send the build and get its answer, even when the agent's reply is
+        lost: the message is idempotent, so it is resent (the agent answers
+        what it did), and meanwhile the claims tell what happened: all
+        confirmed means built, all gone means not built (an agent never
+        confirms a released or expired claim). Claims are freed here only
+        when the message surely never reached an agent."""
         host = claims[0].provider_uuid
         msg = BuildMessage(consumer, tuple(c.uuid for c in claims), request.uuid, attempt)
         try:
-            return self.agents.get(host).build(msg)
-        except ClaimantError as exc:
-            # No agent answered: nobody will confirm these claims, give them back now
-            # rather than let them hold capacity until they expire.
-            self._release(c.uuid for c in claims)
-            return BuildReply(consumer, False, host, message=exc.message)
+            client = self.agents.get(host)
+        except NotFound as exc:
+            return self._undelivered(consumer, host, claims, exc.message)
+        deadline = max(c.expires_at or 0.0 for c in claims) + self.expiry_grace
+        pause, longest = _RESEND_PAUSE
+        delivered = False
+        while True:
+            try:
+                return client.build(msg)
+            except ClaimantError as exc:
+                delivered = delivered or getattr(exc, "delivered", True)
+                error = exc
+            if not delivered:
+                return self._undelivered(consumer, host, claims, error.message)
+            settled = self._settled(consumer, host, claims)
+            if settled is not None:
+                return settled
+            if self.store.clock() > deadline:
+                return BuildReply(
+                    consumer,
+                    False,
+                    host,
+                    failure=Failure.UNKNOWN,
+                    message=f"no answer from the agent ({error.message}) and its claims "
+                    "could not be read: the outcome is unknown",
+                )
+            log.warning(
+                "build of %s on %s: no answer (%s); asking again", consumer, host, error.message
+            )
+            self.sleep(pause)
+            pause = min(pause * 2, longest)
 
-    def _release(self, uuids: Iterator[str] | list[str] | tuple[str, ...]) -> None:
+    def _undelivered(self, consumer: str, host: str, claims: list[Claim], why: str) -> BuildReply:
+        # No agent saw the message, so nobody will confirm these claims:
+        # give them back now rather than let them hold capacity until they expire.
+        self._release(c.uuid for c in claims)
+        return BuildReply(consumer, False, host, failure=Failure.AGENT, message=why)
+
+    def _settled(self, consumer: str, host: str, claims: list[Claim]) -> BuildReply | None:
+        """What the claims say about a build whose reply was lost, or None."""
+        confirmed = gone = 0
+        try:
+            for c in claims:
+                try:
+                    status = self.store.get_claim(c.uuid).status
+                except NotFound:
+                    gone += 1
+                    continue
+                confirmed += status == ClaimStatus.CONFIRMED
+        except ClaimantError:
+            return None
+        if confirmed == len(claims):
+            return BuildReply(
+                consumer,
+                True,
+                host,
+                allocations=tuple(c.uuid for c in claims),
+                message="the agent's reply was lost; its claims are confirmed",
+            )
+        if gone == len(claims):
+            return BuildReply(
+                consumer,
+                False,
+                host,
+                failure=Failure.AGENT,
+                message="the agent's reply was lost and the claims are gone: not built",
+            )
+        return None  # still building, or failing part-way: ask again
+
+    def _release(self, uuids: Iterable[str]) -> None:
         for uuid in uuids:
             with contextlib.suppress(NotFound, ClaimNotActive):
                 self.store.release_claim(uuid)
@@ -320,6 +362,7 @@ class Conductor:
     ) -> BuildResult:
         events = sorted((e for o in outcomes for e in o.events), key=lambda e: e["at"])
         built = [o for o in outcomes if o.ok]
+        held = [u for o in outcomes for u in o.held]
         request = request.evolve(history=(*request.history, *events))
         if len(built) == request.count:
             status, event = RequestStatus.ACTIVE, {"event": "active", "built": len(built)}
@@ -328,7 +371,8 @@ class Conductor:
             event = {"event": "partial", "built": len(built), "count": request.count}
         else:
             for o in built:
-                self._destroy_instance(o.consumer_uuid, o.provider_uuid)
+                if self._destroy_instance(o.consumer_uuid, o.provider_uuid) is None:
+                    held.extend(o.allocations)  # still there: the record says so
                 o.ok = False
             status = RequestStatus.FAILED
             event = {
@@ -337,26 +381,28 @@ class Conductor:
                 "could not be built"
                 + ("; the built ones were destroyed (all_or_nothing)" if built else ""),
             }
-        allocations = tuple(a for o in outcomes if o.ok for a in o.allocations)
-        final = self._event(request.evolve(claims=allocations), status, event)
+        allocations = [a for o in outcomes if o.ok for a in o.allocations]
+        final = lifecycle.record(self.store, request, status, event, claims=[*allocations, *held])
         return BuildResult(final, outcomes, stats)
 
     def _event(self, request: Request, status: RequestStatus, event: dict[str, Any]) -> Request:
-        now = self.store.clock()
-        updated = request.evolve(
-            status=status, history=(*request.history, {"at": now, **event}), updated_at=now
-        )
-        return self.store.save_request(updated) or updated
+        return lifecycle.record(self.store, request, status, event)
 
     # -- destroying --------------------------------------------------------
-    def _destroy_instance(self, consumer: str, host: str | None) -> list[str]:
+    def _destroy_instance(self, consumer: str, host: str | None) -> list[str] | None:
+        """Ask the host's agent to destroy the instance (it frees the
+        allocations); None if no agent answered. Only the agent can say the
+        instance is gone, so a confirmed allocation is never freed without it;
+        unconfirmed claims may be, since no agent confirms a released claim."""
         if host is not None:
-            with contextlib.suppress(ClaimantError):
+            try:
                 return list(self.agents.get(host).destroy(DestroyMessage(consumer)).freed)
-        # No agent to ask: free the ledger entries directly.
-        held = [c.uuid for c in self.store.list_claims(consumer_uuid=consumer)]
-        self._release(held)
-        return held
+            except ClaimantError as exc:
+                log.warning("destroy of %s on %s failed: %s", consumer, host, exc)
+        held = self.store.list_claims(consumer_uuid=consumer)
+        unconfirmed = [c.uuid for c in held if c.status != ClaimStatus.CONFIRMED]
+        self._release(unconfirmed)
+        return unconfirmed if len(unconfirmed) == len(held) else None
 
     def destroy(self, request_uuid: str) -> Request:
         """Destroy every instance of a request and free its allocations."""
@@ -364,13 +410,34 @@ class Conductor:
         if request.status == RequestStatus.DELETED:
             return request
         freed = 0
+        stuck: list[str] = []
         for consumer in request.consumers:
             held = self.store.list_claims(consumer_uuid=consumer)
-            hosts = {c.provider_uuid for c in held}
-            host = next((h for h in hosts if h in self.agents.listing()), None)
-            freed += len(self._destroy_instance(consumer, host))
-        return self._event(
-            request.evolve(claims=()), RequestStatus.DELETED, {"event": "deleted", "freed": freed}
+            if not held:
+                continue
+            known = self.agents.listing()
+            host = next((c.provider_uuid for c in held if c.provider_uuid in known), None)
+            out = self._destroy_instance(consumer, host)
+            if out is None:
+                stuck.append(consumer)
+            else:
+                freed += len(out)
+        if stuck:
+            self._event(
+                request,
+                request.status,
+                {"event": "destroy_failed", "consumers": stuck, "freed": freed},
+            )
+            raise AgentUnavailable(
+                f"{len(stuck)} instance(s) of request {request_uuid} could not be destroyed "
+                "(no agent answered); their allocations are kept: try again"
+            )
+        return lifecycle.record(
+            self.store,
+            request,
+            RequestStatus.DELETED,
+            {"event": "deleted", "freed": freed},
+            claims=(),
         )
 
 
@@ -381,7 +448,7 @@ def run_in_background(
 
     def work() -> None:
         try:
-            conductor.build(request)
+            conductor.build(request, created=True)
         except Exception as exc:  # the record must say what happened
             log.exception("build of request %s failed", request.uuid)
             with contextlib.suppress(Exception):

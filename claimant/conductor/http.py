@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,15 +29,9 @@ from claimant.api.errors import install_error_handlers
 from claimant.api.requests import build_request, request_body
 from claimant.api.schemas.requests import RequestCreate
 from claimant.conductor.conductor import Conductor, run_in_background
-from claimant.model import (
-    AlreadyExists,
-    Conflict,
-    InvalidInput,
-    NotFound,
-    RequestStatus,
-    normalize_uuid,
-)
+from claimant.model import Conflict, InvalidInput, normalize_uuid
 from claimant.model.codec import request_to_dict
+from claimant.scheduler import lifecycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +71,6 @@ def create_conductor_app(
         with running_lock:
             running.discard(uuid)
 
-    def _exists(uuid: str) -> bool:
-        try:
-            store.get_request(uuid)
-        except NotFound:
-            return False
-        return True
-
     def _body(uuid: str) -> dict[str, Any]:
         req = store.get_request(uuid)
         return request_body(req, store.list_claims(request_uuid=uuid))
@@ -93,21 +79,14 @@ def create_conductor_app(
     async def create_build(body: RequestCreate, request: Request, wait: bool = False) -> Response:
         check_token(request, token)
         req = await run_in_threadpool(build_request, body, _Caller(), store)
-        if body.uuid is not None and await run_in_threadpool(_exists, body.uuid):
-            raise AlreadyExists(f"request {body.uuid} already exists", uuid=body.uuid)
         headers = {"Location": f"/v1/builds/{req.uuid}"}
+        # Created insert-if-absent either way: a second POST with the same
+        # uuid is a 409 (AlreadyExists) and never rewrites the first.
         if wait:
             await run_in_threadpool(conductor.build, req)
             return JSONResponse(await run_in_threadpool(_body, req.uuid), 201, headers=headers)
-        now = time.time()
-        pending = req.evolve(
-            status=RequestStatus.PENDING,
-            history=({"at": now, "event": "accepted"},),
-            created_at=now,
-            updated_at=now,
-        )
-        # Saved before answering, so a GET right after the 202 finds it.
-        await run_in_threadpool(store.save_request, pending)
+        # Recorded before answering, so a GET right after the 202 finds it.
+        pending = await run_in_threadpool(lifecycle.create, store, req, event={"event": "accepted"})
         with running_lock:
             running.add(req.uuid)
         run_in_background(pool, conductor, pending, done)

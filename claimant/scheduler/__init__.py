@@ -4,6 +4,7 @@ Filters and weighers are plugins registered by name in ``FILTERS`` and
 ``WEIGHERS``; see docs/scheduler.md.
 """
 
+from claimant.scheduler import lifecycle
 from claimant.scheduler.config import DEFAULT_FILTERS, DEFAULT_WEIGHERS, SchedulerConfig
 from claimant.scheduler.context import FailureCounter, PlacementContext, RequestState
 from claimant.scheduler.filters import FILTERS, Filter, FilterResult
@@ -34,5 +35,6 @@ __all__ = [
     "SchedulerConfig",
     "Weigher",
     "combine",
+    "lifecycle",
     "normalize",
 ]

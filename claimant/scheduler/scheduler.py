@@ -6,7 +6,6 @@ requests and partial placement.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import random
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 from claimant.model import (
     Claim,
+    ClaimantError,
     ClaimNotActive,
     GenerationConflict,
     GroupPolicy,
@@ -27,7 +27,6 @@ from claimant.model import (
     ProviderUsage,
     Request,
     RequestGroup,
-    RequestStatus,
     Strategy,
     Usage,
     new_uuid,
@@ -76,6 +75,8 @@ class ScheduleResult:
     request: Request
     placements: list[InstancePlacement]
     stats: ScheduleStats
+    # Set when all_or_nothing is off and not every instance could be placed.
+    partial: NoValidHost | None = None
 
 
 @dataclass(slots=True)
@@ -201,25 +202,44 @@ class Scheduler:
 
     # -- scheduling --------------------------------------------------------
     def schedule(self, request: Request) -> ScheduleResult:
+        """Persist, place and record a request (``claimant.scheduler.lifecycle``)."""
+        from claimant.scheduler.lifecycle import schedule
+
+        return schedule(self, request)
+
+    def place(
+        self,
+        request: Request,
+        *,
+        exclude: Iterable[str] = (),
+        held: list[Claim] | None = None,
+    ) -> ScheduleResult:
+        """Claims for every instance of ``request``: query, filter, weigh, pick,
+        claim. Reads and writes nothing but candidates and claims (the request
+        record is the lifecycle's business).
+
+        ``exclude``: providers no candidate query may return (hosts an instance
+        already failed on). Raises ``NoValidHost`` when an instance cannot be
+        placed (unless ``all_or_nothing`` is off and some were: then the result
+        carries ``partial``). On *any* error every claim this call took is given
+        back first; a claim the store would not release either (an outage) is
+        appended to ``held`` and lives until its TTL.
+        """
         started = time.perf_counter()
-        request = self._validated(request)
-        now = self.store.clock()
+        request = validate_request(request)
         consumers = request.consumers or tuple(new_uuid() for _ in range(request.count))
-        request = request.evolve(
-            status=RequestStatus.PENDING,
-            consumers=consumers,
-            claims=(),
-            created_at=request.created_at or now,
-            updated_at=now,
-        )
-        request = self.store.save_request(request) or request
+        if len(consumers) != request.count:
+            raise InvalidInput("consumers must name one uuid per instance", field="consumers")
+        request = request.evolve(consumers=consumers)
+        stuck: list[Claim] = held if held is not None else []
         stats = ScheduleStats()
         state = RequestState(self.store, request, self.failures)
+        skip = frozenset(exclude)
         placements: list[InstancePlacement] = []
         failure: tuple[int, _Failed, list[_GroupDiag]] | None = None
         try:
             for index, consumer in enumerate(consumers):
-                placer = _InstancePlacer(self, state, index, consumer, stats)
+                placer = _InstancePlacer(self, state, index, consumer, stats, skip, stuck)
                 try:
                     claims = placer.place()
                 except _Failed as exc:
@@ -227,28 +247,16 @@ class Scheduler:
                     break
                 placements.append(InstancePlacement(consumer, claims))
                 state.placed_roots.append(placer.host_root())
-        except BaseException as exc:
-            # A store error (or an interrupt) mid-request: give back what we
-            # took, record why, and let the caller see the original error.
-            self._release_all(placements, stats)
+        except BaseException:
+            # A store error (or an interrupt) mid-request: give back what the
+            # earlier instances took (the placer gave back its own) and let the
+            # caller see the original error.
+            self._release_all(placements, stats, stuck, quiet=True)
             stats.elapsed_s = time.perf_counter() - started
-            self._finish(
-                request,
-                RequestStatus.FAILED,
-                [],
-                {"event": "error", "message": f"{type(exc).__name__}: {exc}"},
-            )
             raise
-
+        stats.elapsed_s = time.perf_counter() - started
         if failure is None:
-            stats.elapsed_s = time.perf_counter() - started
-            saved = self._finish(
-                request,
-                RequestStatus.SCHEDULED,
-                placements,
-                {"event": "scheduled", "placed": len(placements), "count": request.count},
-            )
-            return ScheduleResult(saved, placements, stats)
+            return ScheduleResult(request, placements, stats)
 
         index, exc, diags = failure
         details = {
@@ -264,77 +272,68 @@ class Scheduler:
             f"no valid host for instance {index + 1} of {request.count} "
             f"(request {request.uuid}), group {group_name!r}: {exc.why}"
         )
+        nvh = NoValidHost(message, **details)
         if placements and not request.all_or_nothing:
-            stats.elapsed_s = time.perf_counter() - started
-            saved = self._finish(
-                request,
-                RequestStatus.SCHEDULED,
-                placements,
-                {
-                    "event": "partial",
-                    "placed": len(placements),
-                    "count": request.count,
-                    "message": message,
-                },
-            )
-            return ScheduleResult(saved, placements, stats)
-        self._release_all(placements, stats)
-        stats.elapsed_s = time.perf_counter() - started
-        self._finish(
-            request,
-            RequestStatus.FAILED,
-            [],
-            {"event": "failed", "message": message, "details": details},
-        )
-        raise NoValidHost(message, **details)
+            return ScheduleResult(request, placements, stats, partial=nvh)
+        self._release_all(placements, stats, stuck, quiet=False)
+        raise nvh
 
-    def _validated(self, request: Request) -> Request:
-        if not isinstance(request, Request):
-            raise InvalidInput(f"schedule() takes a Request, got {type(request).__name__}")
-        request.validate()
-        hints = request.hints
-        if hints.group_policy is not None and not hints.group:
-            raise InvalidInput("hints.group_policy needs hints.group", field="group_policy")
-        if hints.group_policy is not None and not isinstance(hints.group_policy, GroupPolicyKind):
-            raise InvalidInput(f"unknown group policy {hints.group_policy!r}", field="group_policy")
-        for name in ("same_host", "different_host"):
-            for uuid in getattr(hints, name):
-                normalize_uuid(uuid, name)
-        if request.consumers:
-            for uuid in request.consumers:
-                normalize_uuid(uuid, "consumers")
-            if len(set(request.consumers)) != len(request.consumers):
-                raise InvalidInput("consumers must be distinct", field="consumers")
-        return request
-
-    def _release_all(self, placements: Iterable[InstancePlacement], stats: ScheduleStats) -> None:
-        for p in placements:
-            stats.claims_released += self._release([c for c in p.claims])
-
-    def _release(self, claims: Sequence[Claim]) -> int:
-        released = 0
-        for claim in reversed(claims):
-            # Expired or already gone: nothing is held either way.
-            with contextlib.suppress(NotFound, ClaimNotActive):
-                self.store.release_claim(claim.uuid)
-            released += 1
-        return released
-
-    def _finish(
+    def _release_all(
         self,
-        request: Request,
-        status: RequestStatus,
-        placements: list[InstancePlacement],
-        event: dict[str, Any],
-    ) -> Request:
-        now = self.store.clock()
-        final = request.evolve(
-            status=status,
-            claims=tuple(c.uuid for p in placements for c in p.claims),
-            history=(*request.history, {"at": now, **event}),
-            updated_at=now,
-        )
-        return self.store.save_request(final) or final
+        placements: Iterable[InstancePlacement],
+        stats: ScheduleStats,
+        held: list[Claim],
+        *,
+        quiet: bool,
+    ) -> None:
+        error: ClaimantError | None = None
+        for p in placements:
+            n, exc = self._release(p.claims, held)
+            stats.claims_released += n
+            error = error or exc
+        if error is not None and not quiet:
+            raise error
+
+    def _release(
+        self, claims: Sequence[Claim], held: list[Claim]
+    ) -> tuple[int, ClaimantError | None]:
+        """Give claims back, last first, trying every one. A claim the store
+        failed to release is appended to ``held``; returns how many were given
+        back and the first error."""
+        released = 0
+        error: ClaimantError | None = None
+        for claim in reversed(claims):
+            try:
+                self.store.release_claim(claim.uuid)
+            except (NotFound, ClaimNotActive):
+                pass  # expired or already gone: nothing is held either way
+            except ClaimantError as exc:
+                # Maybe still held (until its TTL): whoever records the request says so.
+                held.append(claim)
+                error = error or exc
+                continue
+            released += 1
+        return released, error
+
+
+def validate_request(request: Request) -> Request:
+    if not isinstance(request, Request):
+        raise InvalidInput(f"schedule() takes a Request, got {type(request).__name__}")
+    request.validate()
+    hints = request.hints
+    if hints.group_policy is not None and not hints.group:
+        raise InvalidInput("hints.group_policy needs hints.group", field="group_policy")
+    if hints.group_policy is not None and not isinstance(hints.group_policy, GroupPolicyKind):
+        raise InvalidInput(f"unknown group policy {hints.group_policy!r}", field="group_policy")
+    for name in ("same_host", "different_host"):
+        for uuid in getattr(hints, name):
+            normalize_uuid(uuid, name)
+    if request.consumers:
+        for uuid in request.consumers:
+            normalize_uuid(uuid, "consumers")
+        if len(set(request.consumers)) != len(request.consumers):
+            raise InvalidInput("consumers must be distinct", field="consumers")
+    return request
 
 
 class _InstancePlacer:
@@ -347,8 +346,12 @@ class _InstancePlacer:
         index: int,
         consumer: str,
         stats: ScheduleStats,
+        exclude: frozenset[str],
+        held: list[Claim],
     ) -> None:
         self.s = scheduler
+        self.exclude = exclude
+        self.held = held
         self.cfg = scheduler.config
         self.store = scheduler.store
         self.state = state
@@ -428,9 +431,9 @@ class _InstancePlacer:
     def query(self, gi: int) -> list[ProviderUsage]:
         group = self.groups[gi]
         roots = frozenset({self.choice[0].provider.root_uuid}) if self.confined(gi) else None
-        exclude: frozenset[str] = frozenset()
+        exclude = self.exclude
         if self.request.group_policy == GroupPolicy.ISOLATE:
-            exclude = frozenset(c.provider.uuid for j, c in self.choice.items() if j != gi)
+            exclude |= {c.provider.uuid for j, c in self.choice.items() if j != gi}
         timeout = self.cfg.heartbeat_timeout
         q = CandidateQuery(
             group=group,
@@ -595,7 +598,11 @@ class _InstancePlacer:
             claims = self.claim_all()
             if claims is None:
                 continue
-            why = self.server_group_race(claims)
+            try:
+                why = self.server_group_race(claims)
+            except BaseException:
+                self.give_back(list(enumerate(claims)), quiet=True)
+                raise
             if not why:
                 self.leave_leftover(claims)
                 return claims
@@ -644,6 +651,17 @@ class _InstancePlacer:
         """Claims in provider-uuid order; None if a choice had to change."""
         order = sorted(self.choice.items(), key=lambda kv: (kv[1].provider.uuid, kv[0]))
         taken: list[tuple[int, Claim]] = []
+        try:
+            return self._claim_in_order(order, taken)
+        except BaseException:
+            # Any error at all (a store outage, an interrupt), not only a lost
+            # compare-and-set: what this instance took must not outlive it.
+            self.give_back(taken, quiet=True)
+            raise
+
+    def _claim_in_order(
+        self, order: list[tuple[int, ProviderUsage]], taken: list[tuple[int, Claim]]
+    ) -> list[Claim] | None:
         hints = self.request.hints
         pos = 0
         while pos < len(order):
@@ -714,12 +732,21 @@ class _InstancePlacer:
             return None, "after re-read, no longer fits: " + "; ".join(problems)
         return fresh, ""
 
-    def give_back(self, taken: list[tuple[int, Claim]]) -> None:
-        self.stats.claims_released += self.s._release([c for _, c in taken])
-        for _, claim in taken:
+    def give_back(self, taken: list[tuple[int, Claim]], *, quiet: bool = False) -> None:
+        """Release ``taken`` (and empty it, so nothing is given back twice).
+        A release the store failed raises after every claim was tried, unless
+        ``quiet`` (an error is already on its way); either way the claim is
+        in ``self.held``."""
+        claims = [c for _, c in taken]
+        taken.clear()
+        released, error = self.s._release(claims, self.held)
+        self.stats.claims_released += released
+        for claim in claims:
             uuid = claim.provider_uuid
             # Our claim and its release each bumped the generation by one.
             self.gens[uuid] = self.gens.get(uuid, 0) + 1
+        if error is not None and not quiet:
+            raise error
 
     def drop(self, gi: int, cand: ProviderUsage, reason: str, *, lost: bool) -> None:
         self.diags[gi].drop(cand.provider.name, reason)

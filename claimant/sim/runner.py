@@ -32,7 +32,7 @@ from claimant.model import (
     ResourceClass,
     new_uuid,
 )
-from claimant.scheduler import Scheduler, SchedulerConfig
+from claimant.scheduler import Scheduler, SchedulerConfig, lifecycle
 from claimant.sim.legacy import FilterScheduler, HostLocks, HostManager, legacy_build
 from claimant.sim.workload import BAREMETAL_CLASSES, Cloud, make_cloud, make_workload
 from claimant.store.base import Store
@@ -294,7 +294,7 @@ def _legacy_request(
 ) -> None:
     t0 = time.perf_counter()
     # Nova persists the RequestSpec too; keep the store traffic comparable.
-    store.save_request(r.evolve(status=RequestStatus.PENDING, created_at=store.clock()))
+    r = lifecycle.create(store, r)
     counts = dict(build_failures=0, build_failures_from_races=0, driver_failures=0, retries=0)
     dests = fs.select(r.groups, r.count)
     built: list[list[str]] = []
@@ -341,7 +341,13 @@ def _legacy_request(
                     store.release_claim(uuid)
         placed = 0
     active = placed > 0 and placed == r.count
-    store.save_request(r.evolve(status=RequestStatus.ACTIVE if active else RequestStatus.FAILED))
+    lifecycle.record(
+        store,
+        r,
+        RequestStatus.ACTIVE if active else RequestStatus.FAILED,
+        {"event": "active" if active else "failed", "built": placed},
+        claims=[u for claims in built for u in claims] if placed else (),
+    )
     tally.add(
         (time.perf_counter() - t0) * 1000,
         placed=placed,

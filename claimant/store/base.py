@@ -342,6 +342,11 @@ class Store(abc.ABC):
 
     # -- requests ----------------------------------------------------------
     @abc.abstractmethod
+    def create_request(self, request: Request) -> Request:
+        """Insert a new request record; AlreadyExists if its uuid is taken
+        (insert-if-absent: of two creates with one uuid, exactly one wins)."""
+
+    @abc.abstractmethod
     def save_request(self, request: Request) -> Request:
         """Insert or replace a request record."""
 

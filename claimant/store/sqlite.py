@@ -1020,8 +1020,10 @@ class SQLiteStore(Store):
         )
 
     def confirm_claim(self, claim_uuid: str) -> Claim:
-        now = self.clock()
         with self._write() as conn:
+            # Read the clock only once we hold the write lock: waiting for it
+            # can take long enough for the claim to expire meanwhile.
+            now = self.clock()
             claim = self._get_claim(conn, claim_uuid, now)
             if claim.status == ClaimStatus.CONFIRMED:
                 return claim
@@ -1459,6 +1461,27 @@ class SQLiteStore(Store):
             return bool(rows)
 
     # -- requests ----------------------------------------------------------
+    def create_request(self, request: Request) -> Request:
+        now = self.clock()
+        saved = request.evolve(created_at=request.created_at or now, updated_at=now)
+        with self._write() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO requests VALUES (?, ?, ?, ?, ?)",
+                    (
+                        saved.uuid,
+                        saved.status.value,
+                        json.dumps(request_to_dict(saved)),
+                        saved.created_at,
+                        saved.updated_at,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyExists(
+                    f"request {saved.uuid} already exists", uuid=saved.uuid
+                ) from None
+        return saved
+
     def save_request(self, request: Request) -> Request:
         now = self.clock()
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)

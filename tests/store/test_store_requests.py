@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from claimant.model import (
+    AlreadyExists,
     AttributeConstraint,
     GroupPolicy,
     GroupPolicyKind,
@@ -104,3 +107,40 @@ def test_list_by_status_and_limit(store: Store) -> None:
     limited = store.list_requests(limit=2)
     assert len(limited) == 2
     assert {r.uuid for r in limited} <= {r.uuid for r in [*pending, active]}
+
+
+def test_create_is_insert_if_absent(store: Store) -> None:
+    request = full_request()
+    created = store.create_request(request)
+    assert request_to_dict(store.get_request(request.uuid)) == request_to_dict(created)
+    with pytest.raises(AlreadyExists):
+        store.create_request(request.evolve(status=RequestStatus.FAILED, count=1))
+    # The first record is untouched; save_request still replaces it.
+    assert store.get_request(request.uuid).status is RequestStatus.PENDING
+    store.save_request(created.evolve(status=RequestStatus.ACTIVE))
+    assert store.get_request(request.uuid).status is RequestStatus.ACTIVE
+
+
+def test_concurrent_creates_of_one_uuid_have_one_winner(store: Store) -> None:
+    request = full_request()
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def create(i: int) -> None:
+        try:
+            store.create_request(request.evolve(user_id=f"user-{i}"))
+            what = f"created user-{i}"
+        except AlreadyExists:
+            what = "already exists"
+        with lock:
+            outcomes.append(what)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [o for o in outcomes if o.startswith("created")]
+    assert len(won) == 1, outcomes
+    assert outcomes.count("already exists") == 3
+    assert f"created {store.get_request(request.uuid).user_id}" == won[0]

@@ -128,6 +128,7 @@ UPDATE_CONSUMER: Final = (
 DELETE_CONSUMER: Final = "DELETE FROM consumers WHERE uuid = ? IF generation = ?"
 
 SAVE_REQUEST: Final = "INSERT INTO requests (uuid, status, created_at, body) VALUES (?, ?, ?, ?)"
+CREATE_REQUEST: Final = SAVE_REQUEST + " IF NOT EXISTS"
 GET_REQUEST: Final = "SELECT body FROM requests WHERE uuid = ?"
 ALL_REQUESTS: Final = "SELECT status, created_at, body FROM requests"
 

@@ -1981,6 +1981,24 @@ class CassandraStore(Store):
         return out
 
     # -- requests ----------------------------------------------------------------------
+    def create_request(self, request: Request) -> Request:
+        now = self.clock()
+        saved = request.evolve(created_at=request.created_at or now, updated_at=now)
+        body = json.dumps(request_to_dict(saved))
+        try:
+            applied, _ = self._lwt(
+                q.CREATE_REQUEST, [saved.uuid, saved.status.value, saved.created_at, body]
+            )
+        except StoreUnavailable:
+            # The outcome may be unknown: a SERIAL read says whether ours landed.
+            rows = self._run(q.GET_REQUEST, [saved.uuid], serial=True)
+            if not rows or rows[0].body != body:
+                raise
+            applied = True
+        if not applied:
+            raise AlreadyExists(f"request {saved.uuid} already exists", uuid=saved.uuid)
+        return saved
+
     def save_request(self, request: Request) -> Request:
         now = self.clock()
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)

@@ -1,0 +1,137 @@
+"""A request's life on record: created once, then every step is a status and
+a history event. The native API, the conductor and the simulator all go
+through here, so a request's record is written one way.
+
+    create(store, request)          pending; insert-if-absent (AlreadyExists)
+    schedule(scheduler, request)    create (unless already created), place,
+                                    record scheduled / partial / failed / error
+    record(store, request, ...)     one more status + history event
+
+The record's ``claims`` always name what the request holds: on a failure,
+the claims that could not be given back (an outage; they expire at their
+TTL), never fewer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import Any
+
+from claimant.model import (
+    Claim,
+    ClaimantError,
+    NoValidHost,
+    Request,
+    RequestStatus,
+    new_uuid,
+)
+from claimant.scheduler.scheduler import Scheduler, ScheduleResult, validate_request
+from claimant.store.base import Store
+
+
+def prepare(request: Request, now: float, history: Iterable[dict[str, Any]] = ()) -> Request:
+    """The request as first recorded: validated, one consumer per instance,
+    ``pending``, holding nothing."""
+    request = validate_request(request)
+    consumers = request.consumers or tuple(new_uuid() for _ in range(request.count))
+    return request.evolve(
+        status=RequestStatus.PENDING,
+        consumers=consumers,
+        claims=(),
+        history=tuple(history),
+        created_at=request.created_at or now,
+        updated_at=now,
+    )
+
+
+def create(store: Store, request: Request, *, event: dict[str, Any] | None = None) -> Request:
+    """Record a new request (``pending``). A uuid already recorded is
+    ``AlreadyExists``: a retried create never rewrites a request's history."""
+    now = store.clock()
+    history = [{"at": now, **event}] if event else []
+    pending = prepare(request, now, history)
+    return store.create_request(pending) or pending
+
+
+def record(
+    store: Store,
+    request: Request,
+    status: RequestStatus,
+    event: dict[str, Any],
+    *,
+    claims: Iterable[str] | None = None,
+    events: Iterable[dict[str, Any]] = (),
+) -> Request:
+    """Save ``request`` with a new status, ``events`` (already stamped) and
+    ``event`` (stamped now) appended to its history, and, if given, the
+    claims it now holds."""
+    now = store.clock()
+    changes: dict[str, Any] = {
+        "status": status,
+        "history": (*request.history, *events, {"at": now, **event}),
+        "updated_at": now,
+    }
+    if claims is not None:
+        changes["claims"] = tuple(claims)
+    updated = request.evolve(**changes)
+    return store.save_request(updated) or updated
+
+
+def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -> ScheduleResult:
+    """Create the request's record (unless ``created``: it already is, pending),
+    place it, and record the outcome. Raises what ``Scheduler.place`` raises,
+    after recording it."""
+    store = scheduler.store
+    if created:
+        request = prepare(request, store.clock(), request.history).evolve(
+            created_at=request.created_at
+        )
+    else:
+        request = create(store, request)
+    held: list[Claim] = []
+    try:
+        result = scheduler.place(request, held=held)
+    except NoValidHost as exc:
+        record(
+            store,
+            request,
+            RequestStatus.FAILED,
+            {"event": "failed", "message": exc.message, "details": exc.details},
+            claims=[c.uuid for c in held],
+        )
+        raise
+    except BaseException as exc:
+        # The store may be what failed: record it if we can, and let the
+        # caller see the original error either way.
+        with contextlib.suppress(ClaimantError):
+            record(
+                store,
+                request,
+                RequestStatus.FAILED,
+                {"event": "error", "message": f"{type(exc).__name__}: {exc}"},
+                claims=[c.uuid for c in held],
+            )
+        raise
+    placed = len(result.placements)
+    if result.partial is not None:
+        event = {
+            "event": "partial",
+            "placed": placed,
+            "count": request.count,
+            "message": result.partial.message,
+        }
+    else:
+        event = {"event": "scheduled", "placed": placed, "count": request.count}
+    saved = record(
+        store,
+        request,
+        RequestStatus.SCHEDULED,
+        event,
+        claims=[c.uuid for p in result.placements for c in p.claims],
+    )
+    result.request = saved
+    return result
+
+
+__all__ = ["create", "prepare", "record", "schedule"]
