@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from claimant.torture.nemesis import ALL as NEMESES
+from claimant.torture.workload import MIXES
 
 EXIT_VIOLATIONS = 1
 EXIT_SETUP = 2
@@ -56,6 +57,20 @@ def _progress(message: str) -> None:
     help="Claim TTL of the run's schedulers; the run waits it out before checking leaks.",
 )
 @click.option(
+    "--mix",
+    type=click.Choice(sorted(MIXES)),
+    default="mixed",
+    show_default=True,
+    help="mixed: every operation; moves: only Placement moves and capacity stealers.",
+)
+@click.option(
+    "--shared-vcpu",
+    type=click.IntRange(2, 10000),
+    default=12,
+    show_default=True,
+    help="VCPU of each shared provider: lower means more writes failing part-way.",
+)
+@click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -71,6 +86,8 @@ def torture(
     clients: int,
     services: int,
     claim_ttl: float,
+    mix: str,
+    shared_vcpu: int,
     workdir: Path | None,
     as_json: bool,
 ) -> None:
@@ -93,6 +110,8 @@ def torture(
         clients=clients,
         services=services,
         claim_ttl=claim_ttl,
+        mix=mix,
+        shared_vcpu=shared_vcpu,
         workdir=workdir,
     )
     try:
@@ -118,6 +137,7 @@ def _summary(result: dict[str, Any]) -> None:
     table.add_column("")
     table.add_row("store", result["store"])
     table.add_row("nemesis", ", ".join(result["nemesis"]) or "none")
+    table.add_row("mix", result["mix"])
     table.add_row("seconds / seed", f"{result['seconds']:g} / {result['seed']}")
     table.add_row(
         "ops",

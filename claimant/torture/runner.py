@@ -66,6 +66,8 @@ class TortureConfig:
     sample_every: float = 10.0
     client_timeout: float = 10.0
     workdir: Path | None = None
+    mix: str = "mixed"  # workload.MIXES
+    shared_vcpu: int = 12
 
 
 @dataclass
@@ -236,7 +238,7 @@ class Run:
         dep.proxy_thread = ProxyThread()
         shared: list[str] = []
         build: list[str] = []
-        plan = [("s", shared_trait, 12, 8192)] * self.cfg.shared_providers + [
+        plan = [("s", shared_trait, self.cfg.shared_vcpu, 8192)] * self.cfg.shared_providers + [
             ("b", build_trait, 4, 4096)
         ] * self.cfg.build_providers
         counts: Counter[str] = Counter()
@@ -287,6 +289,7 @@ class Run:
             build_trait=build_trait,
             consumers=[str(uuidlib.uuid4()) for _ in range(self.cfg.consumers)],
             timeout=self.cfg.client_timeout,
+            mix=self.cfg.mix,
         )
 
     def _wait_for_agents(self, conductor_url: str, build: list[str]) -> None:
@@ -443,6 +446,7 @@ class Run:
             "seconds": self.cfg.seconds,
             "seed": self.cfg.seed,
             "nemesis": self.cfg.nemeses,
+            "mix": self.cfg.mix,
             "ops": len(client_ops),
             "acked": sum(1 for o in client_ops if o.outcome == Outcome.OK),
             "failed": sum(1 for o in client_ops if o.outcome == Outcome.FAIL),
@@ -450,6 +454,8 @@ class Run:
             "by_op": {f: dict(c) for f, c in sorted(by_f.items())},
             "faults": len(faults),
             "faults_by_kind": dict(sorted(kinds.items())),
+            "replies_dropped": sum(p.dropped for p in self.dep.proxies),
+            "replies_delayed": sum(p.delayed for p in self.dep.proxies),
             "nemesis_errors": self.nemesis.errors if self.nemesis is not None else [],
             "client_errors": [e for c in self.clients for e in c.errors][:20],
             "samples": self.samples,

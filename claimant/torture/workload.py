@@ -40,6 +40,22 @@ TOKEN = "torture"  # noauth2: a service caller
 PROJECT = "torture"
 
 
+# What a client step does, by share (each mix sums to 1).
+MIXES: dict[str, list[tuple[str, float]]] = {
+    "mixed": [
+        ("put", 0.30),
+        ("post", 0.10),
+        ("delete", 0.07),
+        ("steal", 0.10),
+        ("native", 0.23),
+        ("build", 0.20),
+    ],
+    # Only Placement moves and stealers: the most multi-provider writes
+    # failing part-way (issue 8, scenario 1).
+    "moves": [("put", 0.50), ("post", 0.15), ("delete", 0.05), ("steal", 0.30)],
+}
+
+
 @dataclass
 class Topology:
     """What the clients may touch."""
@@ -52,6 +68,7 @@ class Topology:
     build_trait: str
     consumers: list[str]  # the Placement consumers moved around
     timeout: float = 10.0
+    mix: str = "mixed"
 
 
 @dataclass
@@ -268,28 +285,39 @@ class Client:
         self._call(op, "DELETE", url, timeout=self.topo.timeout * 3)
 
     # ---- the loop -------------------------------------------------------------
+    def _put_some(self) -> None:
+        consumer = self.rng.choice(self.topo.consumers)
+        self.put(consumer, {} if self.rng.random() < 0.1 else self._move(2))
+
+    def _native(self) -> None:
+        if len(self.state.confirmed) > 3:
+            self.release()
+        else:
+            self.request()
+
+    def _conductor(self) -> None:
+        if not self.topo.build:
+            return
+        if len(self.state.builds) > 2:
+            self.destroy()
+        else:
+            self.build()
+
     def step(self) -> None:
+        actions = {
+            "put": self._put_some,
+            "post": self.post,
+            "delete": lambda: self.delete(self.rng.choice(self.topo.consumers)),
+            "steal": self.steal,
+            "native": self._native,
+            "build": self._conductor,
+        }
         x = self.rng.random()
-        if x < 0.30:
-            consumer = self.rng.choice(self.topo.consumers)
-            alloc = {} if self.rng.random() < 0.1 else self._move(2)
-            self.put(consumer, alloc)
-        elif x < 0.40:
-            self.post()
-        elif x < 0.47:
-            self.delete(self.rng.choice(self.topo.consumers))
-        elif x < 0.57:
-            self.steal()
-        elif x < 0.80:
-            if len(self.state.confirmed) > 3:
-                self.release()
-            else:
-                self.request()
-        elif self.topo.build:
-            if len(self.state.builds) > 2:
-                self.destroy()
-            else:
-                self.build()
+        for name, share in MIXES[self.topo.mix]:
+            if x < share:
+                actions[name]()
+                return
+            x -= share
 
     def run(self) -> None:
         try:
