@@ -71,6 +71,13 @@ def _progress(message: str) -> None:
     help="VCPU of each shared provider: lower means more writes failing part-way.",
 )
 @click.option(
+    "--consumers",
+    type=click.IntRange(1, 1000),
+    default=8,
+    show_default=True,
+    help="Placement consumers shared by the clients: fewer means more racing writes.",
+)
+@click.option(
     "--workdir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -88,6 +95,7 @@ def torture(
     claim_ttl: float,
     mix: str,
     shared_vcpu: int,
+    consumers: int,
     workdir: Path | None,
     as_json: bool,
 ) -> None:
@@ -112,6 +120,7 @@ def torture(
         claim_ttl=claim_ttl,
         mix=mix,
         shared_vcpu=shared_vcpu,
+        consumers=consumers,
         workdir=workdir,
     )
     try:

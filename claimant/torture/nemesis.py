@@ -214,7 +214,7 @@ class Nemesis:
         self.history.ok(op)
 
     def heal(self) -> None:
-        """Undo whatever is still injected (called when the run ends)."""
+        """Undo whatever is still injected (called when the run ends; idempotent)."""
         for proxy in self.t.proxies:
             proxy.set_mode(PASS)
         for pid in list(self._paused):

@@ -480,5 +480,7 @@ def run_torture(cfg: TortureConfig, echo: Callable[[str], None] = lambda _: None
             raise SetupError(str(exc)) from exc
         run.execute()
     finally:
+        if run.nemesis is not None:
+            run.nemesis.heal()  # never leave a node SIGSTOPped behind
         run.teardown()
     return run.result()
