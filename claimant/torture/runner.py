@@ -390,8 +390,23 @@ class Run:
             wait = self.cfg.claim_ttl + 2 * self.cfg.expire_interval + 2.0
             self.echo(f"waiting {wait:.0f}s for the claim TTL to pass ...")
             time.sleep(wait)
-            self.final = self._final_snapshot(store)
+            self.final = self._final_snapshot_retrying(store)
             check_final(self.history.ops(), self.final, self.report, after_ttl=True)
+
+    def _final_snapshot_retrying(self, store: Any) -> Snapshot:
+        from claimant.model import ClaimantError
+
+        # A node just restarted may not answer at once; the final read must happen.
+        for _ in range(5):
+            try:
+                return self._final_snapshot(store)
+            except ClaimantError as exc:
+                self.echo(f"final read failed ({exc.code}); retrying in 5s")
+                time.sleep(5)
+        try:
+            return self._final_snapshot(store)
+        except ClaimantError as exc:
+            raise SetupError(f"could not read the store for the final check: {exc}") from exc
 
     def _final_snapshot(self, store: Any) -> Snapshot:
         snap = read_snapshot(store, self.providers)
@@ -476,9 +491,9 @@ def run_torture(cfg: TortureConfig, echo: Callable[[str], None] = lambda _: None
     try:
         try:
             run.setup()
+            run.execute()
         except ProcessError as exc:
             raise SetupError(str(exc)) from exc
-        run.execute()
     finally:
         if run.nemesis is not None:
             run.nemesis.heal()  # never leave a node SIGSTOPped behind
