@@ -135,8 +135,14 @@ def _faults_during(ops: list[Op], start: float, end: float | None) -> list[Op]:
     ]
 
 
+# A consumer moved all run long has thousands of ops; its end state is
+# decided by the last few, so a violation shows those.
+STORY_OPS = 40
+
+
 def _story(all_ops: list[Op], mine: list[Op]) -> list[dict[str, Any]]:
-    """The ops behind a violation, with the faults that overlapped them."""
+    """The last ops behind a violation, with the faults that overlapped them."""
+    mine = sorted(mine, key=lambda o: o.index)[-STORY_OPS:]
     if not mine:
         return []
     start = min(o.invoked for o in mine)
