@@ -436,7 +436,7 @@ class Agent:
             reply = self._build(msg)
         finally:
             with self._lock:
-                rec = self._builds[msg.consumer_uuid]
+                rec = self._record_of(msg)
                 if reply is None:
                     # An unexpected error: the driver may have half-built it.
                     with contextlib.suppress(Exception):
@@ -459,6 +459,21 @@ class Agent:
         if reply.ok:
             self._after_change()
         return reply
+
+    def _record_of(self, msg: BuildMessage) -> BuildRecord:
+        """The record of a build in flight (caller holds ``self._lock``); a
+        destroy that ran meanwhile dropped it, and what the build does next
+        must still be on record."""
+        return self._builds.setdefault(
+            msg.consumer_uuid,
+            BuildRecord(
+                consumer_uuid=msg.consumer_uuid,
+                provider_uuid=self.uuid,
+                status=BuildStatus.BUILDING,
+                claims=msg.claims,
+                request_uuid=msg.request_uuid,
+            ),
+        )
 
     def _build(self, msg: BuildMessage) -> BuildReply:
         t0 = time.perf_counter()
@@ -499,8 +514,11 @@ class Agent:
                     amounts.get(c.provider_uuid, {}).get(rc, 0) + n
                 )
         with self._lock:
-            rec = self._builds[msg.consumer_uuid]
-            rec.claims = tuple(c.uuid for c in claims)
+            rec = self._record_of(msg)
+            if not msg.claims:
+                # Kept as the message named them otherwise: a resend is
+                # recognised by the same claims.
+                rec.claims = tuple(c.uuid for c in claims)
             rec.resources = _summed(claims)
             rec.request_uuid = rec.request_uuid or claims[0].request_uuid
         try:

@@ -53,7 +53,6 @@ from claimant.store.base import Store
 
 log = logging.getLogger("claimant.conductor")
 
-AGENT_FAILURE = Failure.AGENT.value  # no agent took the message (the conductor freed the claims)
 # Resending a build whose reply was lost: the first pause, doubling up to the last.
 _RESEND_PAUSE = (0.05, 2.0)
 
@@ -230,6 +229,10 @@ class Conductor:
                 out.held.extend(c.uuid for c in claims)
                 event["event"] = "build_unknown"
                 return out
+            # The agent gave up on these claims and will never confirm them; it
+            # released them, unless the store refused it or the message went
+            # to the wrong agent. Whatever is left is freed (or recorded) here.
+            out.held.extend(self._free(c.uuid for c in claims))
             self.scheduler.record_build_failure(host)
             if out.attempts >= self.max_attempts:
                 out.events.append(
@@ -285,7 +288,7 @@ class Conductor:
         try:
             client = self.agents.get(host)
         except NotFound as exc:
-            return self._undelivered(consumer, host, claims, exc.message)
+            return self._undelivered(consumer, host, exc.message)
         deadline = max(c.expires_at or 0.0 for c in claims) + self.expiry_grace
         pause, longest = _RESEND_PAUSE
         delivered = False
@@ -296,7 +299,7 @@ class Conductor:
                 delivered = delivered or getattr(exc, "delivered", True)
                 error = exc
             if not delivered:
-                return self._undelivered(consumer, host, claims, error.message)
+                return self._undelivered(consumer, host, error.message)
             settled = self._settled(consumer, host, claims)
             if settled is not None:
                 return settled
@@ -315,10 +318,10 @@ class Conductor:
             self.sleep(pause)
             pause = min(pause * 2, longest)
 
-    def _undelivered(self, consumer: str, host: str, claims: list[Claim], why: str) -> BuildReply:
-        # No agent saw the message, so nobody will confirm these claims:
-        # give them back now rather than let them hold capacity until they expire.
-        self._release(c.uuid for c in claims)
+    def _undelivered(self, consumer: str, host: str, why: str) -> BuildReply:
+        # No agent saw the message, so nobody will confirm these claims: the
+        # caller gives them back now rather than let them hold capacity until
+        # they expire.
         return BuildReply(consumer, False, host, failure=Failure.AGENT, message=why)
 
     def _settled(self, consumer: str, host: str, claims: list[Claim]) -> BuildReply | None:
@@ -352,10 +355,19 @@ class Conductor:
             )
         return None  # still building, or failing part-way: ask again
 
-    def _release(self, uuids: Iterable[str]) -> None:
+    def _free(self, uuids: Iterable[str]) -> list[str]:
+        """Release what is still held; returns the claims the store would not
+        release (they stay on the request's record until they expire)."""
+        stuck = []
         for uuid in uuids:
-            with contextlib.suppress(NotFound, ClaimNotActive):
+            try:
                 self.store.release_claim(uuid)
+            except (NotFound, ClaimNotActive):
+                pass
+            except ClaimantError as exc:
+                log.warning("could not release claim %s: %s", uuid, exc)
+                stuck.append(uuid)
+        return stuck
 
     def _finish(
         self, request: Request, outcomes: list[InstanceOutcome], stats: ScheduleStats
@@ -401,8 +413,10 @@ class Conductor:
                 log.warning("destroy of %s on %s failed: %s", consumer, host, exc)
         held = self.store.list_claims(consumer_uuid=consumer)
         unconfirmed = [c.uuid for c in held if c.status != ClaimStatus.CONFIRMED]
-        self._release(unconfirmed)
-        return unconfirmed if len(unconfirmed) == len(held) else None
+        stuck = self._free(unconfirmed)
+        if stuck or len(unconfirmed) != len(held):
+            return None
+        return unconfirmed
 
     def destroy(self, request_uuid: str) -> Request:
         """Destroy every instance of a request and free its allocations."""

@@ -203,6 +203,7 @@ class Scheduler:
     # -- scheduling --------------------------------------------------------
     def schedule(self, request: Request) -> ScheduleResult:
         """Persist, place and record a request (``claimant.scheduler.lifecycle``)."""
+        # Imported here: lifecycle builds on this module.
         from claimant.scheduler.lifecycle import schedule
 
         return schedule(self, request)
@@ -228,8 +229,6 @@ class Scheduler:
         started = time.perf_counter()
         request = validate_request(request)
         consumers = request.consumers or tuple(new_uuid() for _ in range(request.count))
-        if len(consumers) != request.count:
-            raise InvalidInput("consumers must name one uuid per instance", field="consumers")
         request = request.evolve(consumers=consumers)
         stuck: list[Claim] = held if held is not None else []
         stats = ScheduleStats()

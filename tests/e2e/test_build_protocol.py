@@ -326,3 +326,81 @@ def test_an_unknown_outcome_frees_nothing_and_builds_nowhere_else(
     assert held == []  # expired by now (the fake clock moved past the TTL) ...
     assert b.instances() == []  # ... and never built elsewhere
     assert len(result.request.claims) == 1  # the record said it might hold it
+
+
+def test_a_confirm_outage_over_http_leaves_no_instance_without_allocation(
+    store: Store, make_agent: AgentFactory, served: ExitStack
+) -> None:
+    # host-a's first confirm hits a store outage; before the fix the agent
+    # answered 503, the conductor freed the claim and built on host-b while
+    # host-a kept running the instance with nothing on its ledger.
+    agents = [make_agent(store, "host-a", memory_mb=8192), make_agent(store, "host-b")]
+    agents[0].store = FaultyStore(store, confirm_claim={1})  # type: ignore[assignment]
+    directory = AgentDirectory()
+    for agent in agents:
+        url = served.enter_context(LoopbackServer(create_agent_app(agent)))
+        client = HttpAgentClient(url, timeout=30)
+        served.callback(client.close)
+        directory.add([agent.uuid], client)
+    conductor = Conductor(store, Scheduler(store, SchedulerConfig(host_subset_size=1)), directory)
+    result = conductor.build(_request())
+    assert result.request.status == RequestStatus.ACTIVE, result.request.history
+    assert agents[0].instances() == list(result.request.consumers)
+    assert_hosts_match_the_ledger(store, agents)
+
+
+def test_destroy_without_an_agent_keeps_the_allocation(
+    store: Store, make_agent: AgentFactory
+) -> None:
+    # Only the agent can say the instance is gone: with no agent answering,
+    # freeing the allocation would leave the instance running on nothing.
+    agent = make_agent(store, "host-a")
+    directory = AgentDirectory()
+    directory.add([agent.uuid], agent)
+    conductor = Conductor(store, Scheduler(store), directory)
+    built = conductor.build(_request())
+    assert built.request.status == RequestStatus.ACTIVE
+    dead = HttpAgentClient("http://127.0.0.1:9", timeout=5)
+    directory.add([agent.uuid], dead)
+    with pytest.raises(AgentUnavailable):
+        conductor.destroy(built.request.uuid)
+    dead.close()
+    assert_hosts_match_the_ledger(store, [agent])
+    saved = store.get_request(built.request.uuid)
+    assert saved.history[-1]["event"] == "destroy_failed"
+    assert sorted(saved.claims) == sorted(built.request.claims)
+
+    directory.add([agent.uuid], agent)  # the agent is back: now it goes
+    assert conductor.destroy(built.request.uuid).status == RequestStatus.DELETED
+    assert agent.instances() == []
+    assert store.list_claims(request_uuid=built.request.uuid) == []
+
+
+def test_a_build_slower_than_the_client_timeout_is_built_once(
+    store: Store, served: ExitStack
+) -> None:
+    # The conductor's client gives up before the agent finishes; its resends
+    # wait for the build in flight and get its reply: one instance, one host.
+    agent = Agent(
+        store,
+        AgentConfig(provider={"name": "host-slow", "inventories": {"VCPU": 4, "MEMORY_MB": 4096}}),
+        FakeDriver(build_time=1.0),
+    )
+    agent.start(background=False)
+    calls: list[str] = []
+    real_build = agent.driver.build
+
+    def counting_build(consumer: str, amounts: dict[str, dict[str, int]]) -> None:
+        calls.append(consumer)
+        real_build(consumer, amounts)
+
+    agent.driver.build = counting_build  # type: ignore[method-assign]
+    url = served.enter_context(LoopbackServer(create_agent_app(agent)))
+    client = HttpAgentClient(url, timeout=0.3)
+    served.callback(client.close)
+    directory = AgentDirectory()
+    directory.add([agent.uuid], client)
+    result = Conductor(store, Scheduler(store), directory).build(_request())
+    assert result.request.status == RequestStatus.ACTIVE, result.request.history
+    assert calls == list(result.request.consumers)
+    assert_hosts_match_the_ledger(store, [agent])

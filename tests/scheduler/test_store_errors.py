@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from claimant.model import RequestGroup, RequestStatus, StoreUnavailable
+from claimant.model import NoValidHost, RequestGroup, RequestStatus, StoreUnavailable
 from claimant.store import Store
 from tests.faults import FaultyStore
 
@@ -78,3 +78,16 @@ def test_an_error_while_querying_releases_earlier_instances(any_store: Store) ->
         scheduler(faulty).schedule(request)  # type: ignore[arg-type]
     assert any_store.list_claims(request_uuid=request.uuid) == []
     assert any_store.get_request(request.uuid).claims == ()
+
+
+def test_place_is_pure_and_honours_exclude(any_store: Store) -> None:
+    # place() writes claims and nothing else: no request record appears.
+    a = host(any_store, "a", vcpu=8, memory_mb=16384)
+    b = host(any_store, "b", vcpu=8)
+    request = req(grp("cpu", VCPU=1))
+    result = scheduler(any_store, host_subset_size=1).place(request, exclude={a.uuid})
+    assert [p.providers for p in result.placements] == [[b.uuid]]
+    assert any_store.list_requests() == []
+    with pytest.raises(NoValidHost):
+        scheduler(any_store).place(req(grp("cpu", VCPU=1)), exclude={a.uuid, b.uuid})
+    assert [c.provider_uuid for c in any_store.list_claims()] == [b.uuid]

@@ -1982,6 +1982,9 @@ class CassandraStore(Store):
 
     # -- requests ----------------------------------------------------------------------
     def create_request(self, request: Request) -> Request:
+        # One LWT; later saves of the record are plain writes. Mixing the two
+        # on a partition is safe while the coordinators' clocks agree with the
+        # clients' (a later save needs a later timestamp than the LWT's ballot).
         now = self.clock()
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)
         body = json.dumps(request_to_dict(saved))
