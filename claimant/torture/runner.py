@@ -469,6 +469,7 @@ class Run:
             "by_op": {f: dict(c) for f, c in sorted(by_f.items())},
             "faults": len(faults),
             "faults_by_kind": dict(sorted(kinds.items())),
+            "fault_log": [o.to_dict() for o in faults],
             "replies_dropped": sum(p.dropped for p in self.dep.proxies),
             "replies_delayed": sum(p.delayed for p in self.dep.proxies),
             "nemesis_errors": self.nemesis.errors if self.nemesis is not None else [],
