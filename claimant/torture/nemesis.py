@@ -5,8 +5,8 @@
 | ``kill-service`` | SIGKILL one ``claimant serve`` process, restart it |
 | ``kill-agent`` | SIGKILL one agent, restart it |
 | ``kill-conductor`` | SIGKILL the conductor, restart it |
-| ``lost-replies`` | one agent's proxy drops replies after the agent did the work |
-| ``delayed-replies`` | one agent's proxy holds replies for a few seconds |
+| ``lost-replies`` | one build agent's proxy drops replies after the agent did the work |
+| ``delayed-replies`` | one build agent's proxy holds replies for a few seconds |
 | ``store-errors`` | SQLite: a process holds the write lock past the busy timeout; |
 |  | Cassandra: SIGSTOP/SIGCONT of a node (needs ``--cluster-dir``) |
 | ``pause-node`` | SIGSTOP a Cassandra node, SIGCONT it later |

@@ -239,7 +239,7 @@ class Run:
         shared: list[str] = []
         build: list[str] = []
         plan = [("s", shared_trait, self.cfg.shared_vcpu, 8192)] * self.cfg.shared_providers + [
-            ("b", build_trait, 4, 4096)
+            ("b", build_trait, 8, 4096)
         ] * self.cfg.build_providers
         counts: Counter[str] = Counter()
         for kind, trait, vcpu, mem in plan:
@@ -249,7 +249,10 @@ class Run:
             config.write_text(_agent_toml(name, trait, vcpu, mem))
             port, pport = free_port(), free_port()
             proxy = dep.proxy_thread.add(ReplyProxy(pport, port))
-            dep.proxies.append(proxy)
+            # Only the build agents hear from the conductor: only their
+            # proxies carry anything a fault could lose or delay.
+            if kind == "b":
+                dep.proxies.append(proxy)
             p = Proc(
                 name,
                 claimant_argv(
