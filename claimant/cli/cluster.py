@@ -71,16 +71,31 @@ def cluster() -> None:
 @dir_option
 @click.option("--version", default=DEFAULT_VERSION, show_default=True, help="Cassandra 5.0.x.")
 @click.option("--heap", default=DEFAULT_HEAP, show_default=True, help="JVM heap per node.")
+@click.option(
+    "--base-address",
+    default=None,
+    help="Node 1's address, 127.0.0.X; node I gets 127.0.0.(X+I-1). "
+    "Default 127.0.0.1, or what the cluster in DIR was created with.",
+)
 @timeout_option(180)
-def up(count: int, directory: Path, version: str, heap: str, timeout: float) -> None:
-    """Start N nodes on 127.0.0.1..N and wait until each answers CQL.
+def up(
+    count: int, directory: Path, version: str, heap: str, base_address: str | None, timeout: float
+) -> None:
+    """Start N nodes on 127.0.0.1..N (or from --base-address) and wait for CQL.
 
     Idempotent: nodes already running are left alone, stopped ones are started.
     """
     began = time.monotonic()
     with _errors():
         c = Cluster(directory)
-        c.up(count, version=version, heap=heap, timeout=timeout, echo=_progress)
+        c.up(
+            count,
+            version=version,
+            heap=heap,
+            timeout=timeout,
+            echo=_progress,
+            base_address=base_address,
+        )
         addresses = c.contact_points()
     _progress(f"cluster of {count} up in {time.monotonic() - began:.1f}s ({c.dir})")
     for line in describe(addresses):

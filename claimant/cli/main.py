@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "agent": "claimant.cli.agent:agent",
     "conductor": "claimant.cli.conductor:conductor",
     "sim": "claimant.cli.sim:sim",
+    "torture": "claimant.cli.torture:torture",
 }
 
 

@@ -21,6 +21,8 @@ MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 NODE_MARKER = "-Dclaimant.cluster.node="
 
 _HEAP = re.compile(r"^[1-9][0-9]*[mMgG]$")
+_BASE = re.compile(r"^127\.0\.0\.([0-9]{1,3})$")
+DEFAULT_BASE_ADDRESS = "127.0.0.1"
 
 
 def parse_heap(heap: str) -> str:
@@ -33,18 +35,30 @@ def parse_heap(heap: str) -> str:
     return heap.lower()
 
 
+def parse_base_address(address: str, node_count: int = 1) -> int:
+    """The last byte of node 1's address ``127.0.0.X``; nodes take X, X+1, ..."""
+    m = _BASE.match(address.strip())
+    last = int(m.group(1)) if m else 0
+    if not m or not 1 <= last <= 255 - node_count:
+        raise ClusterError(
+            f"invalid base address {address!r}: use 127.0.0.X, with X+{node_count - 1} <= 254"
+        )
+    return last
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """Where node ``index`` (1-based) lives: its address, ports, directories."""
 
     index: int
     root: Path  # DIR/nodeI
+    base: int = 1  # node 1 is 127.0.0.<base>
 
     @classmethod
-    def of(cls, cluster_dir: Path, index: int) -> NodeSpec:
+    def of(cls, cluster_dir: Path, index: int, base: int = 1) -> NodeSpec:
         if not 1 <= index <= MAX_NODES:
             raise ClusterError(f"node index must be 1..{MAX_NODES}, got {index}")
-        return cls(index=index, root=cluster_dir / f"node{index}")
+        return cls(index=index, root=cluster_dir / f"node{index}", base=base)
 
     @property
     def name(self) -> str:
@@ -54,13 +68,14 @@ class NodeSpec:
     def address(self) -> str:
         # Linux routes all of 127.0.0.0/8 to lo, so every node gets its own
         # loopback address and the standard ports, like ccm does.
-        return f"127.0.0.{self.index}"
+        return f"127.0.0.{self.base + self.index - 1}"
 
     @property
     def jmx_port(self) -> int:
         # JMX "local" mode always binds 127.0.0.1, whatever listen_address is,
-        # so nodes need distinct ports there (ccm's 7100, 7200, ...).
-        return 7000 + 100 * self.index
+        # so nodes need distinct ports there (ccm's 7100, 7200, ...); keyed by
+        # the address, so clusters on different base addresses never clash.
+        return 7000 + 100 * (self.base + self.index - 1)
 
     @property
     def ports(self) -> list[tuple[str, int, str]]:
@@ -111,10 +126,10 @@ class NodeSpec:
         }
 
 
-def seeds_for(node_count: int) -> list[str]:
+def seeds_for(node_count: int, base: int = 1) -> list[str]:
     """Seed list: only node 1 (a seed never bootstraps, the rest join via it)."""
     del node_count  # one seed is plenty on one machine; kept for symmetry with compose
-    return [f"127.0.0.1:{STORAGE_PORT}"]
+    return [f"127.0.0.{base}:{STORAGE_PORT}"]
 
 
 def cassandra_yaml(
@@ -148,7 +163,7 @@ def cassandra_yaml(
         "seed_provider": [
             {
                 "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-                "parameters": [{"seeds": ",".join(seeds_for(node_count))}],
+                "parameters": [{"seeds": ",".join(seeds_for(node_count, node.base))}],
             }
         ],
         "listen_address": node.address,

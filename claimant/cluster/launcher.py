@@ -24,7 +24,7 @@ from claimant.cluster import (
     jars,
 )
 from claimant.cluster import node as proc
-from claimant.cluster.config import NATIVE_PORT, NodeSpec
+from claimant.cluster.config import DEFAULT_BASE_ADDRESS, NATIVE_PORT, NodeSpec
 
 STATE_FILE = "cluster.json"
 Echo = Callable[[str], None]
@@ -55,6 +55,8 @@ class State:
     node_count: int
     created: float = field(default_factory=time.time)
     nodes: list[NodeState] = field(default_factory=list)
+    # Node 1's address; state files written before the option default to it.
+    base_address: str = DEFAULT_BASE_ADDRESS
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -83,6 +85,7 @@ def _noop(_: str) -> None:
 class Cluster:
     def __init__(self, directory: Path) -> None:
         self.dir = directory.expanduser().absolute()
+        self._base: int | None = None  # from the state file, or from up()
 
     # ---- state ------------------------------------------------------------
     @property
@@ -99,9 +102,11 @@ class Cluster:
                 f"`claimant cluster up -n N --dir {self.dir}`"
             )
         try:
-            return State.from_json(self.state_path.read_text())
+            state = State.from_json(self.state_path.read_text())
         except (ValueError, TypeError, KeyError) as exc:
             raise ClusterError(f"corrupt state file {self.state_path}: {exc}") from exc
+        self._base = config.parse_base_address(state.base_address, state.node_count)
+        return state
 
     def save(self, state: State) -> None:
         tmp = self.state_path.with_suffix(".tmp")
@@ -122,7 +127,11 @@ class Cluster:
             yield
 
     def spec(self, index: int) -> NodeSpec:
-        return NodeSpec.of(self.dir, index)
+        if self._base is None:
+            self._base = 1
+            if self.exists():
+                self.load()
+        return NodeSpec.of(self.dir, index, self._base)
 
     # ---- queries ----------------------------------------------------------
     def status(self) -> list[NodeStatus]:
@@ -161,24 +170,43 @@ class Cluster:
         heap: str = DEFAULT_HEAP,
         timeout: float = 180.0,
         echo: Echo = _noop,
+        base_address: str | None = None,
     ) -> State:
-        """Create (or resume) a cluster of ``count`` nodes and wait for CQL."""
+        """Create (or resume) a cluster of ``count`` nodes and wait for CQL.
+
+        ``base_address``: node 1's address, 127.0.0.X (default 127.0.0.1);
+        node I is 127.0.0.(X+I-1)."""
         if not 1 <= count <= MAX_NODES:
             raise ClusterError(f"-n must be between 1 and {MAX_NODES}")
         jars.check_version(version)
         heap = config.parse_heap(heap)
+        if base_address is not None:
+            config.parse_base_address(base_address, count)
         fresh_dir = not self.dir.exists()
         try:
-            return self._up(count, version, heap, timeout, echo)
+            return self._up(count, version, heap, timeout, echo, base_address)
         except ClusterError:
             if fresh_dir and not self.exists():
                 shutil.rmtree(self.dir, ignore_errors=True)
             raise
 
-    def _up(self, count: int, version: str, heap: str, timeout: float, echo: Echo) -> State:
+    def _up(
+        self,
+        count: int,
+        version: str,
+        heap: str,
+        timeout: float,
+        echo: Echo,
+        base_address: str | None,
+    ) -> State:
         with self.locked():
             if self.exists():
                 state = self.load()
+                if base_address is not None and base_address.strip() != state.base_address:
+                    raise ClusterError(
+                        f"{self.dir} holds a cluster on {state.base_address}; destroy it "
+                        f"before asking for {base_address}"
+                    )
                 if state.node_count != count:
                     raise ClusterError(
                         f"{self.dir} holds a {state.node_count}-node cluster; use "
@@ -193,12 +221,15 @@ class Cluster:
                         f"{self.dir} exists, is not empty and has no {STATE_FILE}; "
                         "choose another --dir"
                     )
+                base = (base_address or DEFAULT_BASE_ADDRESS).strip()
                 state = State(
                     version=version,
                     heap=heap,
                     node_count=count,
                     nodes=[NodeState(index=i, auto_bootstrap=False) for i in range(1, count + 1)],
+                    base_address=base,
                 )
+                self._base = config.parse_base_address(base, count)
                 # Fail before writing anything if the cluster cannot start at all.
                 self._preflight(state, echo)
                 self.save(state)

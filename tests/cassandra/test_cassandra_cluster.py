@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from claimant.cluster import config as cluster_config
 from claimant.cluster.launcher import Cluster
 from claimant.model import (
     ClaimantError,
@@ -31,37 +30,20 @@ from claimant.store import open_store
 
 pytestmark = [pytest.mark.slow, pytest.mark.cassandra]
 
-# The launcher puts node I on 127.0.0.I; the dev node already owns 127.0.0.1.
-# Until it takes a base address, shift this cluster to 127.0.0.11-13 (and JMX
-# to 8100-8300) for the duration of the test.
-BASE = 10
+# The dev node owns 127.0.0.1: this cluster lives on 127.0.0.11-13.
+BASE_ADDRESS = "127.0.0.11"
 PROVIDERS = 12
 VCPU = 16
 
 
 @pytest.fixture(scope="module")
-def shifted_addresses() -> Iterator[None]:
-    mp = pytest.MonkeyPatch()
-    spec = cluster_config.NodeSpec
-    mp.setattr(spec, "address", property(lambda s: f"127.0.0.{BASE + s.index}"))
-    mp.setattr(spec, "jmx_port", property(lambda s: 7000 + 100 * (BASE + s.index)))
-    mp.setattr(
-        cluster_config,
-        "seeds_for",
-        lambda n: [f"127.0.0.{BASE + 1}:{cluster_config.STORAGE_PORT}"],
-    )
-    yield
-    mp.undo()
-
-
-@pytest.fixture(scope="module")
-def cluster(shifted_addresses: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if not os.environ.get("CLAIMANT_TEST_CASSANDRA"):
         pytest.skip("set CLAIMANT_TEST_CASSANDRA to run Cassandra tests")
     given = os.environ.get("CLAIMANT_TEST_CLUSTER_DIR")
     directory = Path(given) if given else tmp_path_factory.mktemp("cass3")
     c = Cluster(directory)
-    c.up(3, heap="512m", timeout=600, echo=print)
+    c.up(3, heap="512m", timeout=600, echo=print, base_address=BASE_ADDRESS)
     try:
         yield c
     finally:

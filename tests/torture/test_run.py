@@ -1,0 +1,134 @@
+"""Real torture runs (issue 8): real `claimant serve`, conductor and agent
+processes, a real store, faults from outside, and the checker's verdict.
+
+Each run is bounded (about 20 s of workload, a few seconds of claim TTL).
+The 3-node run (node kills and pauses) takes minutes and is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from claimant.torture import TortureConfig, run_torture
+
+RESULT_KEYS = {
+    "ops",
+    "acked",
+    "faults",
+    "violations",
+    "lost_acked",
+    "over_capacity",
+    "leaked_after_ttl",
+    "not_checked",
+}
+
+
+def _assert_clean(result: dict[str, object]) -> None:
+    assert set(result) >= RESULT_KEYS
+    assert isinstance(result["ops"], int) and result["ops"] > 50
+    assert isinstance(result["acked"], int) and result["acked"] > 0
+    assert isinstance(result["faults"], int) and result["faults"] >= 1
+    assert result["client_errors"] == [] and result["nemesis_errors"] == []
+    assert result["violations"] == [], json.dumps(result["violations"][:3], indent=1)[:4000]
+    assert result["lost_acked"] == result["over_capacity"] == result["leaked_after_ttl"] == 0
+
+
+def test_sqlite_two_services_with_service_kills(tmp_path: Path) -> None:
+    """Through the CLI: two `claimant serve` processes on one SQLite file."""
+    store = "sqlite:///" + str(tmp_path / "torture.db").lstrip("/")
+    cmd = [
+        sys.executable, "-c", "from claimant.cli.main import main; main(prog_name='claimant')",
+        "torture", "--store", store, "--seconds", "20", "--nemesis", "kill-service",
+        "--clients", "4", "--claim-ttl", "4", "--seed", "1", "--workdir", str(tmp_path), "--json",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-3000:]
+    result = json.loads(done.stdout)
+    _assert_clean(result)
+    assert result["faults_by_kind"] == {"kill-service": result["faults"]}
+    assert "ops" in done.stderr  # progress goes to stderr
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable, "-c", "from claimant.cli.main import main; main(prog_name='claimant')",
+        "torture", "--store", "cassandra://127.0.0.1/x", "--nemesis", "kill-node", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--cluster-dir" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.fixture
+def cassandra_url() -> Iterator[str]:
+    hosts = os.environ.get("CLAIMANT_TEST_CASSANDRA", "").strip()
+    if not hosts:
+        pytest.skip("set CLAIMANT_TEST_CASSANDRA to run Cassandra torture runs")
+    url = f"cassandra://{hosts}/torture_{secrets.token_hex(4)}?rf=1"
+    yield url
+    from claimant.store import open_store
+
+    store = open_store(url)
+    try:
+        store.drop()
+    finally:
+        store.close()
+
+
+@pytest.mark.cassandra
+def test_cassandra_node_with_service_kills(cassandra_url: str, tmp_path: Path) -> None:
+    result = run_torture(
+        TortureConfig(
+            store_url=cassandra_url,
+            seconds=20,
+            nemeses=["kill-service"],
+            seed=1,
+            clients=4,
+            claim_ttl=4,
+            workdir=tmp_path,
+        ),
+        echo=print,
+    )
+    _assert_clean(result)
+
+
+@pytest.mark.slow
+@pytest.mark.cassandra
+def test_three_nodes_with_node_kills_pauses_and_service_kills(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Nodes on 127.0.0.31-33 (beside the dev node), RF 3, a few minutes."""
+    if not os.environ.get("CLAIMANT_TEST_CASSANDRA"):
+        pytest.skip("set CLAIMANT_TEST_CASSANDRA to run Cassandra tests")
+    from claimant.cluster import node as proc
+    from claimant.cluster.launcher import Cluster
+
+    if any(proc.port_in_use(f"127.0.0.{i}", 9042) for i in (31, 32, 33)):
+        pytest.skip("127.0.0.31-33:9042 are taken")
+    c = Cluster(tmp_path_factory.mktemp("torture3") / "cluster")
+    c.up(3, heap="512m", timeout=600, echo=print, base_address="127.0.0.31")
+    try:
+        result = run_torture(
+            TortureConfig(
+                store_url=f"cassandra://{','.join(c.contact_points())}/torture3?rf=3&timeout=5",
+                cluster_dir=c.dir,
+                seconds=float(os.environ.get("CLAIMANT_TORTURE_SECONDS", "180")),
+                nemeses=["kill-node", "pause-node", "kill-service"],
+                seed=3,
+                clients=4,
+                workdir=tmp_path_factory.mktemp("torture3-logs"),
+            ),
+            echo=print,
+        )
+    finally:
+        c.destroy(timeout=60)
+    _assert_clean(result)
