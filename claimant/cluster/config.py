@@ -210,6 +210,11 @@ def cassandra_yaml(
         "key_cache_size": "16MiB",
         "counter_cache_size": "0MiB",
         "prepared_statements_cache_size": "16MiB",
+        # Cassandra 5.0's scan read-ahead leaks direct buffers under many
+        # concurrent range/SAI scans (CASSANDRA-21671): a dev node died with
+        # "Cannot reserve ... bytes of direct buffer memory". A read-ahead no
+        # larger than the chunk turns the scan reader off.
+        "compressed_read_ahead_buffer_size": "0KiB",
         # A dev cluster is dropped and recreated often; snapshots on every
         # DROP/TRUNCATE would only eat the disk.
         "auto_snapshot": False,
