@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
-from typing import Annotated, Any
+from collections.abc import Iterable
+from typing import Annotated
 
 from fastapi import Depends, Request
 
-from claimant.api.auth import Context, Role
+from claimant.api.auth import Context
+from claimant.api.gate import CONTEXT_KEY
 from claimant.model.errors import InvalidInput, NotFound
 from claimant.model.names import is_standard_resource_class, is_standard_trait
 from claimant.model.provider import normalize_uuid
@@ -20,22 +21,14 @@ async def _store(request: Request) -> Store:
 
 
 async def _context(request: Request) -> Context:
-    ctx: Context = request.app.state.auth.authenticate(request.headers)
+    # Set by the gate (claimant.api.gate), which authenticated the caller and
+    # checked the route's policy before the body was read.
+    ctx: Context = request.scope["state"][CONTEXT_KEY]
     return ctx
 
 
 StoreDep = Annotated[Store, Depends(_store)]
 ContextDep = Annotated[Context, Depends(_context)]
-
-
-def policy(role: Role) -> Callable[..., Coroutine[Any, Any, None]]:
-    """A dependency that refuses callers weaker than ``role``."""
-
-    async def check(ctx: ContextDep) -> None:
-        ctx.require(role)
-
-    check.__name__ = f"require_{role.name.lower()}"
-    return check
 
 
 def path_uuid(value: str, what: str = "uuid") -> str:

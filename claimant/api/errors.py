@@ -47,6 +47,7 @@ _CODE_BY_STATUS = {
     404: codes.NOT_FOUND,
     405: codes.METHOD_NOT_ALLOWED,
     409: codes.CONFLICT,
+    413: codes.PAYLOAD_TOO_LARGE,
     503: codes.STORE_UNAVAILABLE,
 }
 

@@ -1,0 +1,105 @@
+"""The native API's front door: who is calling and whether the policy lets
+them call this route, decided from the headers before the body is read."""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from claimant.api.auth import AuthConfig, Unauthorized
+from claimant.api.errors import error_response
+from claimant.api.policy import Policy
+from claimant.model import errors as codes
+
+CONTEXT_KEY = "claimant_context"
+RULE_PREFIX = "claimant:"
+
+
+def route_path(scope: Scope) -> str:
+    root, path = scope.get("root_path", ""), scope["path"]
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+class AuthGate:
+    """Authenticates every request but the ``public`` paths (401), then checks
+    the matched route's rule (403); the caller is left in ``scope["state"]``.
+    Routes are the app's own (``app.routes``), named by handler."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        routes_of: ASGIApp,
+        auth: AuthConfig,
+        policy: Policy,
+        public: frozenset[str],
+    ) -> None:
+        self.app = app
+        self.routes_of = routes_of
+        self.auth = auth
+        self.policy = policy
+        self.public = public
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or route_path(scope) in self.public:
+            await self.app(scope, receive, send)
+            return
+        try:
+            ctx = self.auth.authenticate(Headers(scope=scope))
+        except Unauthorized as exc:
+            response = error_response(
+                401, exc.code, exc.message, headers={"WWW-Authenticate": "x-auth-token"}
+            )
+            await response(scope, receive, send)
+            return
+        rule = self._rule(scope)
+        if rule is not None and not self.policy.allowed(rule, ctx):
+            roles = ", ".join(sorted(ctx.roles)) or "none"
+            response = error_response(
+                403,
+                codes.FORBIDDEN,
+                f"policy does not allow {rule} for this caller (roles: {roles})",
+                {"rule": rule},
+            )
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})[CONTEXT_KEY] = ctx
+        await self.app(scope, receive, send)
+
+    def _rule(self, scope: Scope) -> str | None:
+        for route in getattr(self.routes_of, "routes", ()):
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return RULE_PREFIX + str(route.name)
+        return None  # no such route: the router answers 404 / 405
+
+
+def _host_only(host: str) -> str:
+    if host.startswith("["):
+        return host[: host.find("]") + 1].lower()
+    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
+
+
+class TrustedHostMiddleware:
+    """Refuses requests whose Host header is not one of ``hosts`` (any port):
+    with noauth2 a page on another site could otherwise reach a loopback
+    server through DNS rebinding and act as admin."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
+        self.app = app
+        self.hosts = frozenset(h.lower() for h in hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = _host_only(Headers(scope=scope).get("host", ""))
+            if host not in self.hosts:
+                response = error_response(
+                    400,
+                    codes.INVALID_HOST,
+                    "the Host header is not one this server answers to "
+                    "(noauth2 serves loopback names only)",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
