@@ -369,15 +369,6 @@ class PlacementApp:
                 f"the request body is larger than {self.max_body} bytes",
                 headers={"connection": "close"},
             )
-        clen = req.header("content-length")
-        if clen:
-            try:
-                if int(clen) > 0 and not req.header("content-type"):
-                    raise PlacementError(
-                        400, "content-type header required when content-length > 0"
-                    )
-            except ValueError:
-                raise PlacementError(400, "content-length header must be an integer") from None
         found = self.router.match(req.path)
         if found is None:
             raise PlacementError(404, "")
@@ -390,6 +381,15 @@ class PlacementApp:
             req.caller = self.auth({k: v[-1] for k, v in req.headers.items()})
             if req.caller is None:
                 raise PlacementError(401, "")
+        clen = req.header("content-length")
+        if clen:
+            try:
+                if int(clen) > 0 and not req.header("content-type"):
+                    raise PlacementError(
+                        400, "content-type header required when content-length > 0"
+                    )
+            except ValueError:
+                raise PlacementError(400, "content-length header must be an integer") from None
         if not method.min_version <= req.version.minor <= method.max_version:
             raise PlacementError(method.version_status, "")
         if method.json_body:
