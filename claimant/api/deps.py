@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from claimant.api.auth import Context
+from claimant.api.auth import Context, Forbidden
 from claimant.api.gate import CONTEXT_KEY
 from claimant.model.errors import InvalidInput, NotFound
 from claimant.model.names import is_standard_resource_class, is_standard_trait
@@ -29,6 +29,25 @@ async def _context(request: Request) -> Context:
 
 StoreDep = Annotated[Store, Depends(_store)]
 ContextDep = Annotated[Context, Depends(_context)]
+
+
+def caller_project(ctx: Context) -> str | None:
+    """The project a caller is confined to (None: an admin, who sees all).
+    A non-admin without a project may use no project-scoped route."""
+    if ctx.is_admin:
+        return None
+    if not ctx.project_id:
+        raise Forbidden(
+            "this caller has no project: requests, claims and usages are project-scoped",
+        )
+    return ctx.project_id
+
+
+def visible(ctx: Context, project_id: str) -> bool:
+    """Whether a record of ``project_id`` exists for this caller. Records of
+    other projects answer 404, as if absent, so their uuids leak nothing."""
+    scope = caller_project(ctx)
+    return scope is None or scope == project_id
 
 
 def path_uuid(value: str, what: str = "uuid") -> str:
