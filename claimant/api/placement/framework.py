@@ -121,10 +121,36 @@ class Req:
 
     def json(self, schema: dict[str, Any]) -> Any:
         try:
-            data = json.loads(self.body or b"")
+            data = json.loads(self.body or b"", parse_constant=_refuse_constant)
+            _refuse_surrogates(data)
+            return validate(data, schema)
+        except RecursionError:
+            # 100,000 nested arrays: the decoder (or the validator) runs out of stack.
+            raise PlacementError(400, "Malformed JSON: nested too deeply") from None
         except ValueError as exc:
             raise PlacementError(400, f"Malformed JSON: {exc}") from None
-        return validate(data, schema)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _refuse_surrogates(data: Any) -> None:
+    """Strings that are not Unicode text (a lone surrogate from an escape such
+    as \\ud800) cannot be stored: refuse them here, as a 400."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("a string holds a lone surrogate, which is not text") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def validate(data: Any, schema: dict[str, Any]) -> Any:
@@ -458,6 +484,8 @@ def map_store_error(exc: ClaimantError) -> PlacementError:
     if isinstance(exc, InvalidInput):
         return PlacementError(400, exc.message)
     if isinstance(exc, StoreUnavailable):
-        return PlacementError(503, exc.message)
+        # The store's message may quote the driver: log it, never send it.
+        LOG.warning("placement: store unavailable: %s", exc.message)
+        return PlacementError(503, "The store is unavailable; retry later.")
     code = errors.CONCURRENT_UPDATE if "generation" in exc.code else errors.DEFAULT
     return PlacementError(409, exc.message, code)

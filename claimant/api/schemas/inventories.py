@@ -4,8 +4,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, StrictFloat, StrictInt
 
+from claimant.api.bounds import MAX_INT64
 from claimant.api.schemas.common import Body, Generation, ResourceClassName
-from claimant.model import Inventory
+from claimant.model import InvalidInput, Inventory
 from claimant.model.resources import MAX_INT
 
 _Total = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
@@ -21,6 +22,12 @@ class InventoryBody(Body):
     allocation_ratio: Annotated[StrictFloat | StrictInt, Field(gt=0)] = 1.0
 
     def to_model(self, resource_class: str) -> Inventory:
+        if (self.total - self.reserved) * self.allocation_ratio > MAX_INT64:
+            raise InvalidInput(
+                f"{resource_class}: capacity (total - reserved) * allocation_ratio must be "
+                f"at most {MAX_INT64}",
+                field="allocation_ratio",
+            )
         return Inventory(
             resource_class=resource_class,
             total=self.total,
