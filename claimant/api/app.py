@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from claimant.api import openapi
 from claimant.api.auth import NOAUTH2, TOKENS, AuthConfig
 from claimant.api.errors import install_error_handlers
 from claimant.api.gate import AuthGate, TrustedHostMiddleware
@@ -31,8 +32,8 @@ log = logging.getLogger("claimant.api")
 API_VERSION = "1.0"
 
 
-# Native paths anyone may read: the API's description.
-PUBLIC_NATIVE = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
+# Native paths anyone may read: the API's description (a trailing "/" is a prefix).
+PUBLIC_NATIVE = frozenset({"/openapi.json", openapi.DOCS, openapi.ASSETS + "/"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
@@ -109,10 +110,11 @@ def create_app(
         version=API_VERSION,
         description="Providers, inventories, requests and claims. See docs/api.md.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     add_routes(native)
+    openapi.install(native, "/v1")
     for a in (app, native):
         a.state.store = store
         a.state.auth = auth

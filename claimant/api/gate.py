@@ -22,7 +22,8 @@ def route_path(scope: Scope) -> str:
 
 
 class AuthGate:
-    """Authenticates every request but the ``public`` paths (401), then checks
+    """Authenticates every request but the ``public`` paths (those ending in
+    "/" are prefixes) (401), then checks
     the matched route's rule (403); the caller is left in ``scope["state"]``.
     Routes are the app's own (``app.routes``), named by handler."""
 
@@ -40,9 +41,13 @@ class AuthGate:
         self.auth = auth
         self.policy = policy
         self.public = public
+        self.public_prefixes = tuple(p for p in public if p.endswith("/"))
+
+    def _is_public(self, path: str) -> bool:
+        return path in self.public or path.startswith(self.public_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or route_path(scope) in self.public:
+        if scope["type"] != "http" or self._is_public(route_path(scope)):
             await self.app(scope, receive, send)
             return
         try:

@@ -22,7 +22,8 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-UuidStr = Annotated[StrictStr, AfterValidator(_uuid)]
+# Any form uuid.UUID parses is accepted; the canonical dashed form is returned.
+UuidStr = Annotated[StrictStr, AfterValidator(_uuid), Field(json_schema_extra={"format": "uuid"})]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 ResourceClassName = Annotated[StrictStr, Field(pattern=r"^[A-Z0-9_]+$", max_length=255)]
 TraitName = Annotated[StrictStr, Field(pattern=r"^[A-Z0-9_]+$", max_length=255)]

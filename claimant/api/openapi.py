@@ -1,0 +1,124 @@
+"""The native API's description: an OpenAPI document that tells the truth
+(the statuses each operation can answer, the token it needs, which strings are
+UUIDs), and Swagger UI served from a package instead of a CDN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from claimant.api.auth import TOKEN_HEADER
+
+DOCS = "/docs"
+ASSETS = "/docs/assets"
+SCHEME = "x-auth-token"
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        }
+    },
+}
+
+_WHY = {
+    "400": "a rule is broken (unknown name, malformed UUID or JSON, a bound exceeded)",
+    "401": "no token, or an unknown one",
+    "403": "the policy refuses the caller, or another project is named",
+    "404": "no such thing (or another project's)",
+    "409": "the state says no: a stale generation, in use, already exists, no valid host",
+    "413": "the body is larger than the server's limit",
+    "422": "the body or query does not match the schema",
+    "500": "a bug; the server log has the details",
+    "503": "the store is unavailable; retry later",
+}
+
+
+def _statuses(method: str, path: str, op: dict[str, Any]) -> list[str]:
+    out = ["401", "403", "500", "503"]
+    if "{" in path:
+        out += ["400", "404"]
+    if "requestBody" in op:
+        out += ["400", "413", "422"]
+    if op.get("parameters"):
+        out.append("422")
+    if method != "get":
+        out.append("409")
+    return sorted(set(out))
+
+
+def _uuid_params(op: dict[str, Any]) -> None:
+    for p in op.get("parameters", ()):
+        if p.get("name") in ("uuid", "consumer_uuid"):
+            p.setdefault("schema", {})["format"] = "uuid"
+
+
+def describe(app: FastAPI) -> dict[str, Any]:
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = doc.setdefault("components", {})
+    components.setdefault("schemas", {})["Error"] = _ERROR
+    components["securitySchemes"] = {
+        SCHEME: {"type": "apiKey", "in": "header", "name": TOKEN_HEADER}
+    }
+    for path, item in doc.get("paths", {}).items():
+        for method, op in item.items():
+            op["security"] = [{SCHEME: []}]
+            _uuid_params(op)
+            responses = op.setdefault("responses", {})
+            for status in _statuses(method, path, op):
+                if status == "422" and status in responses:
+                    continue  # FastAPI's own, with the field errors' shape
+                responses.setdefault(
+                    status,
+                    {
+                        "description": _WHY[status],
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                        },
+                    },
+                )
+    return doc
+
+
+def install(app: FastAPI, root: str) -> None:
+    """``root`` is where ``app`` is mounted ("/v1")."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # the docs page is optional; the document is not
+        return
+    app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="docs_assets")
+
+    @app.get(DOCS, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{ASSETS}/favicon-32x32.png",
+        )
