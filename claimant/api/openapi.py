@@ -52,9 +52,10 @@ def _statuses(method: str, path: str, op: dict[str, Any]) -> list[str]:
     if "{" in path:
         out += ["400", "404"]
     if "requestBody" in op:
-        out += ["400", "413", "422"]
+        # a body may name what does not exist (a parent, a class): 400 or 404
+        out += ["400", "404", "413", "422"]
     if op.get("parameters"):
-        out.append("422")
+        out += ["400", "422"]
     if method != "get":
         out.append("409")
     return sorted(set(out))
