@@ -3,6 +3,9 @@ them call this route, decided from the headers before the body is read."""
 
 from __future__ import annotations
 
+from typing import Any, get_args, get_origin
+from urllib.parse import parse_qsl
+
 from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -42,6 +45,7 @@ class AuthGate:
         self.policy = policy
         self.public = public
         self.public_prefixes = tuple(p for p in public if p.endswith("/"))
+        self._known: dict[int, dict[str, bool]] = {}
 
     def _is_public(self, path: str) -> bool:
         return path in self.public or path.startswith(self.public_prefixes)
@@ -58,7 +62,8 @@ class AuthGate:
             )
             await response(scope, receive, send)
             return
-        rule = self._rule(scope)
+        route = self._route(scope)
+        rule = RULE_PREFIX + str(route.name) if route is not None else None
         if rule is not None and not self.policy.allowed(rule, ctx):
             roles = ", ".join(sorted(ctx.roles)) or "none"
             response = error_response(
@@ -69,15 +74,58 @@ class AuthGate:
             )
             await response(scope, receive, send)
             return
+        unknown = self._unknown_query(route, scope)
+        if unknown:
+            response = error_response(
+                400,
+                codes.INVALID_INPUT,
+                f"unknown or repeated query parameter(s): {', '.join(unknown)}",
+                {"fields": unknown},
+            )
+            await response(scope, receive, send)
+            return
         scope.setdefault("state", {})[CONTEXT_KEY] = ctx
         await self.app(scope, receive, send)
 
-    def _rule(self, scope: Scope) -> str | None:
+    def _route(self, scope: Scope) -> Any:
         for route in getattr(self.routes_of, "routes", ()):
             match, _ = route.matches(scope)
             if match is Match.FULL:
-                return RULE_PREFIX + str(route.name)
+                return route
         return None  # no such route: the router answers 404 / 405
+
+    def _unknown_query(self, route: Any, scope: Scope) -> list[str]:
+        """Query parameters the route does not declare, or repeats of one that
+        takes a single value: refused, as bodies' unknown fields are (a
+        misspelt filter must not silently match everything)."""
+        dependant = getattr(route, "dependant", None)
+        raw = scope.get("query_string", b"")
+        if dependant is None or not raw:
+            return []
+        known = self._known.get(id(route))
+        if known is None:
+            known = self._known[id(route)] = _query_names(dependant)
+        seen: set[str] = set()
+        bad: set[str] = set()
+        for key, _ in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+            if key not in known or (key in seen and not known[key]):
+                bad.add(key)
+            seen.add(key)
+        return sorted(bad)
+
+
+def _query_names(dependant: Any) -> dict[str, bool]:
+    """Query parameter -> whether it may repeat (a list)."""
+    names = {p.alias: _is_list(p.field_info.annotation) for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _is_list(annotation: Any) -> bool:
+    if get_origin(annotation) in (list, tuple, set, frozenset):
+        return True
+    return any(_is_list(a) for a in get_args(annotation) if a is not type(None))
 
 
 def _host_only(host: str) -> str:

@@ -48,7 +48,7 @@ _WHY = {
 
 
 def _statuses(method: str, path: str, op: dict[str, Any]) -> list[str]:
-    out = ["401", "403", "500", "503"]
+    out = ["400", "401", "403", "500", "503"]  # 400: an unknown query parameter
     if "{" in path:
         out += ["400", "404"]
     if "requestBody" in op:
@@ -61,10 +61,39 @@ def _statuses(method: str, path: str, op: dict[str, Any]) -> list[str]:
     return sorted(set(out))
 
 
-def _uuid_params(op: dict[str, Any]) -> None:
+def _params(op: dict[str, Any]) -> None:
     for p in op.get("parameters", ()):
-        if p.get("name") in ("uuid", "consumer_uuid"):
-            p.setdefault("schema", {})["format"] = "uuid"
+        schema = p.setdefault("schema", {})
+        if p.get("in") == "path" and p.get("name") == "uuid":
+            schema["format"] = "uuid"
+        # A query string cannot carry null: an optional parameter is left out.
+        options = schema.get("anyOf")
+        if p.get("in") == "query" and isinstance(options, list) and {"type": "null"} in options:
+            rest = [o for o in options if o != {"type": "null"}]
+            del schema["anyOf"]
+            if len(rest) == 1:
+                schema.update(rest[0])
+            else:
+                schema["anyOf"] = rest
+
+
+def _closed_maps(node: Any) -> None:
+    """pydantic writes ``dict[Name, X]`` as patternProperties, which leaves
+    keys that miss the pattern free; the server refuses them, so say so with
+    propertyNames."""
+    if isinstance(node, dict):
+        patterns = node.get("patternProperties")
+        if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+            ((pattern, value),) = patterns.items()
+            del node["patternProperties"]
+            names = node.setdefault("propertyNames", {})
+            names["pattern"] = pattern
+            node["additionalProperties"] = value
+        for value in node.values():
+            _closed_maps(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed_maps(value)
 
 
 def describe(app: FastAPI) -> dict[str, Any]:
@@ -74,6 +103,7 @@ def describe(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
+    _closed_maps(doc)
     components = doc.setdefault("components", {})
     components.setdefault("schemas", {})["Error"] = _ERROR
     components["securitySchemes"] = {
@@ -82,7 +112,7 @@ def describe(app: FastAPI) -> dict[str, Any]:
     for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
             op["security"] = [{SCHEME: []}]
-            _uuid_params(op)
+            _params(op)
             responses = op.setdefault("responses", {})
             for status in _statuses(method, path, op):
                 if status == "422" and status in responses:

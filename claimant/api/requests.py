@@ -110,6 +110,7 @@ def _group(store: Store, g: GroupBody) -> RequestGroup:
 def build_request(body: RequestCreate, ctx: Context, store: Store) -> ClaimantRequest:
     """Turn a validated body into a model ``Request``, checking every name
     against the store (unknown classes, traits, types are 400s)."""
+    body.check_bounds()
     groups = [_group(store, g) for g in body.groups]
     if body.flavor is not None:
         groups.insert(0, flavor_to_group(body.flavor))

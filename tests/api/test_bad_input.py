@@ -51,7 +51,7 @@ CASES: list[tuple[str, str, str, Any, int, str]] = [
         "POST",
         "/v1/requests",
         {"groups": _groups(4), "count": 300},
-        422,
+        400,
         "groups x count is 1200",
     ),
     ("70 classes in a group", "POST", "/v1/requests", {"groups": MANY_CLASSES}, 422, "at most 32"),

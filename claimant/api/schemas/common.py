@@ -6,7 +6,15 @@ from __future__ import annotations
 import uuid as uuidlib
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+)
 
 from claimant.model.resources import MAX_INT
 
@@ -16,6 +24,14 @@ def _uuid(value: str) -> str:
         return str(uuidlib.UUID(value))
     except ValueError:
         raise ValueError(f"{value!r} is not a UUID") from None
+
+
+def _integral(value: object) -> object:
+    """JSON has one number type: 3.0 is the integer 3, as JSON Schema says;
+    3.5, "3" and true are still not integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 class Body(BaseModel):
@@ -29,5 +45,10 @@ ResourceClassName = Annotated[StrictStr, Field(pattern=r"^[A-Z0-9_]+$", max_leng
 TraitName = Annotated[StrictStr, Field(pattern=r"^[A-Z0-9_]+$", max_length=255)]
 CustomName = Annotated[StrictStr, Field(pattern=r"^CUSTOM_[A-Z0-9_]+$", max_length=255)]
 TypeName = Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-Amount = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
-Generation = Annotated[StrictInt, Field(ge=0)]
+# The integer bounds go inside, before the validator, so that the JSON schema
+# shows them as minimum/maximum.
+Integral = BeforeValidator(_integral)
+Amount = Annotated[StrictInt, Field(ge=1, le=MAX_INT), Integral]
+# At most 2^53-1: validators that read JSON numbers as doubles (JavaScript,
+# jsonschema-rs) cannot tell larger neighbours apart.
+Generation = Annotated[StrictInt, Field(ge=0, le=2**53 - 1), Integral]

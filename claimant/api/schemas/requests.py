@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from claimant.api.bounds import (
     MAX_CLASSES_PER_GROUP,
@@ -14,11 +14,14 @@ from claimant.api.bounds import (
 from claimant.api.schemas.common import (
     Amount,
     Body,
+    Integral,
     ResourceClassName,
     TraitName,
     TypeName,
     UuidStr,
 )
+from claimant.model.errors import InvalidInput
+from claimant.model.resources import MAX_INT
 
 Scalar = StrictStr | StrictBool | StrictInt | StrictFloat
 GroupName = Annotated[StrictStr, Field(pattern=r"^[A-Za-z0-9_-]{0,64}$")]
@@ -64,7 +67,7 @@ class FlavorBody(Body):
     name: Annotated[StrictStr, Field(max_length=200)] = ""
     vcpus: Amount
     memory_mb: Amount
-    disk_gb: Annotated[StrictInt, Field(ge=0)] = 0
+    disk_gb: Annotated[StrictInt, Field(ge=0, le=MAX_INT), Integral] = 0
     extra: Annotated[
         dict[Annotated[StrictStr, Field(max_length=300)], StrictInt | StrictStr],
         Field(max_length=MAX_CLASSES_PER_GROUP),
@@ -89,18 +92,20 @@ class RequestCreate(Body):
     user_id: Annotated[StrictStr, Field(max_length=255)] | None = None
     group_policy: Literal["none", "isolate"] = "none"
     hints: HintsBody = HintsBody()
-    count: Annotated[StrictInt, Field(ge=1, le=1000)] = 1
+    count: Annotated[StrictInt, Field(ge=1, le=1000), Integral] = 1
     all_or_nothing: StrictBool = True
     consumers: Annotated[list[UuidStr], Capped] = []
 
-    @model_validator(mode="after")
-    def _bounded(self) -> RequestCreate:
+    def check_bounds(self) -> None:
+        """Rules across fields (JSON schema cannot say them): 400s."""
         groups = len(self.groups) + (self.flavor is not None)
         if groups > MAX_GROUPS:
-            raise ValueError(f"at most {MAX_GROUPS} groups, counting the flavor's")
-        if groups * self.count > MAX_PLACEMENTS:
-            raise ValueError(
-                f"groups x count is {groups * self.count}: one request makes at most "
-                f"{MAX_PLACEMENTS} placements"
+            raise InvalidInput(
+                f"at most {MAX_GROUPS} groups, counting the flavor's", field="groups"
             )
-        return self
+        if groups * self.count > MAX_PLACEMENTS:
+            raise InvalidInput(
+                f"groups x count is {groups * self.count}: one request makes at most "
+                f"{MAX_PLACEMENTS} placements",
+                field="count",
+            )
