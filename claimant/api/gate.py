@@ -25,9 +25,9 @@ def route_path(scope: Scope) -> str:
 
 
 class AuthGate:
-    """Authenticates every request but the ``public`` paths (those ending in
-    "/" are prefixes) (401), then checks
-    the matched route's rule (403); the caller is left in ``scope["state"]``.
+    """Authenticates every request but the ``public`` paths (401; an entry
+    ending in "/" is a prefix), checks the matched route's rule (403) and its
+    query parameters (400), and leaves the caller in ``scope["state"]``.
     Routes are the app's own (``app.routes``), named by handler."""
 
     def __init__(
