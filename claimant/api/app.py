@@ -16,9 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from claimant.api.auth import AuthConfig
+from claimant.api import openapi
+from claimant.api.auth import NOAUTH2, TOKENS, AuthConfig
 from claimant.api.errors import install_error_handlers
+from claimant.api.gate import AuthGate, TrustedHostMiddleware
+from claimant.api.limits import DEFAULT_MAX_BODY, BodyLimitMiddleware
 from claimant.api.metrics import Metrics, MetricsMiddleware
+from claimant.api.policy import Policy, default_policy, load_policy
 from claimant.api.routes import add_routes
 from claimant.scheduler import Scheduler, SchedulerConfig
 from claimant.store import Store
@@ -28,7 +32,12 @@ log = logging.getLogger("claimant.api")
 API_VERSION = "1.0"
 
 
-def _placement_app(store: Store, auth: AuthConfig) -> Any:
+# Native paths anyone may read: the API's description (a trailing "/" is a prefix).
+PUBLIC_NATIVE = frozenset({"/openapi.json", openapi.DOCS, openapi.ASSETS + "/"})
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def _placement_app(store: Store, auth: AuthConfig, policy: Policy, max_body: int) -> Any:
     try:
         module = importlib.import_module("claimant.api.placement")
     except ModuleNotFoundError as exc:
@@ -36,7 +45,9 @@ def _placement_app(store: Store, auth: AuthConfig) -> Any:
             return None
         raise
     factory = getattr(module, "create_placement_app", None)
-    return factory(store, auth) if factory is not None else None
+    if factory is None:
+        return None
+    return factory(store, auth, policy=policy, max_body=max_body)
 
 
 def create_app(
@@ -47,13 +58,20 @@ def create_app(
     expire_interval: float | None = None,
     close_store: bool = False,
     schedule_concurrency: int | None = None,
+    policy: Policy | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    trusted_hosts: frozenset[str] | None = None,
 ) -> FastAPI:
     """Build the app around an open (and migrated) store.
 
     ``expire_interval``: seconds between ``store.expire_claims()`` sweeps (None:
     no sweep). ``close_store``: close the store when the app shuts down.
     ``schedule_concurrency``: requests scheduled at once in this process
-    (default: 1 on SQLite, 64 otherwise)."""
+    (default: 1 on SQLite, 64 otherwise). ``policy``: the rules of both APIs
+    (default: ``claimant.api.policy.default_policy()``). ``max_body``: the
+    largest request body in bytes (413 beyond). ``trusted_hosts``: the only
+    Host header values answered (None: any)."""
+    policy = policy or default_policy()
     metrics = Metrics()
     scheduler = Scheduler(store, scheduler_config)
     if schedule_concurrency is None:
@@ -92,17 +110,25 @@ def create_app(
         version=API_VERSION,
         description="Providers, inventories, requests and claims. See docs/api.md.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
     add_routes(native)
+    openapi.install(native, "/v1")
     for a in (app, native):
         a.state.store = store
         a.state.auth = auth
+        a.state.policy = policy
         a.state.metrics = metrics
         a.state.scheduler = scheduler
         a.state.schedule_executor = executor
         install_error_handlers(a)
+    # Outermost last: the body limit, then the caller, then FastAPI (which
+    # reads and parses the body before any dependency runs).
+    native.add_middleware(
+        AuthGate, routes_of=native, auth=auth, policy=policy, public=PUBLIC_NATIVE
+    )
+    native.add_middleware(BodyLimitMiddleware, max_body=max_body)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -123,7 +149,7 @@ def create_app(
         return JSONResponse({"version": API_VERSION, "openapi": "/v1/openapi.json"})
 
     app.mount("/v1", native)
-    placement = _placement_app(store, auth)
+    placement = _placement_app(store, auth, policy, max_body)
     if placement is not None:
         # Placement clients use the root; it comes last so /v1, /healthz and
         # /metrics are never shadowed.
@@ -131,6 +157,8 @@ def create_app(
     app.add_middleware(
         MetricsMiddleware, metrics=metrics, unmatched="/*" if placement else "unmatched"
     )
+    if trusted_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, hosts=trusted_hosts)
     return app
 
 
@@ -150,18 +178,37 @@ ENV_STORE = "CLAIMANT_STORE"
 ENV_AUTH = "CLAIMANT_AUTH"
 ENV_TOKEN_FILE = "CLAIMANT_TOKEN_FILE"
 ENV_EXPIRE_INTERVAL = "CLAIMANT_EXPIRE_INTERVAL"
+ENV_POLICY_FILE = "CLAIMANT_POLICY_FILE"
+ENV_MAX_BODY = "CLAIMANT_MAX_BODY"
+ENV_HOST = "CLAIMANT_HOST"
+
+
+def auth_from_env() -> AuthConfig:
+    mode = os.environ.get(ENV_AUTH, NOAUTH2)
+    if mode == TOKENS:
+        return AuthConfig.from_token_file(os.environ[ENV_TOKEN_FILE])
+    # AuthConfig refuses an unknown mode (a typo must not mean noauth2).
+    return AuthConfig(mode)
 
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory``: each worker process opens its own store."""
     from claimant.store import open_store
 
-    auth_mode = os.environ.get(ENV_AUTH, "noauth2")
-    auth = (
-        AuthConfig.from_token_file(os.environ[ENV_TOKEN_FILE])
-        if auth_mode == "tokens"
-        else AuthConfig.noauth2()
-    )
+    auth = auth_from_env()
+    policy = load_policy(os.environ.get(ENV_POLICY_FILE) or None)
+    trusted = None
+    if auth.mode == NOAUTH2:
+        host = os.environ.get(ENV_HOST, "127.0.0.1").lower()
+        trusted = LOOPBACK_HOSTS | {f"[{host}]" if ":" in host else host}
     store = open_store(os.environ[ENV_STORE])
     interval = float(os.environ.get(ENV_EXPIRE_INTERVAL, "0")) or None
-    return create_app(store, auth=auth, expire_interval=interval, close_store=True)
+    return create_app(
+        store,
+        auth=auth,
+        expire_interval=interval,
+        close_store=True,
+        policy=policy,
+        max_body=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY)),
+        trusted_hosts=trusted,
+    )

@@ -1,21 +1,30 @@
-"""Who is calling and what they may do.
+"""Who is calling, in every mode the same ``Context``: roles, project, user.
 
-Two modes:
+Modes:
 
-- ``noauth2`` (the default, loopback only): as OpenStack's noauth2, the token
-  is trusted as is. ``x-auth-token: admin`` is the admin; any other token is a
-  ``service`` caller whose project and user come from the ``openstack-project-id``
-  / ``openstack-user-id`` headers, or else from the token itself.
+- ``noauth2`` (loopback only), as OpenStack's: the token is trusted as is and
+  reads ``user[:project]``. The token ``admin`` has the admin role; any other
+  token has **no role** unless an ``x-roles`` header lists some (``admin``,
+  ``service``, ``reader``; others are ignored). The project comes from
+  ``x-project-id`` / ``openstack-project-id``, else the token's ``:project``
+  part, else the user. For tests and development, never for a real cloud.
 - ``tokens``: a JSON or YAML file maps tokens to a role and, optionally, a
-  project and user. Unknown tokens are refused.
+  project and user. Unknown tokens are refused. Headers never add a project,
+  a user or a role: the file is the only truth.
 
-Roles, weakest first: ``reader`` (GET only), ``service`` (may write),
-``admin`` (may also manage resource classes, types, traits and delete providers).
+Roles, weakest first: ``reader`` (reads), ``service`` (may write claims,
+allocations, inventories, providers), ``admin`` (may also change the catalogue:
+resource classes, types, traits; and delete providers). What each route needs
+is ``claimant.api.policy``'s business.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -25,8 +34,10 @@ from typing import Any
 from claimant.model.errors import FORBIDDEN, UNAUTHORIZED, ClaimantError, InvalidInput
 
 TOKEN_HEADER = "x-auth-token"
-PROJECT_HEADER = "openstack-project-id"
-USER_HEADER = "openstack-user-id"
+ROLES_HEADER = "x-roles"
+PROJECT_HEADERS = ("x-project-id", "openstack-project-id")
+USER_HEADERS = ("x-user-id", "openstack-user-id")
+SYSTEM_SCOPE_HEADER = "openstack-system-scope"
 NOAUTH2 = "noauth2"
 TOKENS = "tokens"
 MODES = (NOAUTH2, TOKENS)
@@ -49,6 +60,9 @@ class Role(IntEnum):
             ) from None
 
 
+ROLE_NAMES = frozenset(r.name.lower() for r in Role)
+
+
 class Unauthorized(ClaimantError):
     code = UNAUTHORIZED
 
@@ -66,29 +80,64 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """The caller of one HTTP request."""
+    """The caller of one HTTP request, as policy rules see it."""
 
-    role: Role
+    roles: frozenset[str] = frozenset()
     project_id: str = ""
     user_id: str = ""
+    # a system-scoped token (noauth2's openstack-system-scope): Placement's
+    # rules are project-scoped and refuse it
+    system_scope: bool = False
+
+    @property
+    def role(self) -> Role | None:
+        """The strongest of claimant's roles the caller has, if any."""
+        known = [Role[r.upper()] for r in self.roles if r in ROLE_NAMES]
+        return max(known) if known else None
 
     @property
     def is_admin(self) -> bool:
-        return self.role >= Role.ADMIN
+        return "admin" in self.roles
 
-    def require(self, role: Role) -> None:
-        if self.role < role:
-            raise Forbidden(
-                f"this action needs the {role.name.lower()} role; "
-                f"the caller has {self.role.name.lower()}",
-                required=role.name.lower(),
-            )
+
+def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str:
+    for name in names:
+        value = headers.get(name)
+        if value:
+            return value
+    return ""
+
+
+def noauth2_context(headers: Mapping[str, str]) -> Context | None:
+    """OpenStack's noauth2 (see the module docstring); None without a token."""
+    token = headers.get(TOKEN_HEADER)
+    if not token:
+        return None
+    user, _, project = token.partition(":")
+    if ROLES_HEADER in headers:
+        roles = frozenset(r.strip().lower() for r in headers[ROLES_HEADER].split(",") if r.strip())
+    else:
+        roles = frozenset({"admin"}) if user == "admin" else frozenset()
+    system = bool(headers.get(SYSTEM_SCOPE_HEADER))
+    project = "" if system else _first(headers, PROJECT_HEADERS) or project or user
+    return Context(roles, project, _first(headers, USER_HEADERS) or user, system)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     mode: str = NOAUTH2
     tokens: Mapping[str, Token] = field(default_factory=dict)
+    _by_digest: Mapping[bytes, Token] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InvalidInput(f"unknown auth mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.tokens and not self._by_digest:
+            object.__setattr__(self, "_by_digest", {_digest(t): v for t, v in self.tokens.items()})
 
     @classmethod
     def noauth2(cls) -> AuthConfig:
@@ -99,25 +148,42 @@ class AuthConfig:
         return cls(TOKENS, load_tokens(path))
 
     def authenticate(self, headers: Mapping[str, str]) -> Context:
-        """``headers`` is case-insensitive (Starlette's Headers)."""
+        """``headers`` is case-insensitive (Starlette's Headers) or lower-case."""
         token = headers.get(TOKEN_HEADER)
         if not token:
             raise Unauthorized(f"missing {TOKEN_HEADER} header")
         if self.mode == NOAUTH2:
-            if token == "admin":
-                return Context(Role.ADMIN, headers.get(PROJECT_HEADER, ""), "admin")
-            return Context(
-                Role.SERVICE,
-                headers.get(PROJECT_HEADER) or token,
-                headers.get(USER_HEADER) or token,
-            )
-        known = self.tokens.get(token)
+            ctx = noauth2_context(headers)
+            if ctx is None:  # pragma: no cover - the token was checked above
+                raise Unauthorized(f"missing {TOKEN_HEADER} header")
+            return ctx
+        known = self._lookup(token)
         if known is None:
             raise Unauthorized("unknown token")
-        return Context(
-            known.role,
-            known.project_id or headers.get(PROJECT_HEADER, ""),
-            known.user_id or headers.get(USER_HEADER, ""),
+        # Never from headers: a header must not give a token a project.
+        return Context(frozenset({known.role.name.lower()}), known.project_id, known.user_id)
+
+    def _lookup(self, token: str) -> Token | None:
+        """Look the token up by its SHA-256 digest and compare digests with
+        ``hmac.compare_digest``: neither the dict probe nor the comparison
+        depends on how much of a guessed token is right."""
+        digest = _digest(token)
+        for known, entry in self._by_digest.items():
+            if hmac.compare_digest(known, digest):
+                return entry
+        return None
+
+
+def check_token_file_mode(path: Path) -> None:
+    """A token file others can read is a leak: refuse it."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise InvalidInput(
+            f"token file {path} is readable by group or others (mode "
+            f"{stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
         )
 
 
@@ -125,6 +191,7 @@ def load_tokens(path: str | Path) -> dict[str, Token]:
     """Read a token file: ``{"tokens": {TOKEN: {"role": ..., "project_id": ...,
     "user_id": ...}}}`` (or the inner mapping alone), as JSON or YAML."""
     p = Path(path)
+    check_token_file_mode(p)
     try:
         text = p.read_text()
     except OSError as exc:

@@ -6,27 +6,42 @@ from typing import Any, Literal
 
 from fastapi import Response
 
-from claimant.api.deps import StoreDep, path_uuid
-from claimant.model import ClaimStatus
+from claimant.api.auth import Context
+from claimant.api.deps import ContextDep, StoreDep, caller_project, path_uuid, visible
+from claimant.model import Claim, ClaimStatus, NotFound
 from claimant.model.codec import claim_to_dict
+from claimant.store import Store
 
 
-def get_claim(uuid: str, store: StoreDep) -> dict[str, Any]:
-    return claim_to_dict(store.get_claim(path_uuid(uuid)))
+def _own_claim(store: Store, ctx: Context, uuid: str) -> Claim:
+    """The claim, if the caller's project owns it (a project's claim is
+    another project's 404). A claim's project never changes, so checking
+    before confirming or releasing is not a race."""
+    claim = store.get_claim(path_uuid(uuid))
+    if not visible(ctx, claim.project_id):
+        raise NotFound(f"no claim {claim.uuid}", kind="claim", uuid=claim.uuid)
+    return claim
 
 
-def confirm_claim(uuid: str, store: StoreDep) -> dict[str, Any]:
-    return claim_to_dict(store.confirm_claim(path_uuid(uuid)))
+def get_claim(uuid: str, store: StoreDep, ctx: ContextDep) -> dict[str, Any]:
+    return claim_to_dict(_own_claim(store, ctx, uuid))
 
 
-def release_claim(uuid: str, store: StoreDep) -> Response:
-    store.release_claim(path_uuid(uuid))
+def confirm_claim(uuid: str, store: StoreDep, ctx: ContextDep) -> dict[str, Any]:
+    claim = _own_claim(store, ctx, uuid)
+    return claim_to_dict(store.confirm_claim(claim.uuid))
+
+
+def release_claim(uuid: str, store: StoreDep, ctx: ContextDep) -> Response:
+    claim = _own_claim(store, ctx, uuid)
+    store.release_claim(claim.uuid)
     return Response(status_code=204)
 
 
 def list_provider_claims(
     uuid: str,
     store: StoreDep,
+    ctx: ContextDep,
     status: Literal["claimed", "confirmed"] | None = None,
     consumer_uuid: str | None = None,
 ) -> dict[str, Any]:
@@ -37,4 +52,7 @@ def list_provider_claims(
         consumer_uuid=path_uuid(consumer_uuid, "consumer_uuid") if consumer_uuid else None,
         status=ClaimStatus(status) if status else None,
     )
+    scope = caller_project(ctx)
+    if scope is not None:
+        claims = [c for c in claims if c.project_id == scope]
     return {"provider_uuid": uuid, "claims": [claim_to_dict(c) for c in claims]}

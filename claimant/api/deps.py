@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
-from typing import Annotated, Any
+from collections.abc import Iterable
+from typing import Annotated
 
 from fastapi import Depends, Request
 
-from claimant.api.auth import Context, Role
+from claimant.api.auth import Context, Forbidden
+from claimant.api.gate import CONTEXT_KEY
 from claimant.model.errors import InvalidInput, NotFound
 from claimant.model.names import is_standard_resource_class, is_standard_trait
 from claimant.model.provider import normalize_uuid
@@ -20,7 +21,9 @@ async def _store(request: Request) -> Store:
 
 
 async def _context(request: Request) -> Context:
-    ctx: Context = request.app.state.auth.authenticate(request.headers)
+    # Set by the gate (claimant.api.gate), which authenticated the caller and
+    # checked the route's policy before the body was read.
+    ctx: Context = request.scope["state"][CONTEXT_KEY]
     return ctx
 
 
@@ -28,14 +31,23 @@ StoreDep = Annotated[Store, Depends(_store)]
 ContextDep = Annotated[Context, Depends(_context)]
 
 
-def policy(role: Role) -> Callable[..., Coroutine[Any, Any, None]]:
-    """A dependency that refuses callers weaker than ``role``."""
+def caller_project(ctx: Context) -> str | None:
+    """The project a caller is confined to (None: an admin, who sees all).
+    A non-admin without a project may use no project-scoped route."""
+    if ctx.is_admin:
+        return None
+    if not ctx.project_id:
+        raise Forbidden(
+            "this caller has no project: requests, claims and usages are project-scoped",
+        )
+    return ctx.project_id
 
-    async def check(ctx: ContextDep) -> None:
-        ctx.require(role)
 
-    check.__name__ = f"require_{role.name.lower()}"
-    return check
+def visible(ctx: Context, project_id: str) -> bool:
+    """Whether a record of ``project_id`` exists for this caller. Records of
+    other projects answer 404, as if absent, so their uuids leak nothing."""
+    scope = caller_project(ctx)
+    return scope is None or scope == project_id
 
 
 def path_uuid(value: str, what: str = "uuid") -> str:

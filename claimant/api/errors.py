@@ -47,6 +47,7 @@ _CODE_BY_STATUS = {
     404: codes.NOT_FOUND,
     405: codes.METHOD_NOT_ALLOWED,
     409: codes.CONFLICT,
+    413: codes.PAYLOAD_TOO_LARGE,
     503: codes.STORE_UNAVAILABLE,
 }
 
@@ -75,6 +76,10 @@ async def _claimant_error(request: Request, exc: Exception) -> JSONResponse:
     err = cast(ClaimantError, exc)  # registered for ClaimantError only
     status = status_of(err)
     headers = {"WWW-Authenticate": "x-auth-token"} if status == 401 else None
+    if isinstance(err, StoreUnavailable):
+        # The store's message may quote the driver: log it, never send it.
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, err)
+        return error_response(status, err.code, "the store is unavailable; retry later")
     return error_response(status, err.code, err.message, err.details or None, headers)
 
 

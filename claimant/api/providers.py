@@ -153,19 +153,13 @@ def update_provider(uuid: str, body: ProviderUpdate, store: StoreDep) -> dict[st
     given = body.model_fields_set
     changes: dict[str, Any] = {}
     if "name" in given:
-        if body.name is None:
-            raise InvalidInput("name cannot be null", field="name")
         changes["name"] = body.name
     if "parent_uuid" in given:
         changes["parent_uuid"] = body.parent_uuid
     if "attributes" in given:
-        if body.attributes is None:
-            raise InvalidInput("attributes cannot be null; send {} to clear", field="attributes")
         current = store.get_provider(uuid)
         changes["attributes"] = _validate_attributes(store, current.type, body.attributes)
     if "enabled" in given:
-        if body.enabled is None:
-            raise InvalidInput("enabled cannot be null", field="enabled")
         changes["enabled"] = body.enabled
     updated = store.update_provider(
         uuid,

@@ -1,6 +1,8 @@
 """THE route table of the native API (paths relative to /v1). Each line: method,
 path, handler, the weakest role allowed, the success status. 405 responses and
-their Allow header are derived from this table (see ``errors.allowed_methods``)."""
+their Allow header are derived from this table (see ``errors.allowed_methods``).
+Each route's policy rule (``claimant:<handler>``) defaults to the base rule of
+its role (``claimant.api.policy``); the gate checks it before the body is read."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from claimant.api import (
     aggregates,
@@ -22,7 +24,7 @@ from claimant.api import (
     usages,
 )
 from claimant.api.auth import Role
-from claimant.api.deps import policy
+from claimant.api.policy import ADMIN_API, READER_API, SERVICE_API, Rule
 
 READ, WRITE, ADMIN = Role.READER, Role.SERVICE, Role.ADMIN
 
@@ -34,6 +36,17 @@ class Route:
     handler: Callable[..., Any]
     role: Role
     status: int = 200
+
+    @property
+    def rule(self) -> str:
+        return f"claimant:{self.handler.__name__}"
+
+    @property
+    def default_rule(self) -> str:
+        return RULE_OF_ROLE[self.role]
+
+
+RULE_OF_ROLE = {Role.READER: READER_API, Role.SERVICE: SERVICE_API, Role.ADMIN: ADMIN_API}
 
 
 ROUTES: tuple[Route, ...] = (
@@ -72,6 +85,10 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+def native_rules() -> list[Rule]:
+    return [Rule(r.rule, r.default_rule, f"{r.method} /v1{r.path}") for r in ROUTES]
+
+
 def add_routes(app: FastAPI) -> None:
     # Added to the app itself, not through include_router: 405 handling reads
     # the app's own route list.
@@ -82,8 +99,8 @@ def add_routes(app: FastAPI) -> None:
             r.handler,
             methods=[r.method],
             status_code=r.status,
-            dependencies=[Depends(policy(r.role))],
             tags=[tag],
             name=r.handler.__name__,
             summary=f"{r.handler.__name__.replace('_', ' ')} ({r.role.name.lower()})",
+            openapi_extra={"x-policy-rule": r.rule},
         )

@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
-from claimant.api.deps import StoreDep, path_uuid
+from claimant.api.auth import Forbidden
+from claimant.api.deps import ContextDep, StoreDep, caller_project, path_uuid
 
 
 def get_provider_usages(uuid: str, store: StoreDep) -> dict[str, Any]:
@@ -23,9 +24,16 @@ def get_provider_usages(uuid: str, store: StoreDep) -> dict[str, Any]:
 
 def get_project_usages(
     store: StoreDep,
+    ctx: ContextDep,
     project_id: Annotated[str, Query(min_length=1, max_length=255)],
     user_id: Annotated[str | None, Query(max_length=255)] = None,
     consumer_type: Annotated[str | None, Query(max_length=255)] = None,
 ) -> dict[str, Any]:
+    scope = caller_project(ctx)
+    if scope is not None and scope != project_id:
+        raise Forbidden(
+            f"this caller may read the usages of its own project ({scope}) only",
+            project_id=project_id,
+        )
     usages = store.usages_by_project(project_id, user_id, consumer_type)
     return {"project_id": project_id, "user_id": user_id, "usages": usages}

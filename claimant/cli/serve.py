@@ -13,6 +13,7 @@ import click
 from claimant.model.errors import ClaimantError
 
 AUTH_MODES = ("noauth2", "tokens")
+MIB = 1024 * 1024
 
 
 def is_loopback(host: str) -> bool:
@@ -77,6 +78,40 @@ def default_store() -> str:
     type=click.FloatRange(min=0),
     help="Seconds between expired-claim sweeps (0: off).",
 )
+@click.option(
+    "--policy-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="JSON/YAML file of policy rules overriding the defaults (Placement's format).",
+)
+@click.option(
+    "--max-body-size",
+    default=MIB,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Largest request body in bytes; larger ones are answered 413 unread.",
+)
+@click.option(
+    "--limit-concurrency",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Connections and tasks per worker beyond which requests get 503.",
+)
+@click.option(
+    "--timeout-keep-alive",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Seconds an idle kept-alive connection stays open.",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds a client has to send a request's line and headers.",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
     "--log-level",
@@ -93,6 +128,11 @@ def serve(
     workers: int,
     migrate: bool,
     expire_interval: float,
+    policy_file: str | None,
+    max_body_size: int,
+    limit_concurrency: int,
+    timeout_keep_alive: int,
+    header_timeout: float,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -104,14 +144,26 @@ def serve(
         )
     if auth_mode == "tokens" and not token_file:
         raise click.UsageError("--auth tokens needs --token-file FILE")
-    from claimant.api.app import ENV_AUTH, ENV_EXPIRE_INTERVAL, ENV_STORE, ENV_TOKEN_FILE
+    from claimant.api.app import (
+        ENV_AUTH,
+        ENV_EXPIRE_INTERVAL,
+        ENV_HOST,
+        ENV_MAX_BODY,
+        ENV_POLICY_FILE,
+        ENV_STORE,
+        ENV_TOKEN_FILE,
+    )
     from claimant.api.auth import load_tokens
+    from claimant.api.policy import load_policy
+    from claimant.api.server import ENV_HEADER_TIMEOUT, PROTOCOL
     from claimant.store import open_store
 
     url = store_url or default_store()
     try:
+        # Fail here, not in every worker.
         if token_file:
-            load_tokens(token_file)  # fail here, not in every worker
+            load_tokens(token_file)
+        load_policy(policy_file)
         store = open_store(url)
         try:
             if migrate:
@@ -125,8 +177,13 @@ def serve(
     os.environ[ENV_STORE] = url
     os.environ[ENV_AUTH] = auth_mode
     os.environ[ENV_EXPIRE_INTERVAL] = str(expire_interval)
+    os.environ[ENV_MAX_BODY] = str(max_body_size)
+    os.environ[ENV_HOST] = host
+    os.environ[ENV_HEADER_TIMEOUT] = str(header_timeout)
     if token_file:
         os.environ[ENV_TOKEN_FILE] = os.path.abspath(token_file)
+    if policy_file:
+        os.environ[ENV_POLICY_FILE] = os.path.abspath(policy_file)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers are separate processes: metrics are summed through files.
         metrics_dir = tempfile.mkdtemp(prefix="claimant-metrics-")
@@ -143,4 +200,8 @@ def serve(
         workers=workers,
         access_log=access_log,
         log_level=log_level,
+        http=PROTOCOL,
+        limit_concurrency=limit_concurrency,
+        timeout_keep_alive=timeout_keep_alive,
+        h11_max_incomplete_event_size=64 * 1024,
     )

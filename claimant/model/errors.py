@@ -105,4 +105,6 @@ class StoreUnavailable(ClaimantError):
 UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"
 METHOD_NOT_ALLOWED = "method_not_allowed"
+PAYLOAD_TOO_LARGE = "payload_too_large"
+INVALID_HOST = "invalid_host"
 INTERNAL_ERROR = "internal_error"

@@ -79,6 +79,17 @@ def _translate(exc: sqlite3.Error) -> Exception:
     return StoreUnavailable(f"SQLite store error: {exc}")
 
 
+def _create_private(path: str) -> None:
+    """Create the database file 0600 (owner only) if it does not exist: it
+    holds every project's requests. SQLite gives its -wal and -shm files the
+    database file's mode."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str, *, url: str | None = None, busy_timeout: str = "30") -> None:
         self.path = os.path.abspath(path)
@@ -102,8 +113,9 @@ class SQLiteStore(Store):
         if conn is None:
             directory = os.path.dirname(self.path)
             if directory:
-                os.makedirs(directory, exist_ok=True)
+                os.makedirs(directory, mode=0o700, exist_ok=True)
             try:
+                _create_private(self.path)
                 conn = sqlite3.connect(
                     self.path,
                     timeout=self.busy_timeout,
@@ -117,6 +129,8 @@ class SQLiteStore(Store):
                 conn.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create {self.path}: {exc.strerror}") from exc
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)

@@ -52,6 +52,7 @@ def token_file(tmp_path: Path) -> Path:
             }
         )
     )
+    path.chmod(0o600)
     return path
 
 

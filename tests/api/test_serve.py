@@ -114,3 +114,50 @@ def test_serve_rejects_bad_store_url(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--store", "mysql://x"])
     assert result.exit_code == 1
     assert "invalid_input" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("case", "files", "args", "message"),
+    [
+        (
+            "world-readable token file",
+            {"tokens.json": ('{"t": "admin"}', 0o644)},
+            ["--auth", "tokens", "--token-file", "{tokens.json}"],
+            "chmod 600",
+        ),
+        (
+            "policy file with a typo in a rule name",
+            {"policy.yaml": ('"placement:resource_provider:delete": "@"\n', 0o600)},
+            ["--policy-file", "{policy.yaml}"],
+            "unknown rule",
+        ),
+        (
+            "policy file that does not parse",
+            {"policy.json": ('{"claimant:list_providers": "role:admin or"}', 0o600)},
+            ["--policy-file", "{policy.json}"],
+            "unexpected end",
+        ),
+    ],
+)
+def test_serve_refuses_bad_security_files(
+    tmp_path: Path,
+    case: str,
+    files: dict[str, tuple[str, int]],
+    args: list[str],
+    message: str,
+) -> None:
+    """Issue 9: checked before serving, not in every worker (or never)."""
+    paths = {}
+    for name, (text, mode) in files.items():
+        path = tmp_path / name
+        path.write_text(text)
+        path.chmod(mode)
+        paths[name] = str(path)
+    args = [paths.get(a.strip("{}"), a) for a in args]
+    db = tmp_path / "never.db"
+    result = CliRunner().invoke(
+        main, ["serve", "--store", "sqlite:///" + str(db).lstrip("/"), *args]
+    )
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output

@@ -30,7 +30,8 @@ from gabbi import fixture as gabbi_fixture
 from gabbi import handlers, suitemaker
 
 from claimant.api.placement import PlacementApp, create_placement_app
-from claimant.api.placement.framework import default_policy, make_policy
+from claimant.api.placement.routes import placement_rules
+from claimant.api.policy import Policy, default_policy
 from claimant.store import open_store
 
 PLACEMENT_VERSION = "16.0.0"
@@ -256,20 +257,30 @@ def fixture_module(server: LiveServer) -> types.ModuleType:
 
         def start_fixture(self) -> None:
             super().start_fixture()
-            server.app.policy = open_policy
+            server.app.policy = open_policy()
 
         def stop_fixture(self) -> None:
-            server.app.policy = default_policy
+            server.app.policy = default_policy()
 
     class SecureRBACPolicyFixture(APIFixture):
         """Placement's new policy defaults (enforce_new_defaults on)."""
 
         def start_fixture(self) -> None:
             super().start_fixture()
-            server.app.policy = make_policy(enforce_new_defaults=True)
+            server.app.policy = upstream_policy(enforce_new_defaults=True)
 
         def stop_fixture(self) -> None:
-            server.app.policy = default_policy
+            server.app.policy = default_policy()
+
+    class LegacyRBACPolicyFixture(APIFixture):
+        """Placement's legacy policy defaults (its own default)."""
+
+        def start_fixture(self) -> None:
+            super().start_fixture()
+            server.app.policy = upstream_policy(enforce_new_defaults=False)
+
+        def stop_fixture(self) -> None:
+            server.app.policy = default_policy()
 
     class CORSFixture(APIFixture):
         """CORS on for one origin, as Placement's CORSFixture configures it."""
@@ -285,13 +296,26 @@ def fixture_module(server: LiveServer) -> types.ModuleType:
     module.CORSFixture = CORSFixture  # type: ignore[attr-defined]
     module.OpenPolicyFixture = OpenPolicyFixture  # type: ignore[attr-defined]
     module.SecureRBACPolicyFixture = SecureRBACPolicyFixture  # type: ignore[attr-defined]
-    # the legacy defaults are claimant's defaults
-    module.LegacyRBACPolicyFixture = APIFixture  # type: ignore[attr-defined]
+    module.LegacyRBACPolicyFixture = LegacyRBACPolicyFixture  # type: ignore[attr-defined]
     return module
 
 
-def open_policy(caller: Any, rule: str, target: str | None) -> bool:
-    return True
+def open_policy() -> Policy:
+    """Every rule open to any authenticated caller ("@"), scope unchecked."""
+    return Policy({r.name: "@" for r in placement_rules()}, enforce_scope=False)
+
+
+def upstream_policy(enforce_new_defaults: bool) -> Policy:
+    """OpenStack Placement's own defaults, as an operator's policy file over
+    claimant's: any service (or admin) may do anything, a project reader may
+    read its project's usages; with the new defaults only a service reshapes."""
+    rules = {r.name: "role:admin or role:service" for r in placement_rules()}
+    rules["placement:usages"] = (
+        "role:admin or role:service or (role:reader and project_id:%(project_id)s)"
+    )
+    if enforce_new_defaults:
+        rules["placement:reshaper:reshape"] = "role:service"
+    return default_policy().override(rules)
 
 
 def run_file(server: LiveServer, path: Path) -> unittest.TestResult:

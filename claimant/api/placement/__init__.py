@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from claimant.api.limits import DEFAULT_MAX_BODY
 from claimant.api.placement.framework import Authenticator, Caller, PlacementApp, noauth2
+from claimant.api.policy import Policy
 from claimant.model.errors import ClaimantError
 from claimant.store.base import Store
 
@@ -17,18 +19,20 @@ def create_placement_app(
     store: Store,
     auth: Any = None,
     *,
+    policy: Policy | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
     cors_origins: Iterable[str] = (),
     cors_headers: Iterable[str] = ("openstack-api-version",),
 ) -> PlacementApp:
     """An ASGI app serving Placement's API at its root.
 
     ``auth`` is claimant's ``AuthConfig`` (anything with ``authenticate(headers)``
-    returning a context with ``role``, ``user_id``, ``project_id``; claimant's
-    reader/service/admin roles are Placement's roles of the same names), or a
-    function ``auth(headers)`` returning a ``Caller`` or None to refuse it. The
-    default is Placement's noauth2 (token ``admin``, or roles from ``X-Roles``).
-    Placement's default policy: admin or service for everything but /, and a
-    project reader for its own project's /usages.
+    returning a ``Caller``; claimant's reader/service/admin roles are
+    Placement's roles of the same names), or a function ``auth(headers)``
+    returning a ``Caller`` or None to refuse it. The default is noauth2
+    (token ``admin``, or roles from ``X-Roles``). ``policy``: claimant's one
+    policy (``claimant.api.policy``; default: its defaults). ``max_body``: the
+    largest body in bytes (413 beyond).
 
     ``cors_origins`` turns CORS on for those origins (as oslo.middleware's
     ``[cors] allowed_origin``); ``cors_headers`` are the request headers a
@@ -36,7 +40,7 @@ def create_placement_app(
     """
     from claimant.api.placement.routes import ROUTES
 
-    app = PlacementApp(store, ROUTES, _authenticator(auth))
+    app = PlacementApp(store, ROUTES, _authenticator(auth), policy, max_body)
     app.cors_origins = frozenset(cors_origins)
     app.cors_headers = frozenset(h.lower() for h in cors_headers)
     return app
@@ -51,10 +55,9 @@ def _authenticator(auth: Any) -> Authenticator:
 
     def check(headers: Mapping[str, str]) -> Caller | None:
         try:
-            ctx = authenticate(headers)
+            ctx: Caller = authenticate(headers)
         except ClaimantError:
             return None
-        role = getattr(ctx.role, "name", str(ctx.role)).lower()
-        return Caller(frozenset({role}), str(ctx.user_id), str(ctx.project_id))
+        return ctx
 
     return check

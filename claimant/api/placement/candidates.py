@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from claimant.api.bounds import MAX_GROUPS, MAX_INT64, check_count
 from claimant.api.placement import errors
 from claimant.api.placement.common import (
     Filters,
@@ -120,6 +121,10 @@ def _parse_wide(req: Req) -> Wide:
     limits = req.params("limit")
     if limits:
         w.limit = int(limits[0])
+        if w.limit > MAX_INT64:
+            raise bad_request(
+                f"Invalid query string parameters: limit must be at most {MAX_INT64}."
+            )
     policies = req.params("group_policy")
     w.group_policy = policies[0] if policies else None
     roots = req.params("root_required")
@@ -153,11 +158,15 @@ def _parse_wide(req: Req) -> Wide:
 def _parse_groups(req: Req, wide: Wide) -> dict[str, Group]:
     pattern = _KEY_RE_1_33 if req.want(33) else _KEY_RE
     groups: dict[str, Group] = {}
+    seen: set[tuple[str, str]] = set()
     for key, value in req.query:
         m = pattern.match(key)
         if not m:
             continue
         prefix, suffix = m.group(1), m.group(2) or ""
+        if prefix in ("required", "member_of") and (prefix, suffix) in seen:
+            continue  # parsed from every value of the key at once (not once per value)
+        seen.add((prefix, suffix))
         g = groups.setdefault(suffix, Group(suffix=suffix))
         if prefix == "resources":
             g.resources = parse_resources(value)
@@ -167,6 +176,9 @@ def _parse_groups(req: Req, wide: Wide) -> dict[str, Group]:
             g.member_of, g.forbidden_aggs = parse_member_of(req, suffix)
         else:
             g.in_tree = parse_in_tree(value)
+    check_count("request groups", groups, MAX_GROUPS)
+    for suffix, g in groups.items():
+        g.check_bounds(suffix)
     if req.want(36):
         resourceless = {s for s, g in groups.items() if not g.resources}
         subtree = set().union(*wide.same_subtrees) if wide.same_subtrees else set()

@@ -7,6 +7,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from claimant.api.bounds import (
+    MAX_CLASSES_PER_GROUP,
+    MAX_INT64,
+    MAX_MEMBER_OF,
+    check_count,
+    check_lists,
+)
 from claimant.api.placement.errors import PlacementError, bad_request, not_found
 from claimant.api.placement.framework import Req, is_uuid
 from claimant.model import NotFound, Provider
@@ -69,6 +76,8 @@ def parse_resources(qs: str) -> dict[str, int]:
             ) from None
         if amount < 1:
             raise bad_request(f"Requested resource {rc} requires amount >= 1. Got: {amount}.")
+        if amount > MAX_INT64:
+            raise bad_request(f"Requested resource {rc} amount must be at most {MAX_INT64}.")
         out[rc] = amount
     return out
 
@@ -190,6 +199,15 @@ class Filters:
 
     def aggs_ok(self, aggs: frozenset[str]) -> bool:
         return all(s & aggs for s in self.member_of) and not (self.forbidden_aggs & aggs)
+
+    def check_bounds(self, suffix: str = "") -> None:
+        """Issue 9: 70 classes or thousands of member_of sets made a query
+        SQLite refuses (a 503 that clients retry); now a 400 that says why."""
+        check_count(f"resource classes in resources{suffix}", self.resources, MAX_CLASSES_PER_GROUP)
+        check_count(f"member_of{suffix} sets", self.member_of, MAX_MEMBER_OF)
+        check_lists(f"aggregates in member_of{suffix}", [*self.member_of, self.forbidden_aggs])
+        check_lists(f"traits in required{suffix}", [self.required, self.forbidden])
+        check_lists(f"traits in one any-of set of required{suffix}", self.required)
 
     def trait_names(self) -> set[str]:
         names = set(self.forbidden)

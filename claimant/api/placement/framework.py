@@ -20,12 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+import anyio.from_thread
 import anyio.to_thread
 import jsonschema
 
+from claimant.api.auth import Context, noauth2_context
+from claimant.api.limits import DEFAULT_MAX_BODY, BodyTooLarge, read_body
 from claimant.api.placement import errors
 from claimant.api.placement.errors import PlacementError
 from claimant.api.placement.microversion import HEADER, MIN_VERSION, Version, negotiate
+from claimant.api.policy import Policy, default_policy
 from claimant.model.errors import ClaimantError, InvalidInput, NotFound, StoreUnavailable
 from claimant.store.base import Store
 
@@ -34,16 +38,8 @@ LOG = logging.getLogger(__name__)
 JSON = "application/json"
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling, as Placement's policy rules see it."""
-
-    roles: frozenset[str]
-    user_id: str = ""
-    project_id: str = ""
-    # a system-scoped token: Placement's rules are project-scoped and refuse it
-    system_scope: bool = False
-
+#: Who is calling, as the policy sees it: claimant's one caller type.
+Caller = Context
 
 #: auth(headers) -> the caller, or None when the caller is refused (401).
 #: ``headers`` maps lower-case names to values.
@@ -53,50 +49,7 @@ Authenticator = Callable[[Mapping[str, str]], "Caller | None"]
 def noauth2(headers: Mapping[str, str]) -> Caller | None:
     """Placement's noauth2: token ``user[:project]``; roles from ``X-Roles``,
     else the user named admin has the admin role."""
-    token = headers.get("x-auth-token")
-    if not token:
-        return None
-    user, _, project = token.partition(":")
-    if "x-roles" in headers:
-        roles = frozenset(r.strip() for r in headers["x-roles"].split(",") if r.strip())
-    else:
-        roles = frozenset({"admin"}) if user == "admin" else frozenset()
-    system = bool(headers.get("openstack-system-scope"))
-    project = "" if system else headers.get("x-project-id") or project or user
-    return Caller(roles, user, project, system)
-
-
-# Placement's default rules, all project-scoped (a system-scoped token is refused).
-ADMIN_OR_SERVICE = "admin_or_service_api"
-ADMIN_OR_PROJECT_READER_OR_SERVICE = "admin_or_project_reader_or_service_api"
-SERVICE = "service_api"
-
-Policy = Callable[[Caller, str, "str | None"], bool]
-
-
-def make_policy(enforce_new_defaults: bool = False) -> Policy:
-    """Placement's default policy. Its legacy defaults (enforce_new_defaults
-    off, Placement's own default) also let admins use the service-only rule."""
-
-    def check(caller: Caller, rule: str, target_project: str | None) -> bool:
-        if caller.system_scope:
-            return False
-        if rule == SERVICE:
-            allowed = {"service"} if enforce_new_defaults else {"admin", "service"}
-            return bool(caller.roles & allowed)
-        if caller.roles & {"admin", "service"}:
-            return True
-        return (
-            rule == ADMIN_OR_PROJECT_READER_OR_SERVICE
-            and "reader" in caller.roles
-            and bool(caller.project_id)
-            and caller.project_id == target_project
-        )
-
-    return check
-
-
-default_policy = make_policy()
+    return noauth2_context(headers)
 
 
 _FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
@@ -124,7 +77,9 @@ class Req:
     path: str
     query: list[tuple[str, str]]
     headers: dict[str, list[str]]
-    body: bytes
+    # Read on first use (``body``), after authentication and policy: a caller
+    # the policy refuses never makes the server read or parse a body.
+    raw_body: bytes | None
     store: Store
     version: Version = MIN_VERSION
     args: dict[str, str] = field(default_factory=dict)
@@ -132,6 +87,13 @@ class Req:
     caller: Caller | None = None
     # scheme://host of the request: Location headers are absolute, as WebOb makes them.
     base_url: str = ""
+    read: Callable[[], bytes] | None = None
+
+    @property
+    def body(self) -> bytes:
+        if self.raw_body is None:
+            self.raw_body = self.read() if self.read is not None else b""
+        return self.raw_body
 
     def header(self, name: str) -> str | None:
         values = self.headers.get(name.lower())
@@ -159,10 +121,36 @@ class Req:
 
     def json(self, schema: dict[str, Any]) -> Any:
         try:
-            data = json.loads(self.body or b"")
+            data = json.loads(self.body or b"", parse_constant=_refuse_constant)
+            _refuse_surrogates(data)
+            return validate(data, schema)
+        except RecursionError:
+            # 100,000 nested arrays: the decoder (or the validator) runs out of stack.
+            raise PlacementError(400, "Malformed JSON: nested too deeply") from None
         except ValueError as exc:
             raise PlacementError(400, f"Malformed JSON: {exc}") from None
-        return validate(data, schema)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _refuse_surrogates(data: Any) -> None:
+    """Strings that are not Unicode text (a lone surrogate from an escape such
+    as \\ud800) cannot be stored: refuse them here, as a 400."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("a string holds a lone surrogate, which is not text") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def validate(data: Any, schema: dict[str, Any]) -> Any:
@@ -216,8 +204,10 @@ class Method:
     version_status: int = 404
     json_body: bool = False
     public: bool = False
+    # the policy rule's name, and its default check string (empty: reader for
+    # GET, service otherwise; see ``routes.placement_rules``)
     policy: str = ""
-    rule: str = ADMIN_OR_SERVICE
+    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -280,12 +270,14 @@ class PlacementApp:
         store: Store,
         routes: Iterable[Route],
         auth: Authenticator,
-        policy: Policy = default_policy,
+        policy: Policy | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.store = store
         self.router = Router(routes)
         self.auth = auth
-        self.policy = policy
+        self.policy = policy or default_policy()
+        self.max_body = max_body
         # CORS, as oslo.middleware's filter in front of Placement: off unless
         # origins are configured.
         self.cors_origins: frozenset[str] = frozenset()
@@ -302,12 +294,6 @@ class PlacementApp:
                     return
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
         headers: dict[str, list[str]] = {}
         for k, v in scope["headers"]:
             headers.setdefault(k.decode("latin-1").lower(), []).append(v.decode("latin-1"))
@@ -320,10 +306,19 @@ class PlacementApp:
             path=path,
             query=parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace"), True),
             headers=headers,
-            body=body,
+            raw_body=None,
             store=self.store,
             request_id="req-" + str(uuid.uuid4()),
         )
+
+        async def read() -> bytes:
+            try:
+                return await read_body(receive, self.max_body)
+            except BodyTooLarge as exc:
+                raise PlacementError(413, str(exc), headers={"connection": "close"}) from None
+
+        # Handlers run in a worker thread; the body is read from the event loop.
+        req.read = lambda: anyio.from_thread.run(read)
         host = req.header("host") or "{}:{}".format(*(scope.get("server") or ("localhost", 80)))
         req.base_url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
         status, out_headers, payload = await anyio.to_thread.run_sync(self.handle, req)
@@ -392,15 +387,14 @@ class PlacementApp:
         return resp.status, headers, json.dumps(resp.body).encode()
 
     def dispatch(self, req: Req) -> Resp:
-        clen = req.header("content-length")
-        if clen:
-            try:
-                if int(clen) > 0 and not req.header("content-type"):
-                    raise PlacementError(
-                        400, "content-type header required when content-length > 0"
-                    )
-            except ValueError:
-                raise PlacementError(400, "content-length header must be an integer") from None
+        length = declared_length_of(req)
+        if length is not None and length > self.max_body:
+            # Before anything else, and without reading a byte of the body.
+            raise PlacementError(
+                413,
+                f"the request body is larger than {self.max_body} bytes",
+                headers={"connection": "close"},
+            )
         found = self.router.match(req.path)
         if found is None:
             raise PlacementError(404, "")
@@ -413,15 +407,23 @@ class PlacementApp:
             req.caller = self.auth({k: v[-1] for k, v in req.headers.items()})
             if req.caller is None:
                 raise PlacementError(401, "")
+        clen = req.header("content-length")
+        if clen:
+            try:
+                if int(clen) > 0 and not req.header("content-type"):
+                    raise PlacementError(
+                        400, "content-type header required when content-length > 0"
+                    )
+            except ValueError:
+                raise PlacementError(400, "content-length header must be an integer") from None
         if not method.min_version <= req.version.minor <= method.max_version:
             raise PlacementError(method.version_status, "")
         if method.json_body:
             require_json(req)
         if req.method == "GET" and not method.public and not _accepts_json(req.header("accept")):
             raise PlacementError(406, f"Only {JSON} is provided")
-        if req.caller is not None and not self.policy(
-            req.caller, method.rule, req.param("project_id")
-        ):
+        target = {"project_id": req.param("project_id") or ""}
+        if req.caller is not None and not self.policy.allowed(method.policy, req.caller, target):
             raise PlacementError(403, f"Policy does not allow {method.policy} to be performed.")
         return method.handler(req)
 
@@ -468,6 +470,13 @@ class PlacementApp:
         return exc.status, headers, payload
 
 
+def declared_length_of(req: Req) -> int | None:
+    try:
+        return int(req.header("content-length") or "")
+    except ValueError:
+        return None
+
+
 def map_store_error(exc: ClaimantError) -> PlacementError:
     """claimant errors a handler did not translate itself, in one place."""
     if isinstance(exc, NotFound):
@@ -475,6 +484,8 @@ def map_store_error(exc: ClaimantError) -> PlacementError:
     if isinstance(exc, InvalidInput):
         return PlacementError(400, exc.message)
     if isinstance(exc, StoreUnavailable):
-        return PlacementError(503, exc.message)
+        # The store's message may quote the driver: log it, never send it.
+        LOG.warning("placement: store unavailable: %s", exc.message)
+        return PlacementError(503, "The store is unavailable; retry later.")
     code = errors.CONCURRENT_UPDATE if "generation" in exc.code else errors.DEFAULT
     return PlacementError(409, exc.message, code)

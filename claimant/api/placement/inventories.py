@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from claimant.api.bounds import MAX_INT64
 from claimant.api.placement import errors
 from claimant.api.placement.common import (
     MAX_INT,
@@ -78,6 +79,11 @@ def make(req: Req, p: Provider, rc: str, data: dict[str, Any], verb: str = "upda
             raise _capacity_error(p, rc, "greater than total", verb)
     elif capacity <= 0:
         raise _capacity_error(p, rc, "greater than or equal to total", verb)
+    if capacity > MAX_INT64:
+        raise bad_request(
+            f"Bad inventory {rc} for resource provider {p.uuid}: capacity "
+            f"(total - reserved) * allocation_ratio must be at most {MAX_INT64}"
+        )
     if inv.min_unit > inv.max_unit or inv.allocation_ratio <= 0:
         raise bad_request(
             f"Bad inventory {rc} for resource provider {p.uuid}: invalid inventory values"

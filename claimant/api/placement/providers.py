@@ -247,6 +247,7 @@ def list_all(req: Req) -> Resp:
         check_classes_exist(
             req, set(f.resources), "Invalid resource class in resources parameter: "
         )
+    f.check_bounds()
     providers = req.store.list_providers(
         ProviderFilter(uuid=q.get("uuid"), name=q.get("name"), in_tree=f.in_tree)
     )

@@ -2,14 +2,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, StrictFloat, StrictInt
+from pydantic import BeforeValidator, Field, StrictInt
 
-from claimant.api.schemas.common import Body, Generation, ResourceClassName
-from claimant.model import Inventory
+from claimant.api.bounds import MAX_INT64
+from claimant.api.schemas.common import Body, Generation, Integral, ResourceClassName
+from claimant.model import InvalidInput, Inventory
 from claimant.model.resources import MAX_INT
 
-_Total = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
-_Count = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
+_Total = Annotated[StrictInt, Field(ge=1, le=MAX_INT), Integral]
+_Count = Annotated[StrictInt, Field(ge=0, le=MAX_INT), Integral]
+
+
+def _number(value: object) -> object:
+    """A JSON number (not a string or a boolean, which lax floats accept)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return float(value)
 
 
 class InventoryBody(Body):
@@ -18,9 +26,16 @@ class InventoryBody(Body):
     min_unit: _Total = 1
     max_unit: _Total = MAX_INT
     step_size: _Total = 1
-    allocation_ratio: Annotated[StrictFloat | StrictInt, Field(gt=0)] = 1.0
+    # a JSON number, integer or not (a bound on a union is lost from the JSON schema)
+    allocation_ratio: Annotated[float, Field(gt=0), BeforeValidator(_number)] = 1.0
 
     def to_model(self, resource_class: str) -> Inventory:
+        if (self.total - self.reserved) * self.allocation_ratio > MAX_INT64:
+            raise InvalidInput(
+                f"{resource_class}: capacity (total - reserved) * allocation_ratio must be "
+                f"at most {MAX_INT64}",
+                field="allocation_ratio",
+            )
         return Inventory(
             resource_class=resource_class,
             total=self.total,

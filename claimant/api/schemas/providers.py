@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from claimant.api.schemas.common import Body, Generation, Name, ResourceClassName, TraitName
 from claimant.api.schemas.common import UuidStr as Uuid
@@ -24,14 +24,24 @@ class ProviderCreate(Body):
     enabled: StrictBool = True
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# May be left out, may not be null.
+Omittable: Any = Field(default=None, json_schema_extra=_no_default)
+
+
 class ProviderUpdate(Body):
-    """Only the fields given change; ``parent_uuid: null`` makes it a root."""
+    """Only the fields given change; ``parent_uuid: null`` makes it a root.
+    The others may be left out but are not nullable (the schema says so:
+    issue 9, "no nullable fields that are refused as null")."""
 
     generation: Generation
-    name: Name | None = None
+    name: Name = Omittable
     parent_uuid: Uuid | None = None
-    attributes: dict[StrictStr, AttributeValueIn] | None = None
-    enabled: StrictBool | None = None
+    attributes: dict[StrictStr, AttributeValueIn] = Omittable
+    enabled: StrictBool = Omittable
 
 
 def provider_to_dict(p: Provider) -> dict[str, Any]:
