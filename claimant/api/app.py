@@ -181,6 +181,7 @@ ENV_EXPIRE_INTERVAL = "CLAIMANT_EXPIRE_INTERVAL"
 ENV_POLICY_FILE = "CLAIMANT_POLICY_FILE"
 ENV_MAX_BODY = "CLAIMANT_MAX_BODY"
 ENV_HOST = "CLAIMANT_HOST"
+ENV_CLAIM_TTL = "CLAIMANT_CLAIM_TTL"
 
 
 def auth_from_env() -> AuthConfig:
@@ -203,6 +204,7 @@ def app_from_env() -> FastAPI:
         trusted = LOOPBACK_HOSTS | {f"[{host}]" if ":" in host else host}
     store = open_store(os.environ[ENV_STORE])
     interval = float(os.environ.get(ENV_EXPIRE_INTERVAL, "0")) or None
+    ttl = os.environ.get(ENV_CLAIM_TTL)
     return create_app(
         store,
         auth=auth,
@@ -211,4 +213,5 @@ def app_from_env() -> FastAPI:
         policy=policy,
         max_body=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY)),
         trusted_hosts=trusted,
+        scheduler_config=SchedulerConfig(claim_ttl=float(ttl)) if ttl else None,
     )

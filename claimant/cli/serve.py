@@ -112,6 +112,13 @@ def default_store() -> str:
     type=click.FloatRange(min=0.1),
     help="Seconds a client has to send a request's line and headers.",
 )
+@click.option(
+    "--claim-ttl",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a claim lives until it is confirmed (the scheduler's claim_ttl).",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
     "--log-level",
@@ -133,6 +140,7 @@ def serve(
     limit_concurrency: int,
     timeout_keep_alive: int,
     header_timeout: float,
+    claim_ttl: float,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -146,6 +154,7 @@ def serve(
         raise click.UsageError("--auth tokens needs --token-file FILE")
     from claimant.api.app import (
         ENV_AUTH,
+        ENV_CLAIM_TTL,
         ENV_EXPIRE_INTERVAL,
         ENV_HOST,
         ENV_MAX_BODY,
@@ -180,6 +189,7 @@ def serve(
     os.environ[ENV_MAX_BODY] = str(max_body_size)
     os.environ[ENV_HOST] = host
     os.environ[ENV_HEADER_TIMEOUT] = str(header_timeout)
+    os.environ[ENV_CLAIM_TTL] = str(claim_ttl)
     if token_file:
         os.environ[ENV_TOKEN_FILE] = os.path.abspath(token_file)
     if policy_file:

@@ -103,8 +103,3 @@ _RUN_CLAIMANT = "from claimant.cli.main import main; main(prog_name='claimant')"
 def claimant_argv(*args: str) -> list[str]:
     """The ``claimant`` command of this interpreter."""
     return [sys.executable, "-c", _RUN_CLAIMANT, *args]
-
-
-def launch_argv(claim_ttl: float, *args: str) -> list[str]:
-    """``claimant ARGS`` with a short claim TTL (launch.py says why)."""
-    return [sys.executable, "-m", "claimant.torture.launch", str(claim_ttl), *args]

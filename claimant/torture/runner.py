@@ -27,7 +27,7 @@ import httpx
 from claimant.torture import nemesis as nem
 from claimant.torture.checker import NEMESIS, Report, check_final, check_sample
 from claimant.torture.history import History, Outcome
-from claimant.torture.processes import Proc, ProcessError, claimant_argv, free_port, launch_argv
+from claimant.torture.processes import Proc, ProcessError, claimant_argv, free_port
 from claimant.torture.proxy import ProxyThread, ReplyProxy
 from claimant.torture.snapshot import (
     Instance,
@@ -181,9 +181,10 @@ class Run:
         dep = self.dep
         for i in range(self.cfg.services):
             port = free_port()
-            argv = launch_argv(
-                ttl,
+            argv = claimant_argv(
                 "serve",
+                "--claim-ttl",
+                str(ttl),
                 "--store",
                 self.url,
                 "--port",
@@ -216,10 +217,11 @@ class Run:
         conductor_url = f"http://127.0.0.1:{cport}"
         dep.conductor = Proc(
             "conductor",
-            launch_argv(
-                ttl,
+            claimant_argv(
                 "conductor",
                 "serve",
+                "--claim-ttl",
+                str(ttl),
                 "--store",
                 self.url,
                 "--port",

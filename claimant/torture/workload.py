@@ -36,7 +36,8 @@ from claimant.torture import checker as names
 from claimant.torture.history import History, Op
 
 PLACEMENT_VERSION = "placement 1.36"  # consumer_generation (1.28), no consumer_type (1.38)
-TOKEN = "torture"  # noauth2: a service caller
+# noauth2: a caller with the service role (a token alone has no role there).
+AUTH = {"X-Auth-Token": "torture", "X-Roles": "service"}
 PROJECT = "torture"
 
 
@@ -101,7 +102,7 @@ class Client:
         self.stealer = _uuid()
         self.errors: list[str] = []
         self.down_until: dict[str, float] = {}
-        self.http = httpx.Client(timeout=topo.timeout, headers={"X-Auth-Token": TOKEN})
+        self.http = httpx.Client(timeout=topo.timeout, headers=AUTH)
 
     # ---- plumbing -------------------------------------------------------------
     def _service(self) -> str:
