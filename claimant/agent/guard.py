@@ -45,11 +45,6 @@ from claimant.model.provider import normalize_uuid
 TOKEN_HEADER = "X-Auth-Token"
 DEFAULT_MAX_BODY = 1024 * 1024
 MIN_MAX_BODY = 1024
-# Codes the native API gains with issue 9; to move to claimant.model.errors
-# once both are on one branch.
-PAYLOAD_TOO_LARGE = "payload_too_large"
-INVALID_HOST = "invalid_host"
-UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 CALLER_KEY = "claimant_service_caller"
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -273,7 +268,7 @@ class ServiceGate:
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
             413,
-            PAYLOAD_TOO_LARGE,
+            codes.PAYLOAD_TOO_LARGE,
             f"the request body is larger than {self.max_body} bytes",
             {"max_body": self.max_body},
             # The unread rest is still on the wire: close, don't drain it.
@@ -293,7 +288,7 @@ class ServiceGate:
         if self.auth.open and not is_loopback_host(headers.get("host", "")):
             response = error_response(
                 400,
-                INVALID_HOST,
+                codes.INVALID_HOST,
                 "without a token this service answers loopback Host names only "
                 "(localhost, 127.0.0.1, [::1])",
             )
@@ -324,7 +319,7 @@ class ServiceGate:
         if has_body and not _is_json(headers.get("content-type", "")):
             response = error_response(
                 415,
-                UNSUPPORTED_MEDIA_TYPE,
+                codes.UNSUPPORTED_MEDIA_TYPE,
                 "a request body must be JSON (Content-Type: application/json)",
                 headers={"connection": "close"},
             )
@@ -372,11 +367,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 __all__ = [
     "CALLER_KEY",
     "DEFAULT_MAX_BODY",
-    "INVALID_HOST",
     "OPEN",
-    "PAYLOAD_TOO_LARGE",
     "TOKEN_HEADER",
-    "UNSUPPORTED_MEDIA_TYPE",
     "Caller",
     "ServiceAuth",
     "ServiceGate",

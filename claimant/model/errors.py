@@ -101,10 +101,12 @@ class NoValidHost(Conflict):
 class StoreUnavailable(ClaimantError):
     code = STORE_UNAVAILABLE
 
+
 # HTTP-layer codes (claimant.api): no domain exception carries them.
 UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"
 METHOD_NOT_ALLOWED = "method_not_allowed"
 PAYLOAD_TOO_LARGE = "payload_too_large"
 INVALID_HOST = "invalid_host"
+UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
 INTERNAL_ERROR = "internal_error"
