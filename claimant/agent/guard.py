@@ -26,8 +26,6 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +34,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from claimant.api.auth import Role, Token, load_tokens
+from claimant.api.auth import Role, Token, check_private, load_tokens
 from claimant.api.errors import error_response
 from claimant.model import errors as codes
 from claimant.model.errors import InvalidInput
@@ -160,20 +158,6 @@ def _canonical(name_or_uuid: str) -> str:
         return normalize_uuid(name_or_uuid)
     except InvalidInput:
         return name_or_uuid
-
-
-def check_private(path: str | Path, what: str) -> None:
-    """Refuse a secret file that group or others may read or write."""
-    p = Path(path)
-    try:
-        mode = p.stat().st_mode
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {what} {p}: {exc.strerror}") from None
-    if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise InvalidInput(
-            f"{what} {p} is readable by group or others (mode {stat.S_IMODE(mode):04o}); "
-            f"run: chmod 600 {p}"
-        )
 
 
 def read_token_file(path: str | Path) -> str:

@@ -174,37 +174,43 @@ class AuthConfig:
         return None
 
 
-def check_token_file_mode(path: Path) -> None:
-    """A token file others can read is a leak: refuse it."""
+def check_private(path: str | Path, what: str) -> None:
+    """Refuse a secret file that group or others may read or write."""
+    p = Path(path)
     try:
-        mode = path.stat().st_mode
-    except OSError:
-        return
+        mode = p.stat().st_mode
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what} {p}: {exc.strerror}") from None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise InvalidInput(
-            f"token file {path} is readable by group or others (mode "
-            f"{stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
+            f"{what} {p} is readable by group or others (mode {stat.S_IMODE(mode):04o}); "
+            f"run: chmod 600 {p}"
         )
+
+
+def read_mapping_file(path: str | Path, what: str) -> Any:
+    """A JSON or YAML file (by its suffix), parsed; errors name the file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what} {p}: {exc.strerror}") from None
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except Exception as exc:  # json and yaml raise unrelated error types
+        raise InvalidInput(f"{what} {p} is not valid JSON/YAML: {exc}") from None
 
 
 def load_tokens(path: str | Path) -> dict[str, Token]:
     """Read a token file: ``{"tokens": {TOKEN: {"role": ..., "project_id": ...,
     "user_id": ...}}}`` (or the inner mapping alone), as JSON or YAML."""
     p = Path(path)
-    check_token_file_mode(p)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read token file {p}: {exc.strerror}") from None
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # json and yaml raise unrelated error types
-        raise InvalidInput(f"token file {p} is not valid JSON/YAML: {exc}") from None
+    check_private(p, "token file")
+    data = read_mapping_file(p, "token file")
     if isinstance(data, dict) and isinstance(data.get("tokens"), dict):
         data = data["tokens"]
     if not isinstance(data, dict) or not data:

@@ -26,13 +26,13 @@ refuses, as in oslo.policy.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from claimant.api.auth import read_mapping_file
 from claimant.model.errors import InvalidInput
 
 ADMIN_API = "rule:admin_api"
@@ -261,19 +261,7 @@ def default_policy() -> Policy:
 
 def read_policy_file(path: str | Path) -> dict[str, str]:
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise InvalidInput(f"cannot read policy file {p}: {exc.strerror}") from None
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # json and yaml raise unrelated error types
-        raise InvalidInput(f"policy file {p} is not valid JSON/YAML: {exc}") from None
+    data = read_mapping_file(p, "policy file")
     if data is None:
         data = {}
     if not isinstance(data, dict) or not all(
