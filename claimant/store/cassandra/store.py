@@ -1779,10 +1779,14 @@ class CassandraStore(Store):
             # Finishes a decided transaction still holding the consumer first.
             self._read_consumer(consumer_uuid)
             entries = self._entries_by("consumer_uuid", consumer_uuid)
-        elif request_uuid is not None:
-            entries = self._entries_by("request_uuid", request_uuid)
-        elif group is not None:
-            entries = self._entries_by("grp", group)
+        elif request_uuid is not None or group is not None:
+            column, value = ("request_uuid", request_uuid) if request_uuid else ("grp", group)
+            entries = self._entries_by(column, value or "")
+            # A transaction writes no entry of a request or group, but may
+            # replace one; the replaced entry's consumer stays locked until
+            # every provider is rolled forward.
+            if self._settle_consumers(e.consumer_uuid for e in entries):
+                entries = self._entries_by(column, value or "")
         else:
             entries = [e for e in map(_entry_from_row, self._run(q.ALL_ENTRIES)) if e]
         out = [
@@ -1800,6 +1804,11 @@ class CassandraStore(Store):
 
     def expire_claims(self) -> int:
         now = self.clock()
+        # Locks of writers that died before writing any pending part are
+        # found only here (no provider names them).
+        for r in self._run(q.STALE_LOCKS, [now]):
+            if r.txn is not None:
+                self._finish(r.txn, consumer=r.uuid)
         providers = {r.provider_uuid for r in self._run(q.STALE_HOLDS, [now])}
         providers |= {r.provider_uuid for r in self._run(q.EXPIRED_ENTRIES, [now])}
         removed = 0
@@ -1847,6 +1856,7 @@ class CassandraStore(Store):
         uuids = sorted(set(consumer_uuids))
         if not uuids:
             return set()
+        self._settle_consumers(uuids)
         now = self.clock()
         out: set[str] = set()
         for rows in self._run_many(q.ENTRIES_BY["consumer_uuid"], [[u] for u in uuids]):
@@ -1857,8 +1867,11 @@ class CassandraStore(Store):
 
     def providers_of_group(self, group: str) -> dict[str, int]:
         now = self.clock()
+        entries = self._entries_by("grp", group)
+        if self._settle_consumers(e.consumer_uuid for e in entries):
+            entries = self._entries_by("grp", group)
         consumers: dict[str, set[str]] = {}
-        for e in self._entries_by("grp", group):
+        for e in entries:
             if e.live(now):
                 consumers.setdefault(e.provider_uuid, set()).add(e.consumer_uuid)
         return {p: len(c) for p, c in consumers.items()}
@@ -2382,6 +2395,21 @@ class CassandraStore(Store):
             cql, params = q.UNLOCK_CONSUMER, [uuid, txn]
         self._lwt_sure(cql, params, done=lambda: self._consumer_txn(uuid) != txn)
 
+    def _settle_consumers(self, uuids: Iterable[str]) -> bool:
+        """Resolve the transactions holding these consumers' locks (rolled
+        forward if committed); True if any was finished (the caller reads
+        again). A live pending one is left: the consumer is as it was."""
+        uuids = sorted(set(uuids))
+        if not uuids:
+            return False
+        moved = False
+        for uuid, rows in zip(
+            uuids, self._run_many(q.GET_CONSUMER, [[u] for u in uuids]), strict=True
+        ):
+            if rows and rows[0].txn is not None:
+                moved |= self._finish(rows[0].txn, consumer=uuid) != PENDING
+        return moved
+
     def _settle_met(self, state: _State) -> bool:
         """Resolve the transactions pending on a provider a reader met;
         True if any was finished (the caller reads again)."""
@@ -2419,6 +2447,12 @@ class CassandraStore(Store):
     def usages_by_project(
         self, project_id: str, user_id: str | None = None, consumer_type: str | None = None
     ) -> dict[str, dict[str, int]]:
+        # Any consumer may be joining the project by a transaction still
+        # locking it: every decided one is finished first (the locks index
+        # holds only writes in flight or left behind, so this stays small).
+        for r in self._run(q.ALL_LOCKS):
+            if r.txn is not None:
+                self._finish(r.txn, consumer=r.uuid)
         now = self.clock()
         entries = [
             e
@@ -2447,34 +2481,36 @@ class CassandraStore(Store):
 
     # -- requests ----------------------------------------------------------------------
     def create_request(self, request: Request) -> Request:
-        # One LWT; later saves of the record are plain writes. Mixing the two
-        # on a partition is safe while the coordinators' clocks agree with the
-        # clients' (a later save needs a later timestamp than the LWT's ballot).
+        # The uuid is claimed by one LWT in ``request_ids``; the record itself
+        # is written plainly, as every later save_request is: a partition
+        # written both ways can shadow a later plain save under clock skew.
         now = self.clock()
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)
-        body = json.dumps(request_to_dict(saved))
+        owner = new_uuid()
         try:
-            applied, _ = self._lwt(
-                q.CREATE_REQUEST, [saved.uuid, saved.status.value, saved.created_at, body]
-            )
+            applied, _ = self._lwt(q.CLAIM_REQUEST_ID, [saved.uuid, owner, now])
         except StoreUnavailable:
             # The outcome may be unknown: a SERIAL read says whether ours landed.
-            rows = self._run(q.GET_REQUEST, [saved.uuid], serial=True)
-            if not rows or rows[0].body != body:
+            rows = self._run(q.REQUEST_ID_OWNER, [saved.uuid], serial=True)
+            if not rows or rows[0].owner != owner:
                 raise
             applied = True
         if not applied:
             raise AlreadyExists(f"request {saved.uuid} already exists", uuid=saved.uuid)
+        self._write_request(saved)
         return saved
 
     def save_request(self, request: Request) -> Request:
         now = self.clock()
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)
+        self._write_request(saved)
+        return saved
+
+    def _write_request(self, saved: Request) -> None:
         self._run(
             q.SAVE_REQUEST,
             [saved.uuid, saved.status.value, saved.created_at, json.dumps(request_to_dict(saved))],
         )
-        return saved
 
     def get_request(self, uuid: str) -> Request:
         rows = self._run(q.GET_REQUEST, [uuid])
