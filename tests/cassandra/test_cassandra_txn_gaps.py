@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -221,3 +222,66 @@ def test_save_after_create_is_not_shadowed_by_the_creating_lwt(
     created = cstore.create_request(request)
     cstore.save_request(created.evolve(status=RequestStatus.ACTIVE))
     assert cstore.get_request(request.uuid).status is RequestStatus.ACTIVE
+
+
+def test_claim_confirmed_during_a_write_of_its_consumer_waits_for_it(
+    cstore: CassandraStore,
+) -> None:
+    """A native claim of consumer x confirmed (and answered) while a Placement
+    PUT of x was pending: the PUT then committed over the allocations it had
+    seen, and x held the PUT's allocation plus the claim, though the confirm
+    was acknowledged before the PUT's commit (a serial order would have
+    replaced it)."""
+    p = providers(cstore, 3, vcpu=4)
+    x = new_uuid()
+    cstore.write_allocations(
+        [
+            ConsumerAllocations(
+                x, "project-a", "user-a", {p[0]: {"VCPU": 1}}, expected_generation=None
+            )
+        ]
+    )
+    claim = cstore.claim(ClaimSpec(p[2], 0, {"VCPU": 1}, consumer_uuid=x))
+    other = open_store(cstore.url)
+    assert isinstance(other, CassandraStore)
+    other.clock = cstore.clock
+    events: list[str] = []
+    errors: list[BaseException] = []
+
+    def confirm() -> None:
+        try:
+            other.confirm_claim(claim.uuid)
+            events.append("confirmed")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=confirm)
+
+    def hook(phase: str, txn: str) -> None:
+        if phase == "pending":
+            thread.start()
+            # Long enough for a confirm that does not wait to finish first;
+            # one that waits is not hurried by it.
+            thread.join(timeout=3)
+        elif phase == "committed":
+            events.append("committed")
+
+    cstore.txn_hook = hook
+    try:
+        cstore.write_allocations(
+            [
+                ConsumerAllocations(
+                    x, "project-a", "user-a", {p[1]: {"VCPU": 2}}, expected_generation=1
+                )
+            ]
+        )
+    finally:
+        cstore.txn_hook = None
+        thread.join()
+        other.close()
+    assert not errors, errors
+    got = {c.provider_uuid: c.amounts for c in cstore.list_claims(consumer_uuid=x)}
+    if events.index("confirmed") < events.index("committed"):
+        assert got == {p[1]: {"VCPU": 2}}, "a confirm acknowledged before the write survived it"
+    else:
+        assert got == {p[1]: {"VCPU": 2}, p[2]: {"VCPU": 1}}

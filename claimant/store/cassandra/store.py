@@ -1671,6 +1671,45 @@ class CassandraStore(Store):
         if rows[0].gone:
             raise ClaimNotActive(f"claim {claim_uuid} was {rows[0].gone}", uuid=claim_uuid)
         provider_uuid = rows[0].provider_uuid
+        # A transaction writing the claim's consumer replaces the allocations
+        # it saw: the claim is confirmed once it is decided, never under it
+        # (docs/cassandra.md, "A claim confirmed during a write"). Waited for
+        # outside the provider's lock: the writer may be this process.
+        give_up = time.monotonic() + TXN_DEADLINE
+        rows = self._run(q.READ_ENTRY, [provider_uuid, "l:" + claim_uuid])
+        entry = _entry_from_row(rows[0]) if rows else None
+        consumer = entry.consumer_uuid if entry is not None else None
+        for attempt in itertools.count():
+            blocking = self._writes_of(consumer) if consumer else []
+            if not blocking:
+                done = self._confirm_once(claim_uuid, provider_uuid, consumer)
+                if isinstance(done, Claim):
+                    return done
+                consumer, blocking = done
+            if not any(
+                self._finish(t, provider=provider_uuid, consumer=consumer) == PENDING
+                for t in blocking
+            ):
+                continue
+            if time.monotonic() > give_up:
+                raise GenerationConflict(
+                    f"consumer {consumer} is being written by another request: retry",
+                    uuid=consumer,
+                )
+            _backoff(min(attempt + 1, 6))
+        raise AssertionError("unreachable")
+
+    def _writes_of(self, consumer: str) -> list[str]:
+        """The transaction holding the consumer's lock, if any."""
+        rows = self._run(q.GET_CONSUMER, [consumer])
+        return [rows[0].txn] if rows and rows[0].txn else []
+
+    def _confirm_once(
+        self, claim_uuid: str, provider_uuid: str, checked: str | None
+    ) -> Claim | tuple[str, list[str]]:
+        """Confirm unless a transaction writes the claim's consumer: then its
+        consumer and those transactions. ``checked``: the consumer whose lock
+        was read free since the claim was made."""
         with self._lock(provider_uuid):
             for attempt in range(CAS_ATTEMPTS):
                 _backoff(attempt)
@@ -1692,6 +1731,11 @@ class CassandraStore(Store):
                     self._write_locator_sure(claim_uuid, provider_uuid)
                     return entry.claim()
                 old = part.state
+                # A pending part naming the consumer: a write that locked it
+                # after its lock was read, and saw this claim unconfirmed.
+                blocking = [p.txn for p in old.pending if entry.consumer_uuid in p.consumers]
+                if blocking or entry.consumer_uuid != checked:
+                    return entry.consumer_uuid, blocking
                 confirmed = replace(entry, status=ClaimStatus.CONFIRMED, expires_at=None)
                 alloc = dict(old.alloc_used)
                 for rc, n in entry.amounts.items():
@@ -1995,8 +2039,10 @@ class CassandraStore(Store):
         for w in writes:
             # Read before the lock, to refuse a write that cannot fit without
             # writing anything; checked again once the lock is held.
+            # Providers of its live claims too: the pending part there keeps
+            # them from being confirmed until this write is decided.
             for e in self._entries_by("consumer_uuid", w.consumer_uuid):
-                if e.status == ClaimStatus.CONFIRMED:
+                if e.live(now):
                     plans.setdefault(e.provider_uuid, _Plan())
             for puuid, gen in w.provider_generations.items():
                 plans.setdefault(puuid, _Plan()).expected_generation = gen
@@ -2035,12 +2081,13 @@ class CassandraStore(Store):
         try:
             for c in sorted(plan.consumers):
                 self._lock_consumer(c, txn, deadline, plan.consumers[c].generation)
-            # Locked, the consumers' entries cannot change under us. A
+            # Locked, the consumers' allocations cannot change under us. A
             # consumer deleted and made again since it was read has its
-            # generation back but maybe other providers: then it moved.
+            # generation back but maybe other providers: then it moved. A
+            # claim made since the read could be confirmed unseen: retry.
             for c in sorted(plan.consumers):
                 for e in self._entries_by("consumer_uuid", c):
-                    if e.status == ClaimStatus.CONFIRMED and e.provider_uuid not in plans:
+                    if e.live(now) and e.provider_uuid not in plans:
                         raise _Busy(c)
             self._hook("locked", txn)
             for puuid in plan.providers:
@@ -2104,6 +2151,7 @@ class CassandraStore(Store):
                 if e.consumer_uuid in names and e.status == ClaimStatus.CONFIRMED
             },
             inventories=plan.inventories,
+            consumers=tuple(sorted(names)),
         )
         invs = plan.inventories if plan.inventories is not None else st.inventories
         for _, _, amounts in plan.add.values():
