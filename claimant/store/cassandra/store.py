@@ -1824,7 +1824,9 @@ class CassandraStore(Store):
             self._read_consumer(consumer_uuid)
             entries = self._entries_by("consumer_uuid", consumer_uuid)
         elif request_uuid is not None or group is not None:
-            column, value = ("request_uuid", request_uuid) if request_uuid else ("grp", group)
+            column, value = (
+                ("request_uuid", request_uuid) if request_uuid is not None else ("grp", group)
+            )
             entries = self._entries_by(column, value or "")
             # A transaction writes no entry of a request or group, but may
             # replace one; the replaced entry's consumer stays locked until
