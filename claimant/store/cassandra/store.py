@@ -1676,16 +1676,11 @@ class CassandraStore(Store):
         # (docs/cassandra.md, "A claim confirmed during a write"). Waited for
         # outside the provider's lock: the writer may be this process.
         give_up = time.monotonic() + TXN_DEADLINE
-        rows = self._run(q.READ_ENTRY, [provider_uuid, "l:" + claim_uuid])
-        entry = _entry_from_row(rows[0]) if rows else None
-        consumer = entry.consumer_uuid if entry is not None else None
         for attempt in itertools.count():
-            blocking = self._writes_of(consumer) if consumer else []
-            if not blocking:
-                done = self._confirm_once(claim_uuid, provider_uuid, consumer)
-                if isinstance(done, Claim):
-                    return done
-                consumer, blocking = done
+            done = self._confirm_once(claim_uuid, provider_uuid)
+            if isinstance(done, Claim):
+                return done
+            consumer, blocking = done
             if not any(
                 self._finish(t, provider=provider_uuid, consumer=consumer) == PENDING
                 for t in blocking
@@ -1704,12 +1699,9 @@ class CassandraStore(Store):
         rows = self._run(q.GET_CONSUMER, [consumer])
         return [rows[0].txn] if rows and rows[0].txn else []
 
-    def _confirm_once(
-        self, claim_uuid: str, provider_uuid: str, checked: str | None
-    ) -> Claim | tuple[str, list[str]]:
+    def _confirm_once(self, claim_uuid: str, provider_uuid: str) -> Claim | tuple[str, list[str]]:
         """Confirm unless a transaction writes the claim's consumer: then its
-        consumer and those transactions. ``checked``: the consumer whose lock
-        was read free since the claim was made."""
+        consumer and those transactions."""
         with self._lock(provider_uuid):
             for attempt in range(CAS_ATTEMPTS):
                 _backoff(attempt)
@@ -1731,10 +1723,14 @@ class CassandraStore(Store):
                     self._write_locator_sure(claim_uuid, provider_uuid)
                     return entry.claim()
                 old = part.state
-                # A pending part naming the consumer: a write that locked it
-                # after its lock was read, and saw this claim unconfirmed.
+                # A pending part naming the consumer: a write that saw this
+                # claim unconfirmed. Else the consumer's lock, read after the
+                # claim was made and before the LWT: a write that took it
+                # later finds the claim and plans a part here.
                 blocking = [p.txn for p in old.pending if entry.consumer_uuid in p.consumers]
-                if blocking or entry.consumer_uuid != checked:
+                if not blocking:
+                    blocking = self._writes_of(entry.consumer_uuid)
+                if blocking:
                     return entry.consumer_uuid, blocking
                 confirmed = replace(entry, status=ClaimStatus.CONFIRMED, expires_at=None)
                 alloc = dict(old.alloc_used)
