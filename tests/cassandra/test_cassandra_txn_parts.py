@@ -3,6 +3,9 @@ part reserves, and that parts and plans survive their JSON form."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from claimant.model import Inventory
@@ -61,8 +64,12 @@ def test_parts_and_plans_survive_json() -> None:
         add={"c": ("p", "u", {"VCPU": 1})},
         old={"e": ("c", {"VCPU": 2})},
         inventories={"VCPU": Inventory("VCPU", 8, reserved=1, allocation_ratio=2.0)},
+        consumers=("c", "d"),
     )
     assert pending_from_text(pending_to_text((part,))) == (part,)
+    # A part written before parts named their consumers reads as naming none.
+    older = json.dumps([part.to_json()[:6]])
+    assert pending_from_text(older) == (replace(part, consumers=()),)
     assert pending_to_text(()) is None and pending_from_text(None) == ()
     plan = Plan(("p1", "p2"), {"c": ConsumerPlan("p", "u", None, 3, True)})
     assert Plan.from_text(plan.to_text()) == plan

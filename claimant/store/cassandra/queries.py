@@ -135,6 +135,11 @@ UNLOCK_CONSUMER: Final = (
     "UPDATE consumers SET txn = null, txn_deadline = null WHERE uuid = ? IF txn = ?"
 )
 DROP_CONSUMER: Final = "DELETE FROM consumers WHERE uuid = ? IF txn = ?"
+# Consumers locked by a transaction (SAI on ``txn_deadline``, V3; an unlocked
+# consumer's is null): those past the deadline are the sweeper's, all of them
+# are what a project's usage must settle first.
+STALE_LOCKS: Final = "SELECT uuid, txn FROM consumers WHERE txn_deadline > 0 AND txn_deadline <= ?"
+ALL_LOCKS: Final = "SELECT uuid, txn FROM consumers WHERE txn_deadline > 0"
 
 # -- transaction records (docs/cassandra.md, "Multi-provider writes") --------------
 CREATE_TXN: Final = (
@@ -153,7 +158,12 @@ ABORT_LOST_TXN: Final = (
 READ_TXN: Final = "SELECT status, deadline, plan FROM txns WHERE txn_uuid = ?"
 
 SAVE_REQUEST: Final = "INSERT INTO requests (uuid, status, created_at, body) VALUES (?, ?, ?, ?)"
-CREATE_REQUEST: Final = SAVE_REQUEST + " IF NOT EXISTS"
+# The uuid is claimed here, not on ``requests``: the record's own writes stay
+# plain (schema._V3 says why).
+CLAIM_REQUEST_ID: Final = (
+    "INSERT INTO request_ids (uuid, owner, created_at) VALUES (?, ?, ?) IF NOT EXISTS"
+)
+REQUEST_ID_OWNER: Final = "SELECT owner FROM request_ids WHERE uuid = ?"
 GET_REQUEST: Final = "SELECT body FROM requests WHERE uuid = ?"
 ALL_REQUESTS: Final = "SELECT status, created_at, body FROM requests"
 

@@ -14,6 +14,8 @@ The layout (docs/cassandra.md explains why):
   amounts). Every change is one lightweight transaction on this partition.
 - ``claim_locator``: claim uuid -> provider, to find a claim's partition.
 - ``txns``: one record per multi-provider write, its commit point (V2).
+- ``request_ids``: a request uuid claimed by ``create_request`` (V3), so that
+  the ``requests`` rows themselves are only ever written plainly.
 - names, children, consumers, requests, custom classes/traits/types: small
   lookup tables.
 """
@@ -102,9 +104,21 @@ _V2: Final[list[str]] = [
     "ALTER TABLE {ks}.consumers ADD IF NOT EXISTS (txn text, txn_deadline double)",
 ]
 
+# Closing the transaction protocol's gaps (issue 8): the sweeper finds consumer
+# locks past their deadline through an index; request creation claims its uuid
+# by LWT in a table of its own, since mixing LWT and plain writes on one
+# partition lets a later plain save be shadowed by the LWT's (Paxos) timestamp
+# when clocks disagree.
+_V3: Final[list[str]] = [
+    "CREATE CUSTOM INDEX IF NOT EXISTS consumers_txn_deadline ON {ks}.consumers (txn_deadline)"
+    " USING 'StorageAttachedIndex'",
+    "CREATE TABLE IF NOT EXISTS {ks}.request_ids (uuid text PRIMARY KEY, owner text,"
+    " created_at double)",
+]
+
 # Statements name their tables as ``{ks}.table``: a new keyspace may not be
 # known yet to every connection a session has (no USE on them).
-MIGRATIONS: Final[list[list[str]]] = [_V1, _V2]
+MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3]
 
 # Tables emptied by reset() (everything but the schema version).
 DATA_TABLES: Final[tuple[str, ...]] = (
@@ -116,6 +130,7 @@ DATA_TABLES: Final[tuple[str, ...]] = (
     "claim_locator",
     "consumers",
     "requests",
+    "request_ids",
     "providers",
     "txns",
 )

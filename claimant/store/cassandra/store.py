@@ -1671,6 +1671,37 @@ class CassandraStore(Store):
         if rows[0].gone:
             raise ClaimNotActive(f"claim {claim_uuid} was {rows[0].gone}", uuid=claim_uuid)
         provider_uuid = rows[0].provider_uuid
+        # A transaction writing the claim's consumer replaces the allocations
+        # it saw: the claim is confirmed once it is decided, never under it
+        # (docs/cassandra.md, "A claim confirmed during a write"). Waited for
+        # outside the provider's lock: the writer may be this process.
+        give_up = time.monotonic() + TXN_DEADLINE
+        for attempt in itertools.count():
+            done = self._confirm_once(claim_uuid, provider_uuid)
+            if isinstance(done, Claim):
+                return done
+            consumer, blocking = done
+            if not any(
+                self._finish(t, provider=provider_uuid, consumer=consumer) == PENDING
+                for t in blocking
+            ):
+                continue
+            if time.monotonic() > give_up:
+                raise GenerationConflict(
+                    f"consumer {consumer} is being written by another request: retry",
+                    uuid=consumer,
+                )
+            _backoff(min(attempt + 1, 6))
+        raise AssertionError("unreachable")
+
+    def _writes_of(self, consumer: str) -> list[str]:
+        """The transaction holding the consumer's lock, if any."""
+        rows = self._run(q.GET_CONSUMER, [consumer])
+        return [rows[0].txn] if rows and rows[0].txn else []
+
+    def _confirm_once(self, claim_uuid: str, provider_uuid: str) -> Claim | tuple[str, list[str]]:
+        """Confirm unless a transaction writes the claim's consumer: then its
+        consumer and those transactions."""
         with self._lock(provider_uuid):
             for attempt in range(CAS_ATTEMPTS):
                 _backoff(attempt)
@@ -1692,6 +1723,15 @@ class CassandraStore(Store):
                     self._write_locator_sure(claim_uuid, provider_uuid)
                     return entry.claim()
                 old = part.state
+                # A pending part naming the consumer: a write that saw this
+                # claim unconfirmed. Else the consumer's lock, read after the
+                # claim was made and before the LWT: a write that took it
+                # later finds the claim and plans a part here.
+                blocking = [p.txn for p in old.pending if entry.consumer_uuid in p.consumers]
+                if not blocking:
+                    blocking = self._writes_of(entry.consumer_uuid)
+                if blocking:
+                    return entry.consumer_uuid, blocking
                 confirmed = replace(entry, status=ClaimStatus.CONFIRMED, expires_at=None)
                 alloc = dict(old.alloc_used)
                 for rc, n in entry.amounts.items():
@@ -1779,10 +1819,16 @@ class CassandraStore(Store):
             # Finishes a decided transaction still holding the consumer first.
             self._read_consumer(consumer_uuid)
             entries = self._entries_by("consumer_uuid", consumer_uuid)
-        elif request_uuid is not None:
-            entries = self._entries_by("request_uuid", request_uuid)
-        elif group is not None:
-            entries = self._entries_by("grp", group)
+        elif request_uuid is not None or group is not None:
+            column, value = (
+                ("request_uuid", request_uuid) if request_uuid is not None else ("grp", group)
+            )
+            entries = self._entries_by(column, value or "")
+            # A transaction writes no entry of a request or group, but may
+            # replace one; the replaced entry's consumer stays locked until
+            # every provider is rolled forward.
+            if self._settle_consumers(e.consumer_uuid for e in entries):
+                entries = self._entries_by(column, value or "")
         else:
             entries = [e for e in map(_entry_from_row, self._run(q.ALL_ENTRIES)) if e]
         out = [
@@ -1800,6 +1846,11 @@ class CassandraStore(Store):
 
     def expire_claims(self) -> int:
         now = self.clock()
+        # Locks of writers that died before writing any pending part are
+        # found only here (no provider names them).
+        for r in self._run(q.STALE_LOCKS, [now]):
+            if r.txn is not None:
+                self._finish(r.txn, consumer=r.uuid)
         providers = {r.provider_uuid for r in self._run(q.STALE_HOLDS, [now])}
         providers |= {r.provider_uuid for r in self._run(q.EXPIRED_ENTRIES, [now])}
         removed = 0
@@ -1847,6 +1898,7 @@ class CassandraStore(Store):
         uuids = sorted(set(consumer_uuids))
         if not uuids:
             return set()
+        self._settle_consumers(uuids)
         now = self.clock()
         out: set[str] = set()
         for rows in self._run_many(q.ENTRIES_BY["consumer_uuid"], [[u] for u in uuids]):
@@ -1857,8 +1909,11 @@ class CassandraStore(Store):
 
     def providers_of_group(self, group: str) -> dict[str, int]:
         now = self.clock()
+        entries = self._entries_by("grp", group)
+        if self._settle_consumers(e.consumer_uuid for e in entries):
+            entries = self._entries_by("grp", group)
         consumers: dict[str, set[str]] = {}
-        for e in self._entries_by("grp", group):
+        for e in entries:
             if e.live(now):
                 consumers.setdefault(e.provider_uuid, set()).add(e.consumer_uuid)
         return {p: len(c) for p, c in consumers.items()}
@@ -1982,8 +2037,10 @@ class CassandraStore(Store):
         for w in writes:
             # Read before the lock, to refuse a write that cannot fit without
             # writing anything; checked again once the lock is held.
+            # Providers of its live claims too: the pending part there keeps
+            # them from being confirmed until this write is decided.
             for e in self._entries_by("consumer_uuid", w.consumer_uuid):
-                if e.status == ClaimStatus.CONFIRMED:
+                if e.live(now):
                     plans.setdefault(e.provider_uuid, _Plan())
             for puuid, gen in w.provider_generations.items():
                 plans.setdefault(puuid, _Plan()).expected_generation = gen
@@ -2022,12 +2079,13 @@ class CassandraStore(Store):
         try:
             for c in sorted(plan.consumers):
                 self._lock_consumer(c, txn, deadline, plan.consumers[c].generation)
-            # Locked, the consumers' entries cannot change under us. A
+            # Locked, the consumers' allocations cannot change under us. A
             # consumer deleted and made again since it was read has its
-            # generation back but maybe other providers: then it moved.
+            # generation back but maybe other providers: then it moved. A
+            # claim made since the read could be confirmed unseen: retry.
             for c in sorted(plan.consumers):
                 for e in self._entries_by("consumer_uuid", c):
-                    if e.status == ClaimStatus.CONFIRMED and e.provider_uuid not in plans:
+                    if e.live(now) and e.provider_uuid not in plans:
                         raise _Busy(c)
             self._hook("locked", txn)
             for puuid in plan.providers:
@@ -2091,6 +2149,7 @@ class CassandraStore(Store):
                 if e.consumer_uuid in names and e.status == ClaimStatus.CONFIRMED
             },
             inventories=plan.inventories,
+            consumers=tuple(sorted(names)),
         )
         invs = plan.inventories if plan.inventories is not None else st.inventories
         for _, _, amounts in plan.add.values():
@@ -2382,6 +2441,21 @@ class CassandraStore(Store):
             cql, params = q.UNLOCK_CONSUMER, [uuid, txn]
         self._lwt_sure(cql, params, done=lambda: self._consumer_txn(uuid) != txn)
 
+    def _settle_consumers(self, uuids: Iterable[str]) -> bool:
+        """Resolve the transactions holding these consumers' locks (rolled
+        forward if committed); True if any was finished (the caller reads
+        again). A live pending one is left: the consumer is as it was."""
+        uuids = sorted(set(uuids))
+        if not uuids:
+            return False
+        moved = False
+        for uuid, rows in zip(
+            uuids, self._run_many(q.GET_CONSUMER, [[u] for u in uuids]), strict=True
+        ):
+            if rows and rows[0].txn is not None:
+                moved |= self._finish(rows[0].txn, consumer=uuid) != PENDING
+        return moved
+
     def _settle_met(self, state: _State) -> bool:
         """Resolve the transactions pending on a provider a reader met;
         True if any was finished (the caller reads again)."""
@@ -2419,6 +2493,12 @@ class CassandraStore(Store):
     def usages_by_project(
         self, project_id: str, user_id: str | None = None, consumer_type: str | None = None
     ) -> dict[str, dict[str, int]]:
+        # Any consumer may be joining the project by a transaction still
+        # locking it: every decided one is finished first (the locks index
+        # holds only writes in flight or left behind, so this stays small).
+        for r in self._run(q.ALL_LOCKS):
+            if r.txn is not None:
+                self._finish(r.txn, consumer=r.uuid)
         now = self.clock()
         entries = [
             e
@@ -2447,34 +2527,36 @@ class CassandraStore(Store):
 
     # -- requests ----------------------------------------------------------------------
     def create_request(self, request: Request) -> Request:
-        # One LWT; later saves of the record are plain writes. Mixing the two
-        # on a partition is safe while the coordinators' clocks agree with the
-        # clients' (a later save needs a later timestamp than the LWT's ballot).
+        # The uuid is claimed by one LWT in ``request_ids``; the record itself
+        # is written plainly, as every later save_request is: a partition
+        # written both ways can shadow a later plain save under clock skew.
         now = self.clock()
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)
-        body = json.dumps(request_to_dict(saved))
+        owner = new_uuid()
         try:
-            applied, _ = self._lwt(
-                q.CREATE_REQUEST, [saved.uuid, saved.status.value, saved.created_at, body]
-            )
+            applied, _ = self._lwt(q.CLAIM_REQUEST_ID, [saved.uuid, owner, now])
         except StoreUnavailable:
             # The outcome may be unknown: a SERIAL read says whether ours landed.
-            rows = self._run(q.GET_REQUEST, [saved.uuid], serial=True)
-            if not rows or rows[0].body != body:
+            rows = self._run(q.REQUEST_ID_OWNER, [saved.uuid], serial=True)
+            if not rows or rows[0].owner != owner:
                 raise
             applied = True
         if not applied:
             raise AlreadyExists(f"request {saved.uuid} already exists", uuid=saved.uuid)
+        self._write_request(saved)
         return saved
 
     def save_request(self, request: Request) -> Request:
         now = self.clock()
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)
+        self._write_request(saved)
+        return saved
+
+    def _write_request(self, saved: Request) -> None:
         self._run(
             q.SAVE_REQUEST,
             [saved.uuid, saved.status.value, saved.created_at, json.dumps(request_to_dict(saved))],
         )
-        return saved
 
     def get_request(self, uuid: str) -> Request:
         rows = self._run(q.GET_REQUEST, [uuid])

@@ -36,7 +36,9 @@ class Pending:
     ``add``: consumer -> (project, user, amounts) to allocate on commit;
     ``old``: entry uuid -> (consumer, amounts), the confirmed entries the
     commit replaces (they stay counted until then); ``inventories``: the
-    reshaper's new inventories, applied on commit."""
+    reshaper's new inventories, applied on commit; ``consumers``: every
+    consumer the transaction writes (no claim of theirs is confirmed on this
+    provider while the part is pending)."""
 
     txn: str
     deadline: float
@@ -44,6 +46,7 @@ class Pending:
     add: dict[str, tuple[str, str, dict[str, int]]] = field(default_factory=dict)
     old: dict[str, tuple[str, dict[str, int]]] = field(default_factory=dict)
     inventories: dict[str, Inventory] | None = None
+    consumers: tuple[str, ...] = ()
 
     def reserve(self) -> dict[str, int]:
         """What this part holds on top of the provider's allocations while it
@@ -71,6 +74,7 @@ class Pending:
             {c: [p, u, a] for c, (p, u, a) in self.add.items()},
             {e: [c, a] for e, (c, a) in self.old.items()},
             None if self.inventories is None else inventories_to_json(self.inventories),
+            list(self.consumers),
         ]
 
     @classmethod
@@ -82,6 +86,8 @@ class Pending:
             add={c: (p, u, dict(a)) for c, (p, u, a) in v[3].items()},
             old={e: (c, dict(a)) for e, (c, a) in v[4].items()},
             inventories=None if v[5] is None else inventories_from_json(v[5]),
+            # Parts written before ``consumers`` existed name none.
+            consumers=tuple(v[6]) if len(v) > 6 else (),
         )
 
 
