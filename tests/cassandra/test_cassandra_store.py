@@ -35,6 +35,10 @@ from claimant.store.cassandra import CassandraStore, OutcomeUnknown
         pytest.param("cassandra://h/ks?consistency=MOST", id="unknown-consistency"),
         pytest.param("cassandra://h/bad-name", id="keyspace-with-dash"),
         pytest.param("cassandra://h/ks?port=70000", id="port-out-of-range"),
+        # dc is pasted into CREATE KEYSPACE's replication map: never a quote.
+        pytest.param("cassandra://h/ks?dc=x':1,'y", id="dc-with-quote"),
+        pytest.param("cassandra://h/ks?dc=DC%201", id="dc-with-space"),
+        pytest.param("cassandra://h/k%C3%A9s", id="keyspace-not-ascii"),
     ],
 )
 def test_bad_url_is_invalid_input(url: str) -> None:
@@ -48,6 +52,9 @@ def test_bad_url_is_invalid_input(url: str) -> None:
     [
         pytest.param("cassandra://h/ks", "SERIAL", "QUORUM", id="defaults"),
         pytest.param("cassandra://h/ks?dc=DC1", "LOCAL_SERIAL", "LOCAL_QUORUM", id="local-dc"),
+        pytest.param(
+            "cassandra://h/ks?dc=us-east-1.a_b", "LOCAL_SERIAL", "LOCAL_QUORUM", id="dc-punctuated"
+        ),
         pytest.param(
             "cassandra://h/ks?serial=local_serial&consistency=ONE",
             "LOCAL_SERIAL",

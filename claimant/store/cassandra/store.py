@@ -129,6 +129,11 @@ MIN_TOKEN, MAX_TOKEN = -(2**63), 2**63 - 1  # Murmur3Partitioner's ring
 MAX_PAGES = 20
 # Unconfirmed holds kept as JSON: [claim uuid, expires_at, {class: amount}].
 Hold = tuple[str, float, dict[str, int]]
+# Both end up inside CQL text (a keyspace name; dc as a literal in CREATE
+# KEYSPACE's replication map), so they are checked against what Cassandra
+# allows and can never carry a quote.
+_KEYSPACE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
+_DC = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class OutcomeUnknown(StoreUnavailable):
@@ -495,14 +500,19 @@ class CassandraStore(Store):
                 f"unknown Cassandra store URL option(s): {', '.join(unknown)}"
                 f" (known: {', '.join(OPTIONS)})"
             )
-        if not keyspace.replace("_", "a").isalnum() or not keyspace[0].isalpha():
-            raise InvalidInput(f"keyspace {keyspace!r} must be letters, digits and _")
         if len(keyspace) > 48:
             raise InvalidInput("keyspace name is longer than 48 characters")
+        if not _KEYSPACE.fullmatch(keyspace):
+            raise InvalidInput(f"keyspace {keyspace!r} must be letters, digits and _")
         self.url = url or f"cassandra://{','.join(hosts)}/{keyspace}"
         self.keyspace = keyspace
         self.rf = _int_option("rf", options.get("rf", "1"), 1, 20)
         self.dc = options.get("dc") or None
+        if self.dc is not None and not _DC.fullmatch(self.dc):
+            raise InvalidInput(
+                f"store URL option dc {self.dc!r} must be letters, digits, _, - and ."
+                " (a data centre's name as the snitch reports it)"
+            )
         serial = options.get("serial", "LOCAL_SERIAL" if self.dc else "SERIAL").upper()
         if serial not in _SERIAL:
             raise InvalidInput("store URL option serial must be SERIAL or LOCAL_SERIAL")
