@@ -15,7 +15,8 @@ scripts) match on ``code``, never on ``message``.
     │   ├── InUse                 cannot delete / shrink: something holds it
     │   ├── ClaimNotActive        confirm/release of an expired or released claim
     │   └── NoValidHost           the scheduler found no provider for a request
-    └── StoreUnavailable      503 the backend could not be reached / timed out
+    ├── StoreUnavailable      503 the backend could not be reached / timed out
+    └── DeadlineExceeded      503 the request ran out of its time budget
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ NO_VALID_HOST = "no_valid_host"
 STORE_UNAVAILABLE = "store_unavailable"
 CONFLICT = "conflict"
 AGENT_UNAVAILABLE = "agent_unavailable"
+DEADLINE_EXCEEDED = "deadline_exceeded"
 
 
 class ClaimantError(Exception):
@@ -100,6 +102,16 @@ class NoValidHost(Conflict):
 
 class StoreUnavailable(ClaimantError):
     code = STORE_UNAVAILABLE
+
+
+class DeadlineExceeded(ClaimantError):
+    """A request's deadline passed (or its client left) while it was working.
+
+    Not a ``StoreUnavailable``: the store may be fine, and retrying the same
+    request will usually take just as long.
+    """
+
+    code = DEADLINE_EXCEEDED
 
 
 # HTTP-layer codes (claimant.api): no domain exception carries them.
