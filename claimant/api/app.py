@@ -18,6 +18,12 @@ from starlette.concurrency import run_in_threadpool
 
 from claimant.api import openapi
 from claimant.api.auth import NOAUTH2, TOKENS, AuthConfig
+from claimant.api.deadlines import (
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_WRITE_TIMEOUT,
+    DeadlineMiddleware,
+    Inflight,
+)
 from claimant.api.errors import install_error_handlers
 from claimant.api.gate import AuthGate, TrustedHostMiddleware
 from claimant.api.limits import DEFAULT_MAX_BODY, BodyLimitMiddleware
@@ -61,6 +67,9 @@ def create_app(
     policy: Policy | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     trusted_hosts: frozenset[str] | None = None,
+    request_timeout: float = DEFAULT_READ_TIMEOUT,
+    schedule_timeout: float = DEFAULT_WRITE_TIMEOUT,
+    drain_timeout: float = 2.0,
 ) -> FastAPI:
     """Build the app around an open (and migrated) store.
 
@@ -70,7 +79,11 @@ def create_app(
     (default: 1 on SQLite, 64 otherwise). ``policy``: the rules of both APIs
     (default: ``claimant.api.policy.default_policy()``). ``max_body``: the
     largest request body in bytes (413 beyond). ``trusted_hosts``: the only
-    Host header values answered (None: any)."""
+    Host header values answered (None: any). ``request_timeout``: the
+    deadline of a GET, HEAD or OPTIONS; ``schedule_timeout``: of any other
+    request (placements and writes); see ``claimant.api.deadlines``.
+    ``drain_timeout``: at shutdown, seconds requests still running get to stop
+    (their deadlines are cancelled) before the store is closed."""
     policy = policy or default_policy()
     metrics = Metrics()
     scheduler = Scheduler(store, scheduler_config)
@@ -82,10 +95,12 @@ def create_app(
     # Its own threads, not the shared pool: POST /v1/requests waiting for a
     # slot must not hold threads other routes need.
     executor = ThreadPoolExecutor(schedule_concurrency, thread_name_prefix="schedule")
+    inflight = Inflight()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
+        inflight.open()
         if expire_interval:
             task = asyncio.create_task(_sweep(store, expire_interval))
         try:
@@ -95,6 +110,10 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            # Whatever still runs stops at its next check: placements give
+            # their claims back and record why, before the store closes.
+            if inflight.cancel_all() and not await inflight.wait_idle(drain_timeout):
+                log.warning("%d request(s) still running at shutdown", len(inflight))
             if close_store:
                 store.close()
 
@@ -122,6 +141,7 @@ def create_app(
         a.state.metrics = metrics
         a.state.scheduler = scheduler
         a.state.schedule_executor = executor
+        a.state.inflight = inflight
         install_error_handlers(a)
     # Outermost last: the body limit, then the caller, then FastAPI (which
     # reads and parses the body before any dependency runs).
@@ -154,9 +174,16 @@ def create_app(
         # Placement clients use the root; it comes last so /v1, /healthz and
         # /metrics are never shadowed.
         app.mount("/", placement)
+    unmatched = "/*" if placement else "unmatched"
     app.add_middleware(
-        MetricsMiddleware, metrics=metrics, unmatched="/*" if placement else "unmatched"
+        DeadlineMiddleware,
+        metrics=metrics,
+        inflight=inflight,
+        read_timeout=request_timeout,
+        write_timeout=schedule_timeout,
+        unmatched=unmatched,
     )
+    app.add_middleware(MetricsMiddleware, metrics=metrics, unmatched=unmatched)
     if trusted_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, hosts=trusted_hosts)
     return app
@@ -182,6 +209,9 @@ ENV_POLICY_FILE = "CLAIMANT_POLICY_FILE"
 ENV_MAX_BODY = "CLAIMANT_MAX_BODY"
 ENV_HOST = "CLAIMANT_HOST"
 ENV_CLAIM_TTL = "CLAIMANT_CLAIM_TTL"
+ENV_REQUEST_TIMEOUT = "CLAIMANT_REQUEST_TIMEOUT"
+ENV_SCHEDULE_TIMEOUT = "CLAIMANT_SCHEDULE_TIMEOUT"
+ENV_DRAIN_TIMEOUT = "CLAIMANT_DRAIN_TIMEOUT"
 
 
 def auth_from_env() -> AuthConfig:
@@ -214,4 +244,7 @@ def app_from_env() -> FastAPI:
         max_body=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY)),
         trusted_hosts=trusted,
         scheduler_config=SchedulerConfig(claim_ttl=float(ttl)) if ttl else None,
+        request_timeout=float(os.environ.get(ENV_REQUEST_TIMEOUT, DEFAULT_READ_TIMEOUT)),
+        schedule_timeout=float(os.environ.get(ENV_SCHEDULE_TIMEOUT, DEFAULT_WRITE_TIMEOUT)),
+        drain_timeout=float(os.environ.get(ENV_DRAIN_TIMEOUT, "2")),
     )

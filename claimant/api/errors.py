@@ -22,6 +22,7 @@ from claimant.model import errors as codes
 from claimant.model.errors import (
     ClaimantError,
     Conflict,
+    DeadlineExceeded,
     InvalidInput,
     NotFound,
     StoreUnavailable,
@@ -37,6 +38,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ClaimantError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (StoreUnavailable, 503),
+    (DeadlineExceeded, 503),
 )
 
 # Statuses Starlette raises itself (unknown route, wrong method ...).

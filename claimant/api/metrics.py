@@ -62,6 +62,12 @@ class Metrics:
         self.claim_retries = Counter(
             "claimant_claim_retries", "Claim attempts retried after a conflict", registry=r
         )
+        self.requests_cut = Counter(
+            "claimant_requests_cut",
+            "Requests stopped before they finished: reason deadline, disconnect or shutdown",
+            ["reason", "method", "route"],
+            registry=r,
+        )
 
     def observe_schedule(self, result: Any) -> None:
         self.requests_scheduled.inc()

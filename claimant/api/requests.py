@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from typing import Annotated, Any, Literal
 
@@ -31,6 +32,7 @@ from claimant.model import (
     NoValidHost,
     RequestGroup,
     Strategy,
+    deadline,
     new_uuid,
 )
 from claimant.model import (
@@ -179,7 +181,9 @@ async def create_request(
     metrics = http.app.state.metrics
     loop = asyncio.get_running_loop()
     try:
-        result = await loop.run_in_executor(executor, _schedule, scheduler, store, body, ctx)
+        # The executor's threads do not inherit our context (the deadline).
+        run = contextvars.copy_context().run
+        result = await loop.run_in_executor(executor, run, _schedule, scheduler, store, body, ctx)
     except NoValidHost:
         metrics.no_valid_host.inc()
         raise
@@ -195,6 +199,8 @@ async def create_request(
 def _schedule(
     scheduler: Scheduler, store: Store, body: RequestCreate, ctx: Context
 ) -> ScheduleResult:
+    # A request that waited for a scheduling thread past its deadline stops here.
+    deadline.check("waiting to be scheduled")
     request = build_request(body, ctx, store)
     # Recorded insert-if-absent (a retried POST with the same uuid is a 409 and
     # never rewrites history), then placed; the record says how it ended.

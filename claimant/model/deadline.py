@@ -3,11 +3,15 @@
 A request handler opens a deadline; every loop that can grow with the data
 (candidate search, filtering, weighing, listing) calls :func:`check`, which
 raises :class:`DeadlineExceeded` once the time is up or the deadline was
-cancelled (the client went away). With no deadline open, ``check`` is a
-no-op, so library callers (the simulator, tests) are never cut.
+cancelled (the client went away, the server is shutting down). With no
+deadline open, ``check`` is a no-op, so library callers (the simulator,
+tests) are never cut.
 
 The deadline travels in a ``ContextVar``: it follows the request into the
 thread pool (Starlette copies the context) and never leaks between requests.
+Work that gives something back (releasing claims, recording how a request
+ended) runs :func:`shielded`, so a deadline that already passed cannot stop it
+half-way.
 """
 
 from __future__ import annotations
@@ -19,22 +23,34 @@ from contextvars import ContextVar
 
 from claimant.model.errors import DeadlineExceeded
 
+#: ``DeadlineExceeded.details["reason"]`` values.
+REASON_DEADLINE = "deadline"
+REASON_CANCELLED = "cancelled"
+
 
 class Deadline:
     """A point in monotonic time after which work must stop."""
 
-    __slots__ = ("cancelled", "expires_at", "parent", "seconds", "what")
+    __slots__ = ("cancelled", "expires_at", "parent", "seconds", "tripped", "what")
 
     def __init__(self, seconds: float, what: str = "", parent: Deadline | None = None) -> None:
         self.seconds = seconds
         self.expires_at = time.monotonic() + seconds
         self.what = what
         self.cancelled: str | None = None
+        # The first DeadlineExceeded a check raised (None: work was never cut).
+        self.tripped: DeadlineExceeded | None = None
         # A cancel of the enclosing deadline (client gone) must stop us too.
         self.parent = parent
 
     def remaining(self) -> float:
-        return self.expires_at - time.monotonic()
+        """Seconds left (0 once cancelled); never more than the enclosing deadline's."""
+        if self.cancelled is not None:
+            return 0.0
+        left = self.expires_at - time.monotonic()
+        if self.parent is not None:
+            left = min(left, self.parent.remaining())
+        return left
 
     def expired(self) -> bool:
         if self.parent is not None and self.parent.expired():
@@ -43,23 +59,41 @@ class Deadline:
 
     def cancel(self, reason: str = "client disconnected") -> None:
         """Stop the work at its next check (e.g. the client disconnected)."""
-        self.cancelled = reason
+        if self.cancelled is None:
+            self.cancelled = reason
+
+    def _trip(self, exc: DeadlineExceeded) -> DeadlineExceeded:
+        d: Deadline | None = self
+        while d is not None:
+            if d.tripped is None:
+                d.tripped = exc
+            d = d.parent
+        return exc
+
+    def _doing(self, doing: str) -> str:
+        if doing and self.what:
+            return f"{doing} ({self.what})"
+        return doing or self.what or "working"
 
     def check(self, doing: str = "") -> None:
         if self.parent is not None:
             self.parent.check(doing)
         if self.cancelled is not None:
-            raise DeadlineExceeded(
-                f"stopped {doing or self.what or 'work'}: {self.cancelled}",
-                reason="cancelled",
-                doing=doing or self.what,
+            raise self._trip(
+                DeadlineExceeded(
+                    f"stopped while {self._doing(doing)}: {self.cancelled}",
+                    reason=REASON_CANCELLED,
+                    doing=doing or self.what,
+                )
             )
         if time.monotonic() >= self.expires_at:
-            raise DeadlineExceeded(
-                f"deadline of {self.seconds:g}s exceeded while {doing or self.what or 'working'}",
-                reason="deadline",
-                deadline_seconds=self.seconds,
-                doing=doing or self.what,
+            raise self._trip(
+                DeadlineExceeded(
+                    f"deadline of {self.seconds:g}s exceeded while {self._doing(doing)}",
+                    reason=REASON_DEADLINE,
+                    deadline_seconds=self.seconds,
+                    doing=doing or self.what,
+                )
             )
 
 
@@ -97,5 +131,28 @@ def deadline(seconds: float | None, what: str = "") -> Iterator[Deadline | None]
     token = _current.set(d)
     try:
         yield d
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
+def entered(d: Deadline | None) -> Iterator[Deadline | None]:
+    """Run the block under an existing deadline (one made by whoever may cancel it)."""
+    token = _current.set(d)
+    try:
+        yield d
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Run the block under no deadline: work that must finish once started
+    (giving claims back, recording how a request ended) even though the
+    deadline that stopped the rest has passed. It is bounded by the store's
+    own timeouts instead."""
+    token = _current.set(None)
+    try:
+        yield
     finally:
         _current.reset(token)

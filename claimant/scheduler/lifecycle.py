@@ -10,6 +10,10 @@ through here, so a request's record is written one way.
 The record's ``claims`` always name what the request holds: on a failure,
 the claims that could not be given back (an outage; they expire at their
 TTL), never fewer.
+
+Under a deadline (``claimant.model.deadline``) only the placement can be cut:
+once it ended, one way or the other, the outcome is recorded shielded, so a
+request is finished or rolled back, never left half-done.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from claimant.model import (
     NoValidHost,
     Request,
     RequestStatus,
+    deadline,
     new_uuid,
 )
 from claimant.scheduler.scheduler import Scheduler, ScheduleResult, validate_request
@@ -93,23 +98,24 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
     try:
         result = scheduler.place(request, held=held)
     except NoValidHost as exc:
-        record(
-            store,
-            request,
-            RequestStatus.FAILED,
-            {"event": "failed", "message": exc.message, "details": exc.details},
-            claims=[c.uuid for c in held],
-        )
-        raise
-    except BaseException as exc:
-        # The store may be what failed: record it if we can, and let the
-        # caller see the original error either way.
-        with contextlib.suppress(ClaimantError):
+        with deadline.shielded():
             record(
                 store,
                 request,
                 RequestStatus.FAILED,
-                {"event": "error", "message": f"{type(exc).__name__}: {exc}"},
+                {"event": "failed", "message": exc.message, "details": exc.details},
+                claims=[c.uuid for c in held],
+            )
+        raise
+    except BaseException as exc:
+        # The store may be what failed: record it if we can, and let the
+        # caller see the original error either way.
+        with contextlib.suppress(ClaimantError), deadline.shielded():
+            record(
+                store,
+                request,
+                RequestStatus.FAILED,
+                _error_event(exc),
                 claims=[c.uuid for c in held],
             )
         raise
@@ -123,15 +129,23 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
         }
     else:
         event = {"event": "scheduled", "placed": placed, "count": request.count}
-    saved = record(
-        store,
-        request,
-        RequestStatus.SCHEDULED,
-        event,
-        claims=[c.uuid for p in result.placements for c in p.claims],
-    )
+    with deadline.shielded():
+        saved = record(
+            store,
+            request,
+            RequestStatus.SCHEDULED,
+            event,
+            claims=[c.uuid for p in result.placements for c in p.claims],
+        )
     result.request = saved
     return result
+
+
+def _error_event(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ClaimantError):
+        # A stable code (deadline_exceeded, store_unavailable) says why.
+        return {"event": "error", "code": exc.code, "message": exc.message}
+    return {"event": "error", "message": f"{type(exc).__name__}: {exc}"}
 
 
 __all__ = ["create", "prepare", "record", "schedule"]

@@ -29,6 +29,7 @@ from claimant.model import (
     RequestGroup,
     Strategy,
     Usage,
+    deadline,
     new_uuid,
     normalize_uuid,
 )
@@ -466,6 +467,7 @@ class _InstancePlacer:
                 self.members_seen = set(self.state.server_group_hosts())
         passed = []
         for cand in found:
+            deadline.check("filtering candidates")
             self.state.remember_root(cand)
             for flt in filters:
                 result = flt.filter(cand, ctx)
@@ -550,6 +552,7 @@ class _InstancePlacer:
     def choose_all(self) -> None:
         gi = 0
         while gi < len(self.groups):
+            deadline.check("choosing providers")
             if gi in self.choice:
                 gi += 1
                 continue
@@ -593,6 +596,7 @@ class _InstancePlacer:
     # -- claiming ----------------------------------------------------------
     def place(self) -> list[Claim]:
         while True:
+            deadline.check("placing an instance")
             self.choose_all()
             claims = self.claim_all()
             if claims is None:
@@ -664,6 +668,7 @@ class _InstancePlacer:
         hints = self.request.hints
         pos = 0
         while pos < len(order):
+            deadline.check("claiming")
             gi, cand = order[pos]
             uuid = cand.provider.uuid
             spec = ClaimSpec(

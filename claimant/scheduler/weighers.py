@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, Protocol, runtime_checkable
 
-from claimant.model import GroupPolicyKind, InvalidInput, ProviderUsage, Strategy
+from claimant.model import GroupPolicyKind, InvalidInput, ProviderUsage, Strategy, deadline
 from claimant.scheduler.context import PlacementContext
 from claimant.scheduler.filters import applies
 from claimant.scheduler.registry import Registry
@@ -57,6 +57,7 @@ def combine(
         return totals
     flip = ctx.request.hints.strategy == Strategy.PACK
     for weigher, multiplier in weighers:
+        deadline.check("weighing candidates")
         if multiplier == 0 or not applies(weigher, ctx):
             continue
         if flip and getattr(weigher, "FOLLOWS_STRATEGY", False):

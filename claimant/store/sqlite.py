@@ -44,9 +44,11 @@ from claimant.model import (
     Strategy,
     Usage,
     check_fit,
+    deadline,
     new_uuid,
 )
 from claimant.model.codec import request_from_dict, request_to_dict
+from claimant.model.errors import DeadlineExceeded
 from claimant.model.names import (
     STANDARD_RESOURCE_CLASSES,
     STANDARD_TRAITS,
@@ -75,8 +77,27 @@ TOMBSTONE_TTL = 86400.0
 NARROW_MAX = 500
 
 
+# SQLite VM instructions between two looks at the request's deadline.
+PROGRESS_STEPS = 1000
+
+
 def _translate(exc: sqlite3.Error) -> Exception:
+    d = deadline.current()
+    if d is not None and d.expired():
+        # The progress handler interrupted the statement, or a busy wait
+        # shortened to the deadline ran out: the deadline is what stopped us.
+        try:
+            d.check("querying the store")
+        except DeadlineExceeded as cut:
+            return cut
     return StoreUnavailable(f"SQLite store error: {exc}")
+
+
+def _past_deadline() -> int:
+    """SQLite's progress handler: non-zero interrupts the running statement
+    (it raises, and a write transaction rolls back whole)."""
+    d = deadline.current()
+    return 1 if d is not None and d.expired() else 0
 
 
 def _create_private(path: str) -> None:
@@ -127,6 +148,7 @@ class SQLiteStore(Store):
                 # power loss can drop the last commits.
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA foreign_keys=ON")
+                conn.set_progress_handler(_past_deadline, PROGRESS_STEPS)
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
             except OSError as exc:
@@ -138,14 +160,23 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        deadline.check("waiting to write to the store")
         conn = self._conn()
         # Writers of this process queue on a Python lock before asking SQLite:
         # SQLite's busy handler *sleeps* (1, 2, 5, 10 ... ms) while another
         # connection holds the write lock, so threads contending through it
         # spend most of their time asleep. Other processes still contend
         # through the busy handler; correctness never depends on this lock.
-        with self._write_lock:
+        left = deadline.remaining()
+        if not self._write_lock.acquire(timeout=-1 if left is None else max(left, 0.0)):
+            deadline.check("waiting to write to the store")
+            raise StoreUnavailable("timed out waiting for the store's write lock")
+        try:
+            # No busy wait outlasts the request's deadline (progress handlers
+            # do not run while SQLite waits for a lock).
+            wait = self.busy_timeout if left is None else min(self.busy_timeout, max(left, 0.001))
             try:
+                conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
@@ -153,15 +184,25 @@ class SQLiteStore(Store):
                 yield conn
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise _translate(exc) from exc
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._rollback(conn)
                 raise
+        finally:
+            self._write_lock.release()
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        # An interrupted write statement has already rolled the transaction
+        # back: a second ROLLBACK would raise over the error on its way.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read snapshot: every statement inside sees the same state."""
+        deadline.check("reading the store")
         conn = self._conn()
         try:
             conn.execute("BEGIN DEFERRED")
@@ -172,7 +213,8 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         finally:
-            conn.execute("COMMIT")
+            if conn.in_transaction:
+                conn.execute("COMMIT")
 
     # -- lifecycle ---------------------------------------------------------
     def migrate(self) -> int:
@@ -1049,7 +1091,9 @@ class SQLiteStore(Store):
 
     def release_claim(self, claim_uuid: str) -> None:
         now = self.clock()
-        with self._write() as conn:
+        # Giving back is never cut by a deadline: it is how a request that ran
+        # out of time leaves nothing behind.
+        with deadline.shielded(), self._write() as conn:
             self._sweep(conn, now)
             row = conn.execute(
                 "SELECT provider_id, amounts FROM ledger WHERE uuid = ?", (claim_uuid,)

@@ -61,21 +61,31 @@ def call(
     }
     pending = list(chunks)
 
-    async def receive() -> dict[str, Any]:
-        if not pending:
-            return {"type": "http.disconnect"}
-        out.chunks_read += 1
-        chunk = pending.pop(0)
-        return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
+    async def main() -> None:
+        responded = asyncio.Event()
 
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            out.status = message["status"]
-            out.headers = {k.decode(): v.decode() for k, v in message["headers"]}
-        elif message["type"] == "http.response.body":
-            out.body += message.get("body", b"")
+        async def receive() -> dict[str, Any]:
+            if not pending:
+                # As a server does: a client that stays connected is only
+                # "disconnected" once the response is sent (ASGI spec).
+                await responded.wait()
+                return {"type": "http.disconnect"}
+            out.chunks_read += 1
+            chunk = pending.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
 
-    asyncio.run(app(scope, receive, send))
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                out.status = message["status"]
+                out.headers = {k.decode(): v.decode() for k, v in message["headers"]}
+            elif message["type"] == "http.response.body":
+                out.body += message.get("body", b"")
+                if not message.get("more_body"):
+                    responded.set()
+
+        await app(scope, receive, send)
+
+    asyncio.run(main())
     return out
 
 

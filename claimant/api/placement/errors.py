@@ -19,6 +19,8 @@ RESOURCE_PROVIDER_NOT_FOUND = "placement.resource_provider.not_found"
 ILLEGAL_DUPLICATE_QUERYPARAM = "placement.query.duplicate_key"
 QUERYPARAM_BAD_VALUE = "placement.query.bad_value"
 QUERYPARAM_MISSING_VALUE = "placement.query.missing_value"
+# claimant's own: the request ran out of its deadline (or its client left).
+DEADLINE_EXCEEDED = "placement.deadline_exceeded"
 
 # What WebOb (Placement's HTTP library) writes before the detail; clients and
 # Placement's own tests match on these sentences.
@@ -37,6 +39,7 @@ EXPLANATIONS: dict[int, str] = {
     409: "There was a conflict when trying to complete your request.",
     415: "The request media type {content_type} is not supported by this server.",
     500: "The server has either erred or is incapable of performing the requested operation.",
+    503: "The server is currently unavailable. Please try again at a later time.",
 }
 
 

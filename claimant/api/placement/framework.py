@@ -25,12 +25,19 @@ import anyio.to_thread
 import jsonschema
 
 from claimant.api.auth import Context, noauth2_context
+from claimant.api.deadlines import request_id_of
 from claimant.api.limits import DEFAULT_MAX_BODY, BodyTooLarge, read_body
 from claimant.api.placement import errors
 from claimant.api.placement.errors import PlacementError
 from claimant.api.placement.microversion import HEADER, MIN_VERSION, Version, negotiate
 from claimant.api.policy import Policy, default_policy
-from claimant.model.errors import ClaimantError, InvalidInput, NotFound, StoreUnavailable
+from claimant.model.errors import (
+    ClaimantError,
+    DeadlineExceeded,
+    InvalidInput,
+    NotFound,
+    StoreUnavailable,
+)
 from claimant.store.base import Store
 
 LOG = logging.getLogger(__name__)
@@ -308,7 +315,8 @@ class PlacementApp:
             headers=headers,
             raw_body=None,
             store=self.store,
-            request_id="req-" + str(uuid.uuid4()),
+            # The id claimant.api.deadlines gave the request (logged with it).
+            request_id=request_id_of(scope),
         )
 
         async def read() -> bytes:
@@ -487,5 +495,7 @@ def map_store_error(exc: ClaimantError) -> PlacementError:
         # The store's message may quote the driver: log it, never send it.
         LOG.warning("placement: store unavailable: %s", exc.message)
         return PlacementError(503, "The store is unavailable; retry later.")
+    if isinstance(exc, DeadlineExceeded):
+        return PlacementError(503, exc.message, errors.DEADLINE_EXCEEDED)
     code = errors.CONCURRENT_UPDATE if "generation" in exc.code else errors.DEFAULT
     return PlacementError(409, exc.message, code)

@@ -20,7 +20,15 @@ from claimant.api.placement.common import (
 )
 from claimant.api.placement.errors import bad_request, conflict, not_found
 from claimant.api.placement.framework import Req, Resp
-from claimant.model import AlreadyExists, InUse, InvalidInput, NotFound, Provider, check_fit
+from claimant.model import (
+    AlreadyExists,
+    InUse,
+    InvalidInput,
+    NotFound,
+    Provider,
+    check_fit,
+    deadline,
+)
 from claimant.store.base import ProviderFilter
 
 POST_SCHEMA: dict[str, Any] = {
@@ -253,6 +261,7 @@ def list_all(req: Req) -> Resp:
     )
     out = []
     for p in providers:
+        deadline.check("listing resource providers")
         if not (f.traits_ok(p.traits) and f.aggs_ok(p.aggregates)):
             continue
         if f.resources:

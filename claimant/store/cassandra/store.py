@@ -3,6 +3,7 @@ per change to it. docs/cassandra.md explains the layout and the round trips."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import logging
@@ -14,7 +15,7 @@ import time
 from collections import namedtuple
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import Any, Final, ParamSpec, TypeVar
 
 from cassandra import (
     ConsistencyLevel,
@@ -64,6 +65,7 @@ from claimant.model import (
     Strategy,
     Usage,
     check_fit,
+    deadline,
     new_uuid,
 )
 from claimant.model.codec import request_from_dict, request_to_dict
@@ -187,6 +189,45 @@ def _translate(exc: BaseException) -> ClaimantError:
 
 
 _DRIVER_ERRORS = (DriverException, NoHostAvailable, ConnectionException, OSError)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _uncut(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A write of several statements: the request's deadline is checked once,
+    before it starts, and never cuts it half-way (its reads would otherwise
+    time out between two of its writes). The store's own timeout bounds it."""
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        deadline.check(f"starting {method.__name__.replace('_', ' ')}")
+        with deadline.shielded():
+            return method(*args, **kwargs)
+
+    return run
+
+
+def _never_cut(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Giving back (a claim's release) runs even past the deadline: it is how
+    a request that ran out of time leaves nothing behind."""
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with deadline.shielded():
+            return method(*args, **kwargs)
+
+    return run
+
+
+def _cut_timeout(default: float) -> float | None:
+    """The timeout of a plain read under the request's deadline (None: no
+    deadline, the session's own); raises DeadlineExceeded once it passed."""
+    left = deadline.remaining()
+    if left is None:
+        return None
+    deadline.check("reading from Cassandra")
+    return max(min(default, left), 0.001)
 
 
 def _is_unknown_outcome(exc: BaseException) -> bool:
@@ -631,30 +672,57 @@ class CassandraStore(Store):
         if serial:
             stmt.consistency_level = self.serial
             self.stats["serial_reads"] += 1
+        read = cql.startswith("SELECT")
+        # A plain read is cut at the request's deadline. A write, or a SERIAL
+        # read that settles a transaction, keeps the store's timeout: cut, its
+        # outcome would be unknown.
+        cut = read and not serial
         # A read that timed out is repeated: a SERIAL read contends with the
         # Paxos rounds it must finish, and a replica just gone times out until
         # the coordinator marks it down; only a quorum really unreachable is
         # a 503 (Unavailable is not retried).
-        attempts = (RESOLVE_ATTEMPTS if serial else 3) if cql.startswith("SELECT") else 1
+        attempts = (RESOLVE_ATTEMPTS if serial else 3) if read else 1
         for attempt in range(attempts):
+            timeout = _cut_timeout(self.timeout) if cut else None
             try:
-                return list(self._use_keyspace().execute(stmt))
+                session = self._use_keyspace()
+                if timeout is None:
+                    return list(session.execute(stmt))
+                return self._drain(session.execute(stmt, timeout=timeout))
             except _DRIVER_ERRORS as exc:
+                if cut:
+                    deadline.check("reading from Cassandra")
                 if attempt + 1 == attempts or not _is_timeout(exc):
                     raise _translate(exc) from exc
                 _pause(attempt)
         raise AssertionError("unreachable")
 
+    def _drain(self, rs: Any) -> list[Any]:
+        """Every page of a result, each page fetched within what is left of
+        the request's deadline."""
+        rows = list(rs.current_rows)
+        while rs.has_more_pages:
+            timeout = _cut_timeout(self.timeout)
+            if timeout is not None:
+                rs.response_future.timeout = timeout
+            rs.fetch_next_page()
+            rows.extend(rs.current_rows)
+        return rows
+
     def _run_many(self, cql: str, param_lists: list[list[Any]]) -> list[list[Any]]:
         """The same statement for many partitions, in parallel (execute_async)."""
         session = self._use_keyspace()
         stmt = self._prep(cql)
-        futures = [session.execute_async(stmt.bind(p)) for p in param_lists]
+        timeout = _cut_timeout(self.timeout) if cql.startswith("SELECT") else None
+        kw: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        futures = [session.execute_async(stmt.bind(p), **kw) for p in param_lists]
         out = []
         for f in futures:
             try:
                 out.append(list(f.result()))
             except _DRIVER_ERRORS as exc:
+                if timeout is not None:
+                    deadline.check("reading from Cassandra")
                 raise _translate(exc) from exc
         return out
 
@@ -741,6 +809,7 @@ class CassandraStore(Store):
             raise NotFound(f"no resource class {name!r}", kind="resource_class", name=name)
         return ResourceClass(name, bool(rows[0].discrete), False)
 
+    @_uncut
     def create_resource_class(self, rc: ResourceClass) -> ResourceClass:
         validate_custom_name(rc.name)
         applied, _ = self._lwt(q.CREATE_CLASS, [rc.name, rc.discrete, self.clock()])
@@ -748,6 +817,7 @@ class CassandraStore(Store):
             raise AlreadyExists(f"resource class {rc.name} already exists", name=rc.name)
         return ResourceClass(rc.name, rc.discrete, False)
 
+    @_uncut
     def delete_resource_class(self, name: str) -> None:
         rc = self.get_resource_class(name)
         if rc.standard:
@@ -769,11 +839,13 @@ class CassandraStore(Store):
     def list_traits(self) -> list[str]:
         return sorted(STANDARD_TRAITS | {r.name for r in self._run(q.LIST_TRAITS)})
 
+    @_uncut
     def create_trait(self, name: str) -> bool:
         validate_custom_name(name, "trait")
         applied, _ = self._lwt(q.CREATE_TRAIT, [name, self.clock()])
         return applied
 
+    @_uncut
     def delete_trait(self, name: str) -> None:
         if name in STANDARD_TRAITS:
             raise InvalidInput(f"{name} is a standard trait and cannot be deleted")
@@ -812,6 +884,7 @@ class CassandraStore(Store):
             raise NotFound(f"no resource type {name!r}", kind="resource_type", name=name)
         return _type_from_json(rows[0].body)
 
+    @_uncut
     def create_resource_type(self, rtype: ResourceType) -> ResourceType:
         rtype.validate_type()
         if rtype.name in BUILTIN_TYPES:
@@ -824,6 +897,7 @@ class CassandraStore(Store):
             raise AlreadyExists(f"resource type {rtype.name} already exists", name=rtype.name)
         return custom
 
+    @_uncut
     def delete_resource_type(self, name: str) -> None:
         if name in BUILTIN_TYPES:
             raise InvalidInput(f"{name} is a built-in resource type and cannot be deleted")
@@ -1110,6 +1184,7 @@ class CassandraStore(Store):
                 raise InvalidInput(f"aggregate {agg!r} must be a non-empty string")
         return wanted
 
+    @_uncut
     def create_provider(self, provider: Provider) -> Provider:
         now = self.clock()
         rtype = self.get_resource_type(provider.type)
@@ -1164,6 +1239,7 @@ class CassandraStore(Store):
             state = replace(state, heartbeat_at=provider.heartbeat_at)
         return state.provider()
 
+    @_uncut
     def load_providers_unchecked(self, providers: list[Provider], *, window: int = 128) -> None:
         """Bulk-load brand-new root providers with plain writes: no Paxos, no
         uniqueness or parent checks. Only for benchmarks and simulators
@@ -1246,6 +1322,7 @@ class CassandraStore(Store):
         states.sort(key=lambda s: (s.created_at, s.seq, s.uuid))
         return [s.provider() for s in states]
 
+    @_uncut
     def update_provider(
         self,
         uuid: str,
@@ -1260,6 +1337,7 @@ class CassandraStore(Store):
             uuid, expected_generation, True, name, parent_uuid, attributes, enabled
         )
 
+    @_uncut
     def update_provider_quietly(
         self,
         uuid: str,
@@ -1348,6 +1426,7 @@ class CassandraStore(Store):
             )
             todo += [r.child_uuid for r in self._run(q.CHILDREN, [child])]
 
+    @_uncut
     def delete_provider(self, uuid: str) -> None:
         with self._lock(uuid):
             for attempt in range(CAS_ATTEMPTS):
@@ -1381,6 +1460,7 @@ class CassandraStore(Store):
         if part.state.parent_uuid:
             self._run(q.DROP_CHILD, [part.state.parent_uuid, uuid])
 
+    @_uncut
     def set_inventories(
         self,
         uuid: str,
@@ -1411,6 +1491,7 @@ class CassandraStore(Store):
 
         return self._update(uuid, expected_generation, change).provider()
 
+    @_uncut
     def set_traits(
         self, uuid: str, expected_generation: int | None, traits: Iterable[str]
     ) -> Provider:
@@ -1419,6 +1500,7 @@ class CassandraStore(Store):
             uuid, expected_generation, lambda part, now: (replace(part.state, traits=wanted), [])
         ).provider()
 
+    @_uncut
     def set_aggregates(
         self, uuid: str, expected_generation: int | None, aggregates: Iterable[str]
     ) -> Provider:
@@ -1674,6 +1756,7 @@ class CassandraStore(Store):
     def _bury(self, claim_uuid: str, provider_uuid: str, why: str) -> None:
         self._run(q.BURY_LOCATOR, [claim_uuid, provider_uuid, why, int(TOMBSTONE_TTL)])
 
+    @_uncut
     def confirm_claim(self, claim_uuid: str) -> Claim:
         rows = self._run(q.LOCATE, [claim_uuid])
         if not rows:
@@ -1762,6 +1845,7 @@ class CassandraStore(Store):
                     return confirmed.claim()
         raise GenerationConflict(f"provider {provider_uuid} kept changing: retry")
 
+    @_never_cut
     def release_claim(self, claim_uuid: str) -> None:
         provider_uuid = self._locate(claim_uuid)
         if provider_uuid is None:
@@ -1954,13 +2038,16 @@ class CassandraStore(Store):
             r.txn,
         )
 
+    @_uncut
     def write_allocations(self, writes: list[ConsumerAllocations]) -> None:
         self._transact(writes, {}, bump=True)
 
+    @_uncut
     def reshape(self, spec: ReshapeSpec) -> None:
         writes = [replace(w, provider_generations={}) for w in spec.allocations]
         self._transact(writes, spec.inventories, bump=True)
 
+    @_uncut
     def remove_consumer_allocations(self, consumer_uuid: str) -> bool:
         current, _ = self._read_consumer(consumer_uuid)
         held = [
@@ -2536,6 +2623,7 @@ class CassandraStore(Store):
         return out
 
     # -- requests ----------------------------------------------------------------------
+    @_uncut
     def create_request(self, request: Request) -> Request:
         # The uuid is claimed by one LWT in ``request_ids``; the record itself
         # is written plainly, as every later save_request is: a partition
@@ -2556,6 +2644,7 @@ class CassandraStore(Store):
         self._write_request(saved)
         return saved
 
+    @_uncut
     def save_request(self, request: Request) -> Request:
         now = self.clock()
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)
