@@ -30,6 +30,7 @@ from claimant.api.limits import DEFAULT_MAX_BODY, BodyLimitMiddleware
 from claimant.api.metrics import Metrics, MetricsMiddleware
 from claimant.api.policy import Policy, default_policy, load_policy
 from claimant.api.routes import add_routes
+from claimant.api.server import Shutdown, drain_on_signal
 from claimant.scheduler import Scheduler, SchedulerConfig
 from claimant.store import Store
 
@@ -69,7 +70,7 @@ def create_app(
     trusted_hosts: frozenset[str] | None = None,
     request_timeout: float = DEFAULT_READ_TIMEOUT,
     schedule_timeout: float = DEFAULT_WRITE_TIMEOUT,
-    drain_timeout: float = 2.0,
+    shutdown: Shutdown | None = None,
 ) -> FastAPI:
     """Build the app around an open (and migrated) store.
 
@@ -82,8 +83,7 @@ def create_app(
     Host header values answered (None: any). ``request_timeout``: the
     deadline of a GET, HEAD or OPTIONS; ``schedule_timeout``: of any other
     request (placements and writes); see ``claimant.api.deadlines``.
-    ``drain_timeout``: at shutdown, seconds requests still running get to stop
-    (their deadlines are cancelled) before the store is closed."""
+    ``shutdown``: how SIGTERM drains (``claimant.api.server.Shutdown``)."""
     policy = policy or default_policy()
     metrics = Metrics()
     scheduler = Scheduler(store, scheduler_config)
@@ -96,6 +96,7 @@ def create_app(
     # slot must not hold threads other routes need.
     executor = ThreadPoolExecutor(schedule_concurrency, thread_name_prefix="schedule")
     inflight = Inflight()
+    shutdown = shutdown or Shutdown()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,7 +105,8 @@ def create_app(
         if expire_interval:
             task = asyncio.create_task(_sweep(store, expire_interval))
         try:
-            yield
+            with drain_on_signal(shutdown, inflight.cancel_all):
+                yield
         finally:
             if task is not None:
                 task.cancel()
@@ -112,7 +114,7 @@ def create_app(
                     await task
             # Whatever still runs stops at its next check: placements give
             # their claims back and record why, before the store closes.
-            if inflight.cancel_all() and not await inflight.wait_idle(drain_timeout):
+            if inflight.cancel_all() and not await inflight.wait_idle(shutdown.final_wait):
                 log.warning("%d request(s) still running at shutdown", len(inflight))
             if close_store:
                 store.close()
@@ -211,7 +213,6 @@ ENV_HOST = "CLAIMANT_HOST"
 ENV_CLAIM_TTL = "CLAIMANT_CLAIM_TTL"
 ENV_REQUEST_TIMEOUT = "CLAIMANT_REQUEST_TIMEOUT"
 ENV_SCHEDULE_TIMEOUT = "CLAIMANT_SCHEDULE_TIMEOUT"
-ENV_DRAIN_TIMEOUT = "CLAIMANT_DRAIN_TIMEOUT"
 
 
 def auth_from_env() -> AuthConfig:
@@ -246,5 +247,5 @@ def app_from_env() -> FastAPI:
         scheduler_config=SchedulerConfig(claim_ttl=float(ttl)) if ttl else None,
         request_timeout=float(os.environ.get(ENV_REQUEST_TIMEOUT, DEFAULT_READ_TIMEOUT)),
         schedule_timeout=float(os.environ.get(ENV_SCHEDULE_TIMEOUT, DEFAULT_WRITE_TIMEOUT)),
-        drain_timeout=float(os.environ.get(ENV_DRAIN_TIMEOUT, "2")),
+        shutdown=Shutdown.from_env(),
     )

@@ -119,6 +119,29 @@ def default_store() -> str:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds a claim lives until it is confirmed (the scheduler's claim_ttl).",
 )
+@click.option(
+    "--request-timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a GET, HEAD or OPTIONS request may run; past it: 503 deadline_exceeded.",
+)
+@click.option(
+    "--schedule-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a placement (POST /v1/requests) or any other write may run; "
+    "past it: 503 deadline_exceeded, its claims given back.",
+)
+@click.option(
+    "--graceful-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.5),
+    help="Seconds SIGTERM lets requests in flight finish (the last part of it: "
+    "stop and roll back) before the process exits.",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
     "--log-level",
@@ -141,6 +164,9 @@ def serve(
     timeout_keep_alive: int,
     header_timeout: float,
     claim_ttl: float,
+    request_timeout: float,
+    schedule_timeout: float,
+    graceful_timeout: float,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -159,12 +185,19 @@ def serve(
         ENV_HOST,
         ENV_MAX_BODY,
         ENV_POLICY_FILE,
+        ENV_REQUEST_TIMEOUT,
+        ENV_SCHEDULE_TIMEOUT,
         ENV_STORE,
         ENV_TOKEN_FILE,
     )
     from claimant.api.auth import load_tokens
     from claimant.api.policy import load_policy
-    from claimant.api.server import ENV_HEADER_TIMEOUT, PROTOCOL
+    from claimant.api.server import (
+        ENV_GRACEFUL_TIMEOUT,
+        ENV_HEADER_TIMEOUT,
+        PROTOCOL,
+        Shutdown,
+    )
     from claimant.store import open_store
 
     url = store_url or default_store()
@@ -190,6 +223,9 @@ def serve(
     os.environ[ENV_HOST] = host
     os.environ[ENV_HEADER_TIMEOUT] = str(header_timeout)
     os.environ[ENV_CLAIM_TTL] = str(claim_ttl)
+    os.environ[ENV_REQUEST_TIMEOUT] = str(request_timeout)
+    os.environ[ENV_SCHEDULE_TIMEOUT] = str(schedule_timeout)
+    os.environ[ENV_GRACEFUL_TIMEOUT] = str(graceful_timeout)
     if token_file:
         os.environ[ENV_TOKEN_FILE] = os.path.abspath(token_file)
     if policy_file:
@@ -214,4 +250,5 @@ def serve(
         limit_concurrency=limit_concurrency,
         timeout_keep_alive=timeout_keep_alive,
         h11_max_incomplete_event_size=64 * 1024,
+        timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,
     )

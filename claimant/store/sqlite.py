@@ -192,6 +192,19 @@ class SQLiteStore(Store):
         finally:
             self._write_lock.release()
 
+    def _select(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[Any]:
+        """One SELECT on its own (no snapshot needed): checked against the
+        deadline, its errors translated like any other."""
+        deadline.check("reading the store")
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+
+    def _one(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
+        rows = self._select(sql, params)
+        return rows[0] if rows else None
+
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
         # An interrupted write statement has already rolled the transaction
@@ -279,12 +292,8 @@ class SQLiteStore(Store):
         return [ResourceClass(n, bool(d), bool(s)) for n, d, s in rows]
 
     def get_resource_class(self, name: str) -> ResourceClass:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT name, discrete, standard FROM resource_classes WHERE name = ?", (name,)
-            )
-            .fetchone()
+        row = self._one(
+            "SELECT name, discrete, standard FROM resource_classes WHERE name = ?", (name,)
         )
         if row is None:
             raise NotFound(f"no resource class {name!r}", kind="resource_class", name=name)
@@ -320,7 +329,7 @@ class SQLiteStore(Store):
 
     # -- traits ------------------------------------------------------------
     def list_traits(self) -> list[str]:
-        return [r[0] for r in self._conn().execute("SELECT name FROM traits ORDER BY name")]
+        return [r[0] for r in self._select("SELECT name FROM traits ORDER BY name")]
 
     def create_trait(self, name: str) -> bool:
         validate_custom_name(name, "trait")
@@ -343,15 +352,16 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM traits WHERE name = ?", (name,))
 
     def traits_in_use(self) -> set[str]:
-        return {r[0] for r in self._conn().execute("SELECT DISTINCT trait FROM provider_traits")}
+        return {r[0] for r in self._select("SELECT DISTINCT trait FROM provider_traits")}
 
     # -- resource types ----------------------------------------------------
     def list_resource_types(self) -> list[ResourceType]:
-        rows = self._conn().execute("SELECT body FROM resource_types ORDER BY name").fetchall()
+        rows = self._select("SELECT body FROM resource_types ORDER BY name")
         return list(BUILTIN_TYPES.values()) + [_type_from_json(r[0]) for r in rows]
 
     def get_resource_type(self, name: str) -> ResourceType:
-        return self._get_type(self._conn(), name)
+        with self._read() as conn:
+            return self._get_type(conn, name)
 
     def _get_type(self, conn: sqlite3.Connection, name: str) -> ResourceType:
         if name in BUILTIN_TYPES:
@@ -1214,13 +1224,8 @@ class SQLiteStore(Store):
     def _sweep_if_due(self, now: float) -> None:
         """Before a read of ``used``: sweep if any claim has expired, so that
         expired claims never show as held. The probe is one index lookup."""
-        due = (
-            self._conn()
-            .execute(
-                "SELECT 1 FROM ledger WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1",
-                (now,),
-            )
-            .fetchone()
+        due = self._one(
+            "SELECT 1 FROM ledger WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1", (now,)
         )
         if due:
             with self._write() as conn:
@@ -1243,28 +1248,20 @@ class SQLiteStore(Store):
             }
 
     def providers_of_group(self, group: str) -> dict[str, int]:
-        rows = (
-            self._conn()
-            .execute(
-                "SELECT p.uuid, COUNT(DISTINCT l.consumer_uuid) FROM ledger l"
-                f" JOIN providers p ON p.id = l.provider_id WHERE l.grp = ? AND {_LIVE}"
-                " GROUP BY p.uuid",
-                (group, self.clock()),
-            )
-            .fetchall()
+        rows = self._select(
+            "SELECT p.uuid, COUNT(DISTINCT l.consumer_uuid) FROM ledger l"
+            f" JOIN providers p ON p.id = l.provider_id WHERE l.grp = ? AND {_LIVE}"
+            " GROUP BY p.uuid",
+            (group, self.clock()),
         )
         return {r[0]: r[1] for r in rows}
 
     # -- consumers ---------------------------------------------------------
     def get_consumer(self, uuid: str) -> Consumer | None:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT uuid, project_id, user_id, consumer_type, generation FROM consumers"
-                " WHERE uuid = ?",
-                (uuid,),
-            )
-            .fetchone()
+        row = self._one(
+            "SELECT uuid, project_id, user_id, consumer_type, generation FROM consumers"
+            " WHERE uuid = ?",
+            (uuid,),
         )
         if row is None:
             return None
@@ -1478,7 +1475,7 @@ class SQLiteStore(Store):
             sql += " AND l.user_id = ?"
             params.append(user_id)
         sql += " GROUP BY 1"
-        return {r[0]: r[1] for r in self._conn().execute(sql, params)}
+        return {r[0]: r[1] for r in self._select(sql, params)}
 
     # -- Placement compatibility ---------------------------------------------
     def update_provider_quietly(
@@ -1496,11 +1493,7 @@ class SQLiteStore(Store):
             return self._load_provider(conn, pid)
 
     def has_nested_providers(self) -> bool:
-        row = (
-            self._conn()
-            .execute("SELECT 1 FROM providers WHERE parent_id IS NOT NULL LIMIT 1")
-            .fetchone()
-        )
+        row = self._one("SELECT 1 FROM providers WHERE parent_id IS NOT NULL LIMIT 1")
         return row is not None
 
     def remove_consumer_allocations(self, consumer_uuid: str) -> bool:
@@ -1558,7 +1551,7 @@ class SQLiteStore(Store):
         return saved
 
     def get_request(self, uuid: str) -> Request:
-        row = self._conn().execute("SELECT body FROM requests WHERE uuid = ?", (uuid,)).fetchone()
+        row = self._one("SELECT body FROM requests WHERE uuid = ?", (uuid,))
         if row is None:
             raise NotFound(f"no request {uuid}", kind="request", uuid=uuid)
         return request_from_dict(json.loads(row[0]))
@@ -1571,7 +1564,7 @@ class SQLiteStore(Store):
             params.append(status)
         sql += " ORDER BY created_at DESC LIMIT ?"
         params.append(int(limit))
-        return [request_from_dict(json.loads(r[0])) for r in self._conn().execute(sql, params)]
+        return [request_from_dict(json.loads(r[0])) for r in self._select(sql, params)]
 
 
 def _attribute_condition(c: AttributeConstraint) -> tuple[str, list[Any]]:

@@ -226,7 +226,7 @@ def _cut_timeout(default: float) -> float | None:
     left = deadline.remaining()
     if left is None:
         return None
-    deadline.check("reading from Cassandra")
+    deadline.check("querying the store")
     return max(min(default, left), 0.001)
 
 
@@ -691,7 +691,7 @@ class CassandraStore(Store):
                 return self._drain(session.execute(stmt, timeout=timeout))
             except _DRIVER_ERRORS as exc:
                 if cut:
-                    deadline.check("reading from Cassandra")
+                    deadline.check("querying the store")
                 if attempt + 1 == attempts or not _is_timeout(exc):
                     raise _translate(exc) from exc
                 _pause(attempt)
@@ -722,7 +722,7 @@ class CassandraStore(Store):
                 out.append(list(f.result()))
             except _DRIVER_ERRORS as exc:
                 if timeout is not None:
-                    deadline.check("reading from Cassandra")
+                    deadline.check("querying the store")
                 raise _translate(exc) from exc
         return out
 
