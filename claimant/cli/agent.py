@@ -77,6 +77,13 @@ def _url(value: str | None, what: str) -> str | None:
     help="Largest request body in bytes; larger ones are answered 413 unread.",
 )
 @click.option(
+    "--graceful-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.5),
+    help="Seconds SIGTERM lets requests in flight finish before the process exits.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -93,6 +100,7 @@ def agent_run(
     token_file: str | None,
     state_file: str | None,
     max_body_size: int,
+    graceful_timeout: float,
     log_level: str,
 ) -> None:
     """Register the provider, heartbeat, resync, and serve build/destroy.
@@ -129,9 +137,18 @@ def agent_run(
     click.echo(f"agent {a.name} ({a.uuid}) serving on {url}", err=True)
     import uvicorn
 
+    from claimant.api.server import Shutdown
+
     try:
         app = create_agent_app(a, token=token, max_body=max_body_size)
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        # uvicorn alone would wait for requests in flight for ever.
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,
+        )
     finally:
         a.stop()
         store.close()

@@ -57,6 +57,13 @@ def conductor() -> None:
     help="Largest request body in bytes; larger ones are answered 413 unread.",
 )
 @click.option(
+    "--graceful-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.5),
+    help="Seconds SIGTERM lets requests in flight finish before the process exits.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -71,6 +78,7 @@ def conductor_serve(
     token_file: str | None,
     token: str | None,
     max_body_size: int,
+    graceful_timeout: float,
     log_level: str,
 ) -> None:
     """Serve /v1/builds and /v1/agents."""
@@ -97,9 +105,20 @@ def conductor_serve(
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     import uvicorn
 
+    from claimant.api.server import Shutdown
+
     try:
-        app = create_conductor_app(c, auth=auth, max_body=max_body_size)
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        app = create_conductor_app(
+            c, auth=auth, max_body=max_body_size, shutdown=Shutdown(graceful_timeout)
+        )
+        # uvicorn alone would wait for requests in flight for ever.
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,
+        )
     finally:
         store.close()
 

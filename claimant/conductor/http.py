@@ -18,6 +18,7 @@ registered it first. An admin may register any (docs/loop.md, "Security").
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator
@@ -42,6 +43,7 @@ from claimant.api.auth import Forbidden
 from claimant.api.errors import install_error_handlers
 from claimant.api.requests import build_request, request_body
 from claimant.api.schemas.requests import RequestCreate
+from claimant.api.server import Shutdown
 from claimant.conductor.conductor import Conductor, run_in_background
 from claimant.model import Conflict, InvalidInput, NotFound, normalize_uuid
 from claimant.model.codec import request_to_dict
@@ -64,6 +66,7 @@ def create_conductor_app(
     agent_token: str | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     workers: int = 4,
+    shutdown: Shutdown | None = None,
 ) -> FastAPI:
     """``auth``: the tokens callers and agents present (a token file), or
     ``token``: one shared token (neither: open, for loopback only). The
@@ -74,10 +77,18 @@ def create_conductor_app(
     service_auth = auth if auth is not None else ServiceAuth.shared(token)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="conductor-request")
 
+    shutdown = shutdown or Shutdown()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        # Builds not started are dropped (their records stay pending); those
+        # running get what is left of the graceful timeout to finish. One cut
+        # by the exit is settled as a lost reply is: its claims expire, and
+        # the agent's build is idempotent.
         pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.to_thread(pool.shutdown, True), shutdown.final_wait)
         conductor.close()
 
     app = FastAPI(

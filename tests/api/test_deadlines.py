@@ -22,7 +22,8 @@ from claimant.api import AuthConfig, create_app
 from claimant.model import Inventory, Provider, RequestStatus, new_uuid
 from claimant.scheduler import SchedulerConfig
 from claimant.store import Store, open_store
-from tests.api.slow_plugin import NAME as SLOW, SlowFilter
+from tests.api.slow_plugin import NAME as SLOW
+from tests.api.slow_plugin import SlowFilter
 
 ADMIN = {"x-auth-token": "admin"}
 CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
@@ -113,7 +114,8 @@ def test_a_slow_placement_is_cut_at_its_deadline_and_gives_its_claims_back(
         # The bound: no request outlives its deadline by more than a second.
         assert elapsed < 1.0 + 1.0
         assert cut_count(client, "deadline") == 1
-    assert any("slow-one" in rec.getMessage() and "cut" in rec.getMessage() for rec in caplog.records)
+    logged = [rec.getMessage() for rec in caplog.records]
+    assert any("slow-one" in m and "cut (deadline)" in m for m in logged), logged
     assert any_store.list_claims(request_uuid=uuid) == []
     record = any_store.get_request(uuid)
     assert record.status == RequestStatus.FAILED

@@ -57,3 +57,41 @@ def test_zero_or_none_means_no_deadline() -> None:
         deadline.check()
     with deadline.deadline(0):
         deadline.check()
+
+
+def test_shielded_work_runs_past_the_deadline() -> None:
+    with deadline.deadline(0.01, "request") as d:
+        time.sleep(0.02)
+        with deadline.shielded():
+            deadline.check("giving claims back")
+            assert deadline.remaining() is None
+        with pytest.raises(DeadlineExceeded):
+            deadline.check()
+    assert d is not None and d.tripped is not None
+
+
+def test_the_first_cut_is_remembered_on_every_enclosing_deadline() -> None:
+    with deadline.deadline(60, "request") as outer, deadline.deadline(0.01, "search") as inner:
+        time.sleep(0.02)
+        with pytest.raises(DeadlineExceeded) as err:
+            deadline.check("weighing")
+    assert inner is not None and outer is not None
+    assert inner.tripped is err.value and outer.tripped is err.value
+    assert "weighing (search)" in err.value.message
+
+
+def test_remaining_never_exceeds_the_outer_deadline_and_is_zero_once_cancelled() -> None:
+    with deadline.deadline(0.5, "request") as outer, deadline.deadline(60, "query"):
+        left = deadline.remaining()
+        assert left is not None and left <= 0.5
+        assert outer is not None
+        outer.cancel("server shutting down")
+        assert deadline.remaining() == 0.0
+
+
+def test_entered_runs_under_a_deadline_made_elsewhere() -> None:
+    d = deadline.Deadline(60, "POST /v1/requests")
+    d.cancel()
+    with deadline.entered(d), pytest.raises(DeadlineExceeded):
+        deadline.check()
+    assert deadline.current() is None

@@ -29,9 +29,12 @@ def sqlite_store(tmp_path: Path) -> Iterator[SQLiteStore]:
 
 
 def test_a_long_query_is_interrupted_at_the_deadline(sqlite_store: SQLiteStore) -> None:
-    with deadline.deadline(0.2, "GET /slow"), pytest.raises(DeadlineExceeded) as err:
-        with sqlite_store._read() as conn:
-            conn.execute(SLOW_COUNT).fetchone()
+    with (
+        deadline.deadline(0.2, "GET /slow"),
+        pytest.raises(DeadlineExceeded) as err,
+        sqlite_store._read() as conn,
+    ):
+        conn.execute(SLOW_COUNT).fetchone()
     assert err.value.details["reason"] == "deadline"
     assert "interrupt" not in err.value.message
     assert "sqlite" not in err.value.message.lower()
@@ -40,10 +43,13 @@ def test_a_long_query_is_interrupted_at_the_deadline(sqlite_store: SQLiteStore) 
 
 
 def test_an_interrupted_write_rolls_back_whole(sqlite_store: SQLiteStore) -> None:
-    with deadline.deadline(0.2, "PUT /slow") as d, pytest.raises(DeadlineExceeded):
-        with sqlite_store._write() as conn:
-            conn.execute("INSERT INTO meta(key, value) VALUES ('half', 'written')")
-            conn.execute(SLOW_COUNT).fetchone()
+    with (
+        deadline.deadline(0.2, "PUT /slow") as d,
+        pytest.raises(DeadlineExceeded),
+        sqlite_store._write() as conn,
+    ):
+        conn.execute("INSERT INTO meta(key, value) VALUES ('half', 'written')")
+        conn.execute(SLOW_COUNT).fetchone()
     assert d is not None and d.tripped is not None
     with sqlite_store._read() as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'half'").fetchone() is None
