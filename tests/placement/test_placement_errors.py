@@ -132,3 +132,67 @@ def test_in_use_inventory_is_placement_inventory_inuse(client: TestClient) -> No
     r = client.put(f"/resource_providers/{RP}/inventories", json=empty)
     assert r.status_code == 409
     assert r.json()["errors"][0]["code"] == "placement.inventory.inuse"
+
+
+def test_detail_is_one_line_as_webob_makes_it(client: TestClient) -> None:
+    """Placement's errors go through WebOb, which turns the detail's line
+    breaks into spaces; osc-placement prints only the last line of a detail,
+    so a multi-line one showed operators just ``'efg' (HTTP 400)`` (issue 15)."""
+    resp = client.put(
+        f"/resource_providers/{RP}/aggregates",
+        json={"aggregates": ["efg"], "resource_provider_generation": 0},
+    )
+    assert resp.status_code == 400
+    detail = resp.json()["errors"][0]["detail"]
+    explanation, _, rest = detail.partition("\n\n ")
+    assert explanation.startswith("The server could not comply")
+    assert "\n" not in rest
+    assert "is not a 'uuid'" in rest
+
+
+def test_detail_drops_markup_as_webob_does(client: TestClient) -> None:
+    resp = client.get("/resource_providers/<b>x</b>")
+    assert resp.status_code == 404
+    detail = resp.json()["errors"][0]["detail"]
+    assert "<b>" not in detail and "</b>" not in detail
+
+
+UNKNOWN = "7d0f3ae5-0a51-4c55-9b1a-0f6a9e0c2f11"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "detail"),
+    [
+        # Placement 16's own texts, read from a running one (issue 15).
+        (
+            "DELETE",
+            f"/resource_providers/{RP}/inventories/VCPU",
+            "No inventory of class VCPU found for delete: "
+            "No inventory of class VCPU found for delete",
+        ),
+        (
+            "GET",
+            f"/resource_providers/{UNKNOWN}/traits",
+            f"No resource provider with uuid {UNKNOWN} found: "
+            f"No resource provider with uuid {UNKNOWN} found",
+        ),
+        (
+            "GET",
+            f"/resource_providers/{UNKNOWN}/usages",
+            f"No resource provider with uuid {UNKNOWN} found: "
+            f"No resource provider with uuid {UNKNOWN} found",
+        ),
+        (
+            "GET",
+            f"/resource_providers/{UNKNOWN}/inventories",
+            f"No resource provider with uuid {UNKNOWN} found : "
+            f"No resource provider with uuid {UNKNOWN} found",
+        ),
+    ],
+)
+def test_not_found_texts_match_placement(
+    client: TestClient, method: str, path: str, detail: str
+) -> None:
+    resp = client.request(method, path)
+    assert resp.status_code == 404
+    assert resp.json()["errors"][0]["detail"].endswith(f"\n\n {detail}  ")

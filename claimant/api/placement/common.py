@@ -41,11 +41,13 @@ def trait_order(names: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda n: (n.startswith("CUSTOM_"), n))
 
 
-def get_provider(req: Req, uuid: str, detail: str | None = None) -> Provider:
+def get_provider(req: Req, uuid: str, context: str = "") -> Provider:
+    """The provider, or Placement's 404: its handlers put their own sentence
+    (``context``) before the lookup's, as in ``<context>: <not found>``."""
     try:
         return req.store.get_provider(uuid)
     except NotFound:
-        raise not_found(detail or f"No resource provider with uuid {uuid} found") from None
+        raise not_found(f"{context}No resource provider with uuid {uuid} found") from None
 
 
 def provider_url(uuid: str) -> str:

@@ -247,6 +247,20 @@ def require_json(req: Req) -> None:
         raise PlacementError(415, f"The media type {ctype or 'None'} is not supported, use {JSON}")
 
 
+_BR = re.compile(r"<br.*?>", re.IGNORECASE | re.DOTALL)
+_COMMENT = re.compile(r"<!--|-->")
+_TAG = re.compile(r"<.*?>", re.DOTALL)
+
+
+def _webob_flatten(body: str) -> str:
+    """What WebOb's ``strip_tags`` makes of an error body for JSON and text:
+    line breaks become spaces (clients such as osc-placement print only a
+    detail's last line), ``<br>`` becomes a line break, markup goes."""
+    body = body.replace("\n", " ").replace("\r", "")
+    body = _BR.sub("\n", body)
+    return _TAG.sub("", _COMMENT.sub("", body))
+
+
 def _accepts_json(accept: str | None) -> bool:
     """Placement's check_accept: an explicit Accept must allow JSON."""
     if not accept:
@@ -444,7 +458,8 @@ class PlacementApp:
             accept=req.header("accept") or "",
             content_type=req.header("content-type") or "",
         )
-        detail = f"{explanation}\n\n {exc.detail}  " if exc.detail else explanation
+        # WebOb's body template, as Placement renders every error through it.
+        raw = f"{explanation}<br /><br />\n{exc.detail}\n\n"
         headers = [("openstack-request-id", req.request_id)]
         if version is not None:
             headers.append(("openstack-api-version", f"placement {version}"))
@@ -455,7 +470,7 @@ class PlacementApp:
             err: dict[str, Any] = {
                 "status": exc.status,
                 "title": exc.title,
-                "detail": detail,
+                "detail": _webob_flatten(raw),
                 "request_id": req.request_id,
             }
             if version is not None and version.at_least(23):
@@ -468,12 +483,13 @@ class PlacementApp:
             payload = json.dumps({"errors": [err]}).encode()
         elif media == "text/html":
             title = f"{exc.status} {exc.title}"
+            shown = html.escape(f"{explanation}\n\n {exc.detail}  ")
             payload = (
                 f"<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n"
-                f"  <h1>{title}</h1>\n  {html.escape(detail)}\n </body>\n</html>"
+                f"  <h1>{title}</h1>\n  {shown}\n </body>\n</html>"
             ).encode()
         else:
-            payload = f"{exc.status} {exc.title}\n\n{detail}".encode()
+            payload = f"{exc.status} {exc.title}\n\n{_webob_flatten(raw)}".encode()
         headers.append(("content-type", f"{media}; charset=UTF-8" if media != JSON else JSON))
         return exc.status, headers, payload
 

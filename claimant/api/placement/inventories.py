@@ -200,7 +200,8 @@ def delete_one(req: Req) -> Resp:
     p = get_provider(req, uuid)
     if rc not in p.inventories:
         raise not_found(
-            f"No inventory of class {rc} found for delete: No inventory of class {rc} found."
+            f"No inventory of class {rc} found for delete: "
+            f"No inventory of class {rc} found for delete"
         )
     rest = {k: v for k, v in p.inventories.items() if k != rc}
     try:
