@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -87,8 +88,15 @@ def create_conductor_app(
         # by the exit is settled as a lost reply is: its claims expire, and
         # the agent's build is idempotent.
         pool.shutdown(wait=False, cancel_futures=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.to_thread(pool.shutdown, True), shutdown.final_wait)
+        # A daemon thread joins the pool: asyncio's default executor would be
+        # waited for at exit, however long the build.
+        joined = threading.Event()
+        threading.Thread(
+            target=lambda: (pool.shutdown(wait=True), joined.set()), daemon=True
+        ).start()
+        until = time.monotonic() + shutdown.final_wait
+        while not joined.is_set() and time.monotonic() < until:
+            await asyncio.sleep(0.02)
         conductor.close()
 
     app = FastAPI(
