@@ -175,8 +175,11 @@ class SQLiteStore(Store):
             # No busy wait outlasts the request's deadline (progress handlers
             # do not run while SQLite waits for a lock).
             wait = self.busy_timeout if left is None else min(self.busy_timeout, max(left, 0.001))
+            wait_ms = int(wait * 1000)
             try:
-                conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+                if getattr(self._local, "busy_ms", None) != wait_ms:
+                    conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
+                    self._local.busy_ms = wait_ms
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
