@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Query, Request
 from fastapi.responses import JSONResponse
@@ -180,10 +181,12 @@ async def create_request(
     scheduler: Scheduler = http.app.state.scheduler
     metrics = http.app.state.metrics
     loop = asyncio.get_running_loop()
+    gate = _StartGate()
+    # The executor's threads do not inherit our context (the deadline).
+    run = contextvars.copy_context().run
+    job = loop.run_in_executor(executor, run, _schedule, gate, scheduler, store, body, ctx)
     try:
-        # The executor's threads do not inherit our context (the deadline).
-        run = contextvars.copy_context().run
-        result = await loop.run_in_executor(executor, run, _schedule, scheduler, store, body, ctx)
+        result = await _outcome(job, gate)
     except NoValidHost:
         metrics.no_valid_host.inc()
         raise
@@ -196,9 +199,46 @@ async def create_request(
     )
 
 
+class _StartGate:
+    """Whether a queued scheduling job may still start: a caller whose
+    deadline passed while the job waited for a thread abandons it, and an
+    abandoned job never starts (so a 503 never hides a placement)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = "queued"
+
+    def start(self) -> bool:
+        with self._lock:
+            if self._state == "queued":
+                self._state = "started"
+            return self._state == "started"
+
+    def abandon(self) -> bool:
+        with self._lock:
+            if self._state == "queued":
+                self._state = "abandoned"
+            return self._state == "abandoned"
+
+
+async def _outcome(job: asyncio.Future[ScheduleResult | None], gate: _StartGate) -> ScheduleResult:
+    d = deadline.current()
+    if d is not None:
+        done, _ = await asyncio.wait({job}, timeout=max(d.remaining(), 0.0))
+        if not done and gate.abandon():
+            # Still queued behind other placements (one at a time on SQLite):
+            # answer now, not when a thread frees up.
+            raise d.exceeded("waiting to be scheduled")
+    # Started: it stops at its own next check, and gives back what it took.
+    # None only for an abandoned job, and abandoning raised above.
+    return cast(ScheduleResult, await job)
+
+
 def _schedule(
-    scheduler: Scheduler, store: Store, body: RequestCreate, ctx: Context
-) -> ScheduleResult:
+    gate: _StartGate, scheduler: Scheduler, store: Store, body: RequestCreate, ctx: Context
+) -> ScheduleResult | None:
+    if not gate.start():
+        return None  # its caller already answered 503
     # A request that waited for a scheduling thread past its deadline stops here.
     deadline.check("waiting to be scheduled")
     request = build_request(body, ctx, store)

@@ -76,25 +76,30 @@ class Deadline:
         return doing or self.what or "working"
 
     def check(self, doing: str = "") -> None:
-        if self.parent is not None:
-            self.parent.check(doing)
+        if self.expired():
+            raise self.exceeded(doing)
+
+    def exceeded(self, doing: str = "") -> DeadlineExceeded:
+        """The error a check past this deadline raises (recorded as the cut),
+        for a caller that knows the time is up before a check would."""
+        if self.parent is not None and self.parent.expired():
+            return self.parent.exceeded(doing)
         if self.cancelled is not None:
-            raise self._trip(
+            return self._trip(
                 DeadlineExceeded(
                     f"stopped while {self._doing(doing)}: {self.cancelled}",
                     reason=REASON_CANCELLED,
                     doing=doing or self.what,
                 )
             )
-        if time.monotonic() >= self.expires_at:
-            raise self._trip(
-                DeadlineExceeded(
-                    f"deadline of {self.seconds:g}s exceeded while {self._doing(doing)}",
-                    reason=REASON_DEADLINE,
-                    deadline_seconds=self.seconds,
-                    doing=doing or self.what,
-                )
+        return self._trip(
+            DeadlineExceeded(
+                f"deadline of {self.seconds:g}s exceeded while {self._doing(doing)}",
+                reason=REASON_DEADLINE,
+                deadline_seconds=self.seconds,
+                doing=doing or self.what,
             )
+        )
 
 
 _current: ContextVar[Deadline | None] = ContextVar("claimant_deadline", default=None)

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +211,32 @@ def test_within_the_deadline_nothing_changes(any_store: Store) -> None:
         assert r.headers["x-request-id"].startswith("req-")
         assert client.get("/v1/providers").status_code == 200
         assert cut_count(client, "deadline") == 0
+
+
+def test_a_placement_queued_past_its_deadline_is_answered_at_once_and_never_starts(
+    tmp_path: Path,
+) -> None:
+    store = open_store("sqlite:///" + str(tmp_path / "q.db").lstrip("/"))
+    store.migrate()
+    # SQLite schedules one request at a time: a placement queued behind a
+    # long one must not wait for it to learn that its own time is up.
+    app = create_app(store, auth=AuthConfig.noauth2(), schedule_timeout=0.5, schedule_concurrency=1)
+    release = threading.Event()
+    busy = app.state.schedule_executor.submit(release.wait, 30)
+    uuid = new_uuid()
+    try:
+        with TestClient(app, headers=ADMIN) as client:
+            started = time.monotonic()
+            r = client.post("/v1/requests", json=request_body(uuid, 1))
+            elapsed = time.monotonic() - started
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["details"]["doing"] == "waiting to be scheduled"
+            assert elapsed < 0.5 + 1.0
+            release.set()
+            busy.result(timeout=30)
+            # The job it left in the queue never ran: no record, nothing held.
+            app.state.schedule_executor.submit(lambda: None).result(timeout=30)
+            assert client.get(f"/v1/requests/{uuid}").status_code == 404
+    finally:
+        release.set()
+        store.close()
