@@ -2574,10 +2574,19 @@ class CassandraStore(Store):
             raise NotFound(f"no request {uuid}", kind="request", uuid=uuid)
         return request_from_dict(json.loads(rows[0].body))
 
-    def list_requests(self, *, status: str | None = None, limit: int = 100) -> list[Request]:
+    def list_requests(
+        self, *, status: str | None = None, project_id: str | None = None, limit: int = 100
+    ) -> list[Request]:
         rows = [r for r in self._run(q.ALL_REQUESTS) if status is None or r.status == status]
         rows.sort(key=lambda r: r.created_at or 0.0, reverse=True)
-        return [request_from_dict(json.loads(r.body)) for r in rows[: int(limit)]]
+        out: list[Request] = []
+        for row in rows:
+            if len(out) >= limit:
+                break
+            request = request_from_dict(json.loads(row.body))
+            if project_id is None or request.project_id == project_id:
+                out.append(request)
+        return out
 
 
 def _without(state: _State, entries: Iterable[_Entry]) -> _State:
