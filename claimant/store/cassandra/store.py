@@ -83,6 +83,7 @@ from claimant.store.base import (
     Store,
     _Unset,
 )
+from claimant.store.cassandra import connect
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.schema import DATA_TABLES, MIGRATIONS, keyspace_cql
 from claimant.store.cassandra.txn import (
@@ -101,7 +102,16 @@ from claimant.store.cassandra.txn import (
 
 log = logging.getLogger(__name__)
 
-OPTIONS: Final = ("rf", "dc", "serial", "consistency", "port", "timeout", "fetch")
+OPTIONS: Final = (
+    "rf",
+    "dc",
+    "serial",
+    "consistency",
+    "port",
+    "timeout",
+    "fetch",
+    *connect.OPTIONS,
+)
 _CONSISTENCY = {
     name: getattr(ConsistencyLevel, name)
     for name in ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
@@ -490,10 +500,12 @@ class CassandraStore(Store):
     local data centre (NetworkTopologyStrategy, DC-aware routing, LOCAL_*
     consistency), ``serial`` SERIAL or LOCAL_SERIAL, ``consistency`` of plain
     reads and writes (default QUORUM, LOCAL_QUORUM with ``dc``), ``port``,
-    ``timeout`` seconds per request, ``fetch`` candidate rows read per query.
+    ``timeout`` seconds per request, ``fetch`` candidate rows read per query;
+    credentials and TLS: ``claimant.store.cassandra.connect``.
     """
 
     def __init__(self, hosts: list[str], keyspace: str, *, url: str | None = None, **options: str):
+        connect.refuse_inline_password(set(options), "")
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise InvalidInput(
@@ -526,6 +538,7 @@ class CassandraStore(Store):
         self.port = _int_option("port", options.get("port", "9042"), 1, 65535)
         self.timeout = float(_int_option("timeout", options.get("timeout", "10"), 1, 600))
         self.fetch = _int_option("fetch", options.get("fetch", "20"), 1, 100_000)
+        self.security = connect.parse(options)
         self.hosts: list[str] = []
         for h in hosts:
             host, _, port = h.partition(":")
@@ -587,7 +600,9 @@ class CassandraStore(Store):
             "compression": False,
             # Schema changes on a busy multi-node cluster take a while to agree.
             "max_schema_agreement_wait": 60,
+            **self.security.cluster_options(),
         }
+        where = f"{','.join(self.hosts)}:{self.port}"
         try:
             # Protocol v5 (Cassandra 4.0+); older servers: let the driver negotiate.
             cluster = Cluster(protocol_version=5, **options)
@@ -598,9 +613,7 @@ class CassandraStore(Store):
                 cluster = Cluster(**options)
                 session = cluster.connect()
         except _DRIVER_ERRORS as exc:
-            raise StoreUnavailable(
-                f"cannot reach Cassandra at {','.join(self.hosts)}:{self.port}: {exc}"
-            ) from exc
+            raise connect.connect_error(exc, self.security, where) from exc
         self._cluster, self._session = cluster, session
         return session
 
