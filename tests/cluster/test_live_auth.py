@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -22,7 +23,7 @@ from claimant.cli.cluster import cluster
 from claimant.cluster import ClusterError, cql, security
 from claimant.cluster import node as proc
 from claimant.model import StoreUnavailable
-from claimant.store import open_store
+from claimant.store import Store, open_store
 
 ADDRESS = "127.0.0.5"
 
@@ -78,16 +79,22 @@ def test_url_names_files_not_secrets(secured: tuple[Path, str]) -> None:
     assert stat.S_IMODE(yaml_file.stat().st_mode) == 0o600  # it holds the keystore password
 
 
-def test_store_logs_in_over_tls(secured: tuple[Path, str]) -> None:
+@pytest.fixture(scope="module")
+def migrated(secured: tuple[Path, str]) -> Iterator[Store]:
+    """The store migrated once over TLS with the generated login (a schema
+    costs 20-30 s here), shared by the tests below."""
     _, url = secured
     st = open_store(_other_keyspace(url, "auth_store"))
     try:
         st.migrate()
-        assert st.list_requests() == []
-        assert "VCPU" in {rc.name for rc in st.list_resource_classes()}
+        yield st
     finally:
-        st.drop()
-        st.close()
+        st.close()  # no drop: the whole cluster is destroyed after the module
+
+
+def test_store_logs_in_over_tls(migrated: Store) -> None:
+    assert migrated.list_requests() == []
+    assert "VCPU" in {rc.name for rc in migrated.list_resource_classes()}
 
 
 def test_the_default_superuser_is_gone(secured: tuple[Path, str]) -> None:
@@ -153,3 +160,41 @@ def test_status_and_a_second_up_log_in(secured: tuple[Path, str]) -> None:
     again = run.invoke(cluster, ["up", "-n", "1", "--dir", str(directory)])
     assert again.exit_code == 0, again.output
     assert url in again.output
+
+
+def test_a_role_without_permissions_gets_a_clear_error(
+    secured: tuple[Path, str], migrated: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory, url = secured
+    mine = security.access(directory, auth=True, tls=True)
+    cql.query(
+        ADDRESS,
+        "CREATE ROLE IF NOT EXISTS app WITH PASSWORD = 'app-pw' AND LOGIN = true",
+        access=mine,
+    )
+    monkeypatch.setenv("CLAIMANT_TEST_APP_PW", "app-pw")
+    opts = {**_options(url), "user": "app", "password_env": "CLAIMANT_TEST_APP_PW"}
+    del opts["password_file"]
+    query = "&".join(f"{k}={v}" for k, v in opts.items())
+    app = open_store(f"cassandra://{ADDRESS}/auth_store?{query}")
+    try:
+        with pytest.raises(StoreUnavailable) as info:
+            app.list_requests()
+        assert info.value.details["reason"] == "unauthorized"
+        assert "permission" in info.value.message
+        assert "SELECT" not in info.value.message  # the driver's text stays in the log
+        for grant in ("SELECT", "MODIFY"):
+            cql.query(ADDRESS, f"GRANT {grant} ON KEYSPACE auth_store TO app", access=mine)
+        # What serving needs (migrate needs CREATE). Nodes cache permissions
+        # for 2 s (permissions_validity): a grant shows up within that.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert app.list_requests() == []
+                break
+            except StoreUnavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        app.close()

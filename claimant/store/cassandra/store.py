@@ -22,6 +22,7 @@ from cassandra import (
     OperationTimedOut,
     ReadTimeout,
     RequestValidationException,
+    Unauthorized,
     WriteFailure,
     WriteTimeout,
     WriteType,
@@ -190,6 +191,13 @@ def _is_timeout(exc: BaseException) -> bool:
 def _translate(exc: BaseException) -> ClaimantError:
     if isinstance(exc, ClaimantError):
         return exc
+    if isinstance(exc, Unauthorized):
+        log.warning("Cassandra refused a query: %s", exc)
+        return StoreUnavailable(
+            "the Cassandra role lacks a permission this store needs (docs/cassandra.md,"
+            " 'Connecting with credentials and TLS')",
+            reason="unauthorized",
+        )
     if isinstance(exc, RequestValidationException):
         # Schema missing or a query the node refuses: not the caller's input.
         return StoreUnavailable(f"Cassandra refused a query: {exc}", driver=type(exc).__name__)
@@ -623,8 +631,9 @@ class CassandraStore(Store):
             try:
                 session.set_keyspace(self.keyspace)
             except _DRIVER_ERRORS as exc:
+                log.warning("cannot use keyspace %s: %r", self.keyspace, exc)
                 raise StoreUnavailable(
-                    f"keyspace {self.keyspace} is not there: run migrate first ({exc})"
+                    f"keyspace {self.keyspace} is not there: run migrate first"
                 ) from exc
         return session
 
