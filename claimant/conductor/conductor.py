@@ -126,6 +126,18 @@ class AgentDirectory:
         with self._lock:
             return self._owners.get(provider_uuid)
 
+    def registered(
+        self, provider_uuid: str, url: str, owner: str | None, token: str | None
+    ) -> bool:
+        """Is the provider registered exactly so (an agent's repeated announce)?"""
+        with self._lock:
+            return (
+                provider_uuid in self._clients
+                and self._urls.get(provider_uuid) == url
+                and self._owners.get(provider_uuid) == owner
+                and self._tokens.get(provider_uuid) == token
+            )
+
     def token(self, provider_uuid: str) -> str | None:
         with self._lock:
             return self._tokens.get(provider_uuid)
