@@ -4,7 +4,9 @@ against a real node with PasswordAuthenticator in tests/cluster/test_live_auth.p
 
 from __future__ import annotations
 
+import shutil
 import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,27 @@ def test_a_bad_ca_file_is_invalid_input(tmp_path: Path) -> None:
     ca.write_text("not a certificate\n")
     with pytest.raises(InvalidInput, match="TLS files are not usable"):
         open_store(f"cassandra://127.0.0.1/ks?ca_file={ca}")
+
+
+@pytest.fixture
+def client_pair(tmp_path: Path) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl to make a client certificate")
+    cert, key = tmp_path / "client.pem", tmp_path / "client.key"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-subj", "/CN=claimant", "-days", "1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    key.chmod(0o600)
+    return cert, key
+
+
+def test_client_certificate(client_pair: tuple[Path, Path]) -> None:
+    cert, key = client_pair
+    st = _open(f"cassandra://127.0.0.1/ks?ca_file={cert}&cert_file={cert}&key_file={key}")
+    assert st.security.ssl_context is not None
+    key.chmod(0o644)
+    with pytest.raises(InvalidInput, match=r"key_file: .* readable by group or others"):
+        open_store(f"cassandra://127.0.0.1/ks?tls=true&cert_file={cert}&key_file={key}")
