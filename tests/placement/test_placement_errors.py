@@ -196,3 +196,29 @@ def test_not_found_texts_match_placement(
     resp = client.request(method, path)
     assert resp.status_code == 404
     assert resp.json()["errors"][0]["detail"].endswith(f"\n\n {detail}  ")
+
+
+def test_in_use_names_only_the_allocated_classes(client: TestClient) -> None:
+    """Nova's test_set_inventory_for_provider: removing two classes, one still
+    allocated, names that one only, as Placement does (issue 14)."""
+    client.post("/resource_classes", json={"name": "CUSTOM_BANDWIDTH"})
+    inv = {
+        "resource_provider_generation": 0,
+        "inventories": {"SRIOV_NET_VF": {"total": 4}, "CUSTOM_BANDWIDTH": {"total": 100}},
+    }
+    assert client.put(f"/resource_providers/{RP}/inventories", json=inv).status_code == 200
+    alloc = {
+        "allocations": {RP: {"resources": {"SRIOV_NET_VF": 1}}},
+        "project_id": "p",
+        "user_id": "u",
+        "consumer_generation": None,
+        "consumer_type": "INSTANCE",
+    }
+    assert client.put(f"/allocations/{RP}", json=alloc).status_code == 204
+    generation = client.get(f"/resource_providers/{RP}").json()["generation"]
+    empty = {"resource_provider_generation": generation, "inventories": {}}
+    r = client.put(f"/resource_providers/{RP}/inventories", json=empty)
+    assert r.status_code == 409
+    detail = r.json()["errors"][0]["detail"]
+    assert f"Inventory for 'SRIOV_NET_VF' on resource provider '{RP}' in use" in detail
+    assert "CUSTOM_BANDWIDTH" not in detail
