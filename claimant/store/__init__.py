@@ -18,6 +18,8 @@ from claimant.store.base import (
     ProviderFilter,
     ReshapeSpec,
     Store,
+    TreePage,
+    TreeQuery,
 )
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "ProviderFilter",
     "ReshapeSpec",
     "Store",
+    "TreePage",
+    "TreeQuery",
     "default_store_url",
     "open_store",
 ]

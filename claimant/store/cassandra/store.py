@@ -81,6 +81,8 @@ from claimant.store.base import (
     ProviderFilter,
     ReshapeSpec,
     Store,
+    TreePage,
+    TreeQuery,
     _Unset,
 )
 from claimant.store.cassandra import queries as q
@@ -127,6 +129,11 @@ LOCK_WAIT = 5.0
 MIN_TOKEN, MAX_TOKEN = -(2**63), 2**63 - 1  # Murmur3Partitioner's ring
 # Candidate pages read before settling for fewer than ``limit`` candidates.
 MAX_PAGES = 20
+# Index rows per page when candidate_trees reads a class's index.
+TREE_FETCH = 1000
+# Placement's trait for a provider whose inventory every tree in one of its
+# aggregates may use.
+SHARING_TRAIT = "MISC_SHARES_VIA_AGGREGATE"
 # Unconfirmed holds kept as JSON: [claim uuid, expires_at, {class: amount}].
 Hold = tuple[str, float, dict[str, int]]
 # Both end up inside CQL text (a keyspace name; dc as a literal in CREATE
@@ -1562,6 +1569,80 @@ class CassandraStore(Store):
             if enough() and lo != MIN_TOKEN:
                 return False
         return True
+
+    def candidate_trees(self, query: TreeQuery) -> TreePage:
+        """The index rows of each needed class (SAI, bounded by MAX_PAGES)
+        name the providers with room and their roots; the trees of one page
+        are then walked through ``provider_children``, a level at a time, and
+        the providers not seen in the index read in parallel."""
+        needs = sorted(query.needs.items())
+        if not needs:
+            return TreePage([], [], None)
+        now = self.clock()
+        fetch = max(self.fetch, TREE_FETCH)
+        seen: dict[str, _State] = {}
+        per_need: list[tuple[set[str], set[str]]] = []
+        for rc, amount in needs:
+            roots: set[str] = set()
+            sharing: set[str] = set()
+
+            def take(rows: list[Any], roots: set[str] = roots, sharing: set[str] = sharing) -> None:
+                for row in rows:
+                    state = self._from_row_cached(row)
+                    if state is None:
+                        continue
+                    seen[state.uuid] = state
+                    if SHARING_TRAIT in state.traits:
+                        sharing.add(state.uuid)
+                    roots.add(state.root_uuid)
+
+            ckey = "i:" + rc
+            if self._scan_candidates(ckey, amount, fetch, take, lambda: False):
+                # The index counts claims that have since expired: add those.
+                take(self._run(q.CANDIDATES_EXPIRED, [ckey, amount, now, fetch]))
+            per_need.append((roots, sharing))
+        # A tree that only a sharing provider serves with some class may have
+        # none of its own providers in that class's index: any tree seen at
+        # all may be such an anchor (the engine checks the aggregates). A
+        # tree none of whose providers has room for anything adds no
+        # candidate a sharing provider's own tree does not already give.
+        everywhere = {s.root_uuid for s in seen.values()}
+        candidates: set[str] | None = None
+        for roots, sharing in per_need:
+            ok = roots | everywhere if sharing else roots
+            candidates = ok if candidates is None else candidates & ok
+        ordered = sorted(r for r in candidates or set() if query.after is None or r > query.after)
+        more = len(ordered) > query.max_roots
+        page_roots = ordered[: query.max_roots]
+        members = self._tree_members(page_roots)
+        missing = [u for u in members if u not in seen]
+        for rows in self._run_many(q.READ_STATE, [[u] for u in missing]):
+            state = _state_from_row(rows[0]) if rows else None
+            if state is not None:
+                seen[state.uuid] = self._remember(state)
+        states = [seen[u] for u in members if u in seen]
+        aggs = set().union(*(s.aggregates for s in states)) if states else set()
+        linked = sorted({u for _, sharing in per_need for u in sharing} - set(members))
+        states += [seen[u] for u in linked if seen[u].aggregates & aggs]
+        return TreePage(
+            page_roots,
+            [s.usage(now) for s in states],
+            page_roots[-1] if more and page_roots else None,
+        )
+
+    def _tree_members(self, roots: list[str]) -> list[str]:
+        """Every provider of these trees, roots first, a level at a time."""
+        out = list(roots)
+        level = list(roots)
+        while level:
+            nxt = [
+                row.child_uuid
+                for rows in self._run_many(q.CHILDREN, [[u] for u in level])
+                for row in rows
+            ]
+            out += nxt
+            level = nxt
+        return out
 
     def get_usage(self, uuid: str) -> ProviderUsage:
         return self._settled_state(uuid, serial=True).usage(self.clock())
