@@ -85,19 +85,25 @@ def _search_page(
     anchors_ok = anchor_roots(snap, req)
     if anchors_ok is not None and not anchors_ok:
         return
-    by_anchor: dict[str, list[list[Option]]] = {}
-    n = len(req.groups)
-    for i, g in enumerate(req.groups):
-        options = group_options(snap, g, tree_roots[g.suffix], anchors_ok)
-        if not options:
+    # Groups alike but for their suffix (Placement's "one device per group")
+    # share one list of options per tree, so the work is per kind of group.
+    by_spec: dict[tuple[object, ...], dict[str, list[Option]]] = {}
+    for g in req.groups:
+        spec = _unsuffixed(g)
+        if spec in by_spec:
+            continue
+        per_anchor: dict[str, list[Option]] = {}
+        for o in group_options(snap, g, tree_roots[g.suffix], anchors_ok):
+            per_anchor.setdefault(o.anchor, []).append(o)
+        if not per_anchor:
             return
-        for o in options:
-            by_anchor.setdefault(o.anchor, [[] for _ in range(n)])[i].append(o)
+        by_spec[spec] = per_anchor
+    specs = [by_spec[_unsuffixed(g)] for g in req.groups]
+    anchors = sorted(set.intersection(*(set(per_anchor) for per_anchor in specs)))
     groups = list(req.groups)
-    searches: deque[Iterator[list[Option]]] = deque(
-        iter(TreeSearch(snap, req, groups, lists, stats))
-        for _, lists in sorted(by_anchor.items())
-        if all(lists)
+    searches: deque[Iterator[list[tuple[str, Option]]]] = deque(
+        iter(TreeSearch(snap, req, groups, [per_anchor[a] for per_anchor in specs], stats))
+        for a in anchors
     )
     # Round-robin over the trees (Placement's "breadth-first" strategy), so
     # that a limit leaves candidates on every tree rather than on the first.
@@ -110,17 +116,34 @@ def _search_page(
         yield _areq(chosen)
 
 
-def _areq(chosen: list[Option]) -> AllocationRequest:
+def _unsuffixed(g: GroupSpec) -> tuple[object, ...]:
+    return (
+        tuple(sorted(g.resources.items())),
+        g.required,
+        g.forbidden,
+        g.member_of,
+        g.forbidden_aggs,
+        g.in_tree,
+        g.granular,
+    )
+
+
+def _areq(chosen: list[tuple[str, Option]]) -> AllocationRequest:
     allocations: dict[str, dict[str, int]] = {}
-    for o in chosen:
-        for u, rc, n in o.pieces:
-            per = allocations.get(u)
-            if per is None:
-                allocations[u] = {rc: n}
+    for _, o in chosen:
+        for u, amounts in o.per_provider:
+            have = allocations.get(u)
+            if have is None:
+                allocations[u] = amounts  # the option's own dict: never changed
             else:
-                per[rc] = per.get(rc, 0) + n
+                merged = dict(have)
+                for rc, n in amounts.items():
+                    merged[rc] = merged.get(rc, 0) + n
+                allocations[u] = merged
     # One option per group, so a group's mapping is its option's providers.
-    return AllocationRequest(chosen[0].anchor, allocations, {o.suffix: o.mapping for o in chosen})
+    return AllocationRequest(
+        chosen[0][1].anchor, allocations, {suffix: o.mapping for suffix, o in chosen}
+    )
 
 
 def _summarise(

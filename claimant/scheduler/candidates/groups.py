@@ -15,17 +15,26 @@ from claimant.scheduler.candidates.snapshot import Snapshot
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One way to meet one group: (provider, class, amount) pieces."""
+    """One way to meet one group: (provider, class, amount) pieces. Groups
+    that differ only in their suffix share their options."""
 
-    suffix: str
     anchor: str
     pieces: tuple[tuple[str, str, int], ...]
     providers: frozenset[str]
     granular: bool
+    # What a candidate shows of it, built once: its providers in order, and
+    # its amounts per provider (shared by every candidate, never changed).
+    mapping: tuple[str, ...]
+    per_provider: tuple[tuple[str, dict[str, int]], ...]
 
-    @property
-    def mapping(self) -> tuple[str, ...]:
-        return tuple(sorted(self.providers))
+
+def _option(
+    anchor: str, pieces: tuple[tuple[str, str, int], ...], providers: frozenset[str], granular: bool
+) -> Option:
+    per: dict[str, dict[str, int]] = {}
+    for u, rc, n in pieces:
+        per.setdefault(u, {})[rc] = n
+    return Option(anchor, pieces, providers, granular, tuple(sorted(providers)), tuple(per.items()))
 
 
 def anchor_roots(snap: Snapshot, req: CandidateRequest) -> set[str] | None:
@@ -87,11 +96,11 @@ def _single(
         root = snap.root(u)
         only = frozenset({u})
         if anchors_ok is None or root in anchors_ok:
-            out.append(Option(g.suffix, root, pieces, only, g.granular))
+            out.append(_option(root, pieces, only, g.granular))
         if u in snap.sharing:
             for anchor in sorted(snap.anchors(u)):
                 if anchor != root and (anchors_ok is None or anchor in anchors_ok):
-                    out.append(Option(g.suffix, anchor, pieces, only, g.granular))
+                    out.append(_option(anchor, pieces, only, g.granular))
     return out
 
 
@@ -150,5 +159,5 @@ def _spread(
             if clash or not all(anyof & traits for anyof in g.required):
                 continue
             pieces = tuple((u, rc, g.resources[rc]) for u, rc in zip(combo, classes, strict=True))
-            out.append(Option(g.suffix, root, pieces, frozenset(combo), False))
+            out.append(_option(root, pieces, frozenset(combo), False))
     return out

@@ -67,9 +67,12 @@ class TreeSearch:
         self.names: list[str] = []
         self.room: list[int] = []
         self.maxu: list[int] = []
-        self.options: list[list[_Compiled]] = [
-            [self._compile(o) for o in options[i]] for i in order
-        ]
+        compiled: dict[int, list[_Compiled]] = {}
+        for i in order:
+            if id(options[i]) not in compiled:
+                compiled[id(options[i])] = [self._compile(o) for o in options[i]]
+        # Groups that share a list of options share its compiled form too.
+        self.options: list[list[_Compiled]] = [compiled[id(options[i])] for i in order]
         # same_subtree sets, checked at the depth where their last group lands
         depth_of = {g.suffix: d for d, g in enumerate(self.groups)}
         self.subtrees: list[list[tuple[int, ...]]] = [[] for _ in self.groups]
@@ -137,7 +140,7 @@ class TreeSearch:
             common = a if common is None else common & a
         return bool((common or set()) & uuids)
 
-    def __iter__(self) -> Iterator[list[Option]]:
+    def __iter__(self) -> Iterator[list[tuple[str, Option]]]:
         if not self.feasible or not self.groups:
             return
         n = len(self.groups)
@@ -230,7 +233,11 @@ class TreeSearch:
                     completions += 1
                     self.stats.nodes += nodes
                     nodes = 0
-                    yield [c.option for c in applied if c is not None]
+                    yield [
+                        (g.suffix, c.option)
+                        for g, c in zip(self.groups, applied, strict=True)
+                        if c is not None
+                    ]
                     continue
                 depth += 1
         finally:

@@ -29,6 +29,7 @@ class Snapshot:
         self._fits: dict[tuple[str, int], set[str]] = {}
         self._anchors: dict[str, set[str]] = {}
         self._members: dict[str, list[str]] | None = None
+        self._sym: dict[str, tuple[object, ...] | None] = {}
 
     def used(self, uuid: str, rc: str) -> int:
         u = self.usages[uuid].usages.get(rc)
@@ -89,6 +90,11 @@ class Snapshot:
         return out
 
     def symmetry_key(self, uuid: str) -> tuple[object, ...] | None:
+        if uuid not in self._sym:
+            self._sym[uuid] = self._symmetry_key(uuid)
+        return self._sym[uuid]
+
+    def _symmetry_key(self, uuid: str) -> tuple[object, ...] | None:
         """Two leaves under one parent with equal keys are interchangeable:
         swapping them maps every partial assignment that touches neither onto
         itself. None for providers that are not such leaves."""
