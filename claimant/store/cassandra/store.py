@@ -1574,20 +1574,35 @@ class CassandraStore(Store):
         """The index rows of each needed class (SAI, bounded by MAX_PAGES)
         name the providers with room and their roots; the trees of one page
         are then walked through ``provider_children``, a level at a time, and
-        the providers not seen in the index read in parallel."""
+        the providers not seen in the index read. Every class's first page is
+        read at once (asynchronously): round trips, not rows, are the cost."""
         needs = sorted(query.needs.items())
         if not needs:
             return TreePage([], [], None)
         now = self.clock()
         fetch = max(self.fetch, TREE_FETCH)
+        stmts: list[tuple[str, list[Any]]] = []
+        for rc, amount in needs:
+            stmts.append((q.CANDIDATES_RANGE, ["i:" + rc, amount, MIN_TOKEN, MAX_TOKEN, fetch]))
+            # The index counts claims that have since expired: add those.
+            stmts.append((q.CANDIDATES_EXPIRED, ["i:" + rc, amount, now, fetch]))
+        first = self._read_many(stmts)
         seen: dict[str, _State] = {}
         per_need: list[tuple[set[str], set[str]]] = []
-        for rc, amount in needs:
+        for n, (rc, amount) in enumerate(needs):
             roots: set[str] = set()
             sharing: set[str] = set()
-
-            def take(rows: list[Any], roots: set[str] = roots, sharing: set[str] = sharing) -> None:
-                for row in rows:
+            pages = [first[2 * n + 1], first[2 * n]]
+            rows = first[2 * n]
+            count = 1
+            while len(rows) == fetch and count < MAX_PAGES:
+                rows = self._run(
+                    q.CANDIDATES_RANGE, ["i:" + rc, amount, rows[-1].t + 1, MAX_TOKEN, fetch]
+                )
+                pages.append(rows)
+                count += 1
+            for page in pages:
+                for row in page:
                     state = self._from_row_cached(row)
                     if state is None:
                         continue
@@ -1595,11 +1610,6 @@ class CassandraStore(Store):
                     if SHARING_TRAIT in state.traits:
                         sharing.add(state.uuid)
                     roots.add(state.root_uuid)
-
-            ckey = "i:" + rc
-            if self._scan_candidates(ckey, amount, fetch, take, lambda: False):
-                # The index counts claims that have since expired: add those.
-                take(self._run(q.CANDIDATES_EXPIRED, [ckey, amount, now, fetch]))
             per_need.append((roots, sharing))
         # A tree that only a sharing provider serves with some class may have
         # none of its own providers in that class's index: any tree seen at
@@ -1629,6 +1639,18 @@ class CassandraStore(Store):
             [s.usage(now) for s in states],
             page_roots[-1] if more and page_roots else None,
         )
+
+    def _read_many(self, stmts: list[tuple[str, list[Any]]]) -> list[list[Any]]:
+        """Different reads at once (execute_async), results in order."""
+        session = self._use_keyspace()
+        futures = [session.execute_async(self._prep(cql).bind(p)) for cql, p in stmts]
+        out = []
+        for f in futures:
+            try:
+                out.append(list(f.result()))
+            except _DRIVER_ERRORS as exc:
+                raise _translate(exc) from exc
+        return out
 
     def _tree_members(self, roots: list[str]) -> list[str]:
         """Every provider of these trees, roots first, a level at a time."""
