@@ -321,3 +321,16 @@ def test_engine_matches_brute_force(store: Store, seed: int) -> None:
     for policy in ("none", "isolate"):
         req = CandidateRequest(groups=groups, group_policy=policy)
         assert engine_keys(find_allocation_candidates(store, req)) == brute_force(store, req)
+
+
+def test_search_stops_at_the_deadline(store: Store) -> None:
+    """The search checks claimant.model.deadline: a cancelled request stops it."""
+    from claimant.model import deadline
+    from claimant.model.errors import DeadlineExceeded
+
+    wide_trees(store, 1, 8, 1)
+    with deadline.deadline(60, "candidates") as d:
+        assert d is not None
+        d.cancel()
+        with pytest.raises(DeadlineExceeded):
+            find_allocation_candidates(store, vf_request(8, 1000))

@@ -26,9 +26,9 @@ from claimant.scheduler.candidates.groups import Option
 from claimant.scheduler.candidates.request import CandidateRequest, GroupSpec, SearchStats
 from claimant.scheduler.candidates.snapshot import Snapshot
 
-# How many search steps between two deadline checks: cheap, and still
-# well under a millisecond of work between checks.
-CHECK_EVERY = 256
+# Search steps between two deadline checks (a power of two, minus one):
+# cheap, and still well under a millisecond of work between checks.
+CHECK_MASK = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,9 @@ class _Compiled:
     granular: int  # provider index of a granular option, else -1
     roots: tuple[tuple[str, int], ...]  # (root, provider index) of each piece
     sym: int  # symmetry class (Snapshot.symmetry_key), else -1
+    # The one piece of a single-class option (most are), else (-1, 0).
+    k1: int
+    a1: int
 
 
 class TreeSearch:
@@ -116,6 +119,7 @@ class TreeSearch:
             granular,
             tuple((self.snap.root(u), self._provider(u)) for u in used_by_pieces),
             sym,
+            *(pieces[0] if len(pieces) == 1 else (-1, 0)),
         )
 
     def _overall_capacity_ok(self) -> bool:
@@ -156,7 +160,7 @@ class TreeSearch:
         found_at = [0] * n
         dead: list[set[int]] = [set() for _ in range(n)]
         completions = 0
-        nodes = 0
+        nodes = reported = 0
         depth = 0
         try:
             while depth >= 0:
@@ -187,7 +191,7 @@ class TreeSearch:
                 key = -1
                 while i < len(opts):
                     nodes += 1
-                    if nodes % CHECK_EVERY == 0:
+                    if not nodes & CHECK_MASK:
                         deadline.check("candidate search")
                     o = opts[i]
                     i += 1
@@ -196,12 +200,13 @@ class TreeSearch:
                         key = o.sym
                         if key in dead_here:
                             continue
-                    ok = True
-                    for k, a in o.pieces:
-                        if room[k] < a or taken[k] + a > maxu[k]:
-                            ok = False
-                            break
-                    if not ok or (isolate and o.granular >= 0 and iso[o.granular]):
+                    k = o.k1
+                    if k >= 0:
+                        if room[k] < o.a1 or taken[k] + o.a1 > maxu[k]:
+                            continue
+                    elif not all(room[k] >= a and taken[k] + a <= maxu[k] for k, a in o.pieces):
+                        continue
+                    if isolate and o.granular >= 0 and iso[o.granular]:
                         continue
                     if one_per_tree and not self._one_per_tree_ok(o, tree_user):
                         continue
@@ -231,8 +236,8 @@ class TreeSearch:
                     continue  # undone at the top of the loop, at this same depth
                 if depth == n - 1:
                     completions += 1
-                    self.stats.nodes += nodes
-                    nodes = 0
+                    self.stats.nodes += nodes - reported
+                    reported = nodes
                     yield [
                         (g.suffix, c.option)
                         for g, c in zip(self.groups, applied, strict=True)
@@ -241,7 +246,7 @@ class TreeSearch:
                     continue
                 depth += 1
         finally:
-            self.stats.nodes += nodes
+            self.stats.nodes += nodes - reported
 
     @staticmethod
     def _one_per_tree_ok(o: _Compiled, tree_user: dict[str, tuple[int, int]]) -> bool:
