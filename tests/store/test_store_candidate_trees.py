@@ -79,3 +79,12 @@ def test_no_needs_no_trees(store: Store) -> None:
     make_provider(store, vcpu=8)
     page = store.candidate_trees(TreeQuery({}))
     assert (page.roots, page.providers, page.after) == ([], [], None)
+
+
+def test_has_nested_providers(store: Store) -> None:
+    root = make_provider(store, vcpu=8)
+    assert not store.has_nested_providers()
+    child = make_provider(store, vcpu=2, parent=root)
+    assert store.has_nested_providers()
+    store.delete_provider(child.uuid)
+    assert not store.has_nested_providers()

@@ -1652,6 +1652,11 @@ class CassandraStore(Store):
                 raise _translate(exc) from exc
         return out
 
+    def has_nested_providers(self) -> bool:
+        """One row of ``provider_children``, not a read of every provider:
+        Placement's candidates ask this on every request."""
+        return bool(self._run(q.ANY_CHILD))
+
     def _tree_members(self, roots: list[str]) -> list[str]:
         """Every provider of these trees, roots first, a level at a time."""
         out = list(roots)
