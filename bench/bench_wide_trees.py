@@ -155,12 +155,37 @@ class Timing:
     median_ms: float | None
     candidates: int | None
     error: str | None = None
+    cpu_ms: float | None = None  # server CPU per request, when the server is ours
 
 
-def measure(c: httpx.Client, shape: Shape, repeat: int, timeout: float) -> Timing:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of a process and its children (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    pids = {pid}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                pids.add(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    ticks = 0
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measure(
+    c: httpx.Client, shape: Shape, repeat: int, timeout: float, pid: int | None = None
+) -> Timing:
     with trees(c, shape) as made:
         times: list[float] = []
-        body: dict[str, Any] = {}
+        last: httpx.Response | None = None
+        cpu0 = cpu_seconds(pid)
         for _ in range(repeat):
             t0 = time.perf_counter()
             try:
@@ -171,9 +196,13 @@ def measure(c: httpx.Client, shape: Shape, repeat: int, timeout: float) -> Timin
             if r.status_code != 200:
                 return Timing(None, None, f"HTTP {r.status_code} after {elapsed / 1000:.1f} s")
             times.append(elapsed)
-            body = r.json()
+            last = r
+        if last is None:
+            return Timing(None, None, "no request made")
+        body = last.json()  # parsed once: the client shares the machine's cores
+        cpu = (cpu_seconds(pid) - cpu0) * 1000 / repeat if pid is not None else None
         wrong = validate(body, shape, made)
-        return Timing(statistics.median(times), len(body["allocation_requests"]), wrong)
+        return Timing(statistics.median(times), len(body["allocation_requests"]), wrong, cpu)
 
 
 def start_claimant(work: Path, store: str) -> tuple[str, subprocess.Popen[bytes]]:
@@ -237,7 +266,8 @@ def main() -> int:
             with httpx.Client(base_url=url, headers=HEADERS, timeout=120) as c:
                 ensure_class(c)
                 for shape in shapes:
-                    results.append((shape, measure(c, shape, args.repeat, 120)))
+                    pid = proc.pid if proc is not None else None
+                    results.append((shape, measure(c, shape, args.repeat, 120, pid)))
             ref: dict[str, Timing] = {}
             if args.against:
                 with httpx.Client(base_url=args.against, headers=HEADERS, timeout=120) as p:
@@ -248,14 +278,19 @@ def main() -> int:
             if proc is not None:
                 proc.terminate()
                 proc.wait(30)
-    print(f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs; claimant {url}")
-    head = f"{'shape':30} {'limit':>5} {'candidates':>10} {'claimant ms':>11}"
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average"
+        f" {os.getloadavg()[0]:.1f}, {os.cpu_count()} CPUs; claimant {url}; CPU ms: the"
+        " claimant server's CPU per request (ours only); ratio: Placement ms / claimant ms"
+    )
+    head = f"{'shape':30} {'limit':>5} {'candidates':>10} {'claimant ms':>11} {'CPU ms':>7}"
     if args.against:
         head += f" {'Placement ms':>12} {'ratio':>7}"
     print(head)
     for shape, t in results:
         line = f"{shape.name:30} {shape.limit:>5} {t.candidates or 0:>10} "
         line += f"{t.median_ms:>11.1f}" if t.median_ms is not None else f"{'-':>11}"
+        line += f" {t.cpu_ms:>7.1f}" if t.cpu_ms is not None else f" {'':>7}"
         if args.against:
             r = ref[shape.name]
             if r.median_ms is None:
