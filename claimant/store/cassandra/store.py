@@ -1595,6 +1595,9 @@ class CassandraStore(Store):
             pages = [first[2 * n + 1], first[2 * n]]
             rows = first[2 * n]
             count = 1
+            # Bounded like find_candidates: past MAX_PAGES pages (20,000
+            # providers with room for one class) the rest of the ring is not
+            # read, so a cloud that large may miss trees here.
             while len(rows) == fetch and count < MAX_PAGES:
                 rows = self._run(
                     q.CANDIDATES_RANGE, ["i:" + rc, amount, rows[-1].t + 1, MAX_TOKEN, fetch]
