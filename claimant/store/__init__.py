@@ -20,6 +20,8 @@ from claimant.store.base import (
     ProviderFilter,
     ReshapeSpec,
     Store,
+    TreePage,
+    TreeQuery,
 )
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
     "ProviderFilter",
     "ReshapeSpec",
     "Store",
+    "TreePage",
+    "TreeQuery",
     "default_store_url",
     "open_store",
 ]

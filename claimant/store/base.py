@@ -85,6 +85,34 @@ class CandidateQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class TreeQuery:
+    """Provider trees that may host a request spread over a tree and sharing
+    providers (the candidate engine's input), a page at a time.
+
+    ``needs``: class -> the least amount any group asks of it. A tree is
+    returned when, for every class, one of its providers has that much free,
+    or a sharing provider (trait MISC_SHARES_VIA_AGGREGATE) with that much
+    free shares an aggregate with one of its providers. A backend may return
+    more trees than that, never fewer. Trees come in root-uuid order, at most
+    ``max_roots`` per page, starting after the root uuid ``after``."""
+
+    needs: dict[str, int]
+    max_roots: int = 100
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TreePage:
+    """Every provider of each tree of the page, and every sharing provider
+    that shares an aggregate with one of them, with their usages."""
+
+    roots: list[str]
+    providers: list[ProviderUsage]
+    # The ``after`` of the next page; None when no tree is left.
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimSpec:
     """One claim to write: amounts on one provider, decided against a generation."""
 
@@ -238,6 +266,12 @@ class Store(abc.ABC):
     def find_candidates(self, query: CandidateQuery) -> list[ProviderUsage]:
         """Providers that fit the group now (amounts, units, traits, attributes,
         aggregates, tree, type, enabled, heartbeat), with their usages."""
+
+    @abc.abstractmethod
+    def candidate_trees(self, query: TreeQuery) -> TreePage:
+        """One page of the trees that may host a multi-provider request
+        (``TreeQuery``), whole, with usages: what the candidate engine
+        searches. Bounded: it reads the trees of the page, not every provider."""
 
     @abc.abstractmethod
     def get_usage(self, uuid: str) -> ProviderUsage:
