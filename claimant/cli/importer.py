@@ -228,7 +228,7 @@ def _render(result: Any) -> None:
         out.print(table)
         if len(result.differences) > 200:
             out.print(f"... and {len(result.differences) - 200} more (--json lists every one)")
-    out.print(
+    click.echo(
         f"compared {result.requests} GETs ({result.providers} providers,"
         f" {result.consumers} consumers, {result.candidate_queries} candidate queries):"
         f" {'no difference' if not result.differences else 'DIFFERENT'}"
