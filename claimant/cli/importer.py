@@ -167,6 +167,7 @@ def _import(
         _fail(f"{exc.code}: {exc.message}", EXIT_FAILED)
     finally:
         source.close()
+    target.close()
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, sort_keys=True))
         return
@@ -179,7 +180,6 @@ def _import(
         f" newly written: {report.providers} providers, {report.consumers} consumers,"
         f" {report.resource_classes} custom classes, {report.traits} custom traits"
     )
-    target.close()
 
 
 def _verify(

@@ -5,9 +5,8 @@ transaction per call, so a batch is all or nothing."""
 from __future__ import annotations
 
 import json
-import uuid as uuidlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from claimant.model import (
     AlreadyExists,
@@ -18,28 +17,10 @@ from claimant.model import (
     Provider,
 )
 from claimant.store.base import ImportedConsumer
+from claimant.store.importing import check_amounts, imported_entry_uuid
 
 if TYPE_CHECKING:
     from claimant.store.sqlite import SQLiteStore
-
-# Ledger entries of imported allocations get derived uuids, so that a resumed
-# import recognises what it already wrote (the Cassandra backend needs that;
-# SQLite uses the same ids so both stores hold the same data).
-_IMPORT_NS: Final = uuidlib.UUID("0b8a3c52-9a8e-4f0e-8d4f-6a1c2e7d9b31")
-
-
-def imported_entry_uuid(provider_uuid: str, consumer_uuid: str) -> str:
-    return str(uuidlib.uuid5(_IMPORT_NS, f"{provider_uuid}/{consumer_uuid}"))
-
-
-def check_amounts(consumer_uuid: str, provider_uuid: str, amounts: dict[str, int]) -> None:
-    for rc, amount in amounts.items():
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-            raise InvalidInput(
-                f"consumer {consumer_uuid} on provider {provider_uuid}: {rc} amount must be a"
-                f" positive integer, got {amount!r}",
-                field=rc,
-            )
 
 
 def import_providers(store: SQLiteStore, providers: Sequence[Provider]) -> int:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from claimant.model import ClaimStatus, InvalidInput, NotFound, Provider
 from claimant.store.base import ImportedConsumer
 from claimant.store.cassandra import queries as q
-from claimant.store.sqlite_bulk import check_amounts, imported_entry_uuid
+from claimant.store.importing import check_amounts, imported_entry_uuid
 
 if TYPE_CHECKING:
     from claimant.store.cassandra.store import CassandraStore, _Partition
