@@ -42,7 +42,13 @@ def import_() -> None:
 @store_option
 @click.option("--resume", is_flag=True, help="Carry on an interrupted import into this store.")
 @click.option("--force", is_flag=True, help="Erase everything the target store holds first.")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=500,
+    show_default=True,
+    help="Providers per write (consumers: twice as many).",
+)
 @click.option("--verify", is_flag=True, help="Compare the two services instead of importing.")
 @click.option("--placement-url", metavar="URL", help="--verify: the source Placement service.")
 @click.option(
@@ -70,7 +76,7 @@ def import_() -> None:
     type=click.IntRange(1, 100_000),
     default=200,
     show_default=True,
-    help="--verify: providers and consumers read one by one (every one when fewer).",
+    help="--verify: provider trees and consumers read one by one (all when fewer).",
 )
 @click.option(
     "--candidates",
