@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from claimant.cli.main import main
 from claimant.importer.placement import ImportRefused, import_placement
-from claimant.importer.source import PlacementSource, SourceError
+from claimant.importer.source import INCOMPLETE, PlacementSource, SourceError
 from claimant.model import ClaimStatus
 from claimant.store import Store, open_store
 
@@ -229,3 +229,36 @@ def test_source_errors_never_quote_the_driver() -> None:
     with pytest.raises(SourceError) as exc:
         PlacementSource("mysql+pymysql://placement:hunter2@127.0.0.1:1/placement")
     assert "hunter2" not in str(exc.value)
+
+
+def test_allocations_without_a_consumer_record(
+    store: Store, placement_db: Path, placement_url: str
+) -> None:
+    """Data from before Placement 1.8 that its online migration never reached
+    comes over as that migration would make it: the incomplete consumer."""
+    orphan = "6b7c0a58-0a8f-4d3e-9e7a-0f3c2a1b9d11"
+    conn = sqlite3.connect(placement_db)
+    rp, rc = conn.execute(
+        "SELECT resource_provider_id, resource_class_id FROM inventories"
+        " JOIN resource_classes ON resource_classes.id = resource_class_id"
+        " WHERE name = 'MEMORY_MB' LIMIT 1"
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO allocations (resource_provider_id, consumer_id, resource_class_id, used)"
+        " VALUES (?, ?, ?, 256)",
+        (rp, orphan, rc),
+    )
+    conn.commit()
+    conn.close()
+    source = PlacementSource(placement_url)
+    import_placement(source, store)
+    source.close()
+    consumer = store.get_consumer(orphan)
+    assert consumer is not None
+    assert (consumer.project_id, consumer.user_id, consumer.generation) == (
+        INCOMPLETE,
+        INCOMPLETE,
+        0,
+    )
+    [held] = store.list_claims(consumer_uuid=orphan)
+    assert held.amounts == {"MEMORY_MB": 256}
