@@ -7,6 +7,10 @@ the truth, and the agent asks the store whenever it needs to know.
   say (``sync``), then heartbeat; a background thread heartbeats every
   ``heartbeat_interval`` and resyncs every ``resync_interval``. Drift between
   what the host reports and what the store records is logged and fixed.
+- announce: after start-up and with every heartbeat the agent tells the
+  conductor where it listens (``announce``; idempotent there). The conductor
+  keeps registrations in memory only, so a restarted one knows every live
+  agent again within one heartbeat.
 - build: find the claims the scheduler wrote, build through the driver, then
   confirm each claim into an allocation (a store outage is retried until the
   claim expires; an instance not confirmed in time is destroyed). A failed
@@ -69,6 +73,7 @@ class Agent:
         driver: Driver | None = None,
         *,
         after_sync: Callable[[], None] | None = None,
+        announce: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -76,6 +81,7 @@ class Agent:
             driver if driver is not None else load_driver(config.driver, config.driver_options)
         )
         self.after_sync = after_sync
+        self.announce = announce
         first = self.spec()
         self.uuid = first.uuid
         self.name = first.name
@@ -99,6 +105,7 @@ class Agent:
         """Register (or resync) the provider, heartbeat, start the loop."""
         self.sync("start-up")
         self.heartbeat()
+        self._announce()
         self._recover()
         if background:
             self._thread = threading.Thread(
@@ -116,6 +123,7 @@ class Agent:
         while not self._stop.wait(self.config.heartbeat_interval):
             try:
                 self.heartbeat()
+                self._announce()
                 if time.monotonic() - last_sync >= self.config.resync_interval:
                     self.sync("periodic")
                     last_sync = time.monotonic()
@@ -124,6 +132,14 @@ class Agent:
 
     def heartbeat(self) -> None:
         self.store.heartbeat(self.uuid)
+
+    def _announce(self) -> None:
+        if self.announce is None:
+            return
+        try:
+            self.announce()
+        except Exception as exc:  # the conductor may be down or restarting: next beat retries
+            log.warning("agent %s: cannot announce to the conductor: %s", self.name, exc)
 
     def _recover(self) -> None:
         """After a restart: the builds recorded in the state file, then the

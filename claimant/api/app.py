@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from claimant.api import openapi
-from claimant.api.auth import NOAUTH2, TOKENS, AuthConfig
+from claimant.api.auth import KEYSTONE, NOAUTH2, TOKENS, AuthConfig
 from claimant.api.errors import install_error_handlers
 from claimant.api.gate import AuthGate, TrustedHostMiddleware
 from claimant.api.limits import DEFAULT_MAX_BODY, BodyLimitMiddleware
@@ -177,6 +177,7 @@ async def _sweep(store: Store, interval: float) -> None:
 ENV_STORE = "CLAIMANT_STORE"
 ENV_AUTH = "CLAIMANT_AUTH"
 ENV_TOKEN_FILE = "CLAIMANT_TOKEN_FILE"
+ENV_CONFIG_FILE = "CLAIMANT_CONFIG_FILE"
 ENV_EXPIRE_INTERVAL = "CLAIMANT_EXPIRE_INTERVAL"
 ENV_POLICY_FILE = "CLAIMANT_POLICY_FILE"
 ENV_MAX_BODY = "CLAIMANT_MAX_BODY"
@@ -188,6 +189,8 @@ def auth_from_env() -> AuthConfig:
     mode = os.environ.get(ENV_AUTH, NOAUTH2)
     if mode == TOKENS:
         return AuthConfig.from_token_file(os.environ[ENV_TOKEN_FILE])
+    if mode == KEYSTONE:
+        return AuthConfig.keystone(os.environ[ENV_CONFIG_FILE])
     # AuthConfig refuses an unknown mode (a typo must not mean noauth2).
     return AuthConfig(mode)
 

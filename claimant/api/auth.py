@@ -11,6 +11,8 @@ Modes:
 - ``tokens``: a JSON or YAML file maps tokens to a role and, optionally, a
   project and user. Unknown tokens are refused. Headers never add a project,
   a user or a role: the file is the only truth.
+- ``keystone``: Keystone tokens validated by keystonemiddleware
+  (``claimant.api.keystone``); roles, project and user come from the token.
 
 Roles, weakest first: ``reader`` (reads), ``service`` (may write claims,
 allocations, inventories, providers), ``admin`` (may also change the catalogue:
@@ -29,9 +31,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from claimant.model.errors import FORBIDDEN, UNAUTHORIZED, ClaimantError, InvalidInput
+from claimant.model.errors import (
+    FORBIDDEN,
+    IDENTITY_UNAVAILABLE,
+    UNAUTHORIZED,
+    ClaimantError,
+    InvalidInput,
+)
 
 TOKEN_HEADER = "x-auth-token"
 ROLES_HEADER = "x-roles"
@@ -40,7 +48,8 @@ USER_HEADERS = ("x-user-id", "openstack-user-id")
 SYSTEM_SCOPE_HEADER = "openstack-system-scope"
 NOAUTH2 = "noauth2"
 TOKENS = "tokens"
-MODES = (NOAUTH2, TOKENS)
+KEYSTONE = "keystone"
+MODES = (NOAUTH2, TOKENS, KEYSTONE)
 
 
 class Role(IntEnum):
@@ -69,6 +78,12 @@ class Unauthorized(ClaimantError):
 
 class Forbidden(ClaimantError):
     code = FORBIDDEN
+
+
+class IdentityUnavailable(ClaimantError):
+    """The identity service could not say whether a token is valid (503)."""
+
+    code = IDENTITY_UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +142,25 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
+class Authenticator(Protocol):
+    blocking: bool
+
+    def authenticate(self, headers: Mapping[str, str]) -> Context: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
     mode: str = NOAUTH2
     tokens: Mapping[str, Token] = field(default_factory=dict)
     _by_digest: Mapping[bytes, Token] = field(default_factory=dict, repr=False)
+    #: the external validator (``keystone`` mode)
+    external: Authenticator | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise InvalidInput(f"unknown auth mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if (self.mode == KEYSTONE) != (self.external is not None):
+            raise InvalidInput("keystone mode needs its validator (a config file), others none")
         if self.tokens and not self._by_digest:
             object.__setattr__(self, "_by_digest", {_digest(t): v for t, v in self.tokens.items()})
 
@@ -147,11 +172,24 @@ class AuthConfig:
     def from_token_file(cls, path: str | Path) -> AuthConfig:
         return cls(TOKENS, load_tokens(path))
 
+    @classmethod
+    def keystone(cls, config_file: str | Path) -> AuthConfig:
+        from claimant.api.keystone import KeystoneAuth
+
+        return cls(KEYSTONE, external=KeystoneAuth(config_file))
+
+    @property
+    def blocking(self) -> bool:
+        """Whether authenticate() may wait on the network (run it in a thread)."""
+        return self.external is not None and self.external.blocking
+
     def authenticate(self, headers: Mapping[str, str]) -> Context:
         """``headers`` is case-insensitive (Starlette's Headers) or lower-case."""
         token = headers.get(TOKEN_HEADER)
         if not token:
             raise Unauthorized(f"missing {TOKEN_HEADER} header")
+        if self.external is not None:
+            return self.external.authenticate(headers)
         if self.mode == NOAUTH2:
             ctx = noauth2_context(headers)
             if ctx is None:  # pragma: no cover - the token was checked above

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any, get_args, get_origin
 from urllib.parse import parse_qsl
 
+import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from claimant.api.auth import AuthConfig, Unauthorized
+from claimant.api.auth import AuthConfig, IdentityUnavailable, Unauthorized
 from claimant.api.errors import error_response
 from claimant.api.policy import Policy
 from claimant.model import errors as codes
@@ -55,12 +56,20 @@ class AuthGate:
             await self.app(scope, receive, send)
             return
         try:
-            ctx = self.auth.authenticate(Headers(scope=scope))
+            headers = Headers(scope=scope)
+            if self.auth.blocking:
+                # Keystone validation is network I/O: off the event loop.
+                ctx = await anyio.to_thread.run_sync(self.auth.authenticate, headers)
+            else:
+                ctx = self.auth.authenticate(headers)
         except Unauthorized as exc:
             response = error_response(
                 401, exc.code, exc.message, headers={"WWW-Authenticate": "x-auth-token"}
             )
             await response(scope, receive, send)
+            return
+        except IdentityUnavailable as exc:
+            await error_response(503, exc.code, exc.message)(scope, receive, send)
             return
         route = self._route(scope)
         rule = RULE_PREFIX + str(route.name) if route is not None else None

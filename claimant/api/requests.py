@@ -209,11 +209,6 @@ def get_request(uuid: str, store: StoreDep, ctx: ContextDep) -> dict[str, Any]:
     return request_body(request, store.list_claims(request_uuid=request.uuid))
 
 
-# A non-admin's list is filtered from this many of the newest requests: the
-# store contract has no project filter yet.
-SCOPED_SCAN = 5000
-
-
 def list_requests(
     store: StoreDep,
     ctx: ContextDep,
@@ -221,10 +216,6 @@ def list_requests(
     | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    scope = caller_project(ctx)
-    if scope is None:
-        requests = store.list_requests(status=status, limit=limit)
-    else:
-        scanned = store.list_requests(status=status, limit=SCOPED_SCAN)
-        requests = [r for r in scanned if r.project_id == scope][:limit]
+    # A non-admin sees its own project's requests only (None: every project).
+    requests = store.list_requests(status=status, project_id=caller_project(ctx), limit=limit)
     return {"requests": [request_to_dict(r) for r in requests]}

@@ -122,7 +122,7 @@ def agent_run(
             def hook() -> None:
                 _announce(conductor, url, [a.uuid], token)
 
-        a = Agent(store, config, after_sync=hook)
+        a = Agent(store, config, announce=hook)
         a.start()
     except ClaimantError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc

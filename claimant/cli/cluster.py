@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from claimant.cluster import DEFAULT_HEAP, DEFAULT_VERSION, MAX_NODES, ClusterError
-from claimant.cluster.launcher import Cluster, default_dir, describe, store_url
+from claimant.cluster.launcher import Cluster, default_dir, describe
 
 
 def _progress(message: str) -> None:
@@ -77,13 +77,33 @@ def cluster() -> None:
     help="Node 1's address, 127.0.0.X; node I gets 127.0.0.(X+I-1). "
     "Default 127.0.0.1, or what the cluster in DIR was created with.",
 )
+@click.option(
+    "--auth",
+    is_flag=True,
+    help="PasswordAuthenticator: the default cassandra superuser is replaced by a role "
+    "'claimant' whose password is written to DIR/auth/password (0600).",
+)
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Client TLS only on the native port, with a generated keystore; clients trust "
+    "DIR/tls/ca.pem.",
+)
 @timeout_option(180)
 def up(
-    count: int, directory: Path, version: str, heap: str, base_address: str | None, timeout: float
+    count: int,
+    directory: Path,
+    version: str,
+    heap: str,
+    base_address: str | None,
+    auth: bool,
+    tls: bool,
+    timeout: float,
 ) -> None:
     """Start N nodes on 127.0.0.1..N (or from --base-address) and wait for CQL.
 
     Idempotent: nodes already running are left alone, stopped ones are started.
+    The store URL printed carries the login and TLS options, never a password.
     """
     began = time.monotonic()
     with _errors():
@@ -95,10 +115,13 @@ def up(
             timeout=timeout,
             echo=_progress,
             base_address=base_address,
+            auth=auth,
+            tls=tls,
         )
         addresses = c.contact_points()
+        url_text = c.store_url()
     _progress(f"cluster of {count} up in {time.monotonic() - began:.1f}s ({c.dir})")
-    for line in describe(addresses):
+    for line in describe(addresses, url_text):
         click.echo(line)
 
 
@@ -134,13 +157,14 @@ def status(directory: Path, as_json: bool, check: bool) -> None:
         c = Cluster(directory)
         nodes = c.status()
         state = c.load()
+        url_text = c.store_url()
     if as_json:
         click.echo(
             json.dumps(
                 {
                     "dir": str(c.dir),
                     "version": state.version,
-                    "store_url": store_url([n.address for n in nodes]),
+                    "store_url": url_text,
                     "nodes": [
                         {
                             "node": n.index,
@@ -175,7 +199,7 @@ def status(directory: Path, as_json: bool, check: bool) -> None:
             )
         console = Console()
         console.print(table)
-        console.print(f"store URL: {store_url([n.address for n in nodes])}", highlight=False)
+        console.print(f"store URL: {url_text}", highlight=False)
     if check and any(n.state != "up" for n in nodes):
         raise SystemExit(1)
 
@@ -185,7 +209,7 @@ def status(directory: Path, as_json: bool, check: bool) -> None:
 def url(directory: Path) -> None:
     """Print the store URL of the cluster (for --store / scripts)."""
     with _errors():
-        click.echo(store_url(Cluster(directory).contact_points()))
+        click.echo(Cluster(directory).store_url())
 
 
 @cluster.command(context_settings={"ignore_unknown_options": True})

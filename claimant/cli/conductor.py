@@ -50,6 +50,14 @@ def conductor() -> None:
 )
 @token_option
 @click.option(
+    "--agent-grace",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="After start-up, seconds a build waits for its host's agent to announce itself "
+    "(agents announce with every heartbeat; registrations are kept in memory only).",
+)
+@click.option(
     "--max-body-size",
     default=DEFAULT_MAX_BODY,
     show_default=True,
@@ -70,6 +78,7 @@ def conductor_serve(
     claim_ttl: float,
     token_file: str | None,
     token: str | None,
+    agent_grace: float,
     max_body_size: int,
     log_level: str,
 ) -> None:
@@ -92,7 +101,8 @@ def conductor_serve(
         store = open_store(store_url)
         store.migrate()
         scheduler = Scheduler(store, SchedulerConfig(claim_ttl=claim_ttl))
-        c = Conductor(store, scheduler, AgentDirectory(), max_attempts=max_attempts)
+        agents = AgentDirectory(grace=agent_grace)
+        c = Conductor(store, scheduler, agents, max_attempts=max_attempts)
     except ClaimantError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     import uvicorn

@@ -12,7 +12,7 @@ import click
 
 from claimant.model.errors import ClaimantError
 
-AUTH_MODES = ("noauth2", "tokens")
+AUTH_MODES = ("noauth2", "tokens", "keystone")
 MIB = 1024 * 1024
 
 
@@ -50,13 +50,21 @@ def default_store() -> str:
     type=click.Choice(AUTH_MODES),
     default="noauth2",
     show_default=True,
-    help="noauth2 trusts the token (loopback only).",
+    help="noauth2 trusts the token (loopback only); tokens: a token file; "
+    "keystone: Keystone tokens ([keystone_authtoken] in --config-file).",
 )
 @click.option(
     "--token-file",
     type=click.Path(exists=True, dir_okay=False),
     default=None,
     help="JSON/YAML file of tokens and roles (with --auth tokens).",
+)
+@click.option(
+    "--config-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="An oslo.config file such as placement.conf; its [keystone_authtoken] "
+    "section configures --auth keystone.",
 )
 @click.option(
     "--workers",
@@ -132,6 +140,7 @@ def serve(
     port: int,
     auth_mode: str,
     token_file: str | None,
+    config_file: str | None,
     workers: int,
     migrate: bool,
     expire_interval: float,
@@ -152,9 +161,12 @@ def serve(
         )
     if auth_mode == "tokens" and not token_file:
         raise click.UsageError("--auth tokens needs --token-file FILE")
+    if auth_mode == "keystone" and not config_file:
+        raise click.UsageError("--auth keystone needs --config-file FILE ([keystone_authtoken])")
     from claimant.api.app import (
         ENV_AUTH,
         ENV_CLAIM_TTL,
+        ENV_CONFIG_FILE,
         ENV_EXPIRE_INTERVAL,
         ENV_HOST,
         ENV_MAX_BODY,
@@ -172,6 +184,10 @@ def serve(
         # Fail here, not in every worker.
         if token_file:
             load_tokens(token_file)
+        if auth_mode == "keystone":
+            from claimant.api.auth import AuthConfig
+
+            AuthConfig.keystone(config_file or "")
         load_policy(policy_file)
         store = open_store(url)
         try:
@@ -194,6 +210,8 @@ def serve(
         os.environ[ENV_TOKEN_FILE] = os.path.abspath(token_file)
     if policy_file:
         os.environ[ENV_POLICY_FILE] = os.path.abspath(policy_file)
+    if config_file:
+        os.environ[ENV_CONFIG_FILE] = os.path.abspath(config_file)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers are separate processes: metrics are summed through files.
         metrics_dir = tempfile.mkdtemp(prefix="claimant-metrics-")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from claimant.cluster.config import NATIVE_PORT
 
 CLAIMANT_PORT = 8778
 CLAIMANT_IMAGE = "claimant:latest"
+NOBODY = (65534, 65534)  # Debian's nobody:nogroup, the image's user
 # SimpleSnitch's data-centre name, so keyspaces created against a local
 # `claimant cluster` (NetworkTopologyStrategy, 'datacenter1') mean the same here.
 DATACENTER = "datacenter1"
@@ -81,8 +83,11 @@ def host_compose(
     image: str = "cassandra:5.0",
     heap: str = "2G",
     claimant_image: str = CLAIMANT_IMAGE,
+    owner: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """The compose document for host ``index`` (1-based)."""
+    """The compose document for host ``index`` (1-based); ``owner`` is the
+    (uid, gid) the token file belongs to (default: this process's)."""
+    uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
     me = addresses[index - 1]
     extra = " ".join(f"-Dcassandra.settings.{k}={v}" for k, v in CASSANDRA_SETTINGS.items())
     cassandra = {
@@ -134,6 +139,11 @@ def host_compose(
         "restart": "unless-stopped",
         "network_mode": "host",
         "depends_on": {"cassandra": {"condition": "service_healthy"}},
+        # The token file is 0600 (claimant refuses a group/world-readable
+        # one), so the server must run as its owner; the image's own user,
+        # nobody, could not read it. .env overrides the ids when the files
+        # are copied to a host as another user.
+        "user": f"${{CLAIMANT_UID:-{uid}}}:${{CLAIMANT_GID:-{gid}}}",
         "volumes": ["./secrets/tokens.json:/etc/claimant/tokens.json:ro"],
         "command": [
             "serve",
@@ -160,7 +170,8 @@ def _header(index: int, count: int) -> str:
     )
 
 
-def readme(count: int, addresses: list[str]) -> str:
+def readme(count: int, addresses: list[str], owner: tuple[int, int] | None = None) -> str:
+    uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
     placeholders = [a for a in addresses if a.startswith("$")]
     env_note = (
         "Some host IPs were not given: each host directory has a `.env` file with\n"
@@ -189,7 +200,12 @@ only on the host's 127.0.0.1:7199), claimant on port {CLAIMANT_PORT}. Open 7000
 between the hosts and {NATIVE_PORT}/{CLAIMANT_PORT} to clients only.
 
 `secrets/tokens.json` holds one random admin token (the same in every host
-directory); add reader/service tokens as needed, format
+directory). It is mode 0600 and the claimant container runs as its owner
+(`user:` in `docker-compose.yml`, uid {uid} and gid {gid}, the user who ran
+`claimant cluster compose`). If the files land on a host owned by another
+user, put that user's ids in `hostI/.env`: `CLAIMANT_UID=$(id -u)` and
+`CLAIMANT_GID=$(id -g)`; never make the file readable by others (claimant
+refuses it). Add reader/service tokens as needed, format
 `{{"tokens": {{"TOKEN": {{"role": "admin|service|reader", "project_id": "...",
 "user_id": "..."}}}}}}`.
 
@@ -218,26 +234,35 @@ def write_deployment(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ClusterError(f"{out} exists and is not empty (use --force to overwrite)")
     out.mkdir(parents=True, exist_ok=True)
+    # The API container runs as the token file's owner; run by root, hand the
+    # file to nobody rather than run a network server as root.
+    owner = (os.getuid(), os.getgid()) if os.geteuid() != 0 else NOBODY
     token = secrets.token_urlsafe(24)
     tokens = {"tokens": {token: {"role": "admin", "project_id": "", "user_id": "admin"}}}
     written: list[Path] = []
 
     def write(path: Path, text: str, mode: int = 0o644) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        path.chmod(mode)
+        # Created with its final mode: a secret is never readable, even briefly.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        path.chmod(mode)  # an overwritten file keeps its old mode otherwise
         written.append(path)
 
-    write(out / "README.md", readme(count, addresses))
+    write(out / "README.md", readme(count, addresses, owner))
     write(
         out / "Dockerfile",
         DOCKERFILE.format(dockerfile="Dockerfile", image=CLAIMANT_IMAGE, port=CLAIMANT_PORT),
     )
     for i in range(1, count + 1):
         host = out / f"host{i}"
-        doc = host_compose(i, addresses, image=image, heap=heap)
+        doc = host_compose(i, addresses, image=image, heap=heap, owner=owner)
         write(host / "docker-compose.yml", _header(i, count) + yamlout.dump(doc))
-        write(host / "secrets" / "tokens.json", json.dumps(tokens, indent=2) + "\n", 0o600)
+        secret = host / "secrets" / "tokens.json"
+        write(secret, json.dumps(tokens, indent=2) + "\n", 0o600)
+        if (secret.stat().st_uid, secret.stat().st_gid) != owner:
+            os.chown(secret, *owner)
         if any(a.startswith("$") for a in addresses):
             lines = [
                 f"HOST{j}_IP={host_ips[j - 1] if j <= len(host_ips) else ''}"

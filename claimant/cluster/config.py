@@ -6,6 +6,7 @@ tested table-driven without a JVM.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -404,11 +405,23 @@ def logback_xml(node: NodeSpec) -> str:
 """
 
 
-def write_node_files(node: NodeSpec, node_count: int, *, auto_bootstrap: bool) -> None:
-    """Create the node's directories and (re)write its configuration files."""
+def write_node_files(
+    node: NodeSpec,
+    node_count: int,
+    *,
+    auto_bootstrap: bool,
+    overrides: dict[str, Any] | None = None,
+) -> None:
+    """Create the node's directories and (re)write its configuration files;
+    ``overrides`` replace keys of the yaml (logins, TLS: security.py)."""
     for path in [node.conf_dir, node.log_dir, node.root / "triggers", *node.storage_dirs.values()]:
         path.mkdir(parents=True, exist_ok=True)
-    yaml_text = render_yaml(cassandra_yaml(node, node_count, auto_bootstrap=auto_bootstrap))
-    node.yaml_path.write_text(yaml_text)
+    config = cassandra_yaml(node, node_count, auto_bootstrap=auto_bootstrap)
+    config.update(overrides or {})
+    # 0600: with TLS it holds the keystore's password.
+    fd = os.open(node.yaml_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(render_yaml(config))
+    node.yaml_path.chmod(0o600)
     node.logback_path.write_text(logback_xml(node))
     (node.conf_dir / "logback-tools.xml").write_text(TOOLS_LOGBACK)

@@ -7,13 +7,17 @@ whose rows are decoded) without making this layer depend on a driver.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 VERSION = 0x04
-OP_ERROR, OP_STARTUP, OP_READY, OP_OPTIONS, OP_SUPPORTED = 0x00, 0x01, 0x02, 0x05, 0x06
-OP_QUERY, OP_RESULT = 0x07, 0x08
+OP_ERROR, OP_STARTUP, OP_READY, OP_AUTHENTICATE = 0x00, 0x01, 0x02, 0x03
+OP_OPTIONS, OP_SUPPORTED, OP_QUERY, OP_RESULT = 0x05, 0x06, 0x07, 0x08
+OP_AUTH_CHALLENGE, OP_AUTH_RESPONSE, OP_AUTH_SUCCESS = 0x0E, 0x0F, 0x10
+ERR_BAD_CREDENTIALS = 0x0100
 RESULT_ROWS = 0x0002
 CONSISTENCY_ONE = 0x0001
 
@@ -31,6 +35,24 @@ _T_VARCHAR, _T_ASCII, _T_INT, _T_BIGINT, _T_UUID, _T_INET, _T_BOOL = (
 
 class CQLError(Exception):
     pass
+
+
+class AuthError(CQLError):
+    """The node asks for a login and ours is missing or refused: it does
+    serve CQL, though."""
+
+
+@dataclass(frozen=True)
+class Access:
+    """How to reach a node whose cluster runs PasswordAuthenticator and/or
+    client TLS; the default is neither."""
+
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: ssl.SSLContext | None = None
+
+    def login(self, user: str, password: str) -> Access:
+        return Access(user, password, self.tls)
 
 
 def _string(text: str) -> bytes:
@@ -113,8 +135,17 @@ def _decode(type_id: int, raw: bytes | None) -> Any:
 
 
 class Connection:
-    def __init__(self, host: str, port: int = 9042, timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(
+        self, host: str, port: int = 9042, timeout: float = 5.0, tls: ssl.SSLContext | None = None
+    ) -> None:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
         self.sock.settimeout(timeout)
         self.stream = 0
 
@@ -144,19 +175,28 @@ class Connection:
         reader = _Reader(self._recv_exact(length))
         if op == OP_ERROR:
             code = reader.int()
-            raise CQLError(f"server error 0x{code:04x}: {reader.string()}")
+            error = AuthError if code == ERR_BAD_CREDENTIALS else CQLError
+            raise error(f"server error 0x{code:04x}: {reader.string()}")
         if version & 0x7F != VERSION:
             raise CQLError(f"unexpected protocol version {version & 0x7F}")
         return op, reader
 
-    def handshake(self) -> None:
+    def handshake(self, user: str | None = None, password: str | None = None) -> None:
         op, _ = self.request(OP_OPTIONS, b"")
         if op != OP_SUPPORTED:
             raise CQLError(f"OPTIONS answered with opcode {op}")
         op, _ = self.request(OP_STARTUP, _string_map({"CQL_VERSION": "3.0.0"}))
-        if op != OP_READY:
-            # AUTHENTICATE: our nodes run AllowAllAuthenticator.
-            raise CQLError(f"STARTUP answered with opcode {op} (authentication required?)")
+        if op == OP_READY:
+            return
+        if op != OP_AUTHENTICATE:
+            raise CQLError(f"STARTUP answered with opcode {op}")
+        if user is None or password is None:
+            raise AuthError("the node requires a login")
+        # SASL PLAIN, what PasswordAuthenticator speaks: \0user\0password.
+        token = b"\0" + user.encode() + b"\0" + password.encode()
+        op, _ = self.request(OP_AUTH_RESPONSE, struct.pack(">i", len(token)) + token)
+        if op != OP_AUTH_SUCCESS:
+            raise AuthError(f"AUTH_RESPONSE answered with opcode {op}")
 
     def query(self, cql: str) -> list[dict[str, Any]]:
         body = _long_string(cql) + struct.pack(">HB", CONSISTENCY_ONE, 0)
@@ -186,8 +226,17 @@ class Connection:
         return rows
 
 
-def query(host: str, cql: str, *, port: int = 9042, timeout: float = 5.0) -> list[dict[str, Any]]:
-    """Connect, handshake, run one query at consistency ONE, return its rows."""
-    with Connection(host, port, timeout) as conn:
-        conn.handshake()
+def query(
+    host: str,
+    cql: str,
+    *,
+    port: int = 9042,
+    timeout: float = 5.0,
+    access: Access | None = None,
+) -> list[dict[str, Any]]:
+    """Connect, handshake (log in if ``access`` says how), run one query at
+    consistency ONE, return its rows."""
+    access = access or Access()
+    with Connection(host, port, timeout, access.tls) as conn:
+        conn.handshake(access.user, access.password)
         return conn.query(cql)

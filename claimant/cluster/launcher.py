@@ -22,6 +22,7 @@ from claimant.cluster import (
     config,
     cql,
     jars,
+    security,
 )
 from claimant.cluster import node as proc
 from claimant.cluster.config import DEFAULT_BASE_ADDRESS, NATIVE_PORT, NodeSpec
@@ -34,9 +35,10 @@ def default_dir() -> Path:
     return Path(platformdirs.user_data_dir("claimant")) / "cluster"
 
 
-def store_url(addresses: list[str], keyspace: str = "claimant") -> str:
+def store_url(addresses: list[str], keyspace: str = "claimant", options: str = "") -> str:
+    """``options``: more query options, each starting with ``&``."""
     rf = min(len(addresses), 3)
-    return f"cassandra://{','.join(addresses)}/{keyspace}?rf={rf}"
+    return f"cassandra://{','.join(addresses)}/{keyspace}?rf={rf}{options}"
 
 
 @dataclass
@@ -57,6 +59,9 @@ class State:
     nodes: list[NodeState] = field(default_factory=list)
     # Node 1's address; state files written before the option default to it.
     base_address: str = DEFAULT_BASE_ADDRESS
+    # PasswordAuthenticator with a generated role; TLS-only native port.
+    auth: bool = False
+    tls: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -86,6 +91,7 @@ class Cluster:
     def __init__(self, directory: Path) -> None:
         self.dir = directory.expanduser().absolute()
         self._base: int | None = None  # from the state file, or from up()
+        self._access: cql.Access | None = None  # how our CQL client logs in
 
     # ---- state ------------------------------------------------------------
     @property
@@ -107,6 +113,17 @@ class Cluster:
             raise ClusterError(f"corrupt state file {self.state_path}: {exc}") from exc
         self._base = config.parse_base_address(state.base_address, state.node_count)
         return state
+
+    def access(self, state: State) -> cql.Access:
+        if self._access is None:
+            self._access = security.access(self.dir, auth=state.auth, tls=state.tls)
+        return self._access
+
+    def store_url(self) -> str:
+        """The URL claimant connects with: logins and TLS included, no secret."""
+        state = self.load()
+        options = security.url_options(self.dir, auth=state.auth, tls=state.tls)
+        return store_url([self.spec(n.index).address for n in state.nodes], options=options)
 
     def save(self, state: State) -> None:
         tmp = self.state_path.with_suffix(".tmp")
@@ -142,7 +159,7 @@ class Cluster:
             alive = proc.pid_alive(ns.pid, spec)
             if not alive:
                 st = "down"
-            elif proc.cql_ready(spec.address, timeout=2.0):
+            elif proc.cql_ready(spec.address, timeout=2.0, access=self.access(state)):
                 st = "up"
             else:
                 st = "starting"
@@ -171,11 +188,14 @@ class Cluster:
         timeout: float = 180.0,
         echo: Echo = _noop,
         base_address: str | None = None,
+        auth: bool = False,
+        tls: bool = False,
     ) -> State:
         """Create (or resume) a cluster of ``count`` nodes and wait for CQL.
 
         ``base_address``: node 1's address, 127.0.0.X (default 127.0.0.1);
-        node I is 127.0.0.(X+I-1)."""
+        node I is 127.0.0.(X+I-1). ``auth``, ``tls``: see security.py; a
+        cluster made without them keeps running without them."""
         if not 1 <= count <= MAX_NODES:
             raise ClusterError(f"-n must be between 1 and {MAX_NODES}")
         jars.check_version(version)
@@ -184,7 +204,7 @@ class Cluster:
             config.parse_base_address(base_address, count)
         fresh_dir = not self.dir.exists()
         try:
-            return self._up(count, version, heap, timeout, echo, base_address)
+            return self._up(count, version, heap, timeout, echo, base_address, auth, tls)
         except ClusterError:
             if fresh_dir and not self.exists():
                 shutil.rmtree(self.dir, ignore_errors=True)
@@ -198,6 +218,8 @@ class Cluster:
         timeout: float,
         echo: Echo,
         base_address: str | None,
+        auth: bool,
+        tls: bool,
     ) -> State:
         with self.locked():
             if self.exists():
@@ -214,6 +236,16 @@ class Cluster:
                     )
                 if state.version != version:
                     raise ClusterError(f"{self.dir} holds Cassandra {state.version}, not {version}")
+                missing = [
+                    f
+                    for f, want, have in (("--auth", auth, state.auth), ("--tls", tls, state.tls))
+                    if want and not have
+                ]
+                if missing:
+                    raise ClusterError(
+                        f"{self.dir} holds a cluster made without {' and '.join(missing)};"
+                        " destroy it first"
+                    )
                 state.heap = heap
             else:
                 if self.dir.exists() and any(p.name != ".lock" for p in self.dir.iterdir()):
@@ -228,14 +260,33 @@ class Cluster:
                     node_count=count,
                     nodes=[NodeState(index=i, auto_bootstrap=False) for i in range(1, count + 1)],
                     base_address=base,
+                    auth=auth,
+                    tls=tls,
                 )
                 self._base = config.parse_base_address(base, count)
                 # Fail before writing anything if the cluster cannot start at all.
-                self._preflight(state, echo)
+                java, _ = self._preflight(state, echo)
+                self._make_secrets(state, java)
                 self.save(state)
             self._start(state, None, timeout, echo)
+            self._secure(state, timeout, echo)
             self._wait_for_ring(state, timeout, echo)
             return state
+
+    def _make_secrets(self, state: State, java: str) -> None:
+        if state.auth:
+            security.make_password(self.dir)
+        if state.tls:
+            addresses = [self.spec(n.index).address for n in state.nodes]
+            security.make_keystore(java, self.dir, addresses)
+
+    def _secure(self, state: State, timeout: float, echo: Echo) -> None:
+        """With --auth: the default superuser gives way to ours (once)."""
+        if not state.auth:
+            return
+        seed = self.spec(state.nodes[0].index).address
+        security.replace_default_role(seed, self.access(state), min(state.node_count, 3), timeout)
+        echo(f"logins: role {security.ROLE}, password in {security.password_path(self.dir)}")
 
     def start(
         self, index: int | None = None, *, timeout: float = 180.0, echo: Echo = _noop
@@ -244,6 +295,7 @@ class Cluster:
             state = self.load()
             self._start(state, index, timeout, echo)
             if index is None:
+                self._secure(state, timeout, echo)
                 self._wait_for_ring(state, timeout, echo)
             return state
 
@@ -267,11 +319,11 @@ class Cluster:
             if not proc.pid_alive(ns.pid, spec):
                 proc.check_ports(spec)
                 to_spawn.append(ns)
-            elif proc.cql_ready(spec.address):
+            elif proc.cql_ready(spec.address, access=self.access(state)):
                 echo(f"{spec.name} ({spec.address}) already up, pid {ns.pid}")
             else:
                 echo(f"{spec.name} ({spec.address}) is running (pid {ns.pid}); waiting for CQL")
-                proc.wait_for_cql(spec, ns.pid or 0, timeout)
+                proc.wait_for_cql(spec, ns.pid or 0, timeout, self.access(state))
         # Nodes that have run before own their tokens: start them all at once
         # (one by one, each would wait up to 10 s for the others to connect,
         # block_for_peers_timeout_in_secs). Brand-new nodes go strictly one
@@ -299,14 +351,22 @@ class Cluster:
             # After its first start a node must bootstrap normally should its
             # data ever be wiped, instead of silently joining empty.
             config.write_node_files(
-                spec, state.node_count, auto_bootstrap=ns.auto_bootstrap or ns.started_once
+                spec,
+                state.node_count,
+                auto_bootstrap=ns.auto_bootstrap or ns.started_once,
+                overrides=security.yaml_settings(self.dir, auth=state.auth, tls=state.tls),
             )
             ns.pid = proc.spawn(java, spec, lib, state.heap)
             self.save(state)
             echo(f"{spec.name} ({spec.address}) starting, pid {ns.pid} ...")
         for ns in group:
             spec = self.spec(ns.index)
-            proc.wait_for_cql(spec, ns.pid or 0, max(1.0, timeout - (time.monotonic() - began)))
+            proc.wait_for_cql(
+                spec,
+                ns.pid or 0,
+                max(1.0, timeout - (time.monotonic() - began)),
+                self.access(state),
+            )
             ns.started_once = True
             self.save(state)
             echo(f"{spec.name} ({spec.address}) up in {time.monotonic() - began:.1f}s")
@@ -321,7 +381,9 @@ class Cluster:
             missing: dict[str, set[str]] = {}
             for address in sorted(addresses):
                 try:
-                    rows = cql.query(address, "SELECT peer FROM system.peers_v2")
+                    rows = cql.query(
+                        address, "SELECT peer FROM system.peers_v2", access=self.access(state)
+                    )
                 except (OSError, cql.CQLError):
                     missing[address] = addresses - {address}
                     continue
@@ -367,9 +429,9 @@ class Cluster:
         raise ClusterError(f"no node {only}: this cluster has nodes 1..{state.node_count}")
 
 
-def describe(addresses: list[str]) -> list[str]:
+def describe(addresses: list[str], url: str | None = None) -> list[str]:
     """Lines telling a user how to connect."""
     return [
         f"contact points: {', '.join(f'{a}:{NATIVE_PORT}' for a in addresses)}",
-        f"store URL:      {store_url(addresses)}",
+        f"store URL:      {url or store_url(addresses)}",
     ]

@@ -148,10 +148,15 @@ def spawn(java: str, node: NodeSpec, lib_dir: Path, heap: str) -> int:
     return proc.pid
 
 
-def cql_ready(address: str, timeout: float = 2.0) -> bool:
-    """Does the node answer a real CQL query?"""
+def cql_ready(address: str, timeout: float = 2.0, access: cql.Access | None = None) -> bool:
+    """Does the node answer a real CQL query (or check a login, which reads
+    the roles table: before its roles are set up, ours is refused)?"""
     try:
-        rows = cql.query(address, "SELECT release_version FROM system.local", timeout=timeout)
+        rows = cql.query(
+            address, "SELECT release_version FROM system.local", timeout=timeout, access=access
+        )
+    except cql.AuthError:
+        return access is not None and access.user is not None
     except (OSError, cql.CQLError):
         return False
     return bool(rows)
@@ -166,13 +171,15 @@ def log_tail(node: NodeSpec, lines: int = 25) -> str:
     return "\n".join(parts) or f"(no log under {node.log_dir})"
 
 
-def wait_for_cql(node: NodeSpec, pid: int, timeout: float) -> float:
+def wait_for_cql(
+    node: NodeSpec, pid: int, timeout: float, access: cql.Access | None = None
+) -> float:
     """Block until the node answers CQL; return seconds waited."""
     start = time.monotonic()
     while True:
         if not pid_alive(pid, node):
             raise ClusterError(f"{node.name} ({node.address}) died during start.\n{log_tail(node)}")
-        if cql_ready(node.address):
+        if cql_ready(node.address, access=access):
             return time.monotonic() - start
         if time.monotonic() - start > timeout:
             raise ClusterError(

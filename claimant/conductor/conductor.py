@@ -65,10 +65,17 @@ class AgentClient(Protocol):
 
 class AgentDirectory:
     """Which agent builds on which provider (the first group's provider), who
-    registered it (``owner``) and the token the conductor calls it with."""
+    registered it (``owner``) and the token the conductor calls it with.
 
-    def __init__(self) -> None:
+    Held in memory only: agents announce themselves with every heartbeat, so
+    a restarted conductor knows the live ones again within one heartbeat.
+    For ``grace`` seconds after it is made, ``wait`` lets a build for a host
+    not announced yet wait for its agent instead of failing."""
+
+    def __init__(self, *, grace: float = 0.0) -> None:
         self._lock = threading.Lock()
+        self._announced = threading.Condition(self._lock)
+        self._grace_until = time.monotonic() + grace
         self._clients: dict[str, AgentClient] = {}
         self._urls: dict[str, str] = {}
         self._owners: dict[str, str] = {}
@@ -91,6 +98,7 @@ class AgentDirectory:
                 if owner is not None:
                     self._owners[uuid] = owner
                 self._tokens[uuid] = token
+            self._announced.notify_all()
 
     def get(self, provider_uuid: str) -> AgentClient:
         with self._lock:
@@ -99,10 +107,36 @@ class AgentDirectory:
             raise NotFound(f"no agent is registered for provider {provider_uuid}")
         return client
 
+    def in_grace(self) -> bool:
+        return time.monotonic() < self._grace_until
+
+    def wait(self, provider_uuid: str) -> AgentClient:
+        """The provider's agent, waiting for it to announce until the grace
+        period ends (then NotFound)."""
+        with self._announced:
+            while provider_uuid not in self._clients:
+                left = self._grace_until - time.monotonic()
+                if left <= 0:
+                    raise NotFound(f"no agent is registered for provider {provider_uuid}")
+                self._announced.wait(left)
+            return self._clients[provider_uuid]
+
     def owner(self, provider_uuid: str) -> str | None:
         """The identity that registered the provider (None: nobody yet, or in-process)."""
         with self._lock:
             return self._owners.get(provider_uuid)
+
+    def registered(
+        self, provider_uuid: str, url: str, owner: str | None, token: str | None
+    ) -> bool:
+        """Is the provider registered exactly so (an agent's repeated announce)?"""
+        with self._lock:
+            return (
+                provider_uuid in self._clients
+                and self._urls.get(provider_uuid) == url
+                and self._owners.get(provider_uuid) == owner
+                and self._tokens.get(provider_uuid) == token
+            )
 
     def token(self, provider_uuid: str) -> str | None:
         with self._lock:
@@ -307,7 +341,7 @@ class Conductor:
         host = claims[0].provider_uuid
         msg = BuildMessage(consumer, tuple(c.uuid for c in claims), request.uuid, attempt)
         try:
-            client = self.agents.get(host)
+            client = self._agent(host)
         except NotFound as exc:
             return self._undelivered(consumer, host, exc.message)
         deadline = max(c.expires_at or 0.0 for c in claims) + self.expiry_grace
@@ -418,6 +452,23 @@ class Conductor:
         final = lifecycle.record(self.store, request, status, event, claims=[*allocations, *held])
         return BuildResult(final, outcomes, stats)
 
+    def _agent(self, host: str) -> AgentClient:
+        """The host's agent. Just after the conductor (re)started, a host
+        that has heartbeated is waited for: its agent is about to announce
+        itself again (AgentDirectory)."""
+        try:
+            return self.agents.get(host)
+        except NotFound:
+            if not self.agents.in_grace():
+                raise
+            try:
+                alive = self.store.get_provider(host).heartbeat_at is not None
+            except ClaimantError:
+                alive = False
+            if not alive:
+                raise
+            return self.agents.wait(host)
+
     def _event(self, request: Request, status: RequestStatus, event: dict[str, Any]) -> Request:
         return lifecycle.record(self.store, request, status, event)
 
@@ -429,7 +480,7 @@ class Conductor:
         unconfirmed claims may be, since no agent confirms a released claim."""
         if host is not None:
             try:
-                return list(self.agents.get(host).destroy(DestroyMessage(consumer)).freed)
+                return list(self._agent(host).destroy(DestroyMessage(consumer)).freed)
             except ClaimantError as exc:
                 log.warning("destroy of %s on %s failed: %s", consumer, host, exc)
         held = self.store.list_claims(consumer_uuid=consumer)

@@ -154,6 +154,11 @@ def create_conductor_app(
             )
         uuids = [normalize_uuid(p, "providers") for p in providers]
         caller = caller_of(request.scope)
+        send = agent_token if agent_token is not None else caller.token
+        if all(conductor.agents.registered(u, url, caller.identity, send) for u in uuids):
+            # Agents announce with every heartbeat: a repeat of what this very
+            # identity registered and was allowed before costs no store read.
+            return Response(status_code=204)
         if not caller.is_admin and (caller.providers is not None or service_auth.listed):
             await run_in_threadpool(check_listed, caller, uuids)
         register(caller, url, uuids)
@@ -194,12 +199,7 @@ def create_conductor_app(
                     providers=taken,
                 )
             send = agent_token if agent_token is not None else caller.token
-            if any(
-                agents.listing().get(u) != url
-                or agents.owner(u) != caller.identity
-                or agents.token(u) != send
-                for u in uuids
-            ):
+            if not all(agents.registered(u, url, caller.identity, send) for u in uuids):
                 agents.add(
                     uuids,
                     HttpAgentClient(url, token=send),

@@ -2,7 +2,9 @@
 
 - ``sqlite:///absolute/path.db`` or ``sqlite:relative/path.db``: embedded, one file
   shared by any number of threads and processes on one machine.
-- ``cassandra://h1,h2,h3/keyspace?rf=3&dc=DC1&serial=LOCAL_SERIAL``: Apache Cassandra.
+- ``cassandra://h1,h2,h3/keyspace?rf=3&dc=DC1&serial=LOCAL_SERIAL``: Apache Cassandra;
+  ``&user=NAME&password_file=PATH`` (or ``password_env=VAR``) to log in,
+  ``&ca_file=PATH`` for TLS (docs/cassandra.md). Never a password in the URL.
 """
 
 from __future__ import annotations
@@ -63,7 +65,9 @@ def open_store(url: str) -> Store:
             )
         try:
             from claimant.store.cassandra import CassandraStore
+            from claimant.store.cassandra.connect import refuse_inline_password
         except ModuleNotFoundError as exc:
             raise InvalidInput("the Cassandra backend is not installed") from exc
+        refuse_inline_password(set(options), parts.netloc)
         return CassandraStore(hosts, keyspace, url=url, **options)
     raise InvalidInput(f"unknown store URL scheme in {url!r}: use sqlite:/// or cassandra://")

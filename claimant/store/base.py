@@ -386,4 +386,7 @@ class Store(abc.ABC):
     def get_request(self, uuid: str) -> Request: ...
 
     @abc.abstractmethod
-    def list_requests(self, *, status: str | None = None, limit: int = 100) -> list[Request]: ...
+    def list_requests(
+        self, *, status: str | None = None, project_id: str | None = None, limit: int = 100
+    ) -> list[Request]:
+        """The newest ``limit`` requests, of one status and one project when given."""

@@ -1528,12 +1528,20 @@ class SQLiteStore(Store):
             raise NotFound(f"no request {uuid}", kind="request", uuid=uuid)
         return request_from_dict(json.loads(row[0]))
 
-    def list_requests(self, *, status: str | None = None, limit: int = 100) -> list[Request]:
+    def list_requests(
+        self, *, status: str | None = None, project_id: str | None = None, limit: int = 100
+    ) -> list[Request]:
         sql = "SELECT body FROM requests"
+        where: list[str] = []
         params: list[Any] = []
         if status is not None:
-            sql += " WHERE status = ?"
+            where.append("status = ?")
             params.append(status)
+        if project_id is not None:
+            where.append("json_extract(body, '$.project_id') = ?")
+            params.append(project_id)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC LIMIT ?"
         params.append(int(limit))
         return [request_from_dict(json.loads(r[0])) for r in self._conn().execute(sql, params)]

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from claimant.api import AuthConfig, create_app
+from claimant.model import new_uuid
 from claimant.store import Store
 
 TOKENS = {
@@ -145,3 +146,20 @@ def test_usages_are_scoped(
 ) -> None:
     r = clients[token].get("/v1/usages", params={"project_id": project}, headers=headers)
     assert r.status_code == status, r.text
+
+
+def test_request_list_is_not_capped_by_other_projects(
+    clients: dict[str, TestClient], store: Store
+) -> None:
+    # Issue 9: a non-admin's list was filtered from the newest 5,000 requests
+    # of every project, so A's request vanished behind 5,000 newer ones of B.
+    a = _request(clients["svcA"])
+    template = store.get_request(a["uuid"])
+    later = template.created_at + 1
+    for i in range(5000):
+        store.save_request(
+            template.evolve(uuid=new_uuid(), project_id="projB", created_at=later + i)
+        )
+    r = clients["svcA"].get("/v1/requests", params={"limit": 10})
+    assert r.status_code == 200, r.text
+    assert [x["uuid"] for x in r.json()["requests"]] == [a["uuid"]]

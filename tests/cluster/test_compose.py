@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 
@@ -111,3 +112,27 @@ def test_cli(tmp_path: Path) -> None:
     again = CliRunner().invoke(cluster, args)
     assert again.exit_code == 1
     assert "Traceback" not in again.output
+
+
+def _compose_ids(user: str) -> tuple[int, int]:
+    """``${CLAIMANT_UID:-1000}:${CLAIMANT_GID:-1000}`` as compose resolves it
+    with no .env override."""
+    m = re.fullmatch(r"\$\{CLAIMANT_UID:-(\d+)\}:\$\{CLAIMANT_GID:-(\d+)\}", user)
+    assert m, user
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_claimant_container_can_read_its_token_file(tmp_path: Path) -> None:
+    # Issue 9: the 0600 token file belonged to the operator while the image
+    # ran as nobody, so `claimant serve` could not read it.
+    compose.write_deployment(tmp_path, 2, IPS[:2])
+    for host in ("host1", "host2"):
+        svc = _load(tmp_path / host / "docker-compose.yml")["services"]["claimant"]
+        tokens = tmp_path / host / "secrets" / "tokens.json"
+        st = tokens.stat()
+        assert "user" in svc, "the container would run as the image's nobody"
+        assert _compose_ids(svc["user"]) == (st.st_uid, st.st_gid)
+        assert stat.S_IMODE(st.st_mode) == 0o600  # the owner only; others still cannot
+        assert st.st_uid != 0, "the API server would run as root"
+    readme = (tmp_path / "README.md").read_text()
+    assert "CLAIMANT_UID" in readme

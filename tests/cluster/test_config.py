@@ -209,3 +209,26 @@ def test_nodetool_command(tmp_path: Path) -> None:
     i = cmd.index("org.apache.cassandra.tools.NodeTool")
     assert cmd[i + 1 :] == ["-h", "127.0.0.1", "-p", "7300", "repair", "--paxos-only"]
     assert ("--add-opens", "java.base/java.lang=ALL-UNNAMED") in set(pairwise(cmd))
+
+
+def test_auth_and_tls_settings_reach_the_yaml(tmp_path: Path) -> None:
+    # Issue 9: `cluster up --auth --tls`.
+    from claimant.cluster import security
+
+    security.make_password(tmp_path)
+    tls_dir = tmp_path / "tls"
+    tls_dir.mkdir()
+    security.keystore_password_path(tmp_path).write_text("kspw\n")
+    node = config.NodeSpec.of(tmp_path, 1)
+    overrides = security.yaml_settings(tmp_path, auth=True, tls=True)
+    config.write_node_files(node, 1, auto_bootstrap=False, overrides=overrides)
+    written = yaml.safe_load(node.yaml_path.read_text())
+    assert written["authenticator"] == {"class_name": "PasswordAuthenticator"}
+    assert written["authorizer"] == {"class_name": "CassandraAuthorizer"}
+    tls = written["client_encryption_options"]
+    assert (tls["enabled"], tls["optional"], tls["keystore_password"]) == (True, False, "kspw")
+    assert tls["keystore"] == str(security.keystore_path(tmp_path))
+    assert node.yaml_path.stat().st_mode & 0o077 == 0  # it holds the keystore password
+    assert security.password_path(tmp_path).stat().st_mode & 0o077 == 0
+    plain = security.yaml_settings(tmp_path, auth=False, tls=False)
+    assert plain == {}

@@ -6,6 +6,7 @@ moved) so these tests run beside a real node on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -249,3 +250,20 @@ def test_no_leftover_processes(fake_env: Path) -> None:
     leftovers = [line for line in out.splitlines() if str(FAKE) in line and str(fake_env) in line]
     assert leftovers == []
     assert os.environ.get("CLAIMANT_JAVA")
+
+
+def test_auth_is_not_added_to_a_plain_cluster(fake_env: Path) -> None:
+    # Issue 9: --auth/--tls are fixed when a cluster is made.
+    c = Cluster(fake_env / "plain")
+    c.up(1, timeout=20)
+    for flag in ("auth", "tls"):
+        with pytest.raises(ClusterError, match=f"made without --{flag}"):
+            c.up(1, timeout=20, **{flag: True})
+    assert "user=" not in c.store_url()
+
+
+def test_old_state_files_mean_no_auth() -> None:
+    raw = json.loads(State(version="5.0.8", heap="512m", node_count=1).to_json())
+    del raw["auth"], raw["tls"]
+    state = State.from_json(json.dumps(raw))
+    assert (state.auth, state.tls) == (False, False)

@@ -196,3 +196,86 @@ def test_not_found_texts_match_placement(
     resp = client.request(method, path)
     assert resp.status_code == 404
     assert resp.json()["errors"][0]["detail"].endswith(f"\n\n {detail}  ")
+
+
+def test_in_use_names_only_the_allocated_classes(client: TestClient) -> None:
+    """Nova's test_set_inventory_for_provider: removing two classes, one still
+    allocated, names that one only, as Placement does (issue 14)."""
+    client.post("/resource_classes", json={"name": "CUSTOM_BANDWIDTH"})
+    inv = {
+        "resource_provider_generation": 0,
+        "inventories": {"SRIOV_NET_VF": {"total": 4}, "CUSTOM_BANDWIDTH": {"total": 100}},
+    }
+    assert client.put(f"/resource_providers/{RP}/inventories", json=inv).status_code == 200
+    alloc = {
+        "allocations": {RP: {"resources": {"SRIOV_NET_VF": 1}}},
+        "project_id": "p",
+        "user_id": "u",
+        "consumer_generation": None,
+        "consumer_type": "INSTANCE",
+    }
+    assert client.put(f"/allocations/{RP}", json=alloc).status_code == 204
+    generation = client.get(f"/resource_providers/{RP}").json()["generation"]
+    empty = {"resource_provider_generation": generation, "inventories": {}}
+    r = client.put(f"/resource_providers/{RP}/inventories", json=empty)
+    assert r.status_code == 409
+    detail = r.json()["errors"][0]["detail"]
+    assert f"Inventory for 'SRIOV_NET_VF' on resource provider '{RP}' in use" in detail
+    assert "CUSTOM_BANDWIDTH" not in detail
+
+
+def test_reshape_leaving_allocations_on_removed_inventory_is_inuse(client: TestClient) -> None:
+    """Nova's test_update_from_provider_tree_reshape: reshaping inventory away
+    without moving its allocations fails with placement.inventory.inuse, as
+    in Placement, not an undefined 409 (issue 14)."""
+    child = "5f0e8f0a-7c1f-4c8a-9e79-1b2d3c4d5e70"
+    consumer = "6a0e8f0a-7c1f-4c8a-9e79-1b2d3c4d5e71"
+    r = client.post(
+        "/resource_providers", json={"name": "gpu", "uuid": child, "parent_provider_uuid": RP}
+    )
+    assert r.status_code == 200, r.text
+    inv = {"resource_provider_generation": 0, "inventories": {"VGPU": {"total": 4}}}
+    assert client.put(f"/resource_providers/{child}/inventories", json=inv).status_code == 200
+    alloc = {
+        "allocations": {child: {"resources": {"VGPU": 1}}},
+        "project_id": "p",
+        "user_id": "u",
+        "consumer_generation": None,
+        "consumer_type": "INSTANCE",
+    }
+    assert client.put(f"/allocations/{consumer}", json=alloc).status_code == 204
+
+    def gen(u: str) -> int:
+        return int(client.get(f"/resource_providers/{u}").json()["generation"])
+
+    body: dict[str, Any] = {
+        "inventories": {
+            child: {"resource_provider_generation": gen(child), "inventories": {}},
+            RP: {"resource_provider_generation": gen(RP), "inventories": {"VGPU": {"total": 4}}},
+        },
+        "allocations": {},
+    }
+    r = client.post("/reshaper", json=body)
+    assert r.status_code == 409, r.text
+    error = r.json()["errors"][0]
+    assert error["code"] == "placement.inventory.inuse"
+    assert f"Inventory for 'VGPU' on resource provider '{child}' in use." in error["detail"]
+    # Nova sends the allocations it has, unchanged: the same answer.
+    body["allocations"] = {consumer: {**alloc, "consumer_generation": 1}}
+    r = client.post("/reshaper", json=body)
+    assert r.status_code == 409, r.text
+    error = r.json()["errors"][0]
+    assert error["code"] == "placement.inventory.inuse", r.text
+    assert f"Inventory for 'VGPU' on resource provider '{child}' in use." in error["detail"]
+    # Moving the allocation with it succeeds.
+    body["allocations"] = {
+        consumer: {
+            "allocations": {RP: {"resources": {"VGPU": 1}}},
+            "project_id": "p",
+            "user_id": "u",
+            "consumer_generation": 1,
+            "consumer_type": "INSTANCE",
+        }
+    }
+    r = client.post("/reshaper", json=body)
+    assert r.status_code == 204, r.text

@@ -144,3 +144,20 @@ def test_concurrent_creates_of_one_uuid_have_one_winner(store: Store) -> None:
     assert len(won) == 1, outcomes
     assert outcomes.count("already exists") == 3
     assert f"created {store.get_request(request.uuid).user_id}" == won[0]
+
+
+def test_list_by_project(store: Store) -> None:
+    # Issue 9: the API listed a non-admin's requests by filtering the newest
+    # 5,000 of every project; the store filters by project itself now.
+    mine = [store.save_request(full_request().evolve(project_id="projA")) for _ in range(2)]
+    theirs = [store.save_request(full_request().evolve(project_id="projB")) for _ in range(3)]
+    listed = store.list_requests(project_id="projA")
+    assert {r.uuid for r in listed} == {r.uuid for r in mine}
+    assert {r.project_id for r in store.list_requests(project_id="projB")} == {"projB"}
+    assert len(store.list_requests(project_id="projB", limit=2)) == 2
+    assert store.list_requests(project_id="projC") == []
+    active = store.save_request(theirs[0].evolve(status=RequestStatus.ACTIVE))
+    assert [r.uuid for r in store.list_requests(status="active", project_id="projB")] == [
+        active.uuid
+    ]
+    assert store.list_requests(status="active", project_id="projA") == []

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from claimant.api.auth import IdentityUnavailable
 from claimant.api.limits import DEFAULT_MAX_BODY
+from claimant.api.placement.errors import PlacementError
 from claimant.api.placement.framework import Authenticator, Caller, PlacementApp, noauth2
 from claimant.api.policy import Policy
 from claimant.model.errors import ClaimantError
@@ -56,6 +58,9 @@ def _authenticator(auth: Any) -> Authenticator:
     def check(headers: Mapping[str, str]) -> Caller | None:
         try:
             ctx: Caller = authenticate(headers)
+        except IdentityUnavailable as exc:
+            # Not a 401: the token may be good, and a client drops refused ones.
+            raise PlacementError(503, exc.message) from None
         except ClaimantError:
             return None
         return ctx

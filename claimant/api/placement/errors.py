@@ -37,6 +37,7 @@ EXPLANATIONS: dict[int, str] = {
     409: "There was a conflict when trying to complete your request.",
     415: "The request media type {content_type} is not supported by this server.",
     500: "The server has either erred or is incapable of performing the requested operation.",
+    503: "The server is currently unavailable. Please try again at a later time.",
 }
 
 

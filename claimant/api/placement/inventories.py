@@ -108,11 +108,20 @@ def _write(req: Req, p: Provider, inventories: dict[str, Inventory], inuse_msg: 
     except GenerationConflict as exc:
         raise conflict(f"update conflict: {exc.message}", errors.CONCURRENT_UPDATE) from None
     except InUse:
-        removed = class_order(set(p.inventories) - set(inventories))
+        # Placement names only the removed classes that still hold
+        # allocations, not every class the request removes (Nova's report
+        # client logs these names).
+        removed = _in_use(req, p, set(p.inventories) - set(inventories))
         raise conflict(
             inuse_msg.format(classes=", ".join(removed), detail=_inuse_detail(p, removed)),
             errors.INVENTORY_INUSE,
         ) from None
+
+
+def _in_use(req: Req, p: Provider, classes: set[str]) -> list[str]:
+    usages = req.store.get_usage(p.uuid).usages
+    busy = [rc for rc in classes if rc in usages and usages[rc].used > 0]
+    return class_order(busy or classes)
 
 
 def _inuse_detail(p: Provider, classes: list[str]) -> str:

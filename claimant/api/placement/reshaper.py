@@ -8,10 +8,11 @@ import uuid as uuidlib
 from typing import Any
 
 from claimant.api.placement import allocations, errors, inventories
-from claimant.api.placement.common import UUID_PATTERN
+from claimant.api.placement.common import UUID_PATTERN, class_order
 from claimant.api.placement.errors import bad_request, conflict
 from claimant.api.placement.framework import Req, Resp
 from claimant.model import (
+    ConsumerAllocations,
     ConsumerGenerationConflict,
     GenerationConflict,
     InsufficientCapacity,
@@ -48,6 +49,29 @@ POST_SCHEMA_1_34["properties"]["allocations"] = _allocations(allocations.POST_SC
 # 1.38: allocations carry consumer_type
 POST_SCHEMA_1_38 = copy.deepcopy(POST_SCHEMA)
 POST_SCHEMA_1_38["properties"]["allocations"] = _allocations(allocations.POST_SCHEMA_1_38)
+
+
+def _still_allocated(
+    req: Req,
+    spec_invs: dict[str, tuple[int, dict[str, Any]]],
+    writes: list[ConsumerAllocations],
+) -> tuple[str, list[str]] | None:
+    """The first provider whose removed inventory the reshape's end state
+    still allocates, with those classes; None when there is none."""
+    moved = {w.consumer_uuid: w for w in writes}
+    for puuid, (_, invs) in spec_invs.items():
+        removed = set(req.store.get_provider(puuid).inventories) - set(invs)
+        if not removed:
+            continue
+        left: set[str] = set()
+        for c in allocations.confirmed(req, provider_uuid=puuid):
+            if c.consumer_uuid not in moved:
+                left |= {rc for rc, n in c.amounts.items() if rc in removed and n}
+        for w in writes:
+            left |= {rc for rc, n in w.allocations.get(puuid, {}).items() if rc in removed and n}
+        if left:
+            return puuid, class_order(left)
+    return None
 
 
 def reshape(req: Req) -> Resp:
@@ -100,9 +124,21 @@ def reshape(req: Req) -> Resp:
         req.store.reshape(ReshapeSpec(inventories=spec_invs, allocations=writes))
     except (GenerationConflict, ConsumerGenerationConflict) as exc:
         raise conflict(f"update conflict: {exc.message}", errors.CONCURRENT_UPDATE) from None
-    except InUse as exc:
-        raise conflict(f"update conflict: {exc.message}", errors.INVENTORY_INUSE) from None
-    except (InsufficientCapacity, InvalidInput) as exc:
+    except (InUse, InsufficientCapacity, InvalidInput) as exc:
+        # The store sets the new inventories before it moves allocations;
+        # Placement moves them over the old and new inventory merged and
+        # fails at the end, naming inventory that is still allocated. Nova's
+        # report client matches on that code and text.
+        left = _still_allocated(req, spec_invs, writes)
+        if left is not None:
+            puuid, classes = left
+            raise conflict(
+                f"update conflict: Inventory for '{', '.join(classes)}' on resource "
+                f"provider '{puuid}' in use.",
+                errors.INVENTORY_INUSE,
+            ) from None
+        if isinstance(exc, InUse):
+            raise conflict(f"update conflict: {exc.message}", errors.INVENTORY_INUSE) from None
         raise conflict(f"Unable to allocate inventory: {exc.message}") from None
     except NotFound as exc:
         raise bad_request(f"malformed reshaper data: {exc.message}") from None

@@ -22,6 +22,7 @@ from cassandra import (
     OperationTimedOut,
     ReadTimeout,
     RequestValidationException,
+    Unauthorized,
     WriteFailure,
     WriteTimeout,
     WriteType,
@@ -84,7 +85,7 @@ from claimant.store.base import (
     Store,
     _Unset,
 )
-from claimant.store.cassandra import bulk
+from claimant.store.cassandra import bulk, connect
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.schema import DATA_TABLES, MIGRATIONS, keyspace_cql
 from claimant.store.cassandra.txn import (
@@ -103,7 +104,16 @@ from claimant.store.cassandra.txn import (
 
 log = logging.getLogger(__name__)
 
-OPTIONS: Final = ("rf", "dc", "serial", "consistency", "port", "timeout", "fetch")
+OPTIONS: Final = (
+    "rf",
+    "dc",
+    "serial",
+    "consistency",
+    "port",
+    "timeout",
+    "fetch",
+    *connect.OPTIONS,
+)
 _CONSISTENCY = {
     name: getattr(ConsistencyLevel, name)
     for name in ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
@@ -182,6 +192,13 @@ def _is_timeout(exc: BaseException) -> bool:
 def _translate(exc: BaseException) -> ClaimantError:
     if isinstance(exc, ClaimantError):
         return exc
+    if isinstance(exc, Unauthorized):
+        log.warning("Cassandra refused a query: %s", exc)
+        return StoreUnavailable(
+            "the Cassandra role lacks a permission this store needs (docs/cassandra.md,"
+            " 'Connecting with credentials and TLS')",
+            reason="unauthorized",
+        )
     if isinstance(exc, RequestValidationException):
         # Schema missing or a query the node refuses: not the caller's input.
         return StoreUnavailable(f"Cassandra refused a query: {exc}", driver=type(exc).__name__)
@@ -492,10 +509,12 @@ class CassandraStore(Store):
     local data centre (NetworkTopologyStrategy, DC-aware routing, LOCAL_*
     consistency), ``serial`` SERIAL or LOCAL_SERIAL, ``consistency`` of plain
     reads and writes (default QUORUM, LOCAL_QUORUM with ``dc``), ``port``,
-    ``timeout`` seconds per request, ``fetch`` candidate rows read per query.
+    ``timeout`` seconds per request, ``fetch`` candidate rows read per query;
+    credentials and TLS: ``claimant.store.cassandra.connect``.
     """
 
     def __init__(self, hosts: list[str], keyspace: str, *, url: str | None = None, **options: str):
+        connect.refuse_inline_password(set(options), "")
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise InvalidInput(
@@ -528,6 +547,7 @@ class CassandraStore(Store):
         self.port = _int_option("port", options.get("port", "9042"), 1, 65535)
         self.timeout = float(_int_option("timeout", options.get("timeout", "10"), 1, 600))
         self.fetch = _int_option("fetch", options.get("fetch", "20"), 1, 100_000)
+        self.security = connect.parse(options)
         self.hosts: list[str] = []
         for h in hosts:
             host, _, port = h.partition(":")
@@ -589,7 +609,9 @@ class CassandraStore(Store):
             "compression": False,
             # Schema changes on a busy multi-node cluster take a while to agree.
             "max_schema_agreement_wait": 60,
+            **self.security.cluster_options(),
         }
+        where = f"{','.join(self.hosts)}:{self.port}"
         try:
             # Protocol v5 (Cassandra 4.0+); older servers: let the driver negotiate.
             cluster = Cluster(protocol_version=5, **options)
@@ -600,9 +622,7 @@ class CassandraStore(Store):
                 cluster = Cluster(**options)
                 session = cluster.connect()
         except _DRIVER_ERRORS as exc:
-            raise StoreUnavailable(
-                f"cannot reach Cassandra at {','.join(self.hosts)}:{self.port}: {exc}"
-            ) from exc
+            raise connect.connect_error(exc, self.security, where) from exc
         self._cluster, self._session = cluster, session
         return session
 
@@ -612,8 +632,9 @@ class CassandraStore(Store):
             try:
                 session.set_keyspace(self.keyspace)
             except _DRIVER_ERRORS as exc:
+                log.warning("cannot use keyspace %s: %r", self.keyspace, exc)
                 raise StoreUnavailable(
-                    f"keyspace {self.keyspace} is not there: run migrate first ({exc})"
+                    f"keyspace {self.keyspace} is not there: run migrate first"
                 ) from exc
         return session
 
@@ -2583,10 +2604,19 @@ class CassandraStore(Store):
             raise NotFound(f"no request {uuid}", kind="request", uuid=uuid)
         return request_from_dict(json.loads(rows[0].body))
 
-    def list_requests(self, *, status: str | None = None, limit: int = 100) -> list[Request]:
+    def list_requests(
+        self, *, status: str | None = None, project_id: str | None = None, limit: int = 100
+    ) -> list[Request]:
         rows = [r for r in self._run(q.ALL_REQUESTS) if status is None or r.status == status]
         rows.sort(key=lambda r: r.created_at or 0.0, reverse=True)
-        return [request_from_dict(json.loads(r.body)) for r in rows[: int(limit)]]
+        out: list[Request] = []
+        for row in rows:
+            if len(out) >= limit:
+                break
+            request = request_from_dict(json.loads(row.body))
+            if project_id is None or request.project_id == project_id:
+                out.append(request)
+        return out
 
 
 def _without(state: _State, entries: Iterable[_Entry]) -> _State:
