@@ -3,7 +3,7 @@
 Standard library only, so it runs with any Python next to a Placement:
 
     python fill_placement.py --url http://127.0.0.1:8781 [--hosts 6]
-    PLACEMENT_VENV/bin/python fill_placement.py --sqlite /tmp/p.db --dump out.sql
+    PLACEMENT_VENV/bin/python fill_placement.py --sqlite placement.db --dump out.sql
 
 ``--url`` talks HTTP to a running Placement (noauth2, token ``admin``);
 ``--sqlite`` creates a Placement database in a SQLite file (``placement-manage

@@ -1,5 +1,5 @@
 -- An OpenStack Placement 16.0.0 database (SQLite), made by Placement itself:
---   PLACEMENT_VENV/bin/python tests/importer/fill_placement.py --sqlite /tmp/p.db --hosts 6 --dump tests/importer/data/placement16.sql
+--   PLACEMENT_VENV/bin/python tests/importer/fill_placement.py --sqlite placement.db --hosts 6 --dump tests/importer/data/placement16.sql
 -- (PLACEMENT_VENV: a venv with openstack-placement==16.0.0, e.g. from bench/placement_reference/setup.sh).
 BEGIN TRANSACTION;
 CREATE TABLE alembic_version (
