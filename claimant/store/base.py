@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -134,6 +134,16 @@ class ReshapeSpec:
 
     inventories: dict[str, tuple[int, dict[str, Inventory]]] = field(default_factory=dict)
     allocations: list[ConsumerAllocations] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedConsumer:
+    """One consumer as a bulk import brings it over: its record (generation and
+    type included) and its confirmed allocations, provider uuid -> amounts."""
+
+    consumer: Consumer
+    allocations: dict[str, dict[str, int]]
+    created_at: float = 0.0
 
 
 class Store(abc.ABC):
@@ -373,6 +383,28 @@ class Store(abc.ABC):
         c = held[0]
         self.write_allocations([ConsumerAllocations(c.consumer_uuid, c.project_id, c.user_id)])
         return True
+
+    # -- bulk import (``claimant import placement``) ---------------------------
+    # Only for filling a store from another system's data: they write state as
+    # given (generations included) instead of deriving it, so nothing else may
+    # use them. docs/migrating-from-placement.md.
+    @abc.abstractmethod
+    def import_providers(self, providers: Sequence[Provider]) -> int:
+        """Store providers exactly as given: generation, parent, root and
+        timestamps, inventories, traits, aggregates; nothing is bumped. A
+        parent comes earlier in the list or is already stored. A provider
+        whose uuid is already stored is left alone (a resumed import); a name
+        taken by another uuid is AlreadyExists. Returns how many were written."""
+
+    @abc.abstractmethod
+    def import_allocations(self, consumers: Sequence[ImportedConsumer]) -> int:
+        """Store each consumer with its generation and type, and its confirmed
+        allocations, without bumping provider generations and without the
+        capacity check: the source may hold a provider above its capacity, as
+        Placement allows after an inventory shrinks (``set_inventories(...,
+        allow_overcapacity=True)`` leaves the same state). Each provider must
+        exist and have inventory of each class (NotFound / InvalidInput). A
+        consumer already stored is left alone; returns how many were written."""
 
     # -- requests ----------------------------------------------------------
     @abc.abstractmethod

@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -54,10 +54,12 @@ from claimant.model.names import (
     validate_custom_name,
 )
 from claimant.model.types import check_constraint, infer_spec
+from claimant.store import sqlite_bulk
 from claimant.store.base import (
     UNSET,
     CandidateQuery,
     ClaimSpec,
+    ImportedConsumer,
     ProviderFilter,
     ReshapeSpec,
     Store,
@@ -1588,6 +1590,13 @@ class SQLiteStore(Store):
                 self._add_used(conn, pid, json.loads(amounts))
             conn.execute("DELETE FROM consumers WHERE uuid = ?", (consumer_uuid,))
             return bool(rows)
+
+    # -- bulk import (claimant/store/sqlite_bulk.py) --------------------------
+    def import_providers(self, providers: Sequence[Provider]) -> int:
+        return sqlite_bulk.import_providers(self, providers)
+
+    def import_allocations(self, consumers: Sequence[ImportedConsumer]) -> int:
+        return sqlite_bulk.import_allocations(self, consumers)
 
     # -- requests ----------------------------------------------------------
     def create_request(self, request: Request) -> Request:

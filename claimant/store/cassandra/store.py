@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -79,6 +79,7 @@ from claimant.store.base import (
     UNSET,
     CandidateQuery,
     ClaimSpec,
+    ImportedConsumer,
     ProviderFilter,
     ReshapeSpec,
     Store,
@@ -86,7 +87,7 @@ from claimant.store.base import (
     TreeQuery,
     _Unset,
 )
-from claimant.store.cassandra import connect
+from claimant.store.cassandra import bulk, connect
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.schema import DATA_TABLES, MIGRATIONS, keyspace_cql
 from claimant.store.cassandra.txn import (
@@ -2667,6 +2668,13 @@ class CassandraStore(Store):
         for ctype, bucket in out.items():
             bucket["consumer_count"] = len(counted[ctype])
         return out
+
+    # -- bulk import (claimant/store/cassandra/bulk.py) -------------------------
+    def import_providers(self, providers: Sequence[Provider]) -> int:
+        return bulk.import_providers(self, providers)
+
+    def import_allocations(self, consumers: Sequence[ImportedConsumer]) -> int:
+        return bulk.import_allocations(self, consumers)
 
     # -- requests ----------------------------------------------------------------------
     def create_request(self, request: Request) -> Request:
