@@ -828,6 +828,23 @@ class SQLiteStore(Store):
             params += [rc, amount, amount, amount, amount]
         return "".join(sql), params
 
+    @staticmethod
+    def _resource_exists(resources: dict[str, int]) -> tuple[list[str], list[Any]]:
+        """One EXISTS per requested class, each a fit condition. Not joins: with
+        three classes joined, SQLite 3.40's planner sorts every fitting
+        provider (75 ms at 10k) instead of walking the sort class's index
+        (0.3 ms); a correlated EXISTS leaves a two-table join it orders right."""
+        where = []
+        params: list[Any] = []
+        for rc, amount in sorted(resources.items()):
+            where.append(
+                "EXISTS (SELECT 1 FROM inventories r WHERE r.provider_id = p.id AND r.rc = ?"
+                " AND r.free >= ? AND r.min_unit <= ? AND r.max_unit >= ?"
+                " AND (? % r.step_size) = 0)"
+            )
+            params += [rc, amount, amount, amount, amount]
+        return where, params
+
     def _group_conditions(
         self, group: RequestGroup, *, check_types: bool = True
     ) -> tuple[list[str], list[Any]]:
@@ -898,12 +915,15 @@ class SQLiteStore(Store):
             raise InvalidInput(f"sort class {order_rc} is not requested by the group")
         amount = group.resources[order_rc]
         others = {rc: n for rc, n in group.resources.items() if rc != order_rc}
-        joins, jparams = self._resource_joins(others)
         where = (
             " WHERE o.rc = ? AND o.free >= ? AND o.min_unit <= ? AND o.max_unit >= ?"
             " AND (? % o.step_size) = 0 AND p.enabled = 1"
         )
         params: list[Any] = [order_rc, amount, amount, amount, amount]
+        rw, rp = self._resource_exists(others)
+        for cond in rw:
+            where += " AND " + cond
+        params += rp
         if query.heartbeat_after is not None:
             where += " AND (p.heartbeat_at IS NULL OR p.heartbeat_at > ?)"
             params.append(query.heartbeat_after)
@@ -935,9 +955,9 @@ class SQLiteStore(Store):
                 # in order and stops at LIMIT instead of sorting every fit.
                 sql = (
                     "SELECT o.free AS free, p.id AS id FROM inventories o CROSS JOIN providers p"
-                    " ON p.id = o.provider_id" + joins + where + order
+                    " ON p.id = o.provider_id" + where + order
                 )
-                args = [*jparams, *params, int(query.limit)]
+                args = [*params, int(query.limit)]
             else:
                 # A rare trait, aggregate or one tree: walking the index would
                 # visit nearly every provider to find none; start from the few
@@ -946,11 +966,10 @@ class SQLiteStore(Store):
                 sql = (
                     f"SELECT o.free AS free, p.id AS id FROM ({dsql}) sel CROSS JOIN providers p"
                     " ON p.id = sel.id CROSS JOIN inventories o ON o.provider_id = p.id"
-                    + joins
                     + where
                     + order
                 )
-                args = [*dparams, *jparams, *params, int(query.limit)]
+                args = [*dparams, *params, int(query.limit)]
             # The candidates and everything loaded about them come back as ONE
             # row: the sqlite3 module releases the GIL on every row it steps,
             # and with many scheduler threads each release is a thread switch.
