@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
+import orjson
+
 from claimant.model import (
     BUILTIN_TYPES,
     AlreadyExists,
@@ -674,6 +676,12 @@ class SQLiteStore(Store):
         row = conn.execute(
             "SELECT id, generation FROM providers WHERE uuid = ?", (uuid,)
         ).fetchone()
+        return self._generation_matches(row, uuid, expected), int(row[1])
+
+    @staticmethod
+    def _generation_matches(row: Any, uuid: str, expected: int | None) -> int:
+        """The provider id of a ``(id, generation, ...)`` row, unless the row is
+        missing or at another generation than ``expected``."""
         if row is None:
             raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)
         if expected is not None and row[1] != expected:
@@ -682,7 +690,7 @@ class SQLiteStore(Store):
                 uuid=uuid,
                 generation=row[1],
             )
-        return int(row[0]), int(row[1])
+        return int(row[0])
 
     @staticmethod
     def _bump(conn: sqlite3.Connection, pid: int, now: float) -> None:
@@ -808,7 +816,7 @@ class SQLiteStore(Store):
                 f" WHERE p.id IN ({marks})",
                 chunk,
             ).fetchone()
-            for row in json.loads(packed):
+            for row in orjson.loads(packed):
                 found[row[0]] = _provider_row(row)
         return [found[pid] for pid in ids if pid in found]
 
@@ -980,7 +988,7 @@ class SQLiteStore(Store):
                 " JOIN providers root ON root.id = p.root_id",
                 args,
             ).fetchone()
-        rows = json.loads(packed)
+        rows = orjson.loads(packed)
         # An aggregate's input order is not promised: sort as ORDER BY did.
         rows.sort(key=lambda r: (r[0], r[1][0]), reverse=query.strategy == Strategy.SPREAD)
         return [ProviderUsage(*_provider_row(r[1])) for r in rows]
@@ -1064,8 +1072,21 @@ class SQLiteStore(Store):
 
         def write(conn: sqlite3.Connection) -> Claim:
             self._sweep(conn, now)
-            pid, _ = self._check_generation(conn, spec.provider_uuid, spec.expected_generation)
-            self._check_fit(conn, pid, spec.provider_uuid, {}, spec.amounts)
+            # Generation and inventories in one row: each row stepped is a
+            # GIL release, a thread switch when schedulers contend.
+            row = conn.execute(
+                "SELECT p.id, p.generation, (SELECT json_group_array(json_array(i.rc, i.total,"
+                " i.reserved, i.min_unit, i.max_unit, i.step_size, i.allocation_ratio, i.used))"
+                " FROM inventories i WHERE i.provider_id = p.id) FROM providers p WHERE p.uuid = ?",
+                (spec.provider_uuid,),
+            ).fetchone()
+            pid = self._generation_matches(row, spec.provider_uuid, spec.expected_generation)
+            invs: dict[str, Inventory] = {}
+            in_use: dict[str, int] = {}
+            for rc, *fields, n in orjson.loads(row[2]):
+                invs[rc] = _inventory((rc, *fields))
+                in_use[rc] = n
+            self._raise_unless_fits(spec.provider_uuid, invs, in_use, spec.amounts)
             try:
                 self._insert_ledger(conn, pid, claim)
             except sqlite3.IntegrityError:
@@ -1094,6 +1115,12 @@ class SQLiteStore(Store):
         ):
             invs[row[0]] = Inventory(*row[:7])
             used[row[0]] = row[7] - freed.get(row[0], 0)
+        self._raise_unless_fits(uuid, invs, used, amounts)
+
+    @staticmethod
+    def _raise_unless_fits(
+        uuid: str, invs: dict[str, Inventory], used: dict[str, int], amounts: dict[str, int]
+    ) -> None:
         report = check_fit(invs, used, amounts)
         if not report.fits:
             raise InsufficientCapacity(
@@ -1125,9 +1152,15 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _add_used(conn: sqlite3.Connection, pid: int, amounts: dict[str, int]) -> None:
-        conn.executemany(
-            "UPDATE inventories SET used = used + ? WHERE provider_id = ? AND rc = ?",
-            [(n, pid, rc) for rc, n in amounts.items()],
+        # One statement for every class: one step instead of one per class.
+        if not amounts:
+            return
+        cases = " ".join("WHEN ? THEN ?" for _ in amounts)
+        marks = ",".join("?" * len(amounts))
+        conn.execute(
+            f"UPDATE inventories SET used = used + CASE rc {cases} END"
+            f" WHERE provider_id = ? AND rc IN ({marks})",
+            [*(x for item in amounts.items() for x in item), pid, *amounts],
         )
 
     def confirm_claim(self, claim_uuid: str) -> Claim:
@@ -1640,7 +1673,7 @@ class SQLiteStore(Store):
 
 # Everything loaded about a provider, as one JSON array (see _provider_row):
 # candidate reads are the hot path, and each extra statement, row or
-# json.loads call costs more than SQLite building the JSON. Times go through
+# JSON parse costs more than SQLite building the JSON. Times go through
 # printf('%!.17g'): SQLite 3.40 writes REALs into JSON with 15 digits, which
 # does not round-trip a timestamp.
 _PROVIDER_JSON = (
@@ -1661,12 +1694,28 @@ _PROVIDER_FROM = (
 )
 
 
+# Inventories are immutable values and rarely change: one object per distinct
+# inventory saves building three per candidate row. Bounded; a race between
+# threads only builds an equal object twice.
+_INVENTORIES: dict[tuple[Any, ...], Inventory] = {}
+_INVENTORIES_MAX = 65536
+
+
+def _inventory(key: tuple[Any, ...]) -> Inventory:
+    inv = _INVENTORIES.get(key)
+    if inv is None:
+        if len(_INVENTORIES) >= _INVENTORIES_MAX:
+            _INVENTORIES.clear()
+        inv = _INVENTORIES[key] = Inventory(*key)
+    return inv
+
+
 def _provider_row(row: list[Any]) -> tuple[Provider, dict[str, Usage]]:
     """A provider and its usage from one ``_PROVIDER_JSON`` array."""
     inventories: dict[str, Inventory] = {}
     usages: dict[str, Usage] = {}
     for rc, total, reserved, min_unit, max_unit, step, ratio, capacity, used in row[12]:
-        inventories[rc] = Inventory(rc, total, reserved, min_unit, max_unit, step, ratio)
+        inventories[rc] = _inventory((rc, total, reserved, min_unit, max_unit, step, ratio))
         usages[rc] = Usage(rc, capacity, used)
     # Positional, in field order: the hot path builds thousands of these.
     provider = Provider(
