@@ -955,7 +955,11 @@ class SQLiteStore(Store):
         direction = "DESC" if query.strategy == Strategy.SPREAD else "ASC"
         order = f" ORDER BY o.free {direction}, o.provider_id {direction} LIMIT ?"
         self._sweep_if_due(now)
-        with self._read() as conn:
+        # No read transaction: the answer is ONE statement, so it sees one
+        # state anyway (the counts before it only choose the plan), and
+        # BEGIN and COMMIT would be two more GIL releases.
+        conn = self._conn()
+        try:
             driver = self._selective_driver(conn, query)
             if driver is None:
                 # The sort class drives the scan: CROSS JOIN pins it as the
@@ -988,6 +992,8 @@ class SQLiteStore(Store):
                 " JOIN providers root ON root.id = p.root_id",
                 args,
             ).fetchone()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
         rows = orjson.loads(packed)
         # An aggregate's input order is not promised: sort as ORDER BY did.
         rows.sort(key=lambda r: (r[0], r[1][0]), reverse=query.strategy == Strategy.SPREAD)
@@ -1043,8 +1049,22 @@ class SQLiteStore(Store):
 
     def get_usage(self, uuid: str) -> ProviderUsage:
         self._sweep_if_due(self.clock())
-        with self._read() as conn:
-            return self._usages(conn, [self._pid(conn, uuid)])[0]
+        # One statement (a scheduler's re-read after a lost compare-and-set).
+        try:
+            (packed,) = (
+                self._conn()
+                .execute(
+                    f"SELECT json_group_array({_PROVIDER_JSON}){_PROVIDER_FROM} WHERE p.uuid = ?",
+                    (uuid,),
+                )
+                .fetchone()
+            )
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        rows = orjson.loads(packed)
+        if not rows:
+            raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)
+        return ProviderUsage(*_provider_row(rows[0]))
 
     # -- claims ------------------------------------------------------------
     def claim(self, spec: ClaimSpec) -> Claim:
