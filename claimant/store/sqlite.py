@@ -373,7 +373,14 @@ class SQLiteStore(Store):
 
     # -- traits ------------------------------------------------------------
     def list_traits(self) -> list[str]:
-        return [r[0] for r in self._conn().execute("SELECT name FROM traits ORDER BY name")]
+        # One row, not one per trait: each row stepped releases the GIL.
+        (packed,) = (
+            self._conn()
+            .execute("SELECT json_group_array(name) FROM (SELECT name FROM traits ORDER BY name)")
+            .fetchone()
+        )
+        names: list[str] = orjson.loads(packed)
+        return names
 
     def create_trait(self, name: str) -> bool:
         validate_custom_name(name, "trait")
@@ -521,6 +528,12 @@ class SQLiteStore(Store):
             gw, gp = self._group_conditions(flt.group, check_types=False)
             where += gw
             params += gp
+            if flt.group.required_traits:
+                # Lets SQLite start from the trait's providers (a rowid IN
+                # list) instead of probing every provider's traits: the
+                # Placement API asks for sharing providers on every request.
+                where.append("p.id IN (SELECT provider_id FROM provider_traits WHERE trait = ?)")
+                params.append(min(flt.group.required_traits))
         sql = "SELECT p.id FROM providers p" + joins
         if where:
             sql += " WHERE " + " AND ".join(where)
