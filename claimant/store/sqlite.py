@@ -1109,7 +1109,7 @@ class SQLiteStore(Store):
             # GIL release, a thread switch when schedulers contend.
             row = conn.execute(
                 "SELECT p.id, p.generation, (SELECT json_group_array(json_array(i.rc, i.total,"
-                " i.reserved, i.min_unit, i.max_unit, i.step_size, i.allocation_ratio, i.used))"
+                f" i.reserved, i.min_unit, i.max_unit, i.step_size, {_RATIO}, i.used))"
                 " FROM inventories i WHERE i.provider_id = p.id) FROM providers p WHERE p.uuid = ?",
                 (spec.provider_uuid,),
             ).fetchone()
@@ -1704,6 +1704,10 @@ class SQLiteStore(Store):
         return [request_from_dict(json.loads(r[0])) for r in self._conn().execute(sql, params)]
 
 
+# REALs as JSON that round-trips (see _PROVIDER_JSON): a ratio is what a
+# claim's capacity check multiplies by.
+_RATIO = "json(printf('%!.17g', i.allocation_ratio))"
+
 # Everything loaded about a provider, as one JSON array (see _provider_row):
 # candidate reads are the hot path, and each extra statement, row or
 # JSON parse costs more than SQLite building the JSON. Times go through
@@ -1715,7 +1719,7 @@ _PROVIDER_JSON = (
     " json(printf('%!.17g', p.created_at)), json(printf('%!.17g', p.updated_at)),"
     " json(p.attributes),"
     " (SELECT json_group_array(json_array(i.rc, i.total, i.reserved, i.min_unit,"
-    "  i.max_unit, i.step_size, i.allocation_ratio, i.capacity, i.used))"
+    f"  i.max_unit, i.step_size, {_RATIO}, i.capacity, i.used))"
     "  FROM inventories i WHERE i.provider_id = p.id),"
     " (SELECT json_group_array(t.trait) FROM provider_traits t WHERE t.provider_id = p.id),"
     " (SELECT json_group_array(a.aggregate) FROM provider_aggregates a"

@@ -1,7 +1,8 @@
-"""SQLite group commit (issue 10): writes that queue while another writer holds
-the lock are committed together, in ONE transaction, and each keeps its own
-outcome. Ordering is made deterministic by holding SQLite's write lock from
-another connection until every write is queued."""
+"""SQLite's hot path (issue 10). Group commit: writes that queue while another
+writer holds the lock are committed together, in ONE transaction, and each
+keeps its own outcome; ordering is made deterministic by holding SQLite's
+write lock from another connection until every write is queued. Packed reads:
+providers come back as JSON built by SQLite, and still read back exactly."""
 
 from __future__ import annotations
 
@@ -192,3 +193,18 @@ def test_times_read_back_exactly(store: SQLiteStore) -> None:
     found = store.find_candidates(CandidateQuery(group=RequestGroup(resources={"VCPU": 1})))
     assert found[0].provider.heartbeat_at == at
     assert found[0].provider == store.get_provider(p.uuid)
+
+
+def test_a_ratio_reads_back_exactly(store: SQLiteStore) -> None:
+    """Inventories come back packed in JSON too: a ratio rounded to 15 digits
+    could move a claim's capacity check by a unit."""
+    from claimant.model import Inventory
+
+    ratio = 0.1 + 0.2  # 0.30000000000000004: 17 digits
+    p = make_provider(store, inventories={"VCPU": Inventory("VCPU", 10, allocation_ratio=ratio)})
+    assert store.get_provider(p.uuid).inventories["VCPU"].allocation_ratio == ratio
+    found = store.find_candidates(CandidateQuery(group=RequestGroup(resources={"VCPU": 1})))
+    assert found[0].provider.inventories["VCPU"].allocation_ratio == ratio
+    capacity = store.get_usage(p.uuid).usages["VCPU"].capacity
+    store.claim(spec(store, p.uuid, vcpu=capacity))
+    assert used(store, p.uuid) == capacity
