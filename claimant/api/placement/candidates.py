@@ -9,8 +9,9 @@ renders its answer per microversion.
 from __future__ import annotations
 
 import copy
+import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from claimant.api.bounds import MAX_INT64, MAX_PLACEMENT_GROUPS, check_count
@@ -26,6 +27,7 @@ from claimant.api.placement.common import (
 )
 from claimant.api.placement.errors import bad_request
 from claimant.api.placement.framework import Req, Resp
+from claimant.api.placement.options import DEPTH_FIRST
 from claimant.scheduler.candidates import (
     CandidateRequest,
     CandidateResult,
@@ -335,5 +337,29 @@ def list_all(req: Req) -> Resp:
             '"resources{N}" parameter.'
         )
     _check_names(req, groups, wide)
-    found = find_allocation_candidates(req.store, _engine_request(req, groups, wide))
+    opts = req.candidates
+    cap = opts.max_allocation_candidates if opts.max_allocation_candidates > 0 else None
+    wanted = wide.limit
+    sample = opts.randomize_allocation_candidates and wanted is not None
+    # Placement generates up to its cap, then applies the request's limit:
+    # the first ones, or a random sample of all of them.
+    engine_limit = cap if sample else min((n for n in (cap, wanted) if n is not None), default=None)
+    ereq = replace(
+        _engine_request(req, groups, wide),
+        limit=engine_limit,
+        depth_first=opts.allocation_candidates_generation_strategy == DEPTH_FIRST,
+    )
+    found = find_allocation_candidates(req.store, ereq)
+    if sample and wanted is not None and len(found.allocation_requests) > wanted:
+        found = _sampled(found, wanted)
     return Resp(200, _serialize(req, found, groups)).modified(req, None)
+
+
+def _sampled(found: CandidateResult, n: int) -> CandidateResult:
+    """``n`` of the candidates at random; summaries kept for the trees they
+    use, as Placement keeps them (by root provider)."""
+    chosen = random.sample(found.allocation_requests, n)
+    root_of = {s.provider.uuid: s.provider.root_uuid or s.provider.uuid for s in found.summaries}
+    roots = {root_of.get(u, u) for a in chosen for u in a.allocations}
+    summaries = [s for s in found.summaries if root_of[s.provider.uuid] in roots]
+    return replace(found, allocation_requests=chosen, summaries=summaries)

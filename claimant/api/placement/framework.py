@@ -30,6 +30,7 @@ from claimant.api.limits import DEFAULT_MAX_BODY, BodyTooLarge, read_body
 from claimant.api.placement import errors
 from claimant.api.placement.errors import PlacementError
 from claimant.api.placement.microversion import HEADER, MIN_VERSION, Version, negotiate
+from claimant.api.placement.options import CandidateOptions
 from claimant.api.policy import Policy, default_policy
 from claimant.model.errors import ClaimantError, InvalidInput, NotFound, StoreUnavailable
 from claimant.store.base import Store
@@ -89,6 +90,7 @@ class Req:
     # scheme://host of the request: Location headers are absolute, as WebOb makes them.
     base_url: str = ""
     read: Callable[[], bytes] | None = None
+    candidates: CandidateOptions = field(default_factory=CandidateOptions)
 
     @property
     def body(self) -> bytes:
@@ -297,6 +299,7 @@ class PlacementApp:
         # origins are configured.
         self.cors_origins: frozenset[str] = frozenset()
         self.cors_headers: frozenset[str] = frozenset({HEADER})
+        self.candidates = CandidateOptions()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -324,6 +327,7 @@ class PlacementApp:
             raw_body=None,
             store=self.store,
             request_id="req-" + str(uuid.uuid4()),
+            candidates=self.candidates,
         )
 
         async def read() -> bytes:

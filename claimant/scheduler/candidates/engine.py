@@ -105,6 +105,11 @@ def _search_page(
         iter(TreeSearch(snap, req, groups, [per_anchor[a] for per_anchor in specs], stats))
         for a in anchors
     )
+    if req.depth_first:
+        for it in searches:
+            for chosen in it:
+                yield _areq(chosen)
+        return
     # Round-robin over the trees (Placement's "breadth-first" strategy), so
     # that a limit leaves candidates on every tree rather than on the first.
     while searches:

@@ -45,6 +45,9 @@ class CandidateRequest:
     # False (Placement before 1.29): a candidate may not use two providers of
     # one tree, and summaries show only the providers used.
     nested_aware: bool = True
+    #: every candidate of one tree before the next (Placement's depth-first);
+    #: default: one per tree in turn
+    depth_first: bool = False
 
 
 @dataclass(frozen=True, slots=True)
