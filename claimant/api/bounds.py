@@ -8,8 +8,12 @@ from collections.abc import Collection, Iterable
 
 from claimant.model.errors import InvalidInput
 
-#: request groups in one request (native groups, Placement's suffixed groups)
+#: request groups in one native request
 MAX_GROUPS = 16
+#: request groups in one GET /allocation_candidates: Placement's own wide-tree
+#: requests ask for 64 (one device per group); the candidate engine searches
+#: them in memory with pruning, not with a SQL join per group (issue 10)
+MAX_PLACEMENT_GROUPS = 128
 #: resource classes in one group
 MAX_CLASSES_PER_GROUP = 32
 #: member_of sets (any-of aggregate lists) in one group

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "conductor": "claimant.cli.conductor:conductor",
     "sim": "claimant.cli.sim:sim",
     "torture": "claimant.cli.torture:torture",
+    "import": "claimant.cli.importer:import_",
 }
 
 

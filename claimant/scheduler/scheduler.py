@@ -229,8 +229,10 @@ class Scheduler:
         """
         started = time.perf_counter()
         request = validate_request(request)
-        consumers = request.consumers or tuple(new_uuid() for _ in range(request.count))
-        request = request.evolve(consumers=consumers)
+        consumers = request.consumers
+        if not consumers:
+            consumers = tuple(new_uuid() for _ in range(request.count))
+            request = request.evolve(consumers=consumers)
         stuck: list[Claim] = held if held is not None else []
         stats = ScheduleStats()
         state = RequestState(self.store, request, self.failures)

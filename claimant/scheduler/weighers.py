@@ -79,7 +79,14 @@ class _FreeWeigher:
     FOLLOWS_STRATEGY: ClassVar[bool] = True
 
     def weigh(self, candidates: Sequence[ProviderUsage], ctx: PlacementContext) -> list[float]:
-        return [float(c.free(self.RESOURCE_CLASS)) for c in candidates]
+        rc = self.RESOURCE_CLASS
+        out = []
+        # Inline ProviderUsage.free: three weighers times every candidate of
+        # every placement.
+        for c in candidates:
+            u = c.usages.get(rc)
+            out.append(float(u.capacity - u.used) if u is not None else 0.0)
+        return out
 
 
 @WEIGHERS.register

@@ -17,18 +17,24 @@ from claimant.store.base import (
     UNSET,
     CandidateQuery,
     ClaimSpec,
+    ImportedConsumer,
     ProviderFilter,
     ReshapeSpec,
     Store,
+    TreePage,
+    TreeQuery,
 )
 
 __all__ = [
     "UNSET",
     "CandidateQuery",
     "ClaimSpec",
+    "ImportedConsumer",
     "ProviderFilter",
     "ReshapeSpec",
     "Store",
+    "TreePage",
+    "TreeQuery",
     "default_store_url",
     "open_store",
 ]

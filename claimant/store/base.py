@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -85,6 +85,34 @@ class CandidateQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class TreeQuery:
+    """Provider trees that may host a request spread over a tree and sharing
+    providers (the candidate engine's input), a page at a time.
+
+    ``needs``: class -> the least amount any group asks of it. A tree is
+    returned when, for every class, one of its providers has that much free,
+    or a sharing provider (trait MISC_SHARES_VIA_AGGREGATE) with that much
+    free shares an aggregate with one of its providers. A backend may return
+    more trees than that, never fewer. Trees come in root-uuid order, at most
+    ``max_roots`` per page, starting after the root uuid ``after``."""
+
+    needs: dict[str, int]
+    max_roots: int = 100
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TreePage:
+    """Every provider of each tree of the page, and every sharing provider
+    that shares an aggregate with one of them, with their usages."""
+
+    roots: list[str]
+    providers: list[ProviderUsage]
+    # The ``after`` of the next page; None when no tree is left.
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimSpec:
     """One claim to write: amounts on one provider, decided against a generation."""
 
@@ -106,6 +134,16 @@ class ReshapeSpec:
 
     inventories: dict[str, tuple[int, dict[str, Inventory]]] = field(default_factory=dict)
     allocations: list[ConsumerAllocations] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedConsumer:
+    """One consumer as a bulk import brings it over: its record (generation and
+    type included) and its confirmed allocations, provider uuid -> amounts."""
+
+    consumer: Consumer
+    allocations: dict[str, dict[str, int]]
+    created_at: float = 0.0
 
 
 class Store(abc.ABC):
@@ -240,6 +278,12 @@ class Store(abc.ABC):
         aggregates, tree, type, enabled, heartbeat), with their usages."""
 
     @abc.abstractmethod
+    def candidate_trees(self, query: TreeQuery) -> TreePage:
+        """One page of the trees that may host a multi-provider request
+        (``TreeQuery``), whole, with usages: what the candidate engine
+        searches. Bounded: it reads the trees of the page, not every provider."""
+
+    @abc.abstractmethod
     def get_usage(self, uuid: str) -> ProviderUsage:
         """One provider with its current usages (a fresh read, for a retry)."""
 
@@ -339,6 +383,28 @@ class Store(abc.ABC):
         c = held[0]
         self.write_allocations([ConsumerAllocations(c.consumer_uuid, c.project_id, c.user_id)])
         return True
+
+    # -- bulk import (``claimant import placement``) ---------------------------
+    # Only for filling a store from another system's data: they write state as
+    # given (generations included) instead of deriving it, so nothing else may
+    # use them. docs/migrating-from-placement.md.
+    @abc.abstractmethod
+    def import_providers(self, providers: Sequence[Provider]) -> int:
+        """Store providers exactly as given: generation, parent, root and
+        timestamps, inventories, traits, aggregates; nothing is bumped. A
+        parent comes earlier in the list or is already stored. A provider
+        whose uuid is already stored is left alone (a resumed import); a name
+        taken by another uuid is AlreadyExists. Returns how many were written."""
+
+    @abc.abstractmethod
+    def import_allocations(self, consumers: Sequence[ImportedConsumer]) -> int:
+        """Store each consumer with its generation and type, and its confirmed
+        allocations, without bumping provider generations and without the
+        capacity check: the source may hold a provider above its capacity, as
+        Placement allows after an inventory shrinks (``set_inventories(...,
+        allow_overcapacity=True)`` leaves the same state). Each provider must
+        exist and have inventory of each class (NotFound / InvalidInput). A
+        consumer already stored is left alone; returns how many were written."""
 
     # -- requests ----------------------------------------------------------
     @abc.abstractmethod

@@ -82,7 +82,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
             "[DEFAULT]\n\n[api]\nauth_strategy = keystone\n\n"
             + keystone.authtoken_section("claimant", PASSWORD, "service")
         )
-        projects = {n: keystone.project(n) for n in ("proj-a", "proj-b", "service")}
+        names = ["proj-a", "proj-b", "service", *(f"proj-matrix-{r}" for r in STRENGTH)]
+        projects = {n: keystone.project(n) for n in names}
         with serve(work, "--auth", "keystone", "--config-file", str(conf)) as served:
             yield Cloud(keystone, served, projects)
     finally:
@@ -139,7 +140,7 @@ def test_role_route_matrix_with_keystone_tokens(
     cloud: Cloud, api: str, method: str, path: str, role: str, need: int
 ) -> None:
     url = _fill(path)
-    project = cloud.keystone.project(f"proj-matrix-{role}")
+    project = cloud.projects[f"proj-matrix-{role}"]
     params = {"project_id": project} if path == "/usages" or url == "/v1/usages" else None
     headers = {**PLACEMENT, "content-type": "application/json"}
     r = cloud.call(method, url, f"matrix-{role}", headers=headers, params=params, content=b"{}")

@@ -56,7 +56,7 @@ def _allocation(project: str) -> bytes:
 
 RCS_70 = ",".join(f"CUSTOM_C{i}:1" for i in range(70))
 MEMBER_OF_1000 = "&".join(f"member_of={uuid.uuid4()}" for _ in range(1000))
-GROUPS_20 = "&".join(f"resources{i}=VCPU:1" for i in range(20))
+GROUPS_130 = "&".join(f"resources{i}=VCPU:1" for i in range(130))
 CANDIDATES = "/allocation_candidates?resources=VCPU:1"
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
@@ -111,9 +111,9 @@ CASES = [
         "too many member_of",
     ),
     (
-        "20 request groups",
+        "130 request groups",
         "GET",
-        f"/allocation_candidates?{GROUPS_20}",
+        f"/allocation_candidates?{GROUPS_130}",
         None,
         "too many request groups",
     ),

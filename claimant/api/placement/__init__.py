@@ -10,6 +10,7 @@ from claimant.api.auth import IdentityUnavailable
 from claimant.api.limits import DEFAULT_MAX_BODY
 from claimant.api.placement.errors import PlacementError
 from claimant.api.placement.framework import Authenticator, Caller, PlacementApp, noauth2
+from claimant.api.placement.options import CandidateOptions
 from claimant.api.policy import Policy
 from claimant.model.errors import ClaimantError
 from claimant.store.base import Store
@@ -25,6 +26,7 @@ def create_placement_app(
     max_body: int = DEFAULT_MAX_BODY,
     cors_origins: Iterable[str] = (),
     cors_headers: Iterable[str] = ("openstack-api-version",),
+    candidates: CandidateOptions | None = None,
 ) -> PlacementApp:
     """An ASGI app serving Placement's API at its root.
 
@@ -36,6 +38,8 @@ def create_placement_app(
     policy (``claimant.api.policy``; default: its defaults). ``max_body``: the
     largest body in bytes (413 beyond).
 
+    ``candidates``: Placement's ``[placement]`` candidate options.
+
     ``cors_origins`` turns CORS on for those origins (as oslo.middleware's
     ``[cors] allowed_origin``); ``cors_headers`` are the request headers a
     preflight may ask for.
@@ -45,6 +49,8 @@ def create_placement_app(
     app = PlacementApp(store, ROUTES, _authenticator(auth), policy, max_body)
     app.cors_origins = frozenset(cors_origins)
     app.cors_headers = frozenset(h.lower() for h in cors_headers)
+    if candidates is not None:
+        app.candidates = candidates
     return app
 
 

@@ -256,7 +256,19 @@ def _precheck(req: Req, writes: list[ConsumerAllocations], single: bool) -> None
     """Placement's 400s and 409s with its own messages; the store re-checks
     everything atomically, this only words the common failures."""
     providers: dict[str, Provider] = {}
-    classes = {rc.name for rc in req.store.list_resource_classes()}
+    # Only the classes named, looked up one by one: listing every class (200
+    # and more) on each PUT cost more than the write.
+    classes: dict[str, bool] = {}
+
+    def known(rc: str) -> bool:
+        if rc not in classes:
+            try:
+                req.store.get_resource_class(rc)
+                classes[rc] = True
+            except NotFound:
+                classes[rc] = False
+        return classes[rc]
+
     for w in writes:
         for puuid, amounts in w.allocations.items():
             if puuid not in providers:
@@ -268,7 +280,7 @@ def _precheck(req: Req, writes: list[ConsumerAllocations], single: bool) -> None
                     ) from None
             p = providers[puuid]
             for rc, amount in amounts.items():
-                if rc not in classes:
+                if not known(rc):
                     prefix = (
                         f"Unable to allocate inventory for consumer {w.consumer_uuid}: "
                         if single

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, unquote
 import anyio.from_thread
 import anyio.to_thread
 import jsonschema
+import orjson
 
 from claimant.api.auth import Context, noauth2_context
 from claimant.api.deadlines import request_id_of
@@ -30,6 +31,7 @@ from claimant.api.limits import DEFAULT_MAX_BODY, BodyTooLarge, read_body
 from claimant.api.placement import errors
 from claimant.api.placement.errors import PlacementError
 from claimant.api.placement.microversion import HEADER, MIN_VERSION, Version, negotiate
+from claimant.api.placement.options import CandidateOptions
 from claimant.api.policy import Policy, default_policy
 from claimant.model.errors import (
     ClaimantError,
@@ -95,6 +97,7 @@ class Req:
     # scheme://host of the request: Location headers are absolute, as WebOb makes them.
     base_url: str = ""
     read: Callable[[], bytes] | None = None
+    candidates: CandidateOptions = field(default_factory=CandidateOptions)
 
     @property
     def body(self) -> bytes:
@@ -303,6 +306,7 @@ class PlacementApp:
         # origins are configured.
         self.cors_origins: frozenset[str] = frozenset()
         self.cors_headers: frozenset[str] = frozenset({HEADER})
+        self.candidates = CandidateOptions()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -331,6 +335,7 @@ class PlacementApp:
             store=self.store,
             # The id claimant.api.deadlines gave the request (logged with it).
             request_id=request_id_of(scope),
+            candidates=self.candidates,
         )
 
         async def read() -> bytes:
@@ -343,7 +348,27 @@ class PlacementApp:
         req.read = lambda: anyio.from_thread.run(read)
         host = req.header("host") or "{}:{}".format(*(scope.get("server") or ("localhost", 80)))
         req.base_url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}"
-        status, out_headers, payload = await anyio.to_thread.run_sync(self.handle, req)
+        if self.cors_origins and req.header("origin") is not None:
+            status, out_headers, payload = await anyio.to_thread.run_sync(self.handle, req)
+        else:
+            # Admission (version, route, authentication, policy) is pure CPU:
+            # done here, a body the handler will want is read here too, once
+            # the caller is known, instead of from the worker thread through
+            # the event loop (a second thread hop per PUT).
+            admitted = self._admit(req)
+            if isinstance(admitted, tuple):
+                status, out_headers, payload = admitted
+            else:
+                if admitted.json_body and declared_length_of(req):
+                    try:
+                        req.raw_body = await read()
+                    except PlacementError as exc:
+                        status, out_headers, payload = self.error(req, exc, req.version)
+                        admitted = None
+                if admitted is not None:
+                    status, out_headers, payload = await anyio.to_thread.run_sync(
+                        self._run, req, admitted
+                    )
         await send(
             {
                 "type": "http.response.start",
@@ -382,11 +407,19 @@ class PlacementApp:
         return headers
 
     def _handle(self, req: Req) -> tuple[int, list[tuple[str, str]], bytes]:
+        admitted = self._admit(req)
+        if isinstance(admitted, tuple):
+            return admitted
+        return self._run(req, admitted)
+
+    def _admit(self, req: Req) -> Method | tuple[int, list[tuple[str, str]], bytes]:
+        """The route's method if the request may run it, else the error
+        response. Reads no body and no store."""
         version: Version | None = None
         try:
             version = negotiate(req.headers.get(HEADER, []))
             req.version = version
-            resp = self.dispatch(req)
+            return self.admit(req)
         except PlacementError as exc:
             return self.error(req, exc, version)
         except ClaimantError as exc:
@@ -394,6 +427,17 @@ class PlacementApp:
         except Exception:
             LOG.exception("placement: unexpected error on %s %s", req.method, req.path)
             return self.error(req, PlacementError(500, "Unexpected error."), version)
+
+    def _run(self, req: Req, method: Method) -> tuple[int, list[tuple[str, str]], bytes]:
+        try:
+            resp = method.handler(req)
+        except PlacementError as exc:
+            return self.error(req, exc, req.version)
+        except ClaimantError as exc:
+            return self.error(req, map_store_error(exc), req.version)
+        except Exception:
+            LOG.exception("placement: unexpected error on %s %s", req.method, req.path)
+            return self.error(req, PlacementError(500, "Unexpected error."), req.version)
         headers = [
             ("openstack-api-version", f"placement {req.version}"),
             ("vary", HEADER),
@@ -406,9 +450,14 @@ class PlacementApp:
         if resp.body is None or resp.status == 204:
             return resp.status, headers, b""
         headers.append(("content-type", JSON))
-        return resp.status, headers, json.dumps(resp.body).encode()
+        return resp.status, headers, dump_json(resp.body)
 
     def dispatch(self, req: Req) -> Resp:
+        return self.admit(req).handler(req)
+
+    def admit(self, req: Req) -> Method:
+        """The checks before a handler runs, in Placement's order; raises the
+        error a refused request gets."""
         length = declared_length_of(req)
         if length is not None and length > self.max_body:
             # Before anything else, and without reading a byte of the body.
@@ -447,7 +496,7 @@ class PlacementApp:
         target = {"project_id": req.param("project_id") or ""}
         if req.caller is not None and not self.policy.allowed(method.policy, req.caller, target):
             raise PlacementError(403, f"Policy does not allow {method.policy} to be performed.")
-        return method.handler(req)
+        return method
 
     def error(
         self, req: Req, exc: PlacementError, version: Version | None
@@ -492,6 +541,17 @@ class PlacementApp:
             payload = f"{exc.status} {exc.title}\n\n{_webob_flatten(raw)}".encode()
         headers.append(("content-type", f"{media}; charset=UTF-8" if media != JSON else JSON))
         return exc.status, headers, payload
+
+
+def dump_json(body: Any) -> bytes:
+    """A response body as JSON. orjson: an allocation-candidates answer is
+    tens of kilobytes, and the json module's encoder was a tenth of the
+    server's CPU per placement. The json module for what orjson refuses
+    (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(body).encode()
 
 
 def declared_length_of(req: Req) -> int | None:

@@ -93,6 +93,7 @@ NAME_OWNER: Final = "SELECT provider_uuid FROM provider_names WHERE name = ?"
 ADD_CHILD: Final = "INSERT INTO provider_children (parent_uuid, child_uuid) VALUES (?, ?)"
 DROP_CHILD: Final = "DELETE FROM provider_children WHERE parent_uuid = ? AND child_uuid = ?"
 CHILDREN: Final = "SELECT child_uuid FROM provider_children WHERE parent_uuid = ?"
+ANY_CHILD: Final = "SELECT child_uuid FROM provider_children LIMIT 1"
 LOCATE: Final = "SELECT provider_uuid, gone FROM claim_locator WHERE claim_uuid = ?"
 WRITE_LOCATOR: Final = (
     "INSERT INTO claim_locator (claim_uuid, provider_uuid) VALUES (?, ?) USING TTL ?"

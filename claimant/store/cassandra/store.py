@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, ParamSpec, TypeVar
 
@@ -81,12 +81,15 @@ from claimant.store.base import (
     UNSET,
     CandidateQuery,
     ClaimSpec,
+    ImportedConsumer,
     ProviderFilter,
     ReshapeSpec,
     Store,
+    TreePage,
+    TreeQuery,
     _Unset,
 )
-from claimant.store.cassandra import connect
+from claimant.store.cassandra import bulk, connect
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.schema import DATA_TABLES, MIGRATIONS, keyspace_cql
 from claimant.store.cassandra.txn import (
@@ -140,6 +143,11 @@ LOCK_WAIT = 5.0
 MIN_TOKEN, MAX_TOKEN = -(2**63), 2**63 - 1  # Murmur3Partitioner's ring
 # Candidate pages read before settling for fewer than ``limit`` candidates.
 MAX_PAGES = 20
+# Index rows per page when candidate_trees reads a class's index.
+TREE_FETCH = 1000
+# Placement's trait for a provider whose inventory every tree in one of its
+# aggregates may use.
+SHARING_TRAIT = "MISC_SHARES_VIA_AGGREGATE"
 # Unconfirmed holds kept as JSON: [claim uuid, expires_at, {class: amount}].
 Hold = tuple[str, float, dict[str, int]]
 # Both end up inside CQL text (a keyspace name; dc as a literal in CREATE
@@ -1667,6 +1675,110 @@ class CassandraStore(Store):
                 return False
         return True
 
+    def candidate_trees(self, query: TreeQuery) -> TreePage:
+        """The index rows of each needed class (SAI, bounded by MAX_PAGES)
+        name the providers with room and their roots; the trees of one page
+        are then walked through ``provider_children``, a level at a time, and
+        the providers not seen in the index read. Every class's first page is
+        read at once (asynchronously): round trips, not rows, are the cost."""
+        needs = sorted(query.needs.items())
+        if not needs:
+            return TreePage([], [], None)
+        now = self.clock()
+        fetch = max(self.fetch, TREE_FETCH)
+        stmts: list[tuple[str, list[Any]]] = []
+        for rc, amount in needs:
+            stmts.append((q.CANDIDATES_RANGE, ["i:" + rc, amount, MIN_TOKEN, MAX_TOKEN, fetch]))
+            # The index counts claims that have since expired: add those.
+            stmts.append((q.CANDIDATES_EXPIRED, ["i:" + rc, amount, now, fetch]))
+        first = self._read_many(stmts)
+        seen: dict[str, _State] = {}
+        per_need: list[tuple[set[str], set[str]]] = []
+        for n, (rc, amount) in enumerate(needs):
+            roots: set[str] = set()
+            sharing: set[str] = set()
+            pages = [first[2 * n + 1], first[2 * n]]
+            rows = first[2 * n]
+            count = 1
+            # Bounded like find_candidates: past MAX_PAGES pages (20,000
+            # providers with room for one class) the rest of the ring is not
+            # read, so a cloud that large may miss trees here.
+            while len(rows) == fetch and count < MAX_PAGES:
+                rows = self._run(
+                    q.CANDIDATES_RANGE, ["i:" + rc, amount, rows[-1].t + 1, MAX_TOKEN, fetch]
+                )
+                pages.append(rows)
+                count += 1
+            for page in pages:
+                for row in page:
+                    state = self._from_row_cached(row)
+                    if state is None:
+                        continue
+                    seen[state.uuid] = state
+                    if SHARING_TRAIT in state.traits:
+                        sharing.add(state.uuid)
+                    roots.add(state.root_uuid)
+            per_need.append((roots, sharing))
+        # A tree that only a sharing provider serves with some class may have
+        # none of its own providers in that class's index: any tree seen at
+        # all may be such an anchor (the engine checks the aggregates). A
+        # tree none of whose providers has room for anything adds no
+        # candidate a sharing provider's own tree does not already give.
+        everywhere = {s.root_uuid for s in seen.values()}
+        candidates: set[str] | None = None
+        for roots, sharing in per_need:
+            ok = roots | everywhere if sharing else roots
+            candidates = ok if candidates is None else candidates & ok
+        ordered = sorted(r for r in candidates or set() if query.after is None or r > query.after)
+        more = len(ordered) > query.max_roots
+        page_roots = ordered[: query.max_roots]
+        members = self._tree_members(page_roots)
+        missing = [u for u in members if u not in seen]
+        for rows in self._run_many(q.READ_STATE, [[u] for u in missing]):
+            state = _state_from_row(rows[0]) if rows else None
+            if state is not None:
+                seen[state.uuid] = self._remember(state)
+        states = [seen[u] for u in members if u in seen]
+        aggs = set().union(*(s.aggregates for s in states)) if states else set()
+        linked = sorted({u for _, sharing in per_need for u in sharing} - set(members))
+        states += [seen[u] for u in linked if seen[u].aggregates & aggs]
+        return TreePage(
+            page_roots,
+            [s.usage(now) for s in states],
+            page_roots[-1] if more and page_roots else None,
+        )
+
+    def _read_many(self, stmts: list[tuple[str, list[Any]]]) -> list[list[Any]]:
+        """Different reads at once (execute_async), results in order."""
+        session = self._use_keyspace()
+        futures = [session.execute_async(self._prep(cql).bind(p)) for cql, p in stmts]
+        out = []
+        for f in futures:
+            try:
+                out.append(list(f.result()))
+            except _DRIVER_ERRORS as exc:
+                raise _translate(exc) from exc
+        return out
+
+    def has_nested_providers(self) -> bool:
+        """One row of ``provider_children``, not a read of every provider:
+        Placement's candidates ask this on every request."""
+        return bool(self._run(q.ANY_CHILD))
+
+    def _tree_members(self, roots: list[str]) -> list[str]:
+        """Every provider of these trees, roots first, a level at a time."""
+        out = list(roots)
+        level = list(roots)
+        while level:
+            nxt = [
+                row.child_uuid
+                for rows in self._run_many(q.CHILDREN, [[u] for u in level])
+                for row in rows
+            ]
+            out += nxt
+            level = nxt
+        return out
+
     def get_usage(self, uuid: str) -> ProviderUsage:
         return self._settled_state(uuid, serial=True).usage(self.clock())
 
@@ -2643,6 +2755,13 @@ class CassandraStore(Store):
         for ctype, bucket in out.items():
             bucket["consumer_count"] = len(counted[ctype])
         return out
+
+    # -- bulk import (claimant/store/cassandra/bulk.py) -------------------------
+    def import_providers(self, providers: Sequence[Provider]) -> int:
+        return bulk.import_providers(self, providers)
+
+    def import_allocations(self, consumers: Sequence[ImportedConsumer]) -> int:
+        return bulk.import_allocations(self, consumers)
 
     # -- requests ----------------------------------------------------------------------
     @_uncut
