@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -44,7 +45,9 @@ PUBLIC_NATIVE = frozenset({"/openapi.json", openapi.DOCS, openapi.ASSETS + "/"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
-def _placement_app(store: Store, auth: AuthConfig, policy: Policy, max_body: int) -> Any:
+def _placement_app(
+    store: Store, auth: AuthConfig, policy: Policy, max_body: int, extra: dict[str, Any]
+) -> Any:
     try:
         module = importlib.import_module("claimant.api.placement")
     except ModuleNotFoundError as exc:
@@ -54,7 +57,7 @@ def _placement_app(store: Store, auth: AuthConfig, policy: Policy, max_body: int
     factory = getattr(module, "create_placement_app", None)
     if factory is None:
         return None
-    return factory(store, auth, policy=policy, max_body=max_body)
+    return factory(store, auth, policy=policy, max_body=max_body, **extra)
 
 
 def create_app(
@@ -71,8 +74,12 @@ def create_app(
     request_timeout: float = DEFAULT_READ_TIMEOUT,
     schedule_timeout: float = DEFAULT_WRITE_TIMEOUT,
     shutdown: Shutdown | None = None,
+    placement_options: dict[str, Any] | None = None,
 ) -> FastAPI:
     """Build the app around an open (and migrated) store.
+
+    ``placement_options``: keyword arguments of ``create_placement_app``
+    (``candidates``, ``cors_origins``), from Placement's config options.
 
     ``expire_interval``: seconds between ``store.expire_claims()`` sweeps (None:
     no sweep). ``close_store``: close the store when the app shuts down.
@@ -171,7 +178,7 @@ def create_app(
         return JSONResponse({"version": API_VERSION, "openapi": "/v1/openapi.json"})
 
     app.mount("/v1", native)
-    placement = _placement_app(store, auth, policy, max_body)
+    placement = _placement_app(store, auth, policy, max_body, placement_options or {})
     if placement is not None:
         # Placement clients use the root; it comes last so /v1, /healthz and
         # /metrics are never shadowed.
@@ -207,6 +214,8 @@ ENV_STORE = "CLAIMANT_STORE"
 ENV_AUTH = "CLAIMANT_AUTH"
 ENV_TOKEN_FILE = "CLAIMANT_TOKEN_FILE"
 ENV_CONFIG_FILE = "CLAIMANT_CONFIG_FILE"
+ENV_CANDIDATES = "CLAIMANT_CANDIDATE_OPTIONS"
+ENV_CORS_ORIGINS = "CLAIMANT_CORS_ORIGINS"
 ENV_EXPIRE_INTERVAL = "CLAIMANT_EXPIRE_INTERVAL"
 ENV_POLICY_FILE = "CLAIMANT_POLICY_FILE"
 ENV_MAX_BODY = "CLAIMANT_MAX_BODY"
@@ -251,4 +260,18 @@ def app_from_env() -> FastAPI:
         request_timeout=float(os.environ.get(ENV_REQUEST_TIMEOUT, DEFAULT_READ_TIMEOUT)),
         schedule_timeout=float(os.environ.get(ENV_SCHEDULE_TIMEOUT, DEFAULT_WRITE_TIMEOUT)),
         shutdown=Shutdown.from_env(),
+        placement_options=_placement_options_from_env(),
     )
+
+
+def _placement_options_from_env() -> dict[str, Any]:
+    from claimant.api.placement.options import CandidateOptions
+
+    out: dict[str, Any] = {}
+    raw = os.environ.get(ENV_CANDIDATES)
+    if raw:
+        out["candidates"] = CandidateOptions(**json.loads(raw))
+    origins = [o for o in os.environ.get(ENV_CORS_ORIGINS, "").split(",") if o]
+    if origins:
+        out["cors_origins"] = origins
+    return out

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "sim": "claimant.cli.sim:sim",
     "torture": "claimant.cli.torture:torture",
     "import": "claimant.cli.importer:import_",
+    "config": "claimant.cli.config:config",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import ipaddress
+import json
 import os
 import shutil
 import tempfile
@@ -23,6 +24,26 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a hostname: it could resolve to anything
+
+
+def _read_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Load the file into the command's defaults (flags and environment
+    variables still win), and say once what in it claimant does not use."""
+    if value is None:
+        return None
+    from claimant.cli import settings
+
+    try:
+        loaded = settings.load(value)
+    except ClaimantError as exc:
+        raise click.BadParameter(exc.message) from exc
+    ctx.default_map = {**(ctx.default_map or {}), **loaded.serve}
+    if loaded.ignored:
+        click.echo(
+            f"{value}: not used by claimant: {', '.join(loaded.ignored)}",
+            err=True,
+        )
+    return value
 
 
 def default_store() -> str:
@@ -62,9 +83,13 @@ def default_store() -> str:
 @click.option(
     "--config-file",
     type=click.Path(exists=True, dir_okay=False),
+    envvar="CLAIMANT_CONFIG_FILE",
     default=None,
-    help="An oslo.config file such as placement.conf; its [keystone_authtoken] "
-    "section configures --auth keystone.",
+    is_eager=True,
+    callback=_read_config_file,
+    help="A placement.conf (read with Placement's meanings, [keystone_authtoken] "
+    "included) or a claimant.toml; flags and environment variables win over it. "
+    "See: claimant config show.",
 )
 @click.option(
     "--workers",
@@ -150,6 +175,32 @@ def default_store() -> str:
     help="Seconds SIGTERM lets requests in flight finish (the last part of it: "
     "stop and roll back) before the process exits.",
 )
+@click.option(
+    "--max-allocation-candidates",
+    default=-1,
+    show_default=True,
+    type=click.IntRange(min=-1),
+    help="Placement's option: candidates generated per request at most (-1: no cap).",
+)
+@click.option(
+    "--candidate-strategy",
+    type=click.Choice(["breadth-first", "depth-first"]),
+    default="breadth-first",
+    show_default=True,
+    help="Placement's allocation_candidates_generation_strategy: one candidate per "
+    "host in turn, or every candidate of a host before the next.",
+)
+@click.option(
+    "--randomize-candidates/--no-randomize-candidates",
+    default=False,
+    show_default=True,
+    help="Placement's randomize_allocation_candidates: with a limit, a random sample.",
+)
+@click.option(
+    "--cors-origin",
+    multiple=True,
+    help="Origins allowed to call the Placement API from a browser (repeat).",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
     "--log-level",
@@ -176,6 +227,10 @@ def serve(
     request_timeout: float,
     schedule_timeout: float,
     graceful_timeout: float,
+    max_allocation_candidates: int,
+    candidate_strategy: str,
+    randomize_candidates: bool,
+    cors_origin: tuple[str, ...],
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -191,8 +246,10 @@ def serve(
         raise click.UsageError("--auth keystone needs --config-file FILE ([keystone_authtoken])")
     from claimant.api.app import (
         ENV_AUTH,
+        ENV_CANDIDATES,
         ENV_CLAIM_TTL,
         ENV_CONFIG_FILE,
+        ENV_CORS_ORIGINS,
         ENV_EXPIRE_INTERVAL,
         ENV_HOST,
         ENV_MAX_BODY,
@@ -248,6 +305,16 @@ def serve(
         os.environ[ENV_POLICY_FILE] = os.path.abspath(policy_file)
     if config_file:
         os.environ[ENV_CONFIG_FILE] = os.path.abspath(config_file)
+    if max_allocation_candidates == 0:
+        raise click.UsageError("--max-allocation-candidates: -1 (no cap) or a positive number")
+    os.environ[ENV_CANDIDATES] = json.dumps(
+        {
+            "max_allocation_candidates": max_allocation_candidates,
+            "allocation_candidates_generation_strategy": candidate_strategy,
+            "randomize_allocation_candidates": randomize_candidates,
+        }
+    )
+    os.environ[ENV_CORS_ORIGINS] = ",".join(cors_origin)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Workers are separate processes: metrics are summed through files.
         metrics_dir = tempfile.mkdtemp(prefix="claimant-metrics-")

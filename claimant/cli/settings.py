@@ -47,11 +47,12 @@ _TO_SERVE: dict[tuple[str, str], str] = {
     ("api", "auth_strategy"): "auth_mode",
     ("oslo_policy", "policy_file"): "policy_file",
 }
-_PLACEMENT = (
-    "max_allocation_candidates",
-    "allocation_candidates_generation_strategy",
-    "randomize_allocation_candidates",
-)
+# [placement] options -> serve's parameter names.
+PLACEMENT_OPTIONS = {
+    "max_allocation_candidates": "max_allocation_candidates",
+    "allocation_candidates_generation_strategy": "candidate_strategy",
+    "randomize_allocation_candidates": "randomize_candidates",
+}
 _ACCEPTED = {
     ("workarounds", "optimize_for_wide_provider_trees"),
     ("cors", "allowed_origin"),
@@ -78,6 +79,10 @@ SERVE_KEYS = (
     "graceful_timeout",
     "access_log",
     "log_level",
+    "max_allocation_candidates",
+    "candidate_strategy",
+    "randomize_candidates",
+    "cors_origin",
 )
 _TOML_ALIASES = {"store": "store_url", "auth": "auth_mode"}
 
@@ -89,9 +94,6 @@ class Settings:
     path: Path | None = None
     #: serve's parameter name -> value
     serve: dict[str, Any] = field(default_factory=dict)
-    #: [placement] options, Placement's names -> value
-    placement: dict[str, Any] = field(default_factory=dict)
-    cors_origins: list[str] = field(default_factory=list)
     #: "[section] option" entries that claimant ignores
     ignored: list[str] = field(default_factory=list)
     #: "[section] option" entries taken as they are but changing nothing
@@ -146,10 +148,11 @@ def _from_sections(p: Path, data: dict[str, Any], *, toml: bool) -> Settings:
             key = (lower, option)
             if key in _TO_SERVE:
                 out.serve[_TO_SERVE[key]] = _text(value)
-            elif lower == "placement" and option in _PLACEMENT:
-                out.placement[option] = _placement_value(p, option, value)
+            elif lower == "placement" and option in PLACEMENT_OPTIONS:
+                out.serve[PLACEMENT_OPTIONS[option]] = _placement_value(p, option, value)
             elif key == ("cors", "allowed_origin"):
-                out.cors_origins = [o.strip() for o in _text(value).split(",") if o.strip()]
+                origins = value if isinstance(value, list) else _text(value).split(",")
+                out.serve["cors_origin"] = tuple(o.strip() for o in origins if o.strip())
             elif key == ("default", "debug"):
                 if _bool(p, option, value):
                     out.serve["log_level"] = "debug"

@@ -1,0 +1,93 @@
+"""``claimant config show``: what ``claimant serve`` would run with, and why.
+
+Each setting comes from, strongest first: the environment (an option's
+``CLAIMANT_*`` variable), the config file, the built-in default. Flags are
+not part of it: they are on the command line you are about to type.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+from claimant.model.errors import ClaimantError
+
+
+def effective(config_file: str | None) -> list[dict[str, Any]]:
+    """One row per setting: name, value, source."""
+    from claimant.cli import settings
+    from claimant.cli.serve import serve
+
+    loaded = settings.load(config_file) if config_file else settings.Settings()
+    where = f"file {loaded.path}" if loaded.path else "file"
+    rows: list[dict[str, Any]] = []
+    for param in serve.params:
+        if not isinstance(param, click.Option) or param.name in (None, "config_file"):
+            continue
+        name = param.name
+        envvar = param.envvar if isinstance(param.envvar, str) else None
+        if envvar and envvar in os.environ:
+            value, source = os.environ[envvar], f"env {envvar}"
+        elif name in loaded.serve:
+            value, source = loaded.serve[name], where
+        else:
+            value, source = param.default, "default"
+            if param.multiple and not isinstance(value, list | tuple):
+                value = ()  # click's "unset" marker for a repeatable option
+        rows.append({"setting": param.opts[-1].lstrip("-"), "value": value, "source": source})
+    for entry in loaded.no_effect:
+        rows.append({"setting": entry, "value": "(always on)", "source": where})
+    for entry in loaded.ignored:
+        rows.append({"setting": entry, "value": "(not used)", "source": where})
+    return rows
+
+
+@click.group()
+def config() -> None:
+    """Inspect claimant's configuration."""
+
+
+@config.command("show")
+@click.option(
+    "--config-file",
+    type=click.Path(exists=True, dir_okay=False),
+    envvar="CLAIMANT_CONFIG_FILE",
+    default=None,
+    help="A placement.conf or claimant.toml, as given to claimant serve.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(config_file: str | None, as_json: bool) -> None:
+    """Print each of serve's settings, its value, and where it came from."""
+    try:
+        rows = effective(config_file)
+    except ClaimantError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(width=80)
+    if config_file:
+        console.print(f"config file: {escape(config_file)}")
+    table = Table(box=None, pad_edge=False)
+    for column in ("setting", "value", "source"):
+        table.add_column(column, overflow="fold")
+    notes = []
+    for row in rows:
+        if row["setting"].startswith("["):
+            notes.append(f"{row['setting']} {row['value']}")
+            continue
+        value = row["value"]
+        shown = ",".join(value) if isinstance(value, list | tuple) else value
+        source = "file" if row["source"].startswith("file") else row["source"]
+        table.add_row(row["setting"], escape("" if shown is None else str(shown)), source)
+    console.print(table)
+    for note in notes:
+        # escape: "[section] option" is not rich markup
+        console.print(escape(note))
