@@ -14,6 +14,7 @@ from claimant.model.request import (
     Request,
     RequestGroup,
     RequestStatus,
+    Span,
     Strategy,
 )
 from claimant.model.types import AttributeConstraint
@@ -34,6 +35,7 @@ def group_to_dict(g: RequestGroup) -> dict[str, Any]:
         "forbidden_aggregates": sorted(g.forbidden_aggregates),
         "in_tree": g.in_tree,
         "provider_type": g.provider_type,
+        "span": g.span.value,
     }
 
 
@@ -54,6 +56,7 @@ def group_from_dict(d: dict[str, Any]) -> RequestGroup:
         forbidden_aggregates=frozenset(d.get("forbidden_aggregates", ())),
         in_tree=d.get("in_tree"),
         provider_type=d.get("provider_type"),
+        span=Span(d.get("span", "provider")),
     )
 
 
