@@ -30,6 +30,7 @@ from claimant.model import (
     NotFound,
     NoValidHost,
     RequestGroup,
+    Span,
     Strategy,
     new_uuid,
 )
@@ -103,6 +104,7 @@ def _group(store: Store, g: GroupBody) -> RequestGroup:
         forbidden_aggregates=frozenset(g.forbidden_aggregates),
         in_tree=g.in_tree,
         provider_type=g.provider_type,
+        span=Span(g.span),
     )
 
 

@@ -57,6 +57,13 @@ class GroupBody(Body):
     forbidden_aggregates: Annotated[list[UuidStr], Capped] = []
     in_tree: UuidStr | None = None
     provider_type: TypeName | None = None
+    span: Annotated[
+        Literal["provider", "tree"],
+        Field(
+            description="provider: one provider meets the whole group; tree: each class may "
+            "come from a different provider of one tree (placed by the candidate engine)"
+        ),
+    ] = "provider"
 
 
 class FlavorBody(Body):
