@@ -99,6 +99,9 @@ class Request:
     project_id: str = ""
     user_id: str = ""
     group_policy: GroupPolicy = GroupPolicy.NONE
+    # Each set of group names: their providers all lie under one of those
+    # providers (Placement's same_subtree); placed like a span=tree request.
+    same_subtree: tuple[frozenset[str], ...] = ()
     hints: Hints = field(default_factory=Hints)
     count: int = 1
     all_or_nothing: bool = True
@@ -119,6 +122,14 @@ class Request:
             raise InvalidInput("request group names must be unique")
         for g in self.groups:
             g.validate()
+        for subtree in self.same_subtree:
+            unknown = sorted(set(subtree) - {n for n in names if n})
+            if not subtree or unknown:
+                raise InvalidInput(
+                    "same_subtree lists names of named groups"
+                    + (f"; not found: {', '.join(map(repr, unknown))}" if unknown else ""),
+                    field="same_subtree",
+                )
         if self.spans_trees:
             for g in self.groups:
                 # The candidate engine matches traits, aggregates and trees;
@@ -126,7 +137,8 @@ class Request:
                 if g.attributes or g.provider_type:
                     raise InvalidInput(
                         f"request group {g.name or '(default)'}: attributes and "
-                        "provider_type cannot be used in a request with a span=tree group",
+                        "provider_type cannot be used in a request with a span=tree "
+                        "group or same_subtree",
                         field="span",
                     )
         if not 1 <= self.count <= 1000:
@@ -138,7 +150,7 @@ class Request:
     @property
     def spans_trees(self) -> bool:
         """Placed through the candidate engine (a group may span a tree)."""
-        return any(g.span == Span.TREE for g in self.groups)
+        return bool(self.same_subtree) or any(g.span == Span.TREE for g in self.groups)
 
     def evolve(self, **changes: Any) -> Request:
         return replace(self, **changes)

@@ -837,6 +837,7 @@ class _TreePlacer(_InstancePlacer):
         creq = CandidateRequest(
             groups=tuple(_spec(g) for g in self.groups),
             group_policy=self.request.group_policy.value,
+            same_subtrees=self.request.same_subtree,
             limit=self.cfg.candidate_limit,
         )
         result = find_allocation_candidates(self.store, creq)

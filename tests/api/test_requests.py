@@ -252,9 +252,15 @@ def test_span_tree_group_is_placed_across_a_tree(client: TestClient) -> None:
         pytest.param(
             {"span": "tree", "provider_type": "compute"}, 400, id="provider-type-in-a-tree-request"
         ),
+        pytest.param({"same_subtree": [["a", "nope"]]}, 400, id="same-subtree-unknown-group"),
+        pytest.param({"same_subtree": [[]]}, 422, id="same-subtree-empty-list"),
+        pytest.param({"same_subtree": ["a"]}, 422, id="same-subtree-not-a-list-of-lists"),
     ],
 )
 def test_bad_span(client: TestClient, group: dict[str, Any], status: int) -> None:
-    r = client.post("/v1/requests", json={"groups": [{"resources": {"VCPU": 1}, **group}]})
+    fields = {k: v for k, v in group.items() if k == "same_subtree"}
+    group = {k: v for k, v in group.items() if k != "same_subtree"}
+    body = {"groups": [{"name": "a", "resources": {"VCPU": 1}, **group}], **fields}
+    r = client.post("/v1/requests", json=body)
     assert r.status_code == status, r.text
     assert r.json()["error"]["code"] == "invalid_input"

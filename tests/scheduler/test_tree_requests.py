@@ -139,6 +139,45 @@ def test_isolate_places_granular_groups_on_distinct_gpus(any_store: Store) -> No
     assert [used(any_store, p, "VGPU") for p in gpus] == [1, 1]
 
 
+def test_same_subtree_keeps_cpu_under_the_numa_node_of_its_gpu(any_store: Store) -> None:
+    """root -> numa0 (no GPU), numa1 -> gpu1: with same_subtree both
+    instances' VCPU must come from numa1, the NUMA node above the GPU."""
+    root = host(any_store, inventories={})
+    numa0 = host(any_store, "numa0", vcpu=4, parent=root)
+    numa1 = host(any_store, "numa1", vcpu=4, parent=root)
+    gpu1 = host(any_store, "gpu1", inventories={"VGPU": 2}, parent=numa1)
+    request = req(
+        RequestGroup(name="cpu", resources={"VCPU": 2}),
+        RequestGroup(name="gpu", resources={"VGPU": 1}),
+        same_subtree=(frozenset({"cpu", "gpu"}),),
+        count=2,
+    )
+    result = scheduler(any_store, host_subset_size=10).schedule(request)
+    assert len(result.placements) == 2
+    assert (used(any_store, numa0), used(any_store, numa1)) == (0, 4)
+    assert used(any_store, gpu1, "VGPU") == 2
+    saved = any_store.get_request(request.uuid)
+    assert saved.same_subtree == (frozenset({"cpu", "gpu"}),)
+
+
+@pytest.mark.parametrize(
+    "same_subtree",
+    [
+        pytest.param((frozenset({"cpu", "nope"}),), id="unknown-group"),
+        pytest.param((frozenset({""}),), id="unnamed-group"),
+        pytest.param((frozenset(),), id="empty"),
+    ],
+)
+def test_bad_same_subtree(same_subtree: tuple[frozenset[str], ...]) -> None:
+    request = req(
+        RequestGroup(resources={"VCPU": 1}),
+        RequestGroup(name="cpu", resources={"VCPU": 1}),
+        same_subtree=same_subtree,
+    )
+    with pytest.raises(InvalidInput, match="same_subtree"):
+        request.validate()
+
+
 def test_attributes_are_refused_in_a_tree_request() -> None:
     request = req(
         vm(),
