@@ -6,6 +6,7 @@ our claim."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from claimant.model import (
     Claim,
+    ClaimStatus,
     GroupPolicy,
     InvalidInput,
     Inventory,
@@ -284,3 +286,39 @@ def test_lost_race_moves_on_to_another_tree(tmp_path: Path) -> None:
     assert {c.provider_uuid for c in mine} == ours
     other.close()
     store.close()
+
+
+def test_schedulers_in_threads_never_overcommit_a_tree(any_store: Store) -> None:
+    """Six schedulers at once want one VGPU each; the tree has two."""
+    _, numas, gpus = gpu_host(any_store, numa=2, gpus=2, vcpu=8)
+    ok: list[list[Claim]] = []
+    failed: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(seed: int) -> None:
+        sched = scheduler(any_store, seed=seed, max_claim_retries=20)
+        try:
+            result = sched.schedule(req(vm()))
+        except NoValidHost as exc:
+            with lock:
+                failed.append(exc.message)
+            return
+        except BaseException as exc:
+            with lock:
+                errors.append(exc)
+            return
+        with lock:
+            ok.append(result.placements[0].claims)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert (len(ok), len(failed)) == (2, 4)
+    assert [used(any_store, p, "VGPU") for p in gpus] == [1, 1]
+    assert sum(used(any_store, p) for p in numas) == 4
+    held = {c.uuid for c in any_store.list_claims(status=ClaimStatus.CLAIMED)}
+    assert held == {c.uuid for claims in ok for c in claims}
