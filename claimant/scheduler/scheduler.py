@@ -809,8 +809,10 @@ class _TreePlacer(_InstancePlacer):
                     stale.clear()
                     pool = self.candidates()
                     continue
-                diag = self.diags[0]
-                raise _Failed(0, diag.summary())
+                why = self.diags[0].summary()
+                if stale:
+                    why += f"; gave up after {self.cfg.max_claim_retries} claim retries"
+                raise _Failed(0, why)
             root, areq, usages = pick
             self.choice = {0: root}  # the host: host_root(), ctx() and server groups
             claims = self.claim_tree(root, areq, usages, stale)
@@ -896,8 +898,13 @@ class _TreePlacer(_InstancePlacer):
         ctx: PlacementContext,
     ) -> ProviderUsage | None:
         """The tree's root if it passes every filter, else None (and why, in the diag)."""
-        # A candidate of sharing providers only may not show its anchor's tree.
-        root = usages.get(anchor) or self.store.get_usage(anchor)
+        root = usages.get(anchor)
+        if root is None:
+            # A candidate of sharing providers only does not show its anchor's tree.
+            try:
+                root = self.store.get_usage(anchor)
+            except NotFound:
+                return None
         self.state.remember_root(root)
         for flt in filters:
             result = flt.filter(root, ctx)

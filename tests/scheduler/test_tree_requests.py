@@ -322,3 +322,14 @@ def test_schedulers_in_threads_never_overcommit_a_tree(any_store: Store) -> None
     assert sum(used(any_store, p) for p in numas) == 4
     held = {c.uuid for c in any_store.list_claims(status=ClaimStatus.CLAIMED)}
     assert held == {c.uuid for claims in ok for c in claims}
+
+
+def test_excluded_provider_is_not_used(any_store: Store) -> None:
+    """The conductor's reschedule excludes a provider an instance failed on."""
+    _, _, gpus = gpu_host(any_store, gpus=2)
+    sched = scheduler(any_store)
+    result = sched.place(req(vm()), exclude={gpus[0].uuid})
+    assert gpus[1].uuid in result.placements[0].providers
+    assert gpus[0].uuid not in result.placements[0].providers
+    with pytest.raises(NoValidHost):  # gpu1 is full now, gpu0 still excluded
+        sched.place(req(vm()), exclude={gpus[0].uuid})
