@@ -32,6 +32,7 @@ from claimant.model import (
     NotFound,
     NoValidHost,
     RequestGroup,
+    Span,
     Strategy,
     deadline,
     new_uuid,
@@ -106,6 +107,7 @@ def _group(store: Store, g: GroupBody) -> RequestGroup:
         forbidden_aggregates=frozenset(g.forbidden_aggregates),
         in_tree=g.in_tree,
         provider_type=g.provider_type,
+        span=Span(g.span),
     )
 
 
@@ -135,6 +137,7 @@ def build_request(body: RequestCreate, ctx: Context, store: Store) -> ClaimantRe
         project_id=body.project_id if body.project_id is not None else ctx.project_id,
         user_id=body.user_id if body.user_id is not None else ctx.user_id,
         group_policy=GroupPolicy(body.group_policy),
+        same_subtree=tuple(frozenset(s) for s in body.same_subtree),
         hints=Hints(
             group=h.group,
             group_policy=GroupPolicyKind(h.group_policy) if h.group_policy else None,

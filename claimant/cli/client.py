@@ -394,6 +394,8 @@ def _render_request(r: dict[str, Any]) -> None:
             text += " required=" + ",".join(g["required_traits"])
         if g["forbidden_traits"]:
             text += " forbidden=" + ",".join(g["forbidden_traits"])
+        if g.get("span", "provider") != "provider":
+            text += f" span={g['span']}"
         rows.append([label, text])
     _table(f"request {r['uuid']}", ["field", "value"], rows)
     claims = [
@@ -430,6 +432,13 @@ def request() -> None:
     multiple=True,
     help="Constraint NAME OP VALUE, e.g. 'cpu_arch==x86_64' or 'ram_gb>=256'.",
 )
+@click.option(
+    "--span",
+    type=click.Choice(["provider", "tree"]),
+    default="provider",
+    show_default=True,
+    help="tree: each resource class may come from a different provider of one tree.",
+)
 @click.option("--count", type=click.IntRange(1, 1000), default=1, show_default=True)
 @click.option("--group-policy", type=click.Choice(["none", "isolate"]), default="none")
 @click.option("--server-group", help="Server group name (hint).")
@@ -452,6 +461,7 @@ def request_create(
     member_of: tuple[str, ...],
     provider_type: str | None,
     attributes: tuple[str, ...],
+    span: str,
     count: int,
     group_policy: str,
     server_group: str | None,
@@ -487,6 +497,10 @@ def request_create(
             group["provider_type"] = provider_type
         if attributes:
             group["attributes"] = [_constraint(a) for a in attributes]
+        if span != "provider":
+            if flavor:
+                raise click.UsageError("--span applies to --resources, not to --flavor")
+            group["span"] = span
         if flavor:
             spec = _pairs((flavor,), "--flavor")
             extra = {k: v for k, v in spec.items() if k not in ("vcpus", "memory_mb", "disk_gb")}

@@ -30,6 +30,7 @@ from claimant.model.request import (
     Request,
     RequestGroup,
     RequestStatus,
+    Span,
     Strategy,
 )
 from claimant.model.resources import FitReport, Inventory, ResourceClass, Usage, check_fit
@@ -73,6 +74,7 @@ __all__ = [
     "RequestStatus",
     "ResourceClass",
     "ResourceType",
+    "Span",
     "StoreUnavailable",
     "Strategy",
     "Usage",

@@ -14,6 +14,7 @@ from claimant.model.request import (
     Request,
     RequestGroup,
     RequestStatus,
+    Span,
     Strategy,
 )
 from claimant.model.types import AttributeConstraint
@@ -34,6 +35,7 @@ def group_to_dict(g: RequestGroup) -> dict[str, Any]:
         "forbidden_aggregates": sorted(g.forbidden_aggregates),
         "in_tree": g.in_tree,
         "provider_type": g.provider_type,
+        "span": g.span.value,
     }
 
 
@@ -54,6 +56,7 @@ def group_from_dict(d: dict[str, Any]) -> RequestGroup:
         forbidden_aggregates=frozenset(d.get("forbidden_aggregates", ())),
         in_tree=d.get("in_tree"),
         provider_type=d.get("provider_type"),
+        span=Span(d.get("span", "provider")),
     )
 
 
@@ -85,6 +88,7 @@ def request_to_dict(r: Request) -> dict[str, Any]:
         "project_id": r.project_id,
         "user_id": r.user_id,
         "group_policy": r.group_policy.value,
+        "same_subtree": [sorted(s) for s in r.same_subtree],
         "hints": hints_to_dict(r.hints),
         "count": r.count,
         "all_or_nothing": r.all_or_nothing,
@@ -104,6 +108,7 @@ def request_from_dict(d: dict[str, Any]) -> Request:
         project_id=d.get("project_id", ""),
         user_id=d.get("user_id", ""),
         group_policy=GroupPolicy(d.get("group_policy", "none")),
+        same_subtree=tuple(frozenset(s) for s in d.get("same_subtree", ())),
         hints=hints_from_dict(d.get("hints", {})),
         count=d.get("count", 1),
         all_or_nothing=d.get("all_or_nothing", True),

@@ -16,6 +16,14 @@ class GroupPolicy(StrEnum):
     ISOLATE = "isolate"  # every group on a different provider
 
 
+class Span(StrEnum):
+    """Where one group's resources may come from."""
+
+    PROVIDER = "provider"  # one provider meets the whole group
+    # Each class from any provider of one tree (Placement's unnumbered group).
+    TREE = "tree"
+
+
 class Strategy(StrEnum):
     SPREAD = "spread"  # prefer the emptiest providers
     PACK = "pack"  # prefer the fullest providers that still fit
@@ -56,10 +64,13 @@ class RequestGroup:
     forbidden_aggregates: frozenset[str] = frozenset()
     in_tree: str | None = None
     provider_type: str | None = None
+    span: Span = Span.PROVIDER
 
     def validate(self) -> RequestGroup:
         if not self.resources:
             raise InvalidInput(f"request group {self.name or '(default)'} asks for no resources")
+        if not isinstance(self.span, Span):
+            raise InvalidInput(f"unknown span {self.span!r}", field="span")
         validate_amounts(self.resources)
         clash = self.required_traits & self.forbidden_traits
         if clash:
@@ -88,6 +99,9 @@ class Request:
     project_id: str = ""
     user_id: str = ""
     group_policy: GroupPolicy = GroupPolicy.NONE
+    # Each set of group names: their providers all lie under one of those
+    # providers (Placement's same_subtree); placed like a span=tree request.
+    same_subtree: tuple[frozenset[str], ...] = ()
     hints: Hints = field(default_factory=Hints)
     count: int = 1
     all_or_nothing: bool = True
@@ -108,11 +122,35 @@ class Request:
             raise InvalidInput("request group names must be unique")
         for g in self.groups:
             g.validate()
+        for subtree in self.same_subtree:
+            unknown = sorted(set(subtree) - {n for n in names if n})
+            if not subtree or unknown:
+                raise InvalidInput(
+                    "same_subtree lists names of named groups"
+                    + (f"; not found: {', '.join(map(repr, unknown))}" if unknown else ""),
+                    field="same_subtree",
+                )
+        if self.spans_trees:
+            for g in self.groups:
+                # The candidate engine matches traits, aggregates and trees;
+                # attributes and types are per provider and it has no notion of them.
+                if g.attributes or g.provider_type:
+                    raise InvalidInput(
+                        f"request group {g.name or '(default)'}: attributes and "
+                        "provider_type cannot be used in a request with a span=tree "
+                        "group or same_subtree",
+                        field="span",
+                    )
         if not 1 <= self.count <= 1000:
             raise InvalidInput("count must be between 1 and 1000", field="count")
         if self.consumers and len(self.consumers) != self.count:
             raise InvalidInput("consumers must list one uuid per instance", field="consumers")
         return self
+
+    @property
+    def spans_trees(self) -> bool:
+        """Placed through the candidate engine (a group may span a tree)."""
+        return bool(self.same_subtree) or any(g.span == Span.TREE for g in self.groups)
 
     def evolve(self, **changes: Any) -> Request:
         return replace(self, **changes)

@@ -203,3 +203,64 @@ def test_invalid_requests_are_400(
     assert r.status_code == 400, (case, r.text)
     assert r.json()["error"]["code"] == "invalid_input"
     assert client.get("/v1/requests").json()["requests"] == []
+
+
+def _gpu_host(client: TestClient) -> dict[str, Any]:
+    """A root with a NUMA child (VCPU, MEMORY_MB) and a GPU child (VGPU)."""
+    root = client.post("/v1/providers", json={"name": "cn-root"}).json()
+    for name, inventories in (
+        ("cn-numa0", {"VCPU": {"total": 4}, "MEMORY_MB": {"total": 4096}}),
+        ("cn-gpu0", {"VGPU": {"total": 1}}),
+    ):
+        r = client.post(
+            "/v1/providers",
+            json={"name": name, "parent_uuid": root["uuid"], "inventories": inventories},
+        )
+        assert r.status_code == 201, r.text
+    return root
+
+
+def test_span_tree_group_is_placed_across_a_tree(client: TestClient) -> None:
+    """Issue 10: VCPU on a NUMA child and a VGPU on a GPU child, one group."""
+    schema = client.get("/v1/openapi.json").json()["components"]["schemas"]["GroupBody"]
+    assert schema["properties"]["span"]["enum"] == ["provider", "tree"]
+    _gpu_host(client)
+    group = {"resources": {"VCPU": 2, "MEMORY_MB": 1024, "VGPU": 1}}
+    r = client.post("/v1/requests", json={"groups": [group]})
+    assert r.status_code == 409, r.text
+    r = client.post("/v1/requests", json={"groups": [{**group, "span": "tree"}]})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["groups"][0]["span"] == "tree"
+    names = {
+        client.get(f"/v1/providers/{c['provider_uuid']}").json()["name"]: c["amounts"]
+        for c in _claims(body)
+    }
+    assert names == {"cn-numa0": {"VCPU": 2, "MEMORY_MB": 1024}, "cn-gpu0": {"VGPU": 1}}
+
+
+@pytest.mark.parametrize(
+    ("group", "status"),
+    [
+        pytest.param({"span": "forest"}, 422, id="unknown-span"),
+        pytest.param({"span": None}, 422, id="null-span"),
+        pytest.param(
+            {"span": "tree", "attributes": [{"name": "cpu_arch", "op": "==", "value": "x86_64"}]},
+            400,
+            id="attributes-in-a-tree-request",
+        ),
+        pytest.param(
+            {"span": "tree", "provider_type": "compute"}, 400, id="provider-type-in-a-tree-request"
+        ),
+        pytest.param({"same_subtree": [["a", "nope"]]}, 400, id="same-subtree-unknown-group"),
+        pytest.param({"same_subtree": [[]]}, 422, id="same-subtree-empty-list"),
+        pytest.param({"same_subtree": ["a"]}, 422, id="same-subtree-not-a-list-of-lists"),
+    ],
+)
+def test_bad_span(client: TestClient, group: dict[str, Any], status: int) -> None:
+    fields = {k: v for k, v in group.items() if k == "same_subtree"}
+    group = {k: v for k, v in group.items() if k != "same_subtree"}
+    body = {"groups": [{"name": "a", "resources": {"VCPU": 1}, **group}], **fields}
+    r = client.post("/v1/requests", json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == "invalid_input"

@@ -103,6 +103,19 @@ def test_request_and_claims(server: str) -> None:
     assert flavored["groups"][0]["required_traits"] == ["HW_CPU_X86_AVX2"]
 
 
+def test_request_spanning_a_tree(server: str) -> None:
+    root = run_json("provider", "create", "tree-root")
+    run_json("provider", "create", "tree-numa", "--parent", root["uuid"], "--inventory", "VCPU=4")
+    run_json("provider", "create", "tree-gpu", "--parent", root["uuid"], "--inventory", "VGPU=1")
+    req = run_json("request", "create", "--resources", "VCPU=2,VGPU=1", "--span", "tree")
+    assert req["groups"][0]["span"] == "tree"
+    assert sorted((c["amounts"] for c in req["placements"][0]["claims"]), key=str) == sorted(
+        [{"VCPU": 2}, {"VGPU": 1}], key=str
+    )
+    shown = run("request", "show", req["uuid"])
+    assert shown.exit_code == 0 and "span=tree" in shown.output
+
+
 @pytest.mark.parametrize(
     ("case", "args", "expected"),
     [

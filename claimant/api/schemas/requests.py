@@ -57,6 +57,13 @@ class GroupBody(Body):
     forbidden_aggregates: Annotated[list[UuidStr], Capped] = []
     in_tree: UuidStr | None = None
     provider_type: TypeName | None = None
+    span: Annotated[
+        Literal["provider", "tree"],
+        Field(
+            description="provider: one provider meets the whole group; tree: each class may "
+            "come from a different provider of one tree (placed by the candidate engine)"
+        ),
+    ] = "provider"
 
 
 class FlavorBody(Body):
@@ -91,6 +98,14 @@ class RequestCreate(Body):
     project_id: Annotated[StrictStr, Field(max_length=255)] | None = None
     user_id: Annotated[StrictStr, Field(max_length=255)] | None = None
     group_policy: Literal["none", "isolate"] = "none"
+    same_subtree: Annotated[
+        list[Annotated[list[GroupName], Field(min_length=1, max_length=MAX_GROUPS)]],
+        Field(
+            max_length=MAX_GROUPS,
+            description="each list of group names: their providers all lie under one of "
+            "those providers (Placement's same_subtree); placed by the candidate engine",
+        ),
+    ] = []
     hints: HintsBody = HintsBody()
     count: Annotated[StrictInt, Field(ge=1, le=1000), Integral] = 1
     all_or_nothing: StrictBool = True
