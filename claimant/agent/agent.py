@@ -52,6 +52,7 @@ from claimant.model import (
     InUse,
     NotFound,
     Provider,
+    StoreUnavailable,
 )
 from claimant.store.base import Store
 
@@ -132,6 +133,15 @@ class Agent:
 
     def heartbeat(self) -> None:
         self.store.heartbeat(self.uuid)
+
+    def _in_tree(self, provider_uuid: str) -> bool:
+        """This host, or a provider under it (a request may span its tree)."""
+        if provider_uuid == self.uuid:
+            return True
+        try:
+            return self.store.get_provider(provider_uuid).root_uuid == self.uuid
+        except (NotFound, StoreUnavailable):
+            return False
 
     def _announce(self) -> None:
         if self.announce is None:
@@ -511,7 +521,7 @@ class Agent:
         # The message's first claim is on the host that builds; if it is on
         # another provider the message was sent to the wrong agent.
         first = next((c for c in claims if not msg.claims or c.uuid == msg.claims[0]), None)
-        if first is not None and first.provider_uuid != self.uuid:
+        if first is not None and not self._in_tree(first.provider_uuid):
             with self._lock:
                 self.build_failures += 1
             return BuildReply(

@@ -47,6 +47,7 @@ from claimant.model import (
     NoValidHost,
     Request,
     RequestStatus,
+    StoreUnavailable,
 )
 from claimant.scheduler import InstancePlacement, Scheduler, ScheduleStats, lifecycle
 from claimant.store.base import Store
@@ -250,7 +251,7 @@ class Conductor:
         claims = placement.claims
         while True:
             out.attempts += 1
-            host = claims[0].provider_uuid
+            host = self._host_of(claims)
             reply = self._deliver(request, consumer, claims, out.attempts)
             now = self.store.clock()
             if reply.ok:
@@ -338,7 +339,7 @@ class Conductor:
         confirmed means built, all gone means not built (an agent never
         confirms a released or expired claim). Claims are freed here only
         when the message surely never reached an agent."""
-        host = claims[0].provider_uuid
+        host = self._host_of(claims)
         msg = BuildMessage(consumer, tuple(c.uuid for c in claims), request.uuid, attempt)
         try:
             client = self._agent(host)
@@ -451,6 +452,16 @@ class Conductor:
         allocations = [a for o in outcomes if o.ok for a in o.allocations]
         final = lifecycle.record(self.store, request, status, event, claims=[*allocations, *held])
         return BuildResult(final, outcomes, stats)
+
+    def _host_of(self, claims: list[Claim]) -> str:
+        """The host that builds: the root of the first claim's provider. A
+        request spanning a tree may claim nothing on the root itself (VCPU on
+        a NUMA child, a VGPU on a GPU child), and its agent builds it."""
+        first = claims[0].provider_uuid
+        try:
+            return self.store.get_provider(first).root_uuid or first
+        except (NotFound, StoreUnavailable):
+            return first
 
     def _agent(self, host: str) -> AgentClient:
         """The host's agent. Just after the conductor (re)started, a host

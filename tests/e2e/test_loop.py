@@ -166,3 +166,33 @@ def test_background_build_is_followed_by_get(store: Store, make_agent: AgentFact
                 break
             time.sleep(0.01)
         assert status == "active"
+
+
+def test_a_request_spanning_a_tree_is_built_by_the_roots_agent(
+    store: Store, make_agent: AgentFactory
+) -> None:
+    """VCPU from the host and a VGPU from its GPU child: the claims name the
+    child first (uuid order), yet the host's agent builds it."""
+    from claimant.model import Provider, Span
+    from claimant.model.resources import Inventory
+
+    host = make_agent(store, "tree-host")
+    gpu = Provider(
+        uuid="00000000-0000-4000-8000-000000000001",  # sorts before any host uuid
+        name="tree-host-gpu0",
+        parent_uuid=host.uuid,
+        inventories={"VGPU": Inventory("VGPU", 2)},
+    )
+    store.create_provider(gpu)
+    agents = AgentDirectory()
+    agents.add([host.uuid], host)
+    request = Request(
+        uuid=new_uuid(),
+        groups=(RequestGroup(resources={"VCPU": 1, "VGPU": 1}, span=Span.TREE),),
+    )
+    result = _conductor(store, agents).build(request)
+    assert result.request.status == RequestStatus.ACTIVE, result.request.history
+    claims = store.list_claims(request_uuid=request.uuid)
+    assert {c.provider_uuid for c in claims} == {host.uuid, gpu.uuid}
+    assert {c.status for c in claims} == {ClaimStatus.CONFIRMED}
+    assert host.instances() == list(result.request.consumers)
