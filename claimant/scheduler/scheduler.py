@@ -674,26 +674,28 @@ class _InstancePlacer:
             self.give_back(taken, quiet=True)
             raise
 
+    def _claim_spec(self, uuid: str, generation: int, amounts: dict[str, int]) -> ClaimSpec:
+        return ClaimSpec(
+            provider_uuid=uuid,
+            expected_generation=generation,
+            amounts=dict(amounts),
+            consumer_uuid=self.consumer,
+            request_uuid=self.request.uuid,
+            group=self.request.hints.group,
+            project_id=self.request.project_id,
+            user_id=self.request.user_id,
+            ttl=self.cfg.claim_ttl,
+        )
+
     def _claim_in_order(
         self, order: list[tuple[int, ProviderUsage]], taken: list[tuple[int, Claim]]
     ) -> list[Claim] | None:
-        hints = self.request.hints
         pos = 0
         while pos < len(order):
             deadline.check("claiming")
             gi, cand = order[pos]
             uuid = cand.provider.uuid
-            spec = ClaimSpec(
-                provider_uuid=uuid,
-                expected_generation=self.gens[uuid],
-                amounts=dict(self.groups[gi].resources),
-                consumer_uuid=self.consumer,
-                request_uuid=self.request.uuid,
-                group=hints.group,
-                project_id=self.request.project_id,
-                user_id=self.request.user_id,
-                ttl=self.cfg.claim_ttl,
-            )
+            spec = self._claim_spec(uuid, self.gens[uuid], self.groups[gi].resources)
             try:
                 claim = self.store.claim(spec)
             except (GenerationConflict, InsufficientCapacity, NotFound) as exc:
@@ -941,17 +943,7 @@ class _TreePlacer(_InstancePlacer):
             for i, uuid in enumerate(sorted(areq.allocations)):
                 known = usages[uuid].provider.generation if uuid in usages else -1
                 gen = self.gens[uuid] = max(self.gens.get(uuid, -1), known)
-                spec = ClaimSpec(
-                    provider_uuid=uuid,
-                    expected_generation=gen,
-                    amounts=dict(areq.allocations[uuid]),
-                    consumer_uuid=self.consumer,
-                    request_uuid=self.request.uuid,
-                    group=self.request.hints.group,
-                    project_id=self.request.project_id,
-                    user_id=self.request.user_id,
-                    ttl=self.cfg.claim_ttl,
-                )
+                spec = self._claim_spec(uuid, gen, areq.allocations[uuid])
                 try:
                     claim = self.store.claim(spec)
                 except (GenerationConflict, InsufficientCapacity, NotFound) as exc:
