@@ -96,12 +96,19 @@ class Out:
 
     def fields(self, title: str, pairs: Iterable[tuple[str, Any]]) -> None:
         """A describe block: ``key: value`` lines under a title."""
-        console = self.console()
-        console.print(f"[bold]{_escape(title)}[/bold]")
+        from rich.padding import Padding
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
         for key, value in pairs:
             if value is None or value == "":
                 continue
-            console.print(f"  {key + ':':<16} {_escape(str(value))}", overflow="fold")
+            grid.add_row(key + ":", str(value))
+        console = self.console()
+        console.print(f"[bold]{_escape(title)}[/bold]")
+        console.print(Padding(grid, (0, 0, 0, 2)))
 
     def heading(self, text: str) -> None:
         self.console().print(f"\n[bold]{_escape(text)}[/bold]")

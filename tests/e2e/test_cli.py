@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from click.testing import CliRunner
 
@@ -32,10 +33,12 @@ def test_conductor_and_agent_commands(sqlite_store: Store, make_agent: AgentFact
         )
         assert built.exit_code == 0, built.output
         uuid = json.loads(built.output)["uuid"]
-        shown = cli.invoke(main, ["conductor", "show", "--url", url, uuid])
+        shown = cli.invoke(main, ["conductor", "show", "--url", url, uuid], env={"COLUMNS": "80"})
         assert shown.exit_code == 0, shown.output
-        assert f"request {uuid}: active" in shown.output
-        assert "- built" in shown.output
+        assert f"request {uuid}" in shown.output and "active" in shown.output
+        assert re.search(r"ago\s+built", shown.output)
+        # issue 11: it printed 246-character JSON lines
+        assert max(len(line.rstrip()) for line in shown.output.splitlines()) <= 80
 
         state = cli.invoke(main, ["agent", "state", "--url", agent_url])
         assert state.exit_code == 0, state.output
@@ -48,3 +51,19 @@ def test_conductor_and_agent_commands(sqlite_store: Store, make_agent: AgentFact
         missing = cli.invoke(main, ["conductor", "show", "--url", url, "not-a-uuid"])
         assert missing.exit_code != 0
         assert "invalid_input" in missing.output
+
+
+def test_a_failed_build_exits_non_zero(sqlite_store: Store) -> None:
+    # issue 11: the conductor answered 200 for a failed build and the CLI exited 0
+    conductor = Conductor(sqlite_store, Scheduler(sqlite_store), AgentDirectory())
+    cli = CliRunner()
+    with LoopbackServer(create_conductor_app(conductor)) as url:
+        args = ["conductor", "build", "--url", url, "--vcpus", "1", "--memory-mb", "256"]
+        built = cli.invoke(main, args, env={"COLUMNS": "80"})
+        assert built.exit_code == 5, built.output  # no provider at all: no valid host
+        assert "reason:" in built.stdout and "failed" in built.stdout
+        assert "Error: no_valid_host" in built.stderr
+        as_json = cli.invoke(main, [*args, "--json"])
+        assert as_json.exit_code == 5
+        assert json.loads(as_json.stdout)["status"] == "failed"
+        assert json.loads(as_json.stderr)["error"]["code"] == "no_valid_host"
