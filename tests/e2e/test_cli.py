@@ -8,6 +8,7 @@ import re
 from click.testing import CliRunner
 
 from claimant.agent.http import create_agent_app
+from claimant.api import AuthConfig, create_app
 from claimant.cli.main import main
 from claimant.conductor import AgentDirectory, Conductor
 from claimant.conductor.http import create_conductor_app
@@ -67,3 +68,31 @@ def test_a_failed_build_exits_non_zero(sqlite_store: Store) -> None:
         assert as_json.exit_code == 5
         assert json.loads(as_json.stdout)["status"] == "failed"
         assert json.loads(as_json.stderr)["error"]["code"] == "no_valid_host"
+
+
+def test_operator_views_on_every_store(store: Store, make_agent: AgentFactory) -> None:
+    """``provider list`` and ``top`` over the real API on each backend (issue 11):
+    used and free from Store.list_usages, health from a real agent's heartbeat."""
+    agent = make_agent(store, "host-a")
+    cli = CliRunner()
+    with LoopbackServer(create_app(store, auth=AuthConfig.noauth2())) as url:
+        env = {"COLUMNS": "80", "CLAIMANT_URL": url, "CLAIMANT_TOKEN": "admin"}
+        made = cli.invoke(
+            main, ["provider", "create", "pool", "--inventory", "DISK_GB=100"], env=env
+        )
+        assert made.exit_code == 0, made.output
+        req = cli.invoke(main, ["request", "create", "--resources", "VCPU=1", "--json"], env=env)
+        assert req.exit_code == 0, req.output
+        listed = cli.invoke(main, ["provider", "list", "--json"], env=env)
+        by_name = {p["name"]: p for p in json.loads(listed.stdout)["providers"]}
+        assert by_name["host-a"]["health"] == "up" and by_name["pool"]["health"] == "no_agent"
+        assert by_name["host-a"]["usages"]["VCPU"]["used"] == 1
+        assert by_name[agent.name]["uuid"] == agent.uuid
+        table = cli.invoke(main, ["provider", "list"], env=env)
+        assert table.exit_code == 0 and "host-a" in table.stdout and " up " in table.stdout
+        top = cli.invoke(main, ["top", "--json"], env=env)
+        cap = json.loads(top.stdout)
+        assert cap["providers"]["health"]["up"] == 1 and cap["providers"]["total"] == 2
+        assert cap["resource_classes"]["VCPU"]["used"] == 1
+        assert cap["resource_classes"]["DISK_GB"]["free"] == 100
+        assert cli.invoke(main, ["top"], env=env).exit_code == 0
