@@ -177,6 +177,8 @@ def test_attribute_in_a_list_finds_providers(server: str) -> None:
     req = run_json("request", "create", "--resources", "VCPU=1", "--attribute",
                    "cpu_arch in [aarch64, ppc64le]")  # fmt: skip
     assert req["placements"][0]["claims"][0]["provider_uuid"] == arm["uuid"]
+    # shown as data, not swallowed as rich markup
+    assert "cpu_arch in [aarch64, ppc64le]" in ok("request", "show", req["uuid"])
     bad = run("request", "create", "--resources", "VCPU=1", "--attribute", "cpu_arch in [a, b")
     assert bad.exit_code == 2 and "brackets" in bad.output
 
