@@ -160,8 +160,9 @@ def request_create(
 ) -> None:
     """Create a request; the server schedules it and returns its claims.
 
-    More groups with --group (each one provider, or one tree with span=tree):
-    --group 'name=gpu; VGPU=1; required=CUSTOM_GPU_A100' --group 'name=cpu; VCPU=4'."""
+    \b
+    More groups, each met by one provider (or one tree with span=tree):
+      --group 'name=gpu; VGPU=1; required=CUSTOM_GPU_A100'"""
     if body_file is not None:
         try:
             body = json.load(body_file)
