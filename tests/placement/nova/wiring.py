@@ -9,12 +9,15 @@ changes: Nova's subclass still sends every ``SchedulerReportClient`` call
 through a keystoneauth adapter, to a live ``claimant serve`` whose store is
 emptied before each test.
 
-Runs inside Nova's virtualenv (see ``requirements.txt``), configured by the
-environment:
+Runs inside Nova's virtualenv (see ``requirements.txt``)::
+
+    python wiring.py --json OUT.json nova.tests.functional.test_report_client
+
+configured by the environment:
 
 - ``CLAIMANT_NOVA_ENDPOINT``: the served Placement API's base URL;
-- ``CLAIMANT_NOVA_STORE``: that service's store URL (unset: a service we
-  cannot empty, such as Placement itself, to compare);
+- ``CLAIMANT_NOVA_STORE``: that service's store URL (unset: not emptied
+  between tests, which then see each other's providers);
 - ``CLAIMANT_NOVA_PYTHON``: a Python with claimant installed, to empty it.
 """
 
