@@ -107,6 +107,7 @@ def test_nova_report_client_functional_tests_pass(tmp_path: Path, store_url: str
     skipped = {name: o["detail"] for name, o in outcomes.items() if o["outcome"] == "skipped"}
     passed = [name for name, o in outcomes.items() if o["outcome"] == "passed"]
     details = "\n".join(failed.values())[-6000:]
-    assert not failed, f"{len(failed)} failed: {list(failed)}\n{details}"
+    served = srv.log.read_text()[-3000:]
+    assert not failed, f"{len(failed)} failed: {list(failed)}\n{details}\nserve's log:\n{served}"
     assert skipped.keys() == EXPECTED_SKIPS.keys(), skipped
     assert len(passed) >= 18, f"only {len(passed)} tests passed:\n{log}"
