@@ -94,6 +94,9 @@ ADD_CHILD: Final = "INSERT INTO provider_children (parent_uuid, child_uuid) VALU
 DROP_CHILD: Final = "DELETE FROM provider_children WHERE parent_uuid = ? AND child_uuid = ?"
 CHILDREN: Final = "SELECT child_uuid FROM provider_children WHERE parent_uuid = ?"
 ANY_CHILD: Final = "SELECT child_uuid FROM provider_children LIMIT 1"
+ADD_SHARING: Final = "INSERT INTO sharing_providers (bucket, provider_uuid) VALUES (0, ?)"
+DROP_SHARING: Final = "DELETE FROM sharing_providers WHERE bucket = 0 AND provider_uuid = ?"
+ANY_SHARING: Final = "SELECT provider_uuid FROM sharing_providers WHERE bucket = 0 LIMIT 1"
 LOCATE: Final = "SELECT provider_uuid, gone FROM claim_locator WHERE claim_uuid = ?"
 WRITE_LOCATOR: Final = (
     "INSERT INTO claim_locator (claim_uuid, provider_uuid) VALUES (?, ?) USING TTL ?"

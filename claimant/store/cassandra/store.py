@@ -792,6 +792,11 @@ class CassandraStore(Store):
         for statements in MIGRATIONS[version:]:
             for cql in statements:
                 self._ddl(cql.replace("{ks}", self.keyspace))
+        if 0 < version < 4:
+            # V4's index of sharing providers starts with those that share now.
+            for state in self._all_states():
+                if SHARING_TRAIT in state.traits:
+                    self._run(q.ADD_SHARING, [state.uuid])
         self._run(q.SET_META, ["schema_version", str(len(MIGRATIONS))])
         return len(MIGRATIONS)
 
@@ -1070,6 +1075,12 @@ class CassandraStore(Store):
                 extra = [*extra, (q.DELETE_ROW, [new.uuid, "i:" + rc])]
         for cql, params in [*self._index_rows(new, now), *extra]:
             batch.add(self._prep(cql), params)
+        shared_before = old is not None and SHARING_TRAIT in old.traits
+        shares = SHARING_TRAIT in new.traits
+        if shares and not shared_before:
+            # Before the write, so that the index is never short of a provider
+            # that shares (a stale row only costs the candidates' shortcut).
+            self._run(q.ADD_SHARING, [new.uuid])
         self.stats["cas"] += 1
         try:
             rs = self._use_keyspace().execute(batch)
@@ -1082,6 +1093,8 @@ class CassandraStore(Store):
             applied = self._resolve(new, entry_key, absent_key)
         if applied:
             self._remember(new)
+            if shared_before and not shares:
+                self._run(q.DROP_SHARING, [new.uuid])
         else:
             self.stats["cas_lost"] += 1
             self._states.pop(new.uuid, None)
@@ -1306,6 +1319,8 @@ class CassandraStore(Store):
             pending.append(session.execute_async(name.bind([p.name, p.uuid])))
             for _, params in self._index_rows(state, now):
                 pending.append(session.execute_async(index.bind(params)))
+            if SHARING_TRAIT in state.traits:
+                pending.append(session.execute_async(self._prep(q.ADD_SHARING).bind([p.uuid])))
             if len(pending) >= window:
                 for f in pending:
                     try:
@@ -1486,6 +1501,8 @@ class CassandraStore(Store):
             else:
                 raise GenerationConflict(f"provider {uuid} kept changing: retry", uuid=uuid)
         self._states.pop(uuid, None)
+        if SHARING_TRAIT in part.state.traits:
+            self._run(q.DROP_SHARING, [uuid])
         self._lwt(q.FREE_NAME, [part.state.name, uuid])
         if part.state.parent_uuid:
             self._run(q.DROP_CHILD, [part.state.parent_uuid, uuid])
@@ -1764,6 +1781,10 @@ class CassandraStore(Store):
         """One row of ``provider_children``, not a read of every provider:
         Placement's candidates ask this on every request."""
         return bool(self._run(q.ANY_CHILD))
+
+    def has_sharing_providers(self) -> bool:
+        """One row of ``sharing_providers`` (one partition)."""
+        return bool(self._run(q.ANY_SHARING))
 
     def _tree_members(self, roots: list[str]) -> list[str]:
         """Every provider of these trees, roots first, a level at a time."""
