@@ -139,6 +139,31 @@ UNLOCK_CONSUMER: Final = (
     "UPDATE consumers SET txn = null, txn_deadline = null WHERE uuid = ? IF txn = ?"
 )
 DROP_CONSUMER: Final = "DELETE FROM consumers WHERE uuid = ? IF txn = ?"
+# The one-provider fast path (V4): its lock carries its plan (txn.FastPlan).
+GET_CONSUMER_FAST: Final = (
+    "SELECT generation, txn, txn_deadline, txn_plan FROM consumers WHERE uuid = ?"
+)
+LOCK_CONSUMER_FAST: Final = (
+    "UPDATE consumers SET txn = ?, txn_deadline = ?, txn_plan = ? WHERE uuid = ?"
+    " IF generation = ? AND txn = null"
+)
+COMMIT_CONSUMER_FAST: Final = (
+    "UPDATE consumers SET project_id = ?, user_id = ?, consumer_type = ?, generation = ?,"
+    " txn = null, txn_deadline = null, txn_plan = null WHERE uuid = ? IF txn = ?"
+)
+COMMIT_CONSUMER_FAST_KEEP_TYPE: Final = (
+    "UPDATE consumers SET project_id = ?, user_id = ?, generation = ?,"
+    " txn = null, txn_deadline = null, txn_plan = null WHERE uuid = ? IF txn = ?"
+)
+UNLOCK_CONSUMER_FAST: Final = (
+    "UPDATE consumers SET txn = null, txn_deadline = null, txn_plan = null WHERE uuid = ?"
+    " IF txn = ?"
+)
+# A fast-path write abandoned past its deadline: this row in the provider's
+# partition (with a new version) keeps its LWT from ever applying.
+WRITE_FENCE: Final = (
+    "INSERT INTO providers (provider_uuid, ckey, status) VALUES (?, ?, 'fenced') USING TTL ?"
+)
 # Consumers locked by a transaction (SAI on ``txn_deadline``, V3; an unlocked
 # consumer's is null): those past the deadline are the sweeper's, all of them
 # are what a project's usage must settle first.

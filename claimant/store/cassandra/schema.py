@@ -117,13 +117,15 @@ _V3: Final[list[str]] = [
     " created_at double)",
 ]
 
-# Placement's candidates ask on every request whether any provider shares via
-# aggregates (issue 10): one row per such provider, in one partition, so the
+# Issue 10. Placement's candidates ask on every request whether any provider
+# shares via aggregates: one row per such provider, in one partition, so the
 # answer is one single-partition read, not a read of every provider.
 # ``migrate()`` fills it from the providers that already share.
 _V4: Final[list[str]] = [
     "CREATE TABLE IF NOT EXISTS {ks}.sharing_providers (bucket int, provider_uuid text,"
     " PRIMARY KEY (bucket, provider_uuid))",
+    # The one-provider fast path's lock carries its plan (no ``txns`` record).
+    "ALTER TABLE {ks}.consumers ADD IF NOT EXISTS txn_plan text",
 ]
 
 # Statements name their tables as ``{ks}.table``: a new keyspace may not be
