@@ -372,6 +372,11 @@ class Store(abc.ABC):
         take a one-query shortcut when none has (and no provider shares)."""
         return any(p.parent_uuid for p in self.list_providers())
 
+    def flat_cloud(self) -> bool:
+        """No provider has a parent and none may share: Placement's candidates
+        then take a one-query shortcut. Asked on every such request."""
+        return not (self.has_nested_providers() or self.has_sharing_providers())
+
     def has_sharing_providers(self) -> bool:
         """Whether any provider may have the trait MISC_SHARES_VIA_AGGREGATE
         (True when unsure: callers take a shortcut only on False). Asked on

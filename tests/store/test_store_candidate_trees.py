@@ -121,3 +121,16 @@ def test_flat_candidates_never_read_every_provider(
     req = CandidateRequest(groups=(GroupSpec(resources={"VCPU": 2}),), limit=10)
     found = find_allocation_candidates(store, req)
     assert {a.anchor for a in found.allocation_requests} == made
+
+
+def test_flat_cloud(store: Store) -> None:
+    root = make_provider(store, vcpu=8)
+    assert store.flat_cloud()
+    child = make_provider(store, vcpu=2, parent=root)
+    assert not store.flat_cloud()
+    store.delete_provider(child.uuid)
+    assert store.flat_cloud()
+    ss = make_provider(store, vcpu=None, disk_gb=1000, traits=(SHARES,), aggregates=(AGG,))
+    assert not store.flat_cloud()
+    store.delete_provider(ss.uuid)
+    assert store.flat_cloud()

@@ -173,7 +173,7 @@ def _flat_shortcut_applies(store: Store, req: CandidateRequest) -> bool:
         return False
     if not req.groups[0].resources:
         return False
-    return not (store.has_nested_providers() or store.has_sharing_providers())
+    return store.flat_cloud()
 
 
 def _flat(store: Store, req: CandidateRequest, stats: SearchStats) -> CandidateResult:

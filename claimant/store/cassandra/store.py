@@ -1797,6 +1797,11 @@ class CassandraStore(Store):
         """One row of ``sharing_providers`` (one partition)."""
         return bool(self._run(q.ANY_SHARING))
 
+    def flat_cloud(self) -> bool:
+        # Both questions in one round trip.
+        children, sharing = self._read_many([(q.ANY_CHILD, []), (q.ANY_SHARING, [])])
+        return not (children or sharing)
+
     def _tree_members(self, roots: list[str]) -> list[str]:
         """Every provider of these trees, roots first, a level at a time."""
         out = list(roots)
