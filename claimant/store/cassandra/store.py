@@ -621,6 +621,10 @@ class CassandraStore(Store):
         # store's life: a lock made per call would guard nothing.
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
+        # Threads that first use the store at once share one connection: each
+        # making its own Cluster (a control connection and a schema read
+        # apiece) swamped a busy node until connecting timed out.
+        self._connect_guard = threading.Lock()
         # Tests and the torture harness step in between the phases of a
         # transaction ("record", "locked", "pending", "committed"; a fast-path
         # write: "fast-locked", "fast-committed").
@@ -649,6 +653,12 @@ class CassandraStore(Store):
     def _connect(self) -> Session:
         if self._session is not None:
             return self._session
+        with self._connect_guard:
+            if self._session is not None:
+                return self._session
+            return self._connect_locked()
+
+    def _connect_locked(self) -> Session:
         child = DCAwareRoundRobinPolicy(local_dc=self.dc) if self.dc else RoundRobinPolicy()
         profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(child),
