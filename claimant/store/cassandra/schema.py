@@ -131,6 +131,9 @@ _V4: Final[list[str]] = [
 # Statements name their tables as ``{ks}.table``: a new keyspace may not be
 # known yet to every connection a session has (no USE on them).
 MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4]
+# The schema version that made ``sharing_providers``: ``migrate()`` from below
+# it fills the table (found by the list, should the migrations be renumbered).
+SHARING_SINCE: Final = MIGRATIONS.index(_V4) + 1
 
 # Tables emptied by reset() (everything but the schema version).
 DATA_TABLES: Final[tuple[str, ...]] = (

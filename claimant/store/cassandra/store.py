@@ -91,7 +91,12 @@ from claimant.store.base import (
 )
 from claimant.store.cassandra import bulk, connect, fast
 from claimant.store.cassandra import queries as q
-from claimant.store.cassandra.schema import DATA_TABLES, MIGRATIONS, keyspace_cql
+from claimant.store.cassandra.schema import (
+    DATA_TABLES,
+    MIGRATIONS,
+    SHARING_SINCE,
+    keyspace_cql,
+)
 from claimant.store.cassandra.txn import (
     ABORTED,
     COMMITTED,
@@ -811,8 +816,8 @@ class CassandraStore(Store):
         for statements in MIGRATIONS[version:]:
             for cql in statements:
                 self._ddl(cql.replace("{ks}", self.keyspace))
-        if 0 < version < 4:
-            # V4's index of sharing providers starts with those that share now.
+        if 0 < version < SHARING_SINCE:
+            # The index of sharing providers starts with those that share now.
             for state in self._all_states():
                 if SHARING_TRAIT in state.traits:
                     self._run(q.ADD_SHARING, [state.uuid])
