@@ -162,7 +162,9 @@ def url_options(directory: Path, *, auth: bool, tls: bool) -> str:
     return "".join("&" + p for p in parts)
 
 
-def replace_default_role(address: str, mine: cql.Access, rf: int, timeout: float) -> None:
+def replace_default_role(
+    address: str, mine: cql.Access, replication: dict[str, int], timeout: float
+) -> None:
     """Make the ``claimant`` role and drop ``cassandra``; a no-op once done.
 
     A new node creates the default role some seconds after it first answers
@@ -180,11 +182,12 @@ def replace_default_role(address: str, mine: cql.Access, rf: int, timeout: float
                 raise ClusterError(f"cannot log in to {address}: {exc}") from exc
         try:
             # Roles are read at QUORUM: replicate them to every node of a small
-            # cluster before the first one is written.
+            # cluster (``replication``: {dc: rf}) before the first one is written.
+            per_dc = "".join(f", '{dc}': {rf}" for dc, rf in replication.items())
             cql.query(
                 address,
                 "ALTER KEYSPACE system_auth WITH replication ="
-                f" {{'class': 'NetworkTopologyStrategy', 'datacenter1': {rf}}}",
+                f" {{'class': 'NetworkTopologyStrategy'{per_dc}}}",
                 access=default,
                 timeout=30,
             )
