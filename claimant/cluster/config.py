@@ -80,6 +80,11 @@ def dc_sizes(node_count: int, dcs: int) -> dict[str, int]:
     return sizes
 
 
+def replication(node_count: int, dcs: int) -> dict[str, int]:
+    """{dc: min(its nodes, 3)}: the RF per DC of keyspaces on every node."""
+    return {dc: min(n, 3) for dc, n in dc_sizes(node_count, dcs).items()}
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """Where node ``index`` (1-based) lives: its address, ports, directories."""

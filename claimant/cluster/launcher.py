@@ -310,9 +310,7 @@ class Cluster:
         if not state.auth:
             return
         seed = self.spec(state.nodes[0].index).address
-        replication = {
-            dc: min(n, 3) for dc, n in config.dc_sizes(state.node_count, state.dcs).items()
-        }
+        replication = config.replication(state.node_count, state.dcs)
         security.replace_default_role(seed, self.access(state), replication, timeout)
         echo(f"logins: role {security.ROLE}, password in {security.password_path(self.dir)}")
 

@@ -162,6 +162,15 @@ def url_options(directory: Path, *, auth: bool, tls: bool) -> str:
     return "".join("&" + p for p in parts)
 
 
+def auth_replication_cql(replication: dict[str, int]) -> str:
+    """``ALTER KEYSPACE system_auth`` to ``replication``: {dc: rf}, every DC."""
+    per_dc = "".join(f", '{dc}': {rf}" for dc, rf in replication.items())
+    return (
+        "ALTER KEYSPACE system_auth WITH replication ="
+        f" {{'class': 'NetworkTopologyStrategy'{per_dc}}}"
+    )
+
+
 def replace_default_role(
     address: str, mine: cql.Access, replication: dict[str, int], timeout: float
 ) -> None:
@@ -182,12 +191,10 @@ def replace_default_role(
                 raise ClusterError(f"cannot log in to {address}: {exc}") from exc
         try:
             # Roles are read at QUORUM: replicate them to every node of a small
-            # cluster (``replication``: {dc: rf}) before the first one is written.
-            per_dc = "".join(f", '{dc}': {rf}" for dc, rf in replication.items())
+            # cluster before the first one is written.
             cql.query(
                 address,
-                "ALTER KEYSPACE system_auth WITH replication ="
-                f" {{'class': 'NetworkTopologyStrategy'{per_dc}}}",
+                auth_replication_cql(replication),
                 access=default,
                 timeout=30,
             )

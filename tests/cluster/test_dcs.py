@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from claimant.cli.cluster import cluster
-from claimant.cluster import ClusterError, compose, config
+from claimant.cluster import ClusterError, compose, config, security
 from claimant.cluster.launcher import Cluster, State
 
 yaml = pytest.importorskip("yaml")
@@ -73,6 +73,19 @@ def test_state_files_from_before_dcs_mean_one() -> None:
     raw = json.loads(State(version="5.0.8", heap="512m", node_count=1).to_json())
     del raw["dcs"]
     assert State.from_json(json.dumps(raw)).dcs == 1
+
+
+@pytest.mark.parametrize(
+    ("count", "dcs", "replication"),
+    [
+        (1, 1, "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}"),
+        (5, 1, "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"),
+        (3, 2, "{'class': 'NetworkTopologyStrategy', 'dc1': 2, 'dc2': 1}"),
+    ],
+)
+def test_auth_roles_go_to_every_dc(count: int, dcs: int, replication: str) -> None:
+    statement = security.auth_replication_cql(config.replication(count, dcs))
+    assert statement == f"ALTER KEYSPACE system_auth WITH replication = {replication}"
 
 
 def test_up_status_stop_start_by_dc(fake_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
