@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from claimant.api import (
     aggregates,
     claims,
+    events,
     inventories,
     providers,
     requests,
@@ -63,6 +64,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/providers/{uuid}/aggregates", aggregates.set_provider_aggregates, WRITE),
     Route("GET", "/providers/{uuid}/usages", usages.get_provider_usages, READ),
     Route("GET", "/providers/{uuid}/claims", claims.list_provider_claims, READ),
+    Route("GET", "/providers/{uuid}/events", events.provider_events, READ),
     Route("GET", "/resource_classes", resource_classes.list_resource_classes, READ),
     Route("POST", "/resource_classes", resource_classes.create_resource_class, ADMIN, 201),
     Route("GET", "/resource_classes/{name}", resource_classes.get_resource_class, READ),
@@ -78,6 +80,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/requests", requests.list_requests, READ),
     Route("POST", "/requests", requests.create_request, WRITE, 201),
     Route("GET", "/requests/{uuid}", requests.get_request, READ),
+    Route("GET", "/requests/{uuid}/events", events.request_events, READ),
     Route("GET", "/claims/{uuid}", claims.get_claim, READ),
     Route("POST", "/claims/{uuid}/confirm", claims.confirm_claim, WRITE),
     Route("DELETE", "/claims/{uuid}", claims.release_claim, WRITE, 204),

@@ -49,6 +49,7 @@ from claimant.model import (
     RequestStatus,
     StoreUnavailable,
 )
+from claimant.model.events import Event, Subject
 from claimant.scheduler import InstancePlacement, Scheduler, ScheduleStats, lifecycle
 from claimant.store.base import Store
 
@@ -279,6 +280,16 @@ class Conductor:
                 "message": reply.message,
             }
             out.events.append(event)
+            log.warning(
+                "build of %s on %s failed (%s, attempt %d): %s",
+                consumer,
+                host,
+                kind,
+                out.attempts,
+                reply.message,
+                extra={"request_id": request.uuid},
+            )
+            self._provider_event(host, event, request)
             if reply.failure == Failure.UNKNOWN:
                 # It may be running there: building it elsewhere could run it
                 # twice, and its claims are not ours to free.
@@ -328,6 +339,25 @@ class Conductor:
                     "consumer": consumer,
                     "provider": claims[0].provider_uuid,
                 }
+            )
+
+    def _provider_event(self, host: str, event: dict[str, Any], request: Request) -> None:
+        details = {k: v for k, v in event.items() if k not in ("at", "event", "provider")}
+        with contextlib.suppress(ClaimantError):  # the store logs an event it drops
+            self.store.add_events(
+                [
+                    Event(
+                        Subject.PROVIDER,
+                        host,
+                        event["at"],
+                        event["event"],
+                        {
+                            **details,
+                            "request_uuid": request.uuid,
+                            "project_id": request.project_id,
+                        },
+                    )
+                ]
             )
 
     def _deliver(

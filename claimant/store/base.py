@@ -36,6 +36,7 @@ from claimant.model import (
     ResourceType,
     Strategy,
 )
+from claimant.model.events import Event, Subject
 
 
 class _Unset:
@@ -424,3 +425,18 @@ class Store(abc.ABC):
         self, *, status: str | None = None, project_id: str | None = None, limit: int = 100
     ) -> list[Request]:
         """The newest ``limit`` requests, of one status and one project when given."""
+
+    # -- events ------------------------------------------------------------
+    # The store records claimed / confirmed / released / expired (provider and
+    # request) and enabled / disabled (provider) itself, where they happen;
+    # callers add the rest (build_failed, rescheduled, agent_stale). Bounded
+    # per subject: a backend keeps at least the newest EVENTS_PER_SUBJECT or
+    # every event younger than EVENT_TTL (claimant.model.events).
+    @abc.abstractmethod
+    def add_events(self, events: Sequence[Event]) -> None:
+        """Record events. Never fails a caller's write that already happened:
+        a backend may drop an event it cannot write (and log it)."""
+
+    @abc.abstractmethod
+    def list_events(self, subject: Subject, subject_id: str, *, limit: int = 100) -> list[Event]:
+        """The newest ``limit`` events of one subject, oldest first."""

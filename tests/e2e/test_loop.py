@@ -12,6 +12,7 @@ from claimant.api import AuthConfig, create_app
 from claimant.conductor import AgentDirectory, Conductor
 from claimant.conductor.http import create_conductor_app
 from claimant.model import ClaimStatus, Request, RequestGroup, RequestStatus, new_uuid
+from claimant.model.events import Subject
 from claimant.scheduler import Scheduler, SchedulerConfig
 from claimant.store import Store
 
@@ -72,6 +73,8 @@ def test_failed_build_releases_and_reschedules(store: Store, make_agent: AgentFa
     assert result.reschedules == 1
     events = [h["event"] for h in store.get_request(result.request.uuid).history]
     assert events == ["scheduled", "building", "build_failed", "rescheduled", "built", "active"]
+    on_bad = [e.event for e in store.list_events(Subject.PROVIDER, bad.uuid)]
+    assert on_bad == ["claimed", "released", "build_failed"]
     assert store.list_claims(provider_uuid=bad.uuid) == []
     (claim,) = store.list_claims(provider_uuid=good.uuid)
     assert claim.status == ClaimStatus.CONFIRMED

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from claimant.store.cassandra.events import TABLE as EVENTS_TABLE
+
 # Indexes on the providers table, all Storage-Attached (SAI, Cassandra 5.0).
 SAI_INDEXES: Final[tuple[tuple[str, str], ...]] = (
     ("providers_ckey", "ckey"),
@@ -118,7 +120,10 @@ _V3: Final[list[str]] = [
 
 # Statements name their tables as ``{ks}.table``: a new keyspace may not be
 # known yet to every connection a session has (no USE on them).
-MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3]
+# V4: events per request and per provider (cassandra/events.py).
+_V4: Final[list[str]] = [EVENTS_TABLE]
+
+MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4]
 
 # Tables emptied by reset() (everything but the schema version).
 DATA_TABLES: Final[tuple[str, ...]] = (
@@ -133,6 +138,7 @@ DATA_TABLES: Final[tuple[str, ...]] = (
     "request_ids",
     "providers",
     "txns",
+    "events",
 )
 
 
