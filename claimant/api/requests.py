@@ -255,13 +255,16 @@ def get_request(uuid: str, store: StoreDep, ctx: ContextDep) -> dict[str, Any]:
     if not visible(ctx, request.project_id):
         # another project's request is absent, not forbidden: uuids leak nothing
         raise NotFound(f"no request {request.uuid}", kind="request", uuid=request.uuid)
+    request = lifecycle.follow(store, request)
     return request_body(request, store.list_claims(request_uuid=request.uuid))
 
 
 def list_requests(
     store: StoreDep,
     ctx: ContextDep,
-    status: Literal["pending", "scheduled", "building", "active", "failed", "deleted"]
+    status: Literal[
+        "pending", "scheduled", "partial", "building", "active", "failed", "expired", "deleted"
+    ]
     | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:

@@ -222,8 +222,9 @@ class Conductor:
         stats = ScheduleStats()
         try:
             scheduled = lifecycle.schedule(self.scheduler, request, created=created)
-        except NoValidHost:
+        except NoValidHost as exc:
             # The lifecycle recorded the request as failed, with the reasons.
+            log.warning("no valid host: %s", exc.message, extra={"request_id": request.uuid})
             return BuildResult(self.store.get_request(request.uuid), [], stats, no_valid_host=True)
         stats.add(scheduled.stats)
         req = lifecycle.record(
@@ -465,8 +466,13 @@ class Conductor:
         if len(built) == request.count:
             status, event = RequestStatus.ACTIVE, {"event": "active", "built": len(built)}
         elif built and not request.all_or_nothing:
-            status = RequestStatus.ACTIVE
-            event = {"event": "partial", "built": len(built), "count": request.count}
+            status = RequestStatus.PARTIAL
+            event = {
+                "event": "partial",
+                "built": len(built),
+                "count": request.count,
+                "message": f"{len(built)} of {request.count} instance(s) built",
+            }
         else:
             for o in built:
                 if self._destroy_instance(o.consumer_uuid, o.provider_uuid) is None:
@@ -481,6 +487,10 @@ class Conductor:
             }
         allocations = [a for o in outcomes if o.ok for a in o.allocations]
         final = lifecycle.record(self.store, request, status, event, claims=[*allocations, *held])
+        if status != RequestStatus.ACTIVE:
+            log.warning(
+                "request %s: %s", status.value, final.reason, extra={"request_id": request.uuid}
+            )
         return BuildResult(final, outcomes, stats)
 
     def _host_of(self, claims: list[Claim]) -> str:

@@ -46,8 +46,16 @@ from claimant.api.requests import build_request, request_body
 from claimant.api.schemas.requests import RequestCreate
 from claimant.api.server import Shutdown
 from claimant.conductor.conductor import Conductor, run_in_background
-from claimant.model import Conflict, InvalidInput, NotFound, normalize_uuid
+from claimant.model import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NoValidHost,
+    RequestStatus,
+    normalize_uuid,
+)
 from claimant.model.codec import request_to_dict
+from claimant.model.errors import BuildFailed
 from claimant.scheduler import lifecycle
 
 MAX_AGENT_PROVIDERS = 256
@@ -130,7 +138,16 @@ def create_conductor_app(
         # Created insert-if-absent either way: a second POST with the same
         # uuid is a 409 (AlreadyExists) and never rewrites the first.
         if wait:
-            await run_in_threadpool(conductor.build, req)
+            result = await run_in_threadpool(conductor.build, req)
+            final = result.request
+            if final.status == RequestStatus.FAILED:
+                # Never a 2xx for a build that failed; the record keeps the story.
+                cls = NoValidHost if result.no_valid_host else BuildFailed
+                raise cls(
+                    f"request {final.uuid} failed: {final.reason}",
+                    request_uuid=final.uuid,
+                    reason=final.reason,
+                )
             return JSONResponse(await run_in_threadpool(_body, req.uuid), 201, headers=headers)
         # Recorded before answering, so a GET right after the 202 finds it.
         pending = await run_in_threadpool(lifecycle.create, store, req, event={"event": "accepted"})

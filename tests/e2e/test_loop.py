@@ -105,7 +105,8 @@ def test_partial_placement_without_all_or_nothing(store: Store, make_agent: Agen
     result = _conductor(store, agents).build(request)
     assert result.placed == 2
     saved = store.get_request(request.uuid)
-    assert saved.status == RequestStatus.ACTIVE
+    assert saved.status == RequestStatus.PARTIAL
+    assert saved.reason == "2 of 3 instance(s) built"
     assert saved.history[-1]["event"] == "partial"
     assert len(saved.claims) == 2
 
@@ -199,3 +200,21 @@ def test_a_request_spanning_a_tree_is_built_by_the_roots_agent(
     assert {c.provider_uuid for c in claims} == {host.uuid, gpu.uuid}
     assert {c.status for c in claims} == {ClaimStatus.CONFIRMED}
     assert host.instances() == list(result.request.consumers)
+
+
+def test_failed_build_over_http_is_409_build_failed(store: Store, make_agent: AgentFactory) -> None:
+    """Issue 11: the conductor answered 201 (and the CLI exited 0) for a failed build."""
+    bad = make_agent(store, "host-bad", failure_rate=1.0)
+    agents = AgentDirectory()
+    agents.add([bad.uuid], bad)
+    app = create_conductor_app(_conductor(store, agents))
+    with TestClient(app, base_url=LOOPBACK) as http:
+        r = http.post(
+            "/v1/builds", params={"wait": "true"}, json={"flavor": {"vcpus": 1, "memory_mb": 512}}
+        )
+        assert r.status_code == 409, r.text
+        err = r.json()["error"]
+        assert err["code"] == "build_failed"
+        saved = store.get_request(err["details"]["request_uuid"])
+        assert saved.status == RequestStatus.FAILED
+        assert saved.reason == err["details"]["reason"] != ""

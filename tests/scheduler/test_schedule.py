@@ -170,7 +170,7 @@ def test_shared_storage_group_with_member_of(store: Store) -> None:
     ("all_or_nothing", "placed", "status"),
     [
         pytest.param(True, 0, RequestStatus.FAILED, id="all-or-nothing-releases-everything"),
-        pytest.param(False, 2, RequestStatus.SCHEDULED, id="partial-keeps-what-it-placed"),
+        pytest.param(False, 2, RequestStatus.PARTIAL, id="partial-keeps-what-it-placed"),
     ],
 )
 def test_count_with_all_or_nothing(
