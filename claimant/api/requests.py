@@ -43,6 +43,7 @@ from claimant.model import (
 from claimant.model.codec import claim_to_dict, request_to_dict
 from claimant.model.types import ResourceType, check_constraint, infer_spec
 from claimant.scheduler import Scheduler, ScheduleResult, lifecycle
+from claimant.scheduler.explain import explain
 from claimant.store import Store
 
 
@@ -170,7 +171,11 @@ def request_body(request: ClaimantRequest, claims: list[Claim]) -> dict[str, Any
 
 
 async def create_request(
-    body: RequestCreate, http: Request, store: StoreDep, ctx: ContextDep
+    body: RequestCreate,
+    http: Request,
+    store: StoreDep,
+    ctx: ContextDep,
+    dry_run: bool = False,
 ) -> JSONResponse:
     scope = caller_project(ctx)
     if scope is not None and body.project_id is not None and body.project_id != scope:
@@ -178,6 +183,19 @@ async def create_request(
             f"only an admin may create a request for another project than {scope}",
             project_id=body.project_id,
         )
+    if dry_run:
+        # Reads only: nothing is recorded or claimed (claimant.scheduler.explain).
+        run = contextvars.copy_context().run
+        out = await asyncio.get_running_loop().run_in_executor(
+            http.app.state.schedule_executor,
+            run,
+            _explain,
+            http.app.state.scheduler,
+            store,
+            body,
+            ctx,
+        )
+        return JSONResponse(out)
     # Everything that touches the store runs on the app's scheduling threads
     # (see ``create_app``), in one hop.
     executor = http.app.state.schedule_executor
@@ -248,6 +266,14 @@ def _schedule(
     # Recorded insert-if-absent (a retried POST with the same uuid is a 409 and
     # never rewrites history), then placed; the record says how it ended.
     return lifecycle.schedule(scheduler, request)
+
+
+def _explain(
+    scheduler: Scheduler, store: Store, body: RequestCreate, ctx: Context
+) -> dict[str, Any]:
+    deadline.check("waiting to be explained")
+    request = build_request(body, ctx, store)
+    return {"request": request_to_dict(request), **explain(scheduler, request)}
 
 
 def get_request(uuid: str, store: StoreDep, ctx: ContextDep) -> dict[str, Any]:

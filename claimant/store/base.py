@@ -76,6 +76,8 @@ class CandidateQuery:
     # Providers whose agent heartbeat is older than this are skipped; providers
     # with no heartbeat at all (not agent-managed) are always eligible.
     heartbeat_after: float | None = None
+    # Disabled providers too (to explain a failure, never to place).
+    include_disabled: bool = False
 
     def order_class(self) -> str:
         if self.sort_class:

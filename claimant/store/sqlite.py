@@ -1024,8 +1024,10 @@ class SQLiteStore(Store):
         others = {rc: n for rc, n in group.resources.items() if rc != order_rc}
         where = (
             " WHERE o.rc = ? AND o.free >= ? AND o.min_unit <= ? AND o.max_unit >= ?"
-            " AND (? % o.step_size) = 0 AND p.enabled = 1"
+            " AND (? % o.step_size) = 0"
         )
+        if not query.include_disabled:
+            where += " AND p.enabled = 1"
         params: list[Any] = [order_rc, amount, amount, amount, amount]
         rw, rp = self._resource_exists(others)
         for cond in rw:

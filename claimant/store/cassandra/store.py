@@ -1625,7 +1625,9 @@ class CassandraStore(Store):
                     continue
                 seen.add(row.provider_uuid)
                 state = self._from_row_cached(row)
-                if state is None or not state.enabled or state.uuid in query.exclude:
+                if state is None or state.uuid in query.exclude:
+                    continue
+                if not state.enabled and not query.include_disabled:
                     continue
                 if (
                     query.heartbeat_after is not None
