@@ -378,8 +378,13 @@ class Agent:
         self._release_quietly([c.uuid for c in claims])
         with self._lock:
             self.build_failures += 1
-        log.info(
-            "agent %s: build of %s failed (%s): %s", self.name, msg.consumer_uuid, failure, message
+        log.warning(
+            "agent %s: build of %s failed (%s): %s",
+            self.name,
+            msg.consumer_uuid,
+            failure,
+            message,
+            extra={"request_id": msg.request_uuid or None},
         )
         return BuildReply(
             consumer_uuid=msg.consumer_uuid,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import click
 import httpx
 
+from claimant import logs
 from claimant.cli.agent_auth import (
     DEFAULT_MAX_BODY,
     MIN_MAX_BODY,
@@ -77,6 +77,14 @@ def conductor() -> None:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--log-format",
+    envvar="CLAIMANT_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
+)
 def conductor_serve(
     store_url: str,
     host: str,
@@ -89,6 +97,7 @@ def conductor_serve(
     max_body_size: int,
     graceful_timeout: float,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Serve /v1/builds and /v1/agents."""
     if token and token_file:
@@ -104,7 +113,7 @@ def conductor_serve(
         auth = ServiceAuth.from_file(token_file) if token_file else ServiceAuth.shared(token)
     except ClaimantError as exc:
         raise click.BadParameter(exc.message, param_hint="--token-file") from None
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    log_config = logs.configure(log_format, log_level)
     try:
         store = open_store(store_url)
         store.migrate()
@@ -127,6 +136,7 @@ def conductor_serve(
             host=host,
             port=port,
             log_level=log_level,
+            log_config=log_config,
             timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,
         )
     finally:

@@ -11,6 +11,7 @@ import tempfile
 
 import click
 
+from claimant import logs
 from claimant.model.errors import ClaimantError
 
 AUTH_MODES = ("noauth2", "tokens", "keystone")
@@ -208,6 +209,14 @@ def default_store() -> str:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--log-format",
+    envvar="CLAIMANT_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
+)
 def serve(
     store_url: str | None,
     host: str,
@@ -233,6 +242,7 @@ def serve(
     cors_origin: tuple[str, ...],
     access_log: bool,
     log_level: str,
+    log_format: str,
 ) -> None:
     """Serve the native API under /v1 and the Placement-compatible API at /."""
     if auth_mode == "noauth2" and not is_loopback(host):
@@ -331,6 +341,7 @@ def serve(
         workers=workers,
         access_log=access_log,
         log_level=log_level,
+        log_config=logs.log_config(log_format, log_level),
         http=PROTOCOL,
         limit_concurrency=limit_concurrency,
         timeout_keep_alive=timeout_keep_alive,

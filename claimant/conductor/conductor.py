@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from claimant import logs
 from claimant.agent.http import AgentUnavailable
 from claimant.agent.messages import (
     BuildMessage,
@@ -219,6 +220,10 @@ class Conductor:
         """Schedule and build every instance; returns when the request is
         active or failed. The request's record is kept up to date meanwhile.
         ``created``: the request is already recorded (pending)."""
+        with logs.request_id(logs.REQUEST_ID.get() or request.uuid):
+            return self._build(request, created)
+
+    def _build(self, request: Request, created: bool) -> BuildResult:
         stats = ScheduleStats()
         try:
             scheduled = lifecycle.schedule(self.scheduler, request, created=created)
@@ -333,6 +338,13 @@ class Conductor:
             with lock:
                 stats.add(again.stats)
             claims = again.placements[0].claims
+            log.info(
+                "rescheduled %s from %s to %s (attempt %d)",
+                consumer,
+                host,
+                claims[0].provider_uuid,
+                out.attempts + 1,
+            )
             out.events.append(
                 {
                     "at": self.store.clock(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from claimant.agent.http import create_agent_app
@@ -202,7 +203,9 @@ def test_a_request_spanning_a_tree_is_built_by_the_roots_agent(
     assert host.instances() == list(result.request.consumers)
 
 
-def test_failed_build_over_http_is_409_build_failed(store: Store, make_agent: AgentFactory) -> None:
+def test_failed_build_over_http_is_409_build_failed(
+    store: Store, make_agent: AgentFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     """Issue 11: the conductor answered 201 (and the CLI exited 0) for a failed build."""
     bad = make_agent(store, "host-bad", failure_rate=1.0)
     agents = AgentDirectory()
@@ -218,3 +221,12 @@ def test_failed_build_over_http_is_409_build_failed(store: Store, make_agent: Ag
         saved = store.get_request(err["details"]["request_uuid"])
         assert saved.status == RequestStatus.FAILED
         assert saved.reason == err["details"]["reason"] != ""
+    # The conductor logs the failed build and the request's end, with the request id.
+    failed = [
+        r
+        for r in caplog.records
+        if r.name.startswith("claimant.conductor") and r.levelname == "WARNING"
+    ]
+    assert any("build of" in r.getMessage() and "failed" in r.getMessage() for r in failed)
+    assert any(r.getMessage().startswith("request failed:") for r in failed)
+    assert {getattr(r, "request_id", None) for r in failed} == {saved.uuid}
