@@ -94,6 +94,7 @@ def create_app(
     policy = policy or default_policy()
     metrics = Metrics()
     scheduler = Scheduler(store, scheduler_config)
+    metrics.watch_store(store, scheduler.config.heartbeat_timeout)
     if schedule_concurrency is None:
         # SQLite writes one transaction at a time anyway; concurrent schedulers
         # in one process only add lost compare-and-sets (8 at once: ~1 claim in

@@ -208,8 +208,8 @@ async def create_request(
     job = loop.run_in_executor(executor, run, _schedule, gate, scheduler, store, body, ctx)
     try:
         result = await _outcome(job, gate)
-    except NoValidHost:
-        metrics.no_valid_host.inc()
+    except NoValidHost as exc:
+        metrics.observe_no_valid_host(exc.details.get("placed", 0), exc.details.get("count", 1))
         raise
     metrics.observe_schedule(result)
     claims = [c for p in result.placements for c in p.claims]

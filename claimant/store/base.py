@@ -116,6 +116,20 @@ class TreePage:
 
 
 @dataclass(frozen=True, slots=True)
+class CloudSummary:
+    """The whole cloud in a few numbers (what ``/metrics`` shows).
+
+    ``providers``: (health, enabled) -> how many, health ``up`` (heartbeat
+    within the timeout), ``stale`` (past it) or ``no_agent`` (never
+    heartbeated)."""
+
+    capacity: dict[str, int]
+    used: dict[str, int]
+    providers: dict[tuple[str, bool], int]
+    claims_live: int
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimSpec:
     """One claim to write: amounts on one provider, decided against a generation."""
 
@@ -427,6 +441,18 @@ class Store(abc.ABC):
         self, *, status: str | None = None, project_id: str | None = None, limit: int = 100
     ) -> list[Request]:
         """The newest ``limit`` requests, of one status and one project when given."""
+
+    # -- operators' view ------------------------------------------------------
+    @abc.abstractmethod
+    def summary(self, heartbeat_after: float | None) -> CloudSummary:
+        """Capacity and use per class summed over providers, providers by
+        health and enabled, live (unconfirmed) claims. A heartbeat at or before
+        ``heartbeat_after`` is stale (None: never). One aggregate read; on
+        Cassandra it reads every provider's static row (callers cache it)."""
+
+    #: Claims this process's store object saw expire and swept (a counter for
+    #: ``claimant_claims_expired_total``; a racing sweep may count one twice).
+    expired_seen: int = 0
 
     # -- events ------------------------------------------------------------
     # The store records claimed / confirmed / released / expired (provider and

@@ -68,11 +68,12 @@ from claimant.model.names import (
     validate_custom_name,
 )
 from claimant.model.types import check_constraint, infer_spec
-from claimant.store import sqlite_bulk, sqlite_events
+from claimant.store import sqlite_bulk, sqlite_events, sqlite_summary
 from claimant.store.base import (
     UNSET,
     CandidateQuery,
     ClaimSpec,
+    CloudSummary,
     ImportedConsumer,
     ProviderFilter,
     ReshapeSpec,
@@ -1414,7 +1415,7 @@ class SQLiteStore(Store):
         """Delete expired claims inside the caller's write transaction. No
         generation bump: an expired claim already counted for nothing, so the
         provider's state as anyone may read it does not change."""
-        sqlite_events.expiring(conn, now)
+        self.expired_seen += sqlite_events.expiring(conn, now)
         rows = conn.execute(
             "DELETE FROM ledger WHERE status = 'claimed' AND expires_at <= ?"
             " RETURNING provider_id, amounts, uuid",
@@ -1881,6 +1882,9 @@ class SQLiteStore(Store):
             )
         )
         return saved
+
+    def summary(self, heartbeat_after: float | None) -> CloudSummary:
+        return sqlite_summary.summary(self, heartbeat_after)
 
     def add_events(self, events: Sequence[Event]) -> None:
         sqlite_events.add_events(self, events)

@@ -66,10 +66,12 @@ def ledger_step(conn: sqlite3.Connection, claim_uuid: str, event: str, now: floa
         insert(conn, claim_events(c, event, now))
 
 
-def expiring(conn: sqlite3.Connection, now: float) -> None:
-    """Record the claims a sweep at ``now`` is about to delete."""
-    for c in _claims(conn, "l.status = 'claimed' AND l.expires_at <= ?", (now,)):
+def expiring(conn: sqlite3.Connection, now: float) -> int:
+    """Record the claims a sweep at ``now`` is about to delete; how many."""
+    claims = _claims(conn, "l.status = 'claimed' AND l.expires_at <= ?", (now,))
+    for c in claims:
         insert(conn, claim_events(c, "expired", now))
+    return len(claims)
 
 
 def add_events(store: SQLiteStore, events: Sequence[Event]) -> None:

@@ -66,3 +66,26 @@ def test_added_events_newest_limit_oldest_first(store: Store) -> None:
         ("e4", 104.0, {"i": 4}),
     ]
     assert store.list_events(Subject.PROVIDER, uuid) == []
+
+
+def test_summary_counts_capacity_use_health_and_live_claims(store: Store, clock: FakeClock) -> None:
+    """Issue 11: what /metrics shows, from one aggregate read."""
+    up = make_provider(store, vcpu=8, memory_mb=1024)
+    stale = make_provider(store, vcpu=4, memory_mb=512)
+    off = make_provider(store, vcpu=2, memory_mb=256)
+    store.heartbeat(up.uuid, at=clock.now)
+    store.heartbeat(stale.uuid, at=clock.now - 120)
+    store.update_provider(off.uuid, None, enabled=False)
+    take(store, up, {"VCPU": 2}, ttl=10)
+    take(store, up, {"VCPU": 1, "MEMORY_MB": 100}, ttl=100)
+    store.confirm_claim(take(store, stale, {"VCPU": 3}).uuid)
+    s = store.summary(clock.now - 60)
+    assert s.capacity == {"VCPU": 14, "MEMORY_MB": 1792}
+    assert s.used == {"VCPU": 6, "MEMORY_MB": 100}
+    assert s.providers == {("up", True): 1, ("stale", True): 1, ("no_agent", False): 1}
+    assert s.claims_live == 2
+    clock.advance(11)  # the first claim expires: no longer used, no longer live
+    s = store.summary(None)
+    assert s.used == {"VCPU": 4, "MEMORY_MB": 100}
+    assert s.claims_live == 1
+    assert s.providers == {("up", True): 2, ("no_agent", False): 1}

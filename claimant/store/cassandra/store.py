@@ -92,6 +92,7 @@ from claimant.store.base import (
     UNSET,
     CandidateQuery,
     ClaimSpec,
+    CloudSummary,
     ImportedConsumer,
     ProviderFilter,
     ReshapeSpec,
@@ -103,6 +104,7 @@ from claimant.store.base import (
 from claimant.store.cassandra import bulk, connect
 from claimant.store.cassandra import events as _events
 from claimant.store.cassandra import queries as q
+from claimant.store.cassandra import summary as _summary
 from claimant.store.cassandra.schema import DATA_TABLES, MIGRATIONS, keyspace_cql
 from claimant.store.cassandra.txn import (
     ABORTED,
@@ -2139,6 +2141,7 @@ class CassandraStore(Store):
                 if self._cas(old, new, now, extra):
                     for d in dead:
                         self._bury(d, uuid, "expired")
+                    self.expired_seen += len(dead)
                     gone = [e.claim() for e in part.entries.values() if e.uuid in dead]
                     _events.add_events(
                         self, [x for c in gone for x in claim_events(c, EXPIRED, now)]
@@ -2821,6 +2824,9 @@ class CassandraStore(Store):
             q.SAVE_REQUEST,
             [saved.uuid, saved.status.value, saved.created_at, json.dumps(request_to_dict(saved))],
         )
+
+    def summary(self, heartbeat_after: float | None) -> CloudSummary:
+        return _summary.summary(self, heartbeat_after)
 
     def add_events(self, events: Sequence[Event]) -> None:
         _events.add_events(self, events)
