@@ -20,6 +20,7 @@ Every step is an event in the persisted request's history, so
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
@@ -198,6 +199,10 @@ class Conductor:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise InvalidInput("max_attempts must be a positive integer", field="max_attempts")
         self.store = store
+        # Counted for /metrics: finished requests by final status, reschedules.
+        self.outcomes: collections.Counter[str] = collections.Counter()
+        self.rescheduled = 0
+        self._counts = threading.Lock()
         self.scheduler = scheduler
         self.agents = agents
         self.max_attempts = max_attempts
@@ -230,6 +235,7 @@ class Conductor:
         except NoValidHost as exc:
             # The lifecycle recorded the request as failed, with the reasons.
             log.warning("no valid host: %s", exc.message, extra={"request_id": request.uuid})
+            self._count(RequestStatus.FAILED.value)
             return BuildResult(self.store.get_request(request.uuid), [], stats, no_valid_host=True)
         stats.add(scheduled.stats)
         req = lifecycle.record(
@@ -338,6 +344,7 @@ class Conductor:
             with lock:
                 stats.add(again.stats)
             claims = again.placements[0].claims
+            self._count(rescheduled=1)
             log.info(
                 "rescheduled %s from %s to %s (attempt %d)",
                 consumer,
@@ -353,6 +360,12 @@ class Conductor:
                     "provider": claims[0].provider_uuid,
                 }
             )
+
+    def _count(self, outcome: str | None = None, *, rescheduled: int = 0) -> None:
+        with self._counts:
+            if outcome is not None:
+                self.outcomes[outcome] += 1
+            self.rescheduled += rescheduled
 
     def _provider_event(self, host: str, event: dict[str, Any], request: Request) -> None:
         details = {k: v for k, v in event.items() if k not in ("at", "event", "provider")}
@@ -499,6 +512,7 @@ class Conductor:
             }
         allocations = [a for o in outcomes if o.ok for a in o.allocations]
         final = lifecycle.record(self.store, request, status, event, claims=[*allocations, *held])
+        self._count(status.value)
         if status != RequestStatus.ACTIVE:
             log.warning(
                 "request %s: %s", status.value, final.reason, extra={"request_id": request.uuid}

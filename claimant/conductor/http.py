@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from claimant.agent import observe
 from claimant.agent.guard import (
     DEFAULT_MAX_BODY,
     Caller,
@@ -119,6 +120,9 @@ def create_conductor_app(
     app.state.conductor = conductor
     app.state.max_body = max_body
     store = conductor.store
+    observe.install(
+        app, lambda: store.list_requests(limit=1), lambda: observe.conductor_samples(conductor)
+    )
     register_lock = threading.Lock()
     running: set[str] = set()
     running_lock = threading.Lock()
