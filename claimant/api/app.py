@@ -224,6 +224,8 @@ ENV_HOST = "CLAIMANT_HOST"
 ENV_CLAIM_TTL = "CLAIMANT_CLAIM_TTL"
 ENV_REQUEST_TIMEOUT = "CLAIMANT_REQUEST_TIMEOUT"
 ENV_SCHEDULE_TIMEOUT = "CLAIMANT_SCHEDULE_TIMEOUT"
+# The scheduler's whole config as JSON (claimant.cli.tunables.ENV_SCHEDULER).
+ENV_SCHEDULER = "CLAIMANT_SCHEDULER_CONFIG"
 
 
 def auth_from_env() -> AuthConfig:
@@ -249,6 +251,12 @@ def app_from_env() -> FastAPI:
     store = open_store(os.environ[ENV_STORE])
     interval = float(os.environ.get(ENV_EXPIRE_INTERVAL, "0")) or None
     ttl = os.environ.get(ENV_CLAIM_TTL)
+    config = None
+    if os.environ.get(ENV_SCHEDULER):
+        # Set by ``claimant serve`` from its flags, variables and config file.
+        config = SchedulerConfig(**json.loads(os.environ[ENV_SCHEDULER]))
+    elif ttl:
+        config = SchedulerConfig(claim_ttl=float(ttl))
     return create_app(
         store,
         auth=auth,
@@ -257,7 +265,7 @@ def app_from_env() -> FastAPI:
         policy=policy,
         max_body=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY)),
         trusted_hosts=trusted,
-        scheduler_config=SchedulerConfig(claim_ttl=float(ttl)) if ttl else None,
+        scheduler_config=config,
         request_timeout=float(os.environ.get(ENV_REQUEST_TIMEOUT, DEFAULT_READ_TIMEOUT)),
         schedule_timeout=float(os.environ.get(ENV_SCHEDULE_TIMEOUT, DEFAULT_WRITE_TIMEOUT)),
         shutdown=Shutdown.from_env(),

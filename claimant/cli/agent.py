@@ -16,6 +16,7 @@ from claimant.cli.agent_auth import (
     token_file_option,
     token_option,
 )
+from claimant.cli.tunables import config_file_option
 from claimant.model.errors import ClaimantError
 
 
@@ -97,6 +98,7 @@ def _url(value: str | None, what: str) -> str | None:
     type=click.Choice(["text", "json"]),
     help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
 )
+@config_file_option("agent", scheduler=False)
 def agent_run(
     config_path: str,
     store_url: str,
@@ -111,6 +113,7 @@ def agent_run(
     graceful_timeout: float,
     log_level: str,
     log_format: str,
+    config_file: str | None,
 ) -> None:
     """Register the provider, heartbeat, resync, and serve build/destroy.
 

@@ -18,6 +18,7 @@ from claimant.cli.agent_auth import (
     token_file_option,
     token_option,
 )
+from claimant.cli.tunables import config_file_option, scheduler_config, scheduler_options
 from claimant.model.errors import ClaimantError
 
 DEFAULT_URL = "http://127.0.0.1:8779"
@@ -35,6 +36,7 @@ def conductor() -> None:
 @click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 100))
 @click.option(
     "--claim-ttl",
+    envvar="CLAIMANT_CLAIM_TTL",
     default=300.0,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
@@ -85,6 +87,8 @@ def conductor() -> None:
     type=click.Choice(["text", "json"]),
     help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
 )
+@scheduler_options
+@config_file_option("conductor", scheduler=True)
 def conductor_serve(
     store_url: str,
     host: str,
@@ -98,6 +102,11 @@ def conductor_serve(
     graceful_timeout: float,
     log_level: str,
     log_format: str,
+    host_subset_size: int,
+    heartbeat_timeout: float,
+    weigher: tuple[str, ...],
+    filter_: tuple[str, ...],
+    config_file: str | None,
 ) -> None:
     """Serve /v1/builds and /v1/agents."""
     if token and token_file:
@@ -106,7 +115,7 @@ def conductor_serve(
     from claimant.agent.guard import ServiceAuth
     from claimant.conductor import AgentDirectory, Conductor
     from claimant.conductor.http import create_conductor_app
-    from claimant.scheduler import Scheduler, SchedulerConfig
+    from claimant.scheduler import Scheduler
     from claimant.store import open_store
 
     try:
@@ -114,10 +123,17 @@ def conductor_serve(
     except ClaimantError as exc:
         raise click.BadParameter(exc.message, param_hint="--token-file") from None
     log_config = logs.configure(log_format, log_level)
+    config = scheduler_config(
+        claim_ttl=claim_ttl,
+        host_subset_size=host_subset_size,
+        heartbeat_timeout=heartbeat_timeout,
+        weigher=weigher,
+        filter_=filter_,
+    )
     try:
         store = open_store(store_url)
         store.migrate()
-        scheduler = Scheduler(store, SchedulerConfig(claim_ttl=claim_ttl))
+        scheduler = Scheduler(store, config)
         agents = AgentDirectory(grace=agent_grace)
         c = Conductor(store, scheduler, agents, max_attempts=max_attempts)
     except ClaimantError as exc:
