@@ -32,7 +32,7 @@ from claimant.api.metrics import Metrics, MetricsMiddleware
 from claimant.api.policy import Policy, default_policy, load_policy
 from claimant.api.routes import add_routes
 from claimant.api.server import Shutdown, drain_on_signal
-from claimant.scheduler import Scheduler, SchedulerConfig
+from claimant.scheduler import Scheduler, SchedulerConfig, health
 from claimant.store import Store
 
 log = logging.getLogger("claimant.api")
@@ -111,7 +111,8 @@ def create_app(
         task = None
         inflight.open()
         if expire_interval:
-            task = asyncio.create_task(_sweep(store, expire_interval))
+            timeout = scheduler.config.heartbeat_timeout
+            task = asyncio.create_task(_sweep(store, expire_interval, timeout))
         try:
             with drain_on_signal(shutdown, inflight.cancel_all):
                 yield
@@ -199,7 +200,10 @@ def create_app(
     return app
 
 
-async def _sweep(store: Store, interval: float) -> None:
+async def _sweep(store: Store, interval: float, heartbeat_timeout: float | None) -> None:
+    """Expired claims out, and an ``agent_stale`` event for each host whose
+    agent went stale since the last sweep (scheduler.health.record_stale)."""
+    seen_until: float | None = None
     while True:
         await asyncio.sleep(interval)
         try:
@@ -208,6 +212,15 @@ async def _sweep(store: Store, interval: float) -> None:
                 log.info("expired %d claims", n)
         except Exception:  # a failed sweep must not stop the next one
             log.exception("claim expiry sweep failed")
+        if heartbeat_timeout is None:
+            continue
+        until = store.clock() - heartbeat_timeout
+        after = seen_until if seen_until is not None else until - interval
+        try:
+            await run_in_threadpool(health.record_stale, store, after, until, heartbeat_timeout)
+            seen_until = until
+        except Exception:
+            log.exception("stale agent check failed")
 
 
 # Environment read by ``app_from_env`` (uvicorn workers import the app by name).

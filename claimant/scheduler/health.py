@@ -4,10 +4,14 @@ their agent's heartbeat is past the timeout), so "no valid host" and
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from claimant.model import Provider, ProviderUsage
+from claimant.model.events import AGENT_STALE, Event, Subject
 from claimant.store.base import CandidateQuery, Store
+
+log = logging.getLogger("claimant.scheduler.health")
 
 UP, STALE, NO_AGENT = "up", "stale", "no agent"
 
@@ -50,6 +54,43 @@ def unavailable(store: Store, query: CandidateQuery, timeout: float | None) -> l
                 f"stale: last heartbeat {now - p.heartbeat_at:.0f} s ago (timeout {timeout:g} s)"
             )
         out.append({"uuid": p.uuid, "name": p.name, "why": "; ".join(why)})
+    return out
+
+
+def record_stale(store: Store, after: float, until: float, timeout: float) -> list[Provider]:
+    """An ``agent_stale`` event (and a warning) for each provider whose last
+    heartbeat is in (``after``, ``until``]: its agent went stale since the
+    last look. Several sweepers (workers, services) look at the same window:
+    a provider whose newest event already reports this heartbeat is skipped."""
+    out = []
+    for p in store.heartbeats_between(after, until):
+        last = store.list_events(Subject.PROVIDER, p.uuid, limit=1)
+        if (
+            last
+            and last[-1].event == AGENT_STALE
+            and last[-1].details.get("heartbeat_at") == p.heartbeat_at
+        ):
+            continue
+        now = store.clock()
+        store.add_events(
+            [
+                Event(
+                    Subject.PROVIDER,
+                    p.uuid,
+                    now,
+                    AGENT_STALE,
+                    {"heartbeat_at": p.heartbeat_at, "timeout": timeout},
+                )
+            ]
+        )
+        log.warning(
+            "agent of provider %s (%s) is stale: last heartbeat %.0f s ago (timeout %g s)",
+            p.name,
+            p.uuid,
+            now - (p.heartbeat_at or now),
+            timeout,
+        )
+        out.append(p)
     return out
 
 

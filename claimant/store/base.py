@@ -450,6 +450,12 @@ class Store(abc.ABC):
         ``heartbeat_after`` is stale (None: never). One aggregate read; on
         Cassandra it reads every provider's static row (callers cache it)."""
 
+    @abc.abstractmethod
+    def heartbeats_between(self, after: float, until: float) -> list[Provider]:
+        """Providers whose last heartbeat is in (``after``, ``until``]: with
+        ``until`` = now - heartbeat timeout, the ones whose agent went stale
+        since ``after``. Reads every provider's heartbeat (no index)."""
+
     #: Claims this process's store object saw expire and swept (a counter for
     #: ``claimant_claims_expired_total``; a racing sweep may count one twice).
     expired_seen: int = 0

@@ -1886,6 +1886,10 @@ class SQLiteStore(Store):
     def summary(self, heartbeat_after: float | None) -> CloudSummary:
         return sqlite_summary.summary(self, heartbeat_after)
 
+    def heartbeats_between(self, after: float, until: float) -> list[Provider]:
+        uuids = sqlite_summary.heartbeats_between(self, after, until)
+        return [self.get_provider(u) for u in uuids]
+
     def add_events(self, events: Sequence[Event]) -> None:
         sqlite_events.add_events(self, events)
 

@@ -35,3 +35,11 @@ def summary(store: SQLiteStore, heartbeat_after: float | None) -> CloudSummary:
             "SELECT COUNT(*) FROM ledger WHERE status = 'claimed' AND expires_at > ?", (now,)
         ).fetchone()
     return CloudSummary(capacity, used, providers, int(live))
+
+
+def heartbeats_between(store: SQLiteStore, after: float, until: float) -> list[str]:
+    rows = store._select(
+        "SELECT uuid FROM providers WHERE heartbeat_at > ? AND heartbeat_at <= ? ORDER BY id",
+        (after, until),
+    )
+    return [r[0] for r in rows]

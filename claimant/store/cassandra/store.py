@@ -2828,6 +2828,9 @@ class CassandraStore(Store):
     def summary(self, heartbeat_after: float | None) -> CloudSummary:
         return _summary.summary(self, heartbeat_after)
 
+    def heartbeats_between(self, after: float, until: float) -> list[Provider]:
+        return _summary.heartbeats_between(self, after, until)
+
     def add_events(self, events: Sequence[Event]) -> None:
         _events.add_events(self, events)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from claimant.model import Provider
 from claimant.store.base import CloudSummary
 
 if TYPE_CHECKING:
@@ -33,3 +34,11 @@ def summary(store: CassandraStore, heartbeat_after: float | None) -> CloudSummar
         providers[key] = providers.get(key, 0) + 1
         live += len(state.live_holds(now))
     return CloudSummary(capacity, used, providers, live)
+
+
+def heartbeats_between(store: CassandraStore, after: float, until: float) -> list[Provider]:
+    return [
+        s.provider()
+        for s in store._all_states()
+        if s.heartbeat_at is not None and after < s.heartbeat_at <= until
+    ]
