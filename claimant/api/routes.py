@@ -88,6 +88,14 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+# Success statuses a route has besides its own (documented in OpenAPI).
+EXTRA_RESPONSES: dict[str, dict[int | str, dict[str, Any]]] = {
+    "create_request": {
+        200: {"description": "?dry_run=true: where it would go and why; nothing is recorded"}
+    },
+}
+
+
 def native_rules() -> list[Rule]:
     return [Rule(r.rule, r.default_rule, f"{r.method} /v1{r.path}") for r in ROUTES]
 
@@ -106,4 +114,5 @@ def add_routes(app: FastAPI) -> None:
             name=r.handler.__name__,
             summary=f"{r.handler.__name__.replace('_', ' ')} ({r.role.name.lower()})",
             openapi_extra={"x-policy-rule": r.rule},
+            responses=EXTRA_RESPONSES.get(r.handler.__name__),
         )
