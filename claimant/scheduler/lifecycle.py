@@ -33,7 +33,7 @@ from claimant.model import (
     deadline,
     new_uuid,
 )
-from claimant.model.events import EVENTS_PER_SUBJECT, EXPIRED, Event, Subject
+from claimant.model.events import EVENTS_PER_SUBJECT, EXPIRED, RELEASED, Event, Subject
 from claimant.scheduler.scheduler import Scheduler, ScheduleResult, validate_request
 from claimant.store.base import Store
 
@@ -158,18 +158,20 @@ def follow(store: Store, request: Request) -> Request:
         return request
     mine = set(request.claims)
 
-    def expired_events() -> list[Event]:
-        return [
-            e
+    def ends() -> dict[str, Event]:
+        """Claim uuid -> the event that ended it (released or expired)."""
+        return {
+            e.details["claim_uuid"]: e
             for e in store.list_events(Subject.REQUEST, request.uuid, limit=EVENTS_PER_SUBJECT)
-            if e.event == EXPIRED and e.details.get("claim_uuid") in mine
-        ]
+            if e.event in (EXPIRED, RELEASED) and e.details.get("claim_uuid") in mine
+        }
 
-    expired = expired_events()
-    if not expired:
+    ended = ends()
+    if len(ended) < len(mine):
         # Past their expiry but not swept yet: the sweep records them.
         store.expire_claims()
-        expired = expired_events()
+        ended = ends()
+    expired = sorted((e for e in ended.values() if e.event == EXPIRED), key=lambda e: e.at)
     if not expired:
         return request  # given back (released), not expired: nothing is held either way
     message = (
