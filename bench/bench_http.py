@@ -119,8 +119,11 @@ def rss_mb(root_pid: int) -> float:
     return total / 1024
 
 
+PLACED = 'claimant_placements_total{result="placed"}'
+
+
 def metric(text: str, name: str) -> float:
-    m = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
+    m = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
 
 
@@ -273,7 +276,7 @@ def main() -> int:
     print(
         f"claim conflicts: {metric(metrics, 'claimant_claim_conflicts_total'):.0f}  "
         f"retries: {metric(metrics, 'claimant_claim_retries_total'):.0f}  "
-        f"(server counted placements: {metric(metrics, 'claimant_placements_total'):.0f})"
+        f"(server counted placements: {metric(metrics, PLACED):.0f})"
     )
     print(f"live claims in the store: {claims}")
     print(f"overcommitted providers: {bad}")

@@ -97,6 +97,8 @@ class Agent:
         self.last_sync: dict[str, Any] = {}
         self.builds = 0
         self.build_failures = 0
+        # When this process last wrote a heartbeat (its /metrics shows the age).
+        self.last_heartbeat: float | None = None
 
     def spec(self) -> ProviderSpec:
         return provider_spec(self.config.provider, self.driver.discover())
@@ -133,6 +135,7 @@ class Agent:
 
     def heartbeat(self) -> None:
         self.store.heartbeat(self.uuid)
+        self.last_heartbeat = time.time()
 
     def _in_tree(self, provider_uuid: str) -> bool:
         """This host, or a provider under it (a request may span its tree)."""
@@ -378,8 +381,13 @@ class Agent:
         self._release_quietly([c.uuid for c in claims])
         with self._lock:
             self.build_failures += 1
-        log.info(
-            "agent %s: build of %s failed (%s): %s", self.name, msg.consumer_uuid, failure, message
+        log.warning(
+            "agent %s: build of %s failed (%s): %s",
+            self.name,
+            msg.consumer_uuid,
+            failure,
+            message,
+            extra={"request_id": msg.request_uuid or None},
         )
         return BuildReply(
             consumer_uuid=msg.consumer_uuid,

@@ -40,6 +40,9 @@ from claimant.model import errors as codes
 from claimant.model.errors import InvalidInput
 from claimant.model.provider import normalize_uuid
 
+# Paths any caller may GET without a token (claimant.agent.observe): counts only.
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics"})
+
 TOKEN_HEADER = "X-Auth-Token"
 DEFAULT_MAX_BODY = 1024 * 1024
 MIN_MAX_BODY = 1024
@@ -277,6 +280,10 @@ class ServiceGate:
                 "(localhost, 127.0.0.1, [::1])",
             )
             await response(scope, receive, send)
+            return
+        if scope["method"] == "GET" and scope.get("path") in PUBLIC_PATHS:
+            # Health and metrics, as the API serves them: no token needed.
+            await self.app(scope, receive, send)
             return
         caller = self.auth.authenticate(headers.get(TOKEN_HEADER))
         if caller is None:

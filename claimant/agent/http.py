@@ -23,6 +23,7 @@ import httpx
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
+from claimant.agent import observe
 from claimant.agent.agent import Agent
 from claimant.agent.guard import DEFAULT_MAX_BODY, TOKEN_HEADER, ServiceAuth, ServiceGate
 from claimant.agent.messages import (
@@ -99,6 +100,10 @@ def create_agent_app(
     async def resync() -> dict[str, Any]:
         drift = await run_in_threadpool(agent.sync, "requested")
         return {"drift": drift}
+
+    observe.install(
+        app, lambda: agent.store.get_provider(agent.uuid), lambda: observe.agent_samples(agent)
+    )
 
     return app
 

@@ -32,7 +32,7 @@ from claimant.api.metrics import Metrics, MetricsMiddleware
 from claimant.api.policy import Policy, default_policy, load_policy
 from claimant.api.routes import add_routes
 from claimant.api.server import Shutdown, drain_on_signal
-from claimant.scheduler import Scheduler, SchedulerConfig
+from claimant.scheduler import Scheduler, SchedulerConfig, health
 from claimant.store import Store
 
 log = logging.getLogger("claimant.api")
@@ -94,6 +94,7 @@ def create_app(
     policy = policy or default_policy()
     metrics = Metrics()
     scheduler = Scheduler(store, scheduler_config)
+    metrics.watch_store(store, scheduler.config.heartbeat_timeout)
     if schedule_concurrency is None:
         # SQLite writes one transaction at a time anyway; concurrent schedulers
         # in one process only add lost compare-and-sets (8 at once: ~1 claim in
@@ -110,7 +111,8 @@ def create_app(
         task = None
         inflight.open()
         if expire_interval:
-            task = asyncio.create_task(_sweep(store, expire_interval))
+            timeout = scheduler.config.heartbeat_timeout
+            task = asyncio.create_task(_sweep(store, expire_interval, timeout))
         try:
             with drain_on_signal(shutdown, inflight.cancel_all):
                 yield
@@ -198,7 +200,10 @@ def create_app(
     return app
 
 
-async def _sweep(store: Store, interval: float) -> None:
+async def _sweep(store: Store, interval: float, heartbeat_timeout: float | None) -> None:
+    """Expired claims out, and an ``agent_stale`` event for each host whose
+    agent went stale since the last sweep (scheduler.health.record_stale)."""
+    seen_until: float | None = None
     while True:
         await asyncio.sleep(interval)
         try:
@@ -207,6 +212,15 @@ async def _sweep(store: Store, interval: float) -> None:
                 log.info("expired %d claims", n)
         except Exception:  # a failed sweep must not stop the next one
             log.exception("claim expiry sweep failed")
+        if heartbeat_timeout is None:
+            continue
+        until = store.clock() - heartbeat_timeout
+        after = seen_until if seen_until is not None else until - interval
+        try:
+            await run_in_threadpool(health.record_stale, store, after, until, heartbeat_timeout)
+            seen_until = until
+        except Exception:
+            log.exception("stale agent check failed")
 
 
 # Environment read by ``app_from_env`` (uvicorn workers import the app by name).
@@ -223,6 +237,8 @@ ENV_HOST = "CLAIMANT_HOST"
 ENV_CLAIM_TTL = "CLAIMANT_CLAIM_TTL"
 ENV_REQUEST_TIMEOUT = "CLAIMANT_REQUEST_TIMEOUT"
 ENV_SCHEDULE_TIMEOUT = "CLAIMANT_SCHEDULE_TIMEOUT"
+# The scheduler's whole config as JSON (claimant.cli.tunables.ENV_SCHEDULER).
+ENV_SCHEDULER = "CLAIMANT_SCHEDULER_CONFIG"
 
 
 def auth_from_env() -> AuthConfig:
@@ -248,6 +264,12 @@ def app_from_env() -> FastAPI:
     store = open_store(os.environ[ENV_STORE])
     interval = float(os.environ.get(ENV_EXPIRE_INTERVAL, "0")) or None
     ttl = os.environ.get(ENV_CLAIM_TTL)
+    config = None
+    if os.environ.get(ENV_SCHEDULER):
+        # Set by ``claimant serve`` from its flags, variables and config file.
+        config = SchedulerConfig(**json.loads(os.environ[ENV_SCHEDULER]))
+    elif ttl:
+        config = SchedulerConfig(claim_ttl=float(ttl))
     return create_app(
         store,
         auth=auth,
@@ -256,7 +278,7 @@ def app_from_env() -> FastAPI:
         policy=policy,
         max_body=int(os.environ.get(ENV_MAX_BODY, DEFAULT_MAX_BODY)),
         trusted_hosts=trusted,
-        scheduler_config=SchedulerConfig(claim_ttl=float(ttl)) if ttl else None,
+        scheduler_config=config,
         request_timeout=float(os.environ.get(ENV_REQUEST_TIMEOUT, DEFAULT_READ_TIMEOUT)),
         schedule_timeout=float(os.environ.get(ENV_SCHEDULE_TIMEOUT, DEFAULT_WRITE_TIMEOUT)),
         shutdown=Shutdown.from_env(),

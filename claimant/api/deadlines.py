@@ -2,9 +2,11 @@
 
 ``DeadlineMiddleware`` wraps both APIs. For each HTTP request it
 
-- names the request: the caller's ``X-Request-Id`` (or Placement's
-  ``openstack-request-id``) when it is a short token, else ``req-<uuid4>``;
-  the id goes back in ``X-Request-Id`` and in every log line about the request;
+- names the request: the caller's ``X-Request-Id`` (or OpenStack's
+  ``X-OpenStack-Request-Id`` / ``openstack-request-id``) when it is a short
+  token, else ``req-<uuid4>``; the id goes back in ``X-Request-Id`` and
+  ``X-OpenStack-Request-Id`` and is in every log line about the request
+  (``claimant.logs.REQUEST_ID``);
 - opens a :class:`~claimant.model.deadline.Deadline`: ``read_timeout`` for
   GET, HEAD and OPTIONS, ``write_timeout`` (the placement budget) for the rest.
   Handlers, the scheduler and the store check it; past it they raise
@@ -32,6 +34,7 @@ from collections import deque
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from claimant import logs
 from claimant.api.metrics import Metrics, route_label
 from claimant.model import deadline
 from claimant.model.deadline import REASON_DEADLINE, Deadline
@@ -45,7 +48,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DISCONNECTED = "client disconnected"
 SHUTTING_DOWN = "server shutting down"
 
-REQUEST_ID_HEADERS = (b"x-request-id", b"openstack-request-id")
+REQUEST_ID_HEADERS = (b"x-request-id", b"x-openstack-request-id", b"openstack-request-id")
 # What a caller may name its request: ids end up in logs and headers.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 
@@ -236,13 +239,16 @@ class DeadlineMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                headers.append((b"x-request-id", rid.encode("latin-1")))
+                value = rid.encode("latin-1")
+                headers.append((b"x-request-id", value))
+                if not any(k.lower() == b"x-openstack-request-id" for k, _ in headers):
+                    headers.append((b"x-openstack-request-id", value))
                 message = {**message, "headers": headers}
             await send(message)
 
         self.inflight.add(d)
         try:
-            with deadline.entered(d):
+            with deadline.entered(d), logs.request_id(rid):
                 await self.app(scope, receiver, send_with_id)
         except asyncio.CancelledError:
             # The server gave up waiting (graceful timeout): the handler's

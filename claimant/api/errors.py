@@ -25,6 +25,7 @@ from claimant.model.errors import (
     DeadlineExceeded,
     InvalidInput,
     NotFound,
+    NoValidHost,
     StoreUnavailable,
 )
 
@@ -82,6 +83,17 @@ async def _claimant_error(request: Request, exc: Exception) -> JSONResponse:
         # The store's message may quote the driver: log it, never send it.
         log.warning("store unavailable on %s %s: %s", request.method, request.url.path, err)
         return error_response(status, err.code, "the store is unavailable; retry later")
+    # Every refusal says why in the log too; a failed placement is the one an
+    # operator looks for, so it stands out.
+    log.log(
+        logging.WARNING if isinstance(err, NoValidHost | DeadlineExceeded) else logging.INFO,
+        "%s %s -> %d %s: %s",
+        request.method,
+        request.url.path,
+        status,
+        err.code,
+        err.message,
+    )
     return error_response(status, err.code, err.message, err.details or None, headers)
 
 
@@ -101,6 +113,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
             400, codes.INVALID_INPUT, "the request body is not valid JSON", {"fields": fields}
         )
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+    log.info("%s %s -> 422 invalid_input: %s", request.method, request.url.path, summary)
     return error_response(422, codes.INVALID_INPUT, f"invalid input: {summary}", {"fields": fields})
 
 

@@ -43,6 +43,7 @@ from claimant.model import (
 from claimant.model.codec import claim_to_dict, request_to_dict
 from claimant.model.types import ResourceType, check_constraint, infer_spec
 from claimant.scheduler import Scheduler, ScheduleResult, lifecycle
+from claimant.scheduler.explain import explain
 from claimant.store import Store
 
 # Only an admin (or the conductor) gets here without a project: a non-admin
@@ -176,7 +177,11 @@ def request_body(request: ClaimantRequest, claims: list[Claim]) -> dict[str, Any
 
 
 async def create_request(
-    body: RequestCreate, http: Request, store: StoreDep, ctx: ContextDep
+    body: RequestCreate,
+    http: Request,
+    store: StoreDep,
+    ctx: ContextDep,
+    dry_run: bool = False,
 ) -> JSONResponse:
     scope = caller_project(ctx)
     if scope is not None and body.project_id is not None and body.project_id != scope:
@@ -184,6 +189,19 @@ async def create_request(
             f"only an admin may create a request for another project than {scope}",
             project_id=body.project_id,
         )
+    if dry_run:
+        # Reads only: nothing is recorded or claimed (claimant.scheduler.explain).
+        run = contextvars.copy_context().run
+        out = await asyncio.get_running_loop().run_in_executor(
+            http.app.state.schedule_executor,
+            run,
+            _explain,
+            http.app.state.scheduler,
+            store,
+            body,
+            ctx,
+        )
+        return JSONResponse(out)
     # Everything that touches the store runs on the app's scheduling threads
     # (see ``create_app``), in one hop.
     executor = http.app.state.schedule_executor
@@ -196,8 +214,8 @@ async def create_request(
     job = loop.run_in_executor(executor, run, _schedule, gate, scheduler, store, body, ctx)
     try:
         result = await _outcome(job, gate)
-    except NoValidHost:
-        metrics.no_valid_host.inc()
+    except NoValidHost as exc:
+        metrics.observe_no_valid_host(exc.details.get("placed", 0), exc.details.get("count", 1))
         raise
     metrics.observe_schedule(result)
     claims = [c for p in result.placements for c in p.claims]
@@ -256,18 +274,29 @@ def _schedule(
     return lifecycle.schedule(scheduler, request)
 
 
+def _explain(
+    scheduler: Scheduler, store: Store, body: RequestCreate, ctx: Context
+) -> dict[str, Any]:
+    deadline.check("waiting to be explained")
+    request = build_request(body, ctx, store)
+    return {"request": request_to_dict(request), **explain(scheduler, request)}
+
+
 def get_request(uuid: str, store: StoreDep, ctx: ContextDep) -> dict[str, Any]:
     request = store.get_request(path_uuid(uuid))
     if not visible(ctx, request.project_id):
         # another project's request is absent, not forbidden: uuids leak nothing
         raise NotFound(f"no request {request.uuid}", kind="request", uuid=request.uuid)
+    request = lifecycle.follow(store, request)
     return request_body(request, store.list_claims(request_uuid=request.uuid))
 
 
 def list_requests(
     store: StoreDep,
     ctx: ContextDep,
-    status: Literal["pending", "scheduled", "building", "active", "failed", "deleted"]
+    status: Literal[
+        "pending", "scheduled", "partial", "building", "active", "failed", "expired", "deleted"
+    ]
     | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from claimant.api import (
     aggregates,
     capacity,
     claims,
+    events,
     inventories,
     providers,
     requests,
@@ -64,6 +65,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/providers/{uuid}/aggregates", aggregates.set_provider_aggregates, WRITE),
     Route("GET", "/providers/{uuid}/usages", usages.get_provider_usages, READ),
     Route("GET", "/providers/{uuid}/claims", claims.list_provider_claims, READ),
+    Route("GET", "/providers/{uuid}/events", events.provider_events, READ),
     Route("GET", "/resource_classes", resource_classes.list_resource_classes, READ),
     Route("POST", "/resource_classes", resource_classes.create_resource_class, ADMIN, 201),
     Route("GET", "/resource_classes/{name}", resource_classes.get_resource_class, READ),
@@ -79,12 +81,21 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/requests", requests.list_requests, READ),
     Route("POST", "/requests", requests.create_request, WRITE, 201),
     Route("GET", "/requests/{uuid}", requests.get_request, READ),
+    Route("GET", "/requests/{uuid}/events", events.request_events, READ),
     Route("GET", "/claims/{uuid}", claims.get_claim, READ),
     Route("POST", "/claims/{uuid}/confirm", claims.confirm_claim, WRITE),
     Route("DELETE", "/claims/{uuid}", claims.release_claim, WRITE, 204),
     Route("GET", "/usages", usages.get_project_usages, READ),
     Route("GET", "/capacity", capacity.get_capacity, READ),
 )
+
+
+# Success statuses a route has besides its own (documented in OpenAPI).
+EXTRA_RESPONSES: dict[str, dict[int | str, dict[str, Any]]] = {
+    "create_request": {
+        200: {"description": "?dry_run=true: where it would go and why; nothing is recorded"}
+    },
+}
 
 
 def native_rules() -> list[Rule]:
@@ -105,4 +116,5 @@ def add_routes(app: FastAPI) -> None:
             name=r.handler.__name__,
             summary=f"{r.handler.__name__.replace('_', ' ')} ({r.role.name.lower()})",
             openapi_extra={"x-policy-rule": r.rule},
+            responses=EXTRA_RESPONSES.get(r.handler.__name__),
         )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 
 import click
 
+from claimant import logs
 from claimant.cli.agent_auth import (
     DEFAULT_MAX_BODY,
     MIN_MAX_BODY,
@@ -16,6 +16,7 @@ from claimant.cli.agent_auth import (
     token_file_option,
     token_option,
 )
+from claimant.cli.tunables import config_file_option
 from claimant.model.errors import ClaimantError
 
 
@@ -89,6 +90,15 @@ def _url(value: str | None, what: str) -> str | None:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--log-format",
+    envvar="CLAIMANT_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
+)
+@config_file_option("agent", scheduler=False)
 def agent_run(
     config_path: str,
     store_url: str,
@@ -102,6 +112,8 @@ def agent_run(
     max_body_size: int,
     graceful_timeout: float,
     log_level: str,
+    log_format: str,
+    config_file: str | None,
 ) -> None:
     """Register the provider, heartbeat, resync, and serve build/destroy.
 
@@ -121,7 +133,7 @@ def agent_run(
             config = dataclasses.replace(config, state_file=state_file)
     except ClaimantError as exc:
         raise click.BadParameter(exc.message, param_hint="--config") from None
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    log_config = logs.configure(log_format, log_level)
     try:
         store = open_store(store_url)
         hook = None
@@ -147,6 +159,7 @@ def agent_run(
             host=host,
             port=port,
             log_level=log_level,
+            log_config=log_config,
             timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,
         )
     finally:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
 import click
 import httpx
 
+from claimant import logs
 from claimant.cli.agent_auth import (
     DEFAULT_MAX_BODY,
     MIN_MAX_BODY,
@@ -20,6 +20,7 @@ from claimant.cli.agent_auth import (
 from claimant.cli.client import CliError
 from claimant.cli.output import Out, out_of, output_options
 from claimant.cli.requests import outcome, render_request
+from claimant.cli.tunables import config_file_option, scheduler_config, scheduler_options
 from claimant.model.errors import ClaimantError
 
 DEFAULT_URL = "http://127.0.0.1:8779"
@@ -37,6 +38,7 @@ def conductor() -> None:
 @click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 100))
 @click.option(
     "--claim-ttl",
+    envvar="CLAIMANT_CLAIM_TTL",
     default=300.0,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
@@ -79,6 +81,16 @@ def conductor() -> None:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--log-format",
+    envvar="CLAIMANT_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
+)
+@scheduler_options
+@config_file_option("conductor", scheduler=True)
 def conductor_serve(
     store_url: str,
     host: str,
@@ -91,6 +103,12 @@ def conductor_serve(
     max_body_size: int,
     graceful_timeout: float,
     log_level: str,
+    log_format: str,
+    host_subset_size: int,
+    heartbeat_timeout: float,
+    weigher: tuple[str, ...],
+    filter_: tuple[str, ...],
+    config_file: str | None,
 ) -> None:
     """Serve /v1/builds and /v1/agents."""
     if token and token_file:
@@ -99,18 +117,25 @@ def conductor_serve(
     from claimant.agent.guard import ServiceAuth
     from claimant.conductor import AgentDirectory, Conductor
     from claimant.conductor.http import create_conductor_app
-    from claimant.scheduler import Scheduler, SchedulerConfig
+    from claimant.scheduler import Scheduler
     from claimant.store import open_store
 
     try:
         auth = ServiceAuth.from_file(token_file) if token_file else ServiceAuth.shared(token)
     except ClaimantError as exc:
         raise click.BadParameter(exc.message, param_hint="--token-file") from None
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    log_config = logs.configure(log_format, log_level)
+    config = scheduler_config(
+        claim_ttl=claim_ttl,
+        host_subset_size=host_subset_size,
+        heartbeat_timeout=heartbeat_timeout,
+        weigher=weigher,
+        filter_=filter_,
+    )
     try:
         store = open_store(store_url)
         store.migrate()
-        scheduler = Scheduler(store, SchedulerConfig(claim_ttl=claim_ttl))
+        scheduler = Scheduler(store, config)
         agents = AgentDirectory(grace=agent_grace)
         c = Conductor(store, scheduler, agents, max_attempts=max_attempts)
     except ClaimantError as exc:
@@ -129,6 +154,7 @@ def conductor_serve(
             host=host,
             port=port,
             log_level=log_level,
+            log_config=log_config,
             timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,
         )
     finally:

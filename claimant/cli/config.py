@@ -16,23 +16,43 @@ import click
 from claimant.model.errors import ClaimantError
 
 
-def effective(config_file: str | None) -> list[dict[str, Any]]:
-    """One row per setting: name, value, source."""
+def effective(config_file: str | None, command_name: str = "serve") -> list[dict[str, Any]]:
+    """One row per setting of ``serve``, ``conductor`` (serve) or ``agent``
+    (run): name, value, source."""
     from claimant.cli import settings
-    from claimant.cli.serve import serve
 
     loaded = settings.load(config_file) if config_file else settings.Settings()
+    command: click.Command
+    if command_name == "serve":
+        from claimant.cli.serve import serve as command
+
+        from_file = loaded.serve
+    else:
+        from claimant.cli import tunables
+
+        if command_name == "conductor":
+            from claimant.cli.conductor import conductor_serve as command
+        else:
+            from claimant.cli.agent import agent_run as command
+        from_file = (
+            tunables.file_defaults(
+                config_file, command, command_name, scheduler=command_name == "conductor"
+            )
+            if config_file
+            else {}
+        )
+        loaded = settings.Settings(path=loaded.path)
     where = f"file {loaded.path}" if loaded.path else "file"
     rows: list[dict[str, Any]] = []
-    for param in serve.params:
+    for param in command.params:
         if not isinstance(param, click.Option) or param.name in (None, "config_file"):
             continue
         name = param.name
         envvar = param.envvar if isinstance(param.envvar, str) else None
         if envvar and envvar in os.environ:
             value, source = os.environ[envvar], f"env {envvar}"
-        elif name in loaded.serve:
-            value, source = loaded.serve[name], where
+        elif name in from_file:
+            value, source = from_file[name], where
         else:
             value, source = param.default, "default"
             if param.multiple and not isinstance(value, list | tuple):
@@ -59,10 +79,18 @@ def config() -> None:
     help="A placement.conf or claimant.toml, as given to claimant serve.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def show(config_file: str | None, as_json: bool) -> None:
-    """Print each of serve's settings, its value, and where it came from."""
+@click.option(
+    "--for",
+    "command_name",
+    type=click.Choice(["serve", "conductor", "agent"]),
+    default="serve",
+    show_default=True,
+    help="Whose settings: serve, conductor serve or agent run.",
+)
+def show(config_file: str | None, as_json: bool, command_name: str) -> None:
+    """Print each setting of a command, its value, and where it came from."""
     try:
-        rows = effective(config_file)
+        rows = effective(config_file, command_name)
     except ClaimantError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
     if as_json:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from claimant.cli import explain as _explain
 from claimant.cli import parse
 from claimant.cli.client import Api, CliError, with_api
 from claimant.cli.output import Out, ago, amounts, number
@@ -436,3 +437,6 @@ def inventory_list(api: Api, ref: str) -> None:
         {k: data[k] for k in ("provider_uuid", "generation", "inventories", "usages")},
         lambda _: render_usage(api.out, p),
     )
+
+
+provider.add_command(_explain.provider_events, "events")

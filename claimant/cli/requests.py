@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from claimant.cli import explain as _explain
 from claimant.cli import parse
 from claimant.cli.client import Api, with_api
 from claimant.cli.output import Out, ago, amounts
@@ -41,14 +42,17 @@ def _group_text(out: Out, g: dict[str, Any]) -> str:
 def outcome(r: dict[str, Any]) -> tuple[str, str | None]:
     """The status to show (a partial placement says so) and why it failed."""
     placed = len(r.get("placements", [])) if "placements" in r else None
-    reason = None
+    # The server stores the reason since requests follow reality; older ones
+    # only have it in their history.
+    reason = r.get("reason") or None
     for h in reversed(r.get("history", [])):
+        if reason:
+            break
         if h.get("event") in _FAILURES and h.get("message"):
             reason = str(h["message"])
-            break
     status = r["status"]
-    if placed is not None and status == "scheduled" and placed < r["count"]:
-        status = f"scheduled ({placed} of {r['count']}: partial)"
+    if placed is not None and status in ("scheduled", "partial") and placed < r["count"]:
+        status = f"{placed} of {r['count']}: partial"
     return status, reason
 
 
@@ -367,3 +371,8 @@ def claim_release(api: Api, uuid: str) -> None:
     """Release a claim or allocation."""
     api.call("DELETE", f"/claims/{uuid}")
     api.out.emit({"released": uuid}, lambda d: api.out.line(f"released claim {d['released']}"))
+
+
+# Explain and the event history live in their own module (claimant/cli/explain.py).
+request.add_command(_explain.request_explain, "explain")
+request.add_command(_explain.request_events, "events")

@@ -11,6 +11,8 @@ import tempfile
 
 import click
 
+from claimant import logs
+from claimant.cli.tunables import scheduler_config, scheduler_options, to_env
 from claimant.model.errors import ClaimantError
 
 AUTH_MODES = ("noauth2", "tokens", "keystone")
@@ -106,6 +108,7 @@ def default_store() -> str:
 )
 @click.option(
     "--expire-interval",
+    envvar="CLAIMANT_EXPIRE_INTERVAL",
     default=30.0,
     show_default=True,
     type=click.FloatRange(min=0),
@@ -147,6 +150,7 @@ def default_store() -> str:
 )
 @click.option(
     "--claim-ttl",
+    envvar="CLAIMANT_CLAIM_TTL",
     default=300.0,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
@@ -208,6 +212,15 @@ def default_store() -> str:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@click.option(
+    "--log-format",
+    envvar="CLAIMANT_LOG_FORMAT",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
+)
+@scheduler_options
 def serve(
     store_url: str | None,
     host: str,
@@ -233,6 +246,11 @@ def serve(
     cors_origin: tuple[str, ...],
     access_log: bool,
     log_level: str,
+    log_format: str,
+    host_subset_size: int,
+    heartbeat_timeout: float,
+    weigher: tuple[str, ...],
+    filter_: tuple[str, ...],
 ) -> None:
     """Serve the native API under /v1 and the Placement-compatible API at /."""
     if auth_mode == "noauth2" and not is_loopback(host):
@@ -256,6 +274,7 @@ def serve(
         ENV_POLICY_FILE,
         ENV_REQUEST_TIMEOUT,
         ENV_SCHEDULE_TIMEOUT,
+        ENV_SCHEDULER,
         ENV_STORE,
         ENV_TOKEN_FILE,
     )
@@ -296,6 +315,15 @@ def serve(
     os.environ[ENV_HOST] = host
     os.environ[ENV_HEADER_TIMEOUT] = str(header_timeout)
     os.environ[ENV_CLAIM_TTL] = str(claim_ttl)
+    os.environ[ENV_SCHEDULER] = to_env(
+        scheduler_config(
+            claim_ttl=claim_ttl,
+            host_subset_size=host_subset_size,
+            heartbeat_timeout=heartbeat_timeout,
+            weigher=weigher,
+            filter_=filter_,
+        )
+    )
     os.environ[ENV_REQUEST_TIMEOUT] = str(request_timeout)
     os.environ[ENV_SCHEDULE_TIMEOUT] = str(schedule_timeout)
     os.environ[ENV_GRACEFUL_TIMEOUT] = str(graceful_timeout)
@@ -331,6 +359,7 @@ def serve(
         workers=workers,
         access_log=access_log,
         log_level=log_level,
+        log_config=logs.log_config(log_format, log_level),
         http=PROTOCOL,
         limit_concurrency=limit_concurrency,
         timeout_keep_alive=timeout_keep_alive,

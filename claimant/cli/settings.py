@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from claimant.cli import tunables
 from claimant.model.errors import InvalidInput
 
 STRATEGIES = ("depth-first", "breadth-first")
@@ -83,6 +84,11 @@ SERVE_KEYS = (
     "candidate_strategy",
     "randomize_candidates",
     "cors_origin",
+    "log_format",
+    "host_subset_size",
+    "heartbeat_timeout",
+    "weigher",
+    "filter_",
 )
 _TOML_ALIASES = {"store": "store_url", "auth": "auth_mode"}
 
@@ -135,6 +141,12 @@ def _from_sections(p: Path, data: dict[str, Any], *, toml: bool) -> Settings:
             out.ignored.append(f"{section} (not a table)")
             continue
         lower = section.lower()
+        if toml and lower in ("scheduler", "logging"):
+            # claimant.cli.tunables: the tables serve shares with conductor and agent.
+            out.serve.update(tunables.from_file({lower: options}, scheduler=True, expire=True))
+            continue
+        if toml and lower in ("conductor", "agent"):
+            continue  # the other commands' tables
         if toml and lower == "serve":
             for key, value in options.items():
                 name = _TOML_ALIASES.get(key, key.replace("-", "_"))

@@ -20,6 +20,7 @@ Every step is an event in the persisted request's history, so
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
@@ -29,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from claimant import logs
 from claimant.agent.http import AgentUnavailable
 from claimant.agent.messages import (
     BuildMessage,
@@ -49,6 +51,7 @@ from claimant.model import (
     RequestStatus,
     StoreUnavailable,
 )
+from claimant.model.events import Event, Subject
 from claimant.scheduler import InstancePlacement, Scheduler, ScheduleStats, lifecycle
 from claimant.store.base import Store
 
@@ -196,6 +199,10 @@ class Conductor:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise InvalidInput("max_attempts must be a positive integer", field="max_attempts")
         self.store = store
+        # Counted for /metrics: finished requests by final status, reschedules.
+        self.outcomes: collections.Counter[str] = collections.Counter()
+        self.rescheduled = 0
+        self._counts = threading.Lock()
         self.scheduler = scheduler
         self.agents = agents
         self.max_attempts = max_attempts
@@ -218,11 +225,17 @@ class Conductor:
         """Schedule and build every instance; returns when the request is
         active or failed. The request's record is kept up to date meanwhile.
         ``created``: the request is already recorded (pending)."""
+        with logs.request_id(logs.REQUEST_ID.get() or request.uuid):
+            return self._build(request, created)
+
+    def _build(self, request: Request, created: bool) -> BuildResult:
         stats = ScheduleStats()
         try:
             scheduled = lifecycle.schedule(self.scheduler, request, created=created)
-        except NoValidHost:
+        except NoValidHost as exc:
             # The lifecycle recorded the request as failed, with the reasons.
+            log.warning("no valid host: %s", exc.message, extra={"request_id": request.uuid})
+            self._count(RequestStatus.FAILED.value)
             return BuildResult(self.store.get_request(request.uuid), [], stats, no_valid_host=True)
         stats.add(scheduled.stats)
         req = lifecycle.record(
@@ -279,6 +292,16 @@ class Conductor:
                 "message": reply.message,
             }
             out.events.append(event)
+            log.warning(
+                "build of %s on %s failed (%s, attempt %d): %s",
+                consumer,
+                host,
+                kind,
+                out.attempts,
+                reply.message,
+                extra={"request_id": request.uuid},
+            )
+            self._provider_event(host, event, request)
             if reply.failure == Failure.UNKNOWN:
                 # It may be running there: building it elsewhere could run it
                 # twice, and its claims are not ours to free.
@@ -321,6 +344,14 @@ class Conductor:
             with lock:
                 stats.add(again.stats)
             claims = again.placements[0].claims
+            self._count(rescheduled=1)
+            log.info(
+                "rescheduled %s from %s to %s (attempt %d)",
+                consumer,
+                host,
+                claims[0].provider_uuid,
+                out.attempts + 1,
+            )
             out.events.append(
                 {
                     "at": self.store.clock(),
@@ -328,6 +359,31 @@ class Conductor:
                     "consumer": consumer,
                     "provider": claims[0].provider_uuid,
                 }
+            )
+
+    def _count(self, outcome: str | None = None, *, rescheduled: int = 0) -> None:
+        with self._counts:
+            if outcome is not None:
+                self.outcomes[outcome] += 1
+            self.rescheduled += rescheduled
+
+    def _provider_event(self, host: str, event: dict[str, Any], request: Request) -> None:
+        details = {k: v for k, v in event.items() if k not in ("at", "event", "provider")}
+        with contextlib.suppress(ClaimantError):  # the store logs an event it drops
+            self.store.add_events(
+                [
+                    Event(
+                        Subject.PROVIDER,
+                        host,
+                        event["at"],
+                        event["event"],
+                        {
+                            **details,
+                            "request_uuid": request.uuid,
+                            "project_id": request.project_id,
+                        },
+                    )
+                ]
             )
 
     def _deliver(
@@ -435,8 +491,13 @@ class Conductor:
         if len(built) == request.count:
             status, event = RequestStatus.ACTIVE, {"event": "active", "built": len(built)}
         elif built and not request.all_or_nothing:
-            status = RequestStatus.ACTIVE
-            event = {"event": "partial", "built": len(built), "count": request.count}
+            status = RequestStatus.PARTIAL
+            event = {
+                "event": "partial",
+                "built": len(built),
+                "count": request.count,
+                "message": f"{len(built)} of {request.count} instance(s) built",
+            }
         else:
             for o in built:
                 if self._destroy_instance(o.consumer_uuid, o.provider_uuid) is None:
@@ -451,6 +512,11 @@ class Conductor:
             }
         allocations = [a for o in outcomes if o.ok for a in o.allocations]
         final = lifecycle.record(self.store, request, status, event, claims=[*allocations, *held])
+        self._count(status.value)
+        if status != RequestStatus.ACTIVE:
+            log.warning(
+                "request %s: %s", status.value, final.reason, extra={"request_id": request.uuid}
+            )
         return BuildResult(final, outcomes, stats)
 
     def _host_of(self, claims: list[Claim]) -> str:

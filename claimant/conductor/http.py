@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from claimant.agent import observe
 from claimant.agent.guard import (
     DEFAULT_MAX_BODY,
     Caller,
@@ -46,8 +47,16 @@ from claimant.api.requests import build_request, request_body
 from claimant.api.schemas.requests import RequestCreate
 from claimant.api.server import Shutdown
 from claimant.conductor.conductor import Conductor, run_in_background
-from claimant.model import Conflict, InvalidInput, NotFound, normalize_uuid
+from claimant.model import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NoValidHost,
+    RequestStatus,
+    normalize_uuid,
+)
 from claimant.model.codec import request_to_dict
+from claimant.model.errors import BuildFailed
 from claimant.scheduler import lifecycle
 
 MAX_AGENT_PROVIDERS = 256
@@ -111,6 +120,9 @@ def create_conductor_app(
     app.state.conductor = conductor
     app.state.max_body = max_body
     store = conductor.store
+    observe.install(
+        app, lambda: store.list_requests(limit=1), lambda: observe.conductor_samples(conductor)
+    )
     register_lock = threading.Lock()
     running: set[str] = set()
     running_lock = threading.Lock()
@@ -130,7 +142,16 @@ def create_conductor_app(
         # Created insert-if-absent either way: a second POST with the same
         # uuid is a 409 (AlreadyExists) and never rewrites the first.
         if wait:
-            await run_in_threadpool(conductor.build, req)
+            result = await run_in_threadpool(conductor.build, req)
+            final = result.request
+            if final.status == RequestStatus.FAILED:
+                # Never a 2xx for a build that failed; the record keeps the story.
+                cls = NoValidHost if result.no_valid_host else BuildFailed
+                raise cls(
+                    f"request {final.uuid} failed: {final.reason}",
+                    request_uuid=final.uuid,
+                    reason=final.reason,
+                )
             return JSONResponse(await run_in_threadpool(_body, req.uuid), 201, headers=headers)
         # Recorded before answering, so a GET right after the 202 finds it.
         pending = await run_in_threadpool(lifecycle.create, store, req, event={"event": "accepted"})

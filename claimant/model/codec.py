@@ -96,6 +96,7 @@ def request_to_dict(r: Request) -> dict[str, Any]:
         "status": r.status.value,
         "claims": list(r.claims),
         "history": list(r.history),
+        "reason": r.reason,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
     }
@@ -116,6 +117,7 @@ def request_from_dict(d: dict[str, Any]) -> Request:
         status=RequestStatus(d.get("status", "pending")),
         claims=tuple(d.get("claims", ())),
         history=tuple(d.get("history", ())),
+        reason=d.get("reason", ""),
         created_at=d.get("created_at", 0.0),
         updated_at=d.get("updated_at", 0.0),
     )

@@ -37,6 +37,7 @@ STORE_UNAVAILABLE = "store_unavailable"
 CONFLICT = "conflict"
 AGENT_UNAVAILABLE = "agent_unavailable"
 DEADLINE_EXCEEDED = "deadline_exceeded"
+BUILD_FAILED = "build_failed"
 
 
 class ClaimantError(Exception):
@@ -98,6 +99,13 @@ class ClaimNotActive(Conflict):
 
 class NoValidHost(Conflict):
     code = NO_VALID_HOST
+
+
+class BuildFailed(Conflict):
+    """A request was placed but its instances could not be built; its record
+    (status failed, the reason, the history) says why."""
+
+    code = BUILD_FAILED
 
 
 class StoreUnavailable(ClaimantError):

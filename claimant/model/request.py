@@ -41,9 +41,13 @@ class GroupPolicyKind(StrEnum):
 class RequestStatus(StrEnum):
     PENDING = "pending"
     SCHEDULED = "scheduled"  # claims written, not yet confirmed
+    # Some instances placed (or built), not all: all_or_nothing was off.
+    PARTIAL = "partial"
     BUILDING = "building"
     ACTIVE = "active"  # every claim confirmed into an allocation
-    FAILED = "failed"
+    FAILED = "failed"  # ``reason`` says why
+    # Scheduled, but every claim expired before anyone confirmed it.
+    EXPIRED = "expired"
     DELETED = "deleted"
 
 
@@ -111,6 +115,8 @@ class Request:
     # Claim uuids, in the order they were written.
     claims: tuple[str, ...] = ()
     history: tuple[dict[str, Any], ...] = ()
+    # Why the request is failed, partial or expired ("" otherwise).
+    reason: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
 

@@ -6,6 +6,8 @@ through here, so a request's record is written one way.
     schedule(scheduler, request)    create (unless already created), place,
                                     record scheduled / partial / failed / error
     record(store, request, ...)     one more status + history event
+    follow(store, request)          scheduled or partial, but every claim
+                                    expired: record it expired
 
 The record's ``claims`` always name what the request holds: on a failure,
 the claims that could not be given back (an outage; they expire at their
@@ -31,6 +33,7 @@ from claimant.model import (
     deadline,
     new_uuid,
 )
+from claimant.model.events import EVENTS_PER_SUBJECT, EXPIRED, RELEASED, Event, Subject
 from claimant.scheduler.scheduler import Scheduler, ScheduleResult, validate_request
 from claimant.store.base import Store
 
@@ -76,6 +79,7 @@ def record(
         "status": status,
         "history": (*request.history, *events, {"at": now, **event}),
         "updated_at": now,
+        "reason": str(event.get("message", "")) if status in _EXPLAINED else "",
     }
     if claims is not None:
         changes["claims"] = tuple(claims)
@@ -120,7 +124,9 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
             )
         raise
     placed = len(result.placements)
+    status = RequestStatus.SCHEDULED
     if result.partial is not None:
+        status = RequestStatus.PARTIAL
         event = {
             "event": "partial",
             "placed": placed,
@@ -133,12 +139,52 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
         saved = record(
             store,
             request,
-            RequestStatus.SCHEDULED,
+            status,
             event,
             claims=[c.uuid for p in result.placements for c in p.claims],
         )
     result.request = saved
     return result
+
+
+def follow(store: Store, request: Request) -> Request:
+    """The request as its claims say it is: a scheduled (or partial) request
+    none of whose claims is held any more, and whose claims the store saw
+    expire, is recorded ``expired``, with the reason. Anything else is
+    returned as it is."""
+    if request.status not in _FOLLOWED or not request.claims:
+        return request
+    if store.list_claims(request_uuid=request.uuid):
+        return request
+    mine = set(request.claims)
+
+    def ends() -> dict[str, Event]:
+        """Claim uuid -> the event that ended it (released or expired)."""
+        return {
+            e.details["claim_uuid"]: e
+            for e in store.list_events(Subject.REQUEST, request.uuid, limit=EVENTS_PER_SUBJECT)
+            if e.event in (EXPIRED, RELEASED) and e.details.get("claim_uuid") in mine
+        }
+
+    ended = ends()
+    if len(ended) < len(mine):
+        # Past their expiry but not swept yet: the sweep records them.
+        store.expire_claims()
+        ended = ends()
+    expired = sorted((e for e in ended.values() if e.event == EXPIRED), key=lambda e: e.at)
+    if not expired:
+        return request  # given back (released), not expired: nothing is held either way
+    message = (
+        f"{len(expired)} of {len(mine)} claim(s) expired before they were confirmed"
+        f" (the last at {expired[-1].at:.3f}); nothing is held"
+    )
+    event = {"event": "expired", "claims": len(expired), "message": message}
+    return record(store, request, RequestStatus.EXPIRED, event, claims=())
+
+
+_FOLLOWED = frozenset({RequestStatus.SCHEDULED, RequestStatus.PARTIAL})
+# Statuses whose record says why (``Request.reason``, the event's message).
+_EXPLAINED = frozenset({RequestStatus.FAILED, RequestStatus.PARTIAL, RequestStatus.EXPIRED})
 
 
 def _error_event(exc: BaseException) -> dict[str, Any]:
@@ -148,4 +194,4 @@ def _error_event(exc: BaseException) -> dict[str, Any]:
     return {"event": "error", "message": f"{type(exc).__name__}: {exc}"}
 
 
-__all__ = ["create", "prepare", "record", "schedule"]
+__all__ = ["create", "follow", "prepare", "record", "schedule"]

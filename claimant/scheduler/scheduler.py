@@ -34,6 +34,7 @@ from claimant.model import (
     new_uuid,
     normalize_uuid,
 )
+from claimant.scheduler import health
 from claimant.scheduler.candidates import (
     AllocationRequest,
     CandidateRequest,
@@ -507,19 +508,24 @@ class _InstancePlacer:
             heartbeat_after=q.heartbeat_after,
         )
         near = self.store.find_candidates(probe)
-        self.stats.queries += 1
+        # A disabled or dead host that would fit is what an operator looks for.
+        blocked = health.describe(health.unavailable(self.store, q, self.cfg.heartbeat_timeout))
+        self.stats.queries += 2
         where = " in the first group's tree" if q.roots else ""
         if not near:
             return (
                 f"the store found no provider{where} that matches the group's traits, "
                 "attributes, aggregates, type and tree, is enabled and has a recent "
-                "heartbeat, with any capacity free"
+                "heartbeat, with any capacity free" + blocked
             )
         closest = "; ".join(
             f"{c.provider.name}: {', '.join(_amount_problems(c, q.group.resources)) or 'fits now'}"
             for c in near
         )
-        return f"the store found no provider{where} with enough free capacity; closest: {closest}"
+        return (
+            f"the store found no provider{where} with enough free capacity; closest: {closest}"
+            + blocked
+        )
 
     def pending_on(self, provider_uuid: str, gi: int) -> dict[str, int]:
         """Amounts other groups of this instance have chosen on a provider."""

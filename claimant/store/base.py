@@ -37,6 +37,7 @@ from claimant.model import (
     ResourceType,
     Strategy,
 )
+from claimant.model.events import Event, Subject
 
 
 class _Unset:
@@ -76,6 +77,8 @@ class CandidateQuery:
     # Providers whose agent heartbeat is older than this are skipped; providers
     # with no heartbeat at all (not agent-managed) are always eligible.
     heartbeat_after: float | None = None
+    # Disabled providers too (to explain a failure, never to place).
+    include_disabled: bool = False
 
     def order_class(self) -> str:
         if self.sort_class:
@@ -111,6 +114,20 @@ class TreePage:
     providers: list[ProviderUsage]
     # The ``after`` of the next page; None when no tree is left.
     after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CloudSummary:
+    """The whole cloud in a few numbers (what ``/metrics`` shows).
+
+    ``providers``: (health, enabled) -> how many, health ``up`` (heartbeat
+    within the timeout), ``stale`` (past it) or ``no_agent`` (never
+    heartbeated)."""
+
+    capacity: dict[str, int]
+    used: dict[str, int]
+    providers: dict[tuple[str, bool], int]
+    claims_live: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,3 +472,36 @@ class Store(abc.ABC):
         self, *, status: str | None = None, project_id: str | None = None, limit: int = 100
     ) -> list[Request]:
         """The newest ``limit`` requests, of one status and one project when given."""
+
+    # -- operators' view ------------------------------------------------------
+    @abc.abstractmethod
+    def summary(self, heartbeat_after: float | None) -> CloudSummary:
+        """Capacity and use per class summed over providers, providers by
+        health and enabled, live (unconfirmed) claims. A heartbeat at or before
+        ``heartbeat_after`` is stale (None: never). One aggregate read; on
+        Cassandra it reads every provider's static row (callers cache it)."""
+
+    @abc.abstractmethod
+    def heartbeats_between(self, after: float, until: float) -> list[Provider]:
+        """Providers whose last heartbeat is in (``after``, ``until``]: with
+        ``until`` = now - heartbeat timeout, the ones whose agent went stale
+        since ``after``. Reads every provider's heartbeat (no index)."""
+
+    #: Claims this process's store object saw expire and swept (a counter for
+    #: ``claimant_claims_expired_total``; a racing sweep may count one twice).
+    expired_seen: int = 0
+
+    # -- events ------------------------------------------------------------
+    # The store records claimed / confirmed / released / expired (provider and
+    # request) and enabled / disabled (provider) itself, where they happen;
+    # callers add the rest (build_failed, rescheduled, agent_stale). Bounded
+    # per subject: a backend keeps at least the newest EVENTS_PER_SUBJECT or
+    # every event younger than EVENT_TTL (claimant.model.events).
+    @abc.abstractmethod
+    def add_events(self, events: Sequence[Event]) -> None:
+        """Record events. Never fails a caller's write that already happened:
+        a backend may drop an event it cannot write (and log it)."""
+
+    @abc.abstractmethod
+    def list_events(self, subject: Subject, subject_id: str, *, limit: int = 100) -> list[Event]:
+        """The newest ``limit`` events of one subject, oldest first."""

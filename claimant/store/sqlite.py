@@ -51,6 +51,16 @@ from claimant.model import (
 )
 from claimant.model.codec import request_from_dict, request_to_dict
 from claimant.model.errors import DeadlineExceeded
+from claimant.model.events import (
+    CLAIMED,
+    CONFIRMED,
+    DISABLED,
+    ENABLED,
+    RELEASED,
+    Event,
+    Subject,
+    claim_events,
+)
 from claimant.model.names import (
     STANDARD_RESOURCE_CLASSES,
     STANDARD_TRAITS,
@@ -58,11 +68,12 @@ from claimant.model.names import (
     validate_custom_name,
 )
 from claimant.model.types import check_constraint, infer_spec
-from claimant.store import sqlite_bulk
+from claimant.store import sqlite_bulk, sqlite_events, sqlite_summary
 from claimant.store.base import (
     UNSET,
     CandidateQuery,
     ClaimSpec,
+    CloudSummary,
     ImportedConsumer,
     ProviderFilter,
     ReshapeSpec,
@@ -644,7 +655,11 @@ class SQLiteStore(Store):
                 )
                 self._write_attributes(conn, pid, checked)
             if not isinstance(enabled, _Unset):
+                was = conn.execute("SELECT enabled FROM providers WHERE id = ?", (pid,)).fetchone()
                 conn.execute("UPDATE providers SET enabled = ? WHERE id = ?", (int(enabled), pid))
+                if bool(was[0]) != bool(enabled):
+                    event = Event(Subject.PROVIDER, uuid, now, ENABLED if enabled else DISABLED)
+                    sqlite_events.insert(conn, [event])
             self._bump(conn, pid, now)
             return self._load_provider(conn, pid)
 
@@ -1016,8 +1031,10 @@ class SQLiteStore(Store):
         others = {rc: n for rc, n in group.resources.items() if rc != order_rc}
         where = (
             " WHERE o.rc = ? AND o.free >= ? AND o.min_unit <= ? AND o.max_unit >= ?"
-            " AND (? % o.step_size) = 0 AND p.enabled = 1"
+            " AND (? % o.step_size) = 0"
         )
+        if not query.include_disabled:
+            where += " AND p.enabled = 1"
         params: list[Any] = [order_rc, amount, amount, amount, amount]
         rw, rp = self._resource_exists(others)
         for cond in rw:
@@ -1204,6 +1221,7 @@ class SQLiteStore(Store):
                 raise AlreadyExists(f"claim {claim.uuid} already exists", uuid=claim.uuid) from None
             self._add_used(conn, pid, spec.amounts)
             self._bump(conn, pid, now)
+            sqlite_events.insert(conn, claim_events(claim, CLAIMED, now))
             return claim
 
         return self._group(write)
@@ -1286,6 +1304,7 @@ class SQLiteStore(Store):
                 "UPDATE ledger SET status = 'confirmed', expires_at = NULL WHERE uuid = ?",
                 (claim_uuid,),
             )
+            sqlite_events.insert(conn, claim_events(claim, CONFIRMED, now))
             return claim.evolve(status=ClaimStatus.CONFIRMED, expires_at=None)
 
         return self._group(write)
@@ -1300,6 +1319,7 @@ class SQLiteStore(Store):
             ).fetchone()
             if row is None:
                 raise NotFound(f"no live claim {claim_uuid}", kind="claim", uuid=claim_uuid)
+            sqlite_events.ledger_step(conn, claim_uuid, RELEASED, now)
             conn.execute("DELETE FROM ledger WHERE uuid = ?", (claim_uuid,))
             conn.execute(
                 "INSERT OR REPLACE INTO ledger_tombstones VALUES (?, 'released', ?)",
@@ -1401,6 +1421,7 @@ class SQLiteStore(Store):
         """Delete expired claims inside the caller's write transaction. No
         generation bump: an expired claim already counted for nothing, so the
         provider's state as anyone may read it does not change."""
+        self.expired_seen += sqlite_events.expiring(conn, now)
         rows = conn.execute(
             "DELETE FROM ledger WHERE status = 'claimed' AND expires_at <= ?"
             " RETURNING provider_id, amounts, uuid",
@@ -1871,6 +1892,19 @@ class SQLiteStore(Store):
             )
         )
         return saved
+
+    def summary(self, heartbeat_after: float | None) -> CloudSummary:
+        return sqlite_summary.summary(self, heartbeat_after)
+
+    def heartbeats_between(self, after: float, until: float) -> list[Provider]:
+        uuids = sqlite_summary.heartbeats_between(self, after, until)
+        return [self.get_provider(u) for u in uuids]
+
+    def add_events(self, events: Sequence[Event]) -> None:
+        sqlite_events.add_events(self, events)
+
+    def list_events(self, subject: Subject, subject_id: str, *, limit: int = 100) -> list[Event]:
+        return sqlite_events.list_events(self, subject, subject_id, limit)
 
     def get_request(self, uuid: str) -> Request:
         row = self._one("SELECT body FROM requests WHERE uuid = ?", (uuid,))

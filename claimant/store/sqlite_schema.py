@@ -119,9 +119,21 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL NOT NULL)""",
         "CREATE INDEX requests_status ON requests(status, created_at)",
     ],
+    # 2: events per request and per provider (store/sqlite_events.py).
+    [
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            subject TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            at REAL NOT NULL,
+            event TEXT NOT NULL,
+            details TEXT NOT NULL)""",
+        "CREATE INDEX events_subject ON events(subject, subject_id, id)",
+    ],
 ]
 
 TABLES = (
+    "events",
     "requests",
     "consumers",
     "ledger_tombstones",

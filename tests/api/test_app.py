@@ -36,7 +36,7 @@ def test_metrics_count_routes_and_placements(
     text = client.get("/metrics").text
     assert 'route="/v1/providers/{uuid}",status="200"' in text
     assert 'route="/v1/providers/{uuid}",status="404"' in text
-    assert "claimant_placements_total 2.0" in text
+    assert 'claimant_placements_total{result="placed"} 2.0' in text
     assert "claimant_requests_scheduled_total 1.0" in text
     assert "claimant_schedule_duration_seconds_count 1.0" in text
 

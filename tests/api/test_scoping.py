@@ -163,3 +163,20 @@ def test_request_list_is_not_capped_by_other_projects(
     r = clients["svcA"].get("/v1/requests", params={"limit": 10})
     assert r.status_code == 200, r.text
     assert [x["uuid"] for x in r.json()["requests"]] == [a["uuid"]]
+
+
+def test_events_are_scoped(clients: dict[str, TestClient]) -> None:
+    a = _request(clients["svcA"])
+    b = _request(clients["svcB"])
+    rp = clients["adm"].get("/v1/providers").json()["providers"][0]["uuid"]
+
+    def claims_seen(token: str) -> set[str]:
+        r = clients[token].get(f"/v1/providers/{rp}/events")
+        assert r.status_code == 200, r.text
+        return {e["claim_uuid"] for e in r.json()["events"]}
+
+    assert claims_seen("svcA") == {_claim_uuid(a)}
+    assert claims_seen("adm") == {_claim_uuid(a), _claim_uuid(b)}
+    path = f"/v1/requests/{a['uuid']}/events"
+    got = {t: clients[t].get(path).status_code for t in ("svcA", "rdrA", "adm", "svcB", "rdr")}
+    assert got == {"svcA": 200, "rdrA": 200, "adm": 200, "svcB": 404, "rdr": 403}

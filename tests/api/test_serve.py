@@ -86,7 +86,7 @@ def test_real_server_schedules_over_http(server: str) -> None:
     assert httpx.get(server + "/v1/providers").status_code == 401
     assert admin.get("/v1/openapi.json").json()["info"]["title"] == "claimant native API"
     metrics = httpx.get(server + "/metrics").text
-    assert "claimant_placements_total 1.0" in metrics
+    assert 'claimant_placements_total{result="placed"} 1.0' in metrics
     assert "claimant_no_valid_host_total 1.0" in metrics
     assert 'route="/v1/requests",status="201"' in metrics
 

@@ -89,9 +89,23 @@ def test_duplicate_uuid_is_refused(sqlite_store: Store) -> None:
     conductor = Conductor(sqlite_store, Scheduler(sqlite_store), AgentDirectory())
     uuid = new_uuid()
     with TestClient(create_conductor_app(conductor), base_url=LOOPBACK) as http:
-        # No agent: the build fails, but the request is recorded.
+        # No provider: the build fails (409), but the request is recorded.
         first = http.post("/v1/builds", params={"wait": "true"}, json={**FLAVOR, "uuid": uuid})
-        assert first.status_code == 201, first.text
+        assert first.status_code == 409, first.text
         again = http.post("/v1/builds", json={**FLAVOR, "uuid": uuid})
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "already_exists"
+
+
+def test_a_failed_build_is_not_a_success(sqlite_store: Store) -> None:
+    """Issue 11: POST /v1/builds?wait=true answered 201 for a failed build."""
+    conductor = Conductor(sqlite_store, Scheduler(sqlite_store), AgentDirectory())
+    with TestClient(create_conductor_app(conductor), base_url=LOOPBACK) as http:
+        r = http.post("/v1/builds", params={"wait": "true"}, json=FLAVOR)
+        assert r.status_code == 409, r.text
+        err = r.json()["error"]
+        assert err["code"] == "no_valid_host"
+        uuid = err["details"]["request_uuid"]
+        shown = http.get(f"/v1/builds/{uuid}").json()
+        assert shown["status"] == "failed"
+        assert shown["reason"] and shown["reason"] in err["message"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from claimant.agent.http import create_agent_app
@@ -12,6 +13,7 @@ from claimant.api import AuthConfig, create_app
 from claimant.conductor import AgentDirectory, Conductor
 from claimant.conductor.http import create_conductor_app
 from claimant.model import ClaimStatus, Request, RequestGroup, RequestStatus, new_uuid
+from claimant.model.events import Subject
 from claimant.scheduler import Scheduler, SchedulerConfig
 from claimant.store import Store
 
@@ -72,6 +74,8 @@ def test_failed_build_releases_and_reschedules(store: Store, make_agent: AgentFa
     assert result.reschedules == 1
     events = [h["event"] for h in store.get_request(result.request.uuid).history]
     assert events == ["scheduled", "building", "build_failed", "rescheduled", "built", "active"]
+    on_bad = [e.event for e in store.list_events(Subject.PROVIDER, bad.uuid)]
+    assert on_bad == ["claimed", "released", "build_failed"]
     assert store.list_claims(provider_uuid=bad.uuid) == []
     (claim,) = store.list_claims(provider_uuid=good.uuid)
     assert claim.status == ClaimStatus.CONFIRMED
@@ -102,7 +106,8 @@ def test_partial_placement_without_all_or_nothing(store: Store, make_agent: Agen
     result = _conductor(store, agents).build(request)
     assert result.placed == 2
     saved = store.get_request(request.uuid)
-    assert saved.status == RequestStatus.ACTIVE
+    assert saved.status == RequestStatus.PARTIAL
+    assert saved.reason == "2 of 3 instance(s) built"
     assert saved.history[-1]["event"] == "partial"
     assert len(saved.claims) == 2
 
@@ -196,3 +201,32 @@ def test_a_request_spanning_a_tree_is_built_by_the_roots_agent(
     assert {c.provider_uuid for c in claims} == {host.uuid, gpu.uuid}
     assert {c.status for c in claims} == {ClaimStatus.CONFIRMED}
     assert host.instances() == list(result.request.consumers)
+
+
+def test_failed_build_over_http_is_409_build_failed(
+    store: Store, make_agent: AgentFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 11: the conductor answered 201 (and the CLI exited 0) for a failed build."""
+    bad = make_agent(store, "host-bad", failure_rate=1.0)
+    agents = AgentDirectory()
+    agents.add([bad.uuid], bad)
+    app = create_conductor_app(_conductor(store, agents))
+    with TestClient(app, base_url=LOOPBACK) as http:
+        r = http.post(
+            "/v1/builds", params={"wait": "true"}, json={"flavor": {"vcpus": 1, "memory_mb": 512}}
+        )
+        assert r.status_code == 409, r.text
+        err = r.json()["error"]
+        assert err["code"] == "build_failed"
+        saved = store.get_request(err["details"]["request_uuid"])
+        assert saved.status == RequestStatus.FAILED
+        assert saved.reason == err["details"]["reason"] != ""
+    # The conductor logs the failed build and the request's end, with the request id.
+    failed = [
+        r
+        for r in caplog.records
+        if r.name.startswith("claimant.conductor") and r.levelname == "WARNING"
+    ]
+    assert any("build of" in r.getMessage() and "failed" in r.getMessage() for r in failed)
+    assert any(r.getMessage().startswith("request failed:") for r in failed)
+    assert {getattr(r, "request_id", None) for r in failed} == {saved.uuid}

@@ -142,8 +142,9 @@ def test_conductor_bodies_are_bounded(http: TestClient, path: str) -> None:
 
 def test_a_body_under_the_limit_still_builds(http: TestClient) -> None:
     r = http.post("/v1/builds", json=FLAVOR, headers=as_(AGENT_A), params={"wait": "true"})
-    assert r.status_code == 201, r.text  # no agent: failed, but recorded
-    assert http.get(f"/v1/builds/{r.json()['uuid']}", headers=as_(READER)).status_code == 200
+    assert r.status_code == 409, r.text  # no provider: failed, but recorded
+    uuid = r.json()["error"]["details"]["request_uuid"]
+    assert http.get(f"/v1/builds/{uuid}", headers=as_(READER)).status_code == 200
 
 
 def test_agent_checks_token_before_body_and_bounds_it(

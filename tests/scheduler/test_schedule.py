@@ -3,6 +3,7 @@ count and all-or-nothing, multi-group requests, diagnostics."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -170,7 +171,7 @@ def test_shared_storage_group_with_member_of(store: Store) -> None:
     ("all_or_nothing", "placed", "status"),
     [
         pytest.param(True, 0, RequestStatus.FAILED, id="all-or-nothing-releases-everything"),
-        pytest.param(False, 2, RequestStatus.SCHEDULED, id="partial-keeps-what-it-placed"),
+        pytest.param(False, 2, RequestStatus.PARTIAL, id="partial-keeps-what-it-placed"),
     ],
 )
 def test_count_with_all_or_nothing(
@@ -412,8 +413,9 @@ def test_bad_requests_are_invalid_input(store: Store, request_kw: dict[str, Any]
     [
         pytest.param(4, 4, 1, id="leftover-candidates-serve-later-instances"),
         pytest.param(8, 8, 1, id="leftovers-track-what-was-claimed"),
-        # Slots run out: the store is asked again, then once more to explain.
-        pytest.param(9, 8, 3, id="requery-when-leftovers-run-out"),
+        # Slots run out: the store is asked again, then twice more to explain
+        # (the closest providers; disabled or stale ones that would fit).
+        pytest.param(9, 8, 4, id="requery-when-leftovers-run-out"),
     ],
 )
 def test_count_reuses_candidates_without_overcommit(
@@ -428,3 +430,21 @@ def test_count_reuses_candidates_without_overcommit(
         u = store.get_usage(p.uuid).usages["VCPU"]
         assert u.used <= u.capacity
     assert sum(used(store, p) for p in hosts) == 3 * placed
+
+
+def test_no_valid_host_names_stale_and_disabled_hosts(any_store: Store) -> None:
+    """Issue 11: a request only a dead host could take said "closest: ..."
+    and never mentioned the dead (or the disabled) host."""
+    store = any_store
+    dead = host(store, "dead", vcpu=16)
+    off = host(store, "off", vcpu=16)
+    alive = host(store, "alive", vcpu=3)
+    store.heartbeat(dead.uuid, at=time.time() - 3600)
+    store.heartbeat(alive.uuid, at=time.time())
+    store.update_provider(off.uuid, None, enabled=False)
+    with pytest.raises(NoValidHost) as err:
+        scheduler(store).schedule(req(grp(VCPU=8)))
+    message = err.value.message
+    assert "closest: alive" in message
+    assert re.search(r"dead \(stale: last heartbeat 36\d\d s ago \(timeout 60 s\)\)", message)
+    assert "off (disabled)" in message

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from claimant.store.cassandra.events import TABLE as EVENTS_TABLE
+
 # Indexes on the providers table, all Storage-Attached (SAI, Cassandra 5.0).
 SAI_INDEXES: Final[tuple[tuple[str, str], ...]] = (
     ("providers_ckey", "ckey"),
@@ -130,7 +132,10 @@ _V4: Final[list[str]] = [
 
 # Statements name their tables as ``{ks}.table``: a new keyspace may not be
 # known yet to every connection a session has (no USE on them).
-MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4]
+# V5: events per request and per provider (cassandra/events.py).
+_V5: Final[list[str]] = [EVENTS_TABLE]
+
+MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5]
 # The schema version that made ``sharing_providers``: ``migrate()`` from below
 # it fills the table (found by the list, should the migrations be renumbered).
 SHARING_SINCE: Final = MIGRATIONS.index(_V4) + 1
@@ -149,6 +154,7 @@ DATA_TABLES: Final[tuple[str, ...]] = (
     "providers",
     "txns",
     "sharing_providers",
+    "events",
 )
 
 

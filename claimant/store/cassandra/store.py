@@ -70,6 +70,17 @@ from claimant.model import (
     new_uuid,
 )
 from claimant.model.codec import request_from_dict, request_to_dict
+from claimant.model.events import (
+    CLAIMED,
+    CONFIRMED,
+    DISABLED,
+    ENABLED,
+    EXPIRED,
+    RELEASED,
+    Event,
+    Subject,
+    claim_events,
+)
 from claimant.model.names import (
     STANDARD_RESOURCE_CLASSES,
     STANDARD_TRAITS,
@@ -81,6 +92,7 @@ from claimant.store.base import (
     UNSET,
     CandidateQuery,
     ClaimSpec,
+    CloudSummary,
     ImportedConsumer,
     ProviderFilter,
     ReshapeSpec,
@@ -90,7 +102,9 @@ from claimant.store.base import (
     _Unset,
 )
 from claimant.store.cassandra import bulk, connect, fast
+from claimant.store.cassandra import events as _events
 from claimant.store.cassandra import queries as q
+from claimant.store.cassandra import summary as _summary
 from claimant.store.cassandra.schema import (
     DATA_TABLES,
     MIGRATIONS,
@@ -1502,6 +1516,9 @@ class CassandraStore(Store):
             if parent_uuid:
                 self._run(q.ADD_CHILD, [parent_uuid, uuid])
             self._move_subtree(uuid, new.root_uuid)
+        if not isinstance(enabled, _Unset) and bool(enabled) != current.enabled:
+            flip = ENABLED if enabled else DISABLED
+            _events.add_events(self, [Event(Subject.PROVIDER, uuid, self.clock(), flip)])
         return new.provider()
 
     def _move_subtree(self, uuid: str, root: str) -> None:
@@ -1671,7 +1688,9 @@ class CassandraStore(Store):
                     continue
                 seen.add(row.provider_uuid)
                 state = self._from_row_cached(row)
-                if state is None or not state.enabled or state.uuid in query.exclude:
+                if state is None or state.uuid in query.exclude:
+                    continue
+                if not state.enabled and not query.include_disabled:
                     continue
                 if (
                     query.heartbeat_after is not None
@@ -1921,6 +1940,7 @@ class CassandraStore(Store):
                     state, new, now, [self._entry_stmt(entry, now)], entry_key="l:" + claim_uuid
                 ):
                     self._wait_locator(locator, claim_uuid, spec.provider_uuid, entry, now)
+                    _events.add_events(self, claim_events(entry.claim(), CLAIMED, now))
                     return entry.claim()
                 state = None
         raise GenerationConflict(
@@ -2046,6 +2066,7 @@ class CassandraStore(Store):
                 )
                 if self._cas(old, new, now, [self._entry_stmt(confirmed, now)]):
                     self._write_locator_sure(claim_uuid, provider_uuid)
+                    _events.add_events(self, claim_events(confirmed.claim(), CONFIRMED, now))
                     return confirmed.claim()
         raise GenerationConflict(f"provider {provider_uuid} kept changing: retry")
 
@@ -2080,6 +2101,7 @@ class CassandraStore(Store):
                 new = self._next_state(old, state, now, bump=True)
                 if self._cas(old, new, now, [(q.DELETE_ROW, [provider_uuid, "l:" + claim_uuid])]):
                     self._bury(claim_uuid, provider_uuid, "released")
+                    _events.add_events(self, claim_events(entry.claim(), RELEASED, now))
                     return
         raise GenerationConflict(f"provider {provider_uuid} kept changing: retry")
 
@@ -2189,6 +2211,11 @@ class CassandraStore(Store):
                 if self._cas(old, new, now, extra):
                     for d in dead:
                         self._bury(d, uuid, "expired")
+                    self.expired_seen += len(dead)
+                    gone = [e.claim() for e in part.entries.values() if e.uuid in dead]
+                    _events.add_events(
+                        self, [x for c in gone for x in claim_events(c, EXPIRED, now)]
+                    )
                     return len(dead)
         return 0
 
@@ -2878,6 +2905,18 @@ class CassandraStore(Store):
             q.SAVE_REQUEST,
             [saved.uuid, saved.status.value, saved.created_at, json.dumps(request_to_dict(saved))],
         )
+
+    def summary(self, heartbeat_after: float | None) -> CloudSummary:
+        return _summary.summary(self, heartbeat_after)
+
+    def heartbeats_between(self, after: float, until: float) -> list[Provider]:
+        return _summary.heartbeats_between(self, after, until)
+
+    def add_events(self, events: Sequence[Event]) -> None:
+        _events.add_events(self, events)
+
+    def list_events(self, subject: Subject, subject_id: str, *, limit: int = 100) -> list[Event]:
+        return _events.list_events(self, subject, subject_id, limit)
 
     def get_request(self, uuid: str) -> Request:
         rows = self._run(q.GET_REQUEST, [uuid])

@@ -1,0 +1,223 @@
+"""The scheduler's tunables and logging as options of ``serve`` and
+``conductor serve`` (logging of ``agent run`` too), each also an environment
+variable and a key of ``claimant.toml``:
+
+    [scheduler]                       # serve and conductor serve
+    host_subset_size = 5              # --host-subset-size, $CLAIMANT_HOST_SUBSET_SIZE
+    heartbeat_timeout = 60            # --heartbeat-timeout (0: off), $CLAIMANT_HEARTBEAT_TIMEOUT
+    claim_ttl = 300                   # --claim-ttl, $CLAIMANT_CLAIM_TTL
+    expire_interval = 60              # serve only: --expire-interval
+    filters = ["AffinityFilter", "AntiAffinityFilter", "SameHostFilter", "DifferentHostFilter"]
+    weighers = { RAMWeigher = 1.0, CPUWeigher = 2.0, BuildFailureWeigher = 1e6 }
+
+    [logging]                         # serve, conductor serve, agent run
+    format = "json"                   # --log-format, $CLAIMANT_LOG_FORMAT
+    level = "info"                    # --log-level, $CLAIMANT_LOG_LEVEL
+
+``--weigher NAME=MULT`` (repeatable; $CLAIMANT_WEIGHERS, space-separated)
+sets one weigher's multiplier over the defaults (0 turns it off); ``--filter
+NAME`` (repeatable; $CLAIMANT_FILTERS) replaces the default filter list.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from claimant.model.errors import ClaimantError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def scheduler_options(f: F) -> F:
+    for option in reversed(
+        (
+            click.option(
+                "--host-subset-size",
+                envvar="CLAIMANT_HOST_SUBSET_SIZE",
+                default=5,
+                show_default=True,
+                type=click.IntRange(1, 1000),
+                help="Pick at random among this many best candidates.",
+            ),
+            click.option(
+                "--heartbeat-timeout",
+                envvar="CLAIMANT_HEARTBEAT_TIMEOUT",
+                default=60.0,
+                show_default=True,
+                type=click.FloatRange(min=0),
+                help="Seconds after an agent's last heartbeat its host is stale "
+                "and skipped (0: never).",
+            ),
+            click.option(
+                "--weigher",
+                "weigher",
+                envvar="CLAIMANT_WEIGHERS",
+                multiple=True,
+                help="NAME=MULTIPLIER over the defaults (repeatable; 0 turns one off).",
+            ),
+            click.option(
+                "--filter",
+                "filter_",
+                envvar="CLAIMANT_FILTERS",
+                multiple=True,
+                help="Filters to run, replacing the default list (repeatable).",
+            ),
+        )
+    ):
+        f = option(f)
+    return f
+
+
+def log_options(f: F) -> F:
+    f = click.option(
+        "--log-format",
+        envvar="CLAIMANT_LOG_FORMAT",
+        default="text",
+        show_default=True,
+        type=click.Choice(["text", "json"]),
+        help="Log lines as text or one JSON object per line.",
+    )(f)
+    return click.option(
+        "--log-level",
+        envvar="CLAIMANT_LOG_LEVEL",
+        default="info",
+        show_default=True,
+        type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    )(f)
+
+
+def scheduler_config(
+    *,
+    claim_ttl: float,
+    host_subset_size: int,
+    heartbeat_timeout: float,
+    weigher: tuple[str, ...],
+    filter_: tuple[str, ...],
+) -> Any:
+    """A checked ``SchedulerConfig`` (unknown plugin names are a usage error)."""
+    from claimant.scheduler import SchedulerConfig
+    from claimant.scheduler.config import DEFAULT_WEIGHERS
+    from claimant.scheduler.filters import FILTERS
+    from claimant.scheduler.weighers import WEIGHERS
+
+    weighers = dict(DEFAULT_WEIGHERS)
+    for item in (w for chunk in weigher for w in chunk.split(",") if w.strip()):
+        name, sep, value = item.partition("=")
+        try:
+            weighers[name.strip()] = float(value) if sep else 1.0
+        except ValueError:
+            raise click.BadParameter(
+                f"{item!r}: use NAME=MULTIPLIER", param_hint="--weigher"
+            ) from None
+    kw: dict[str, Any] = {
+        "claim_ttl": claim_ttl,
+        "host_subset_size": host_subset_size,
+        "heartbeat_timeout": heartbeat_timeout or None,
+        "weighers": weighers,
+    }
+    filters = [n.strip() for chunk in filter_ for n in chunk.split(",") if n.strip()]
+    if filters:
+        kw["filters"] = filters
+    try:
+        config = SchedulerConfig(**kw)
+        for name in config.filters:
+            FILTERS.build(name, None)
+        for name in config.weighers:
+            WEIGHERS.build(name, None)
+    except ClaimantError as exc:
+        raise click.BadParameter(exc.message, param_hint="--weigher/--filter") from None
+    return config
+
+
+def to_env(config: Any) -> str:
+    """The config as serve hands it to its workers (``api.app.ENV_SCHEDULER``)."""
+    return json.dumps(
+        {
+            "claim_ttl": config.claim_ttl,
+            "host_subset_size": config.host_subset_size,
+            "heartbeat_timeout": config.heartbeat_timeout,
+            "weighers": config.weighers,
+            "filters": config.filters,
+        }
+    )
+
+
+_ALIASES = {"store": "store_url", "config": "config_path"}
+
+
+def config_file_option(table: str, *, scheduler: bool) -> Callable[[F], F]:
+    """``--config-file claimant.toml``: its ``[table]`` (this command's
+    options by name), ``[logging]`` and, with ``scheduler``, ``[scheduler]``
+    become the command's defaults; flags and variables still win."""
+
+    def load(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        defaults = file_defaults(value, ctx.command, table, scheduler=scheduler)
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
+        return value
+
+    return click.option(
+        "--config-file",
+        envvar="CLAIMANT_CONFIG_FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        is_eager=True,
+        callback=load,
+        help=f"A claimant.toml: [{table}]"
+        + (", [scheduler]" if scheduler else "")
+        + " and [logging] give this command's defaults.",
+    )
+
+
+def file_defaults(
+    path: str, command: click.Command, table: str, *, scheduler: bool
+) -> dict[str, Any]:
+    """``command``'s option defaults from the claimant.toml at ``path``."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise click.BadParameter(f"{path}: {exc}") from None
+    defaults = from_file(data, scheduler=scheduler)
+    names = {p.name for p in command.params if p.name != "config_file"}
+    for key, v in (data.get(table) or {}).items():
+        name = _ALIASES.get(key, key.replace("-", "_"))
+        if name not in names:
+            raise click.BadParameter(f"[{table}] has no option {key!r}")
+        defaults[name] = v
+    return defaults
+
+
+def from_file(tables: dict[str, Any], *, scheduler: bool, expire: bool = False) -> dict[str, Any]:
+    """Option defaults from claimant.toml's [scheduler] and [logging] tables."""
+    out: dict[str, Any] = {}
+    sched = (tables.get("scheduler") or {}) if scheduler else {}
+    for key, value in sched.items():
+        name = key.replace("-", "_")
+        if name in ("host_subset_size", "heartbeat_timeout", "claim_ttl"):
+            out[name] = value
+        elif name == "expire_interval":
+            if expire:  # the conductor does not sweep: the service does
+                out[name] = value
+        elif name == "weighers" and isinstance(value, dict):
+            out["weigher"] = tuple(f"{k}={v}" for k, v in value.items())
+        elif name == "filters" and isinstance(value, list):
+            out["filter_"] = tuple(str(v) for v in value)
+        else:
+            raise click.BadParameter(f"[scheduler] has no option {key!r}", param_hint="config file")
+    return _logging(tables, out)
+
+
+def _logging(tables: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    for key, value in (tables.get("logging") or {}).items():
+        if key not in ("format", "level"):
+            raise click.BadParameter(f"[logging] has no option {key!r}", param_hint="config file")
+        out["log_" + key] = value
+    return out
