@@ -21,28 +21,33 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    # The files change only with the package; revalidating is cheap (ETag).
-    (b"cache-control", b"no-cache"),
-)
-_NAMES = frozenset(name for name, _ in HEADERS)
+
+
+def headers(csp: str = CSP) -> tuple[tuple[bytes, bytes], ...]:
+    return (
+        (b"content-security-policy", csp.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        # The files change only with the package; revalidating is cheap (ETag).
+        (b"cache-control", b"no-cache"),
+    )
 
 
 class Hardened:
-    """Adds ``HEADERS`` to every response of ``app`` (errors included)."""
+    """Adds ``headers(csp)`` to every response of ``app``."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, csp: str = CSP) -> None:
         self.app = app
+        self.headers = list(headers(csp))
+        self.names = frozenset(name for name, _ in self.headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_hardened(message: Message) -> None:
             if message["type"] == "http.response.start":
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _NAMES]
-                message = {**message, "headers": kept + list(HEADERS)}
+                old = message.get("headers", [])
+                kept = [(k, v) for k, v in old if k.lower() not in self.names]
+                message = {**message, "headers": kept + self.headers}
             await send(message)
 
         await self.app(scope, receive, send_hardened)

@@ -201,6 +201,11 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+// replaceChildren, taking nested lists and skipping null/false as h() does.
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== undefined && c !== null && c !== false));
+}
+
 function short(uuid) {
   return uuid ? uuid.slice(0, 8) : "";
 }
@@ -311,7 +316,7 @@ const banner = () => document.getElementById("banner");
 
 function showError(e) {
   const b = banner();
-  b.replaceChildren();
+  fill(b);
   if (e.status === 401) {
     b.append(
       h("strong", {}, "The server refused the token (401 " + e.code + "). "),
@@ -352,7 +357,7 @@ async function route() {
     a.classList.toggle("active", a.dataset.nav === (parts[0] || "overview"));
   }
   const view = document.getElementById("view");
-  view.replaceChildren();
+  fill(view);
   const mine = ++generation;
   current = page(view, parts.slice(1), query) || null;
   await refresh(mine);
@@ -415,7 +420,7 @@ function overviewPage(view) {
     hosts.forEach((x) => (counts[x.health] = (counts[x.health] || 0) + 1));
     const disabled = hosts.filter((x) => x.enabled === false).length;
     const total = sumUsage(hosts);
-    summary.replaceChildren(
+    fill(summary, 
       h(
         "div",
         { class: "stat", id: "stat-hosts" },
@@ -441,7 +446,7 @@ function overviewPage(view) {
       ),
     );
     const rcs = Object.keys(total).sort();
-    classes.replaceChildren(
+    fill(classes, 
       rcs.length
         ? table(
             ["class", "use", "used", "free", "capacity", "%"],
@@ -454,13 +459,13 @@ function overviewPage(view) {
         : note("No inventory yet: no provider has reported any capacity."),
     );
     // the heat map's class picker keeps the operator's choice across refreshes
-    picker.replaceChildren(
+    fill(picker, 
       h("option", { value: "" }, "fullest class"),
       classesOf(hosts).map((rc) => h("option", { value: rc }, rc)),
     );
     picker.value = classesOf(hosts).includes(state.heatClass) ? state.heatClass : "";
-    heat.replaceChildren(heatMap(hosts, picker.value));
-    aggregates.replaceChildren(aggregateTable(hosts));
+    fill(heat, heatMap(hosts, picker.value));
+    fill(aggregates, aggregateTable(hosts));
   }
   return { update, live: true };
 }
@@ -575,7 +580,7 @@ function hostsPage(view, rest) {
           (state.hostHealth === "disabled" ? x.enabled === false : x.health === state.hostHealth)),
     );
     const rcs = classesOf(cloud.hosts);
-    body.replaceChildren(
+    fill(body, 
       h("p", { class: "muted" }, hosts.length + " of " + cloud.hosts.length + " hosts"),
       table(
         ["name", "uuid", "type", "health", "heartbeat", "enabled", ...rcs],
@@ -631,7 +636,7 @@ function hostPage(view, uuid) {
     ]);
     const u = p.usages ? { usages: p.usages } : await api("/providers/" + p.uuid + "/usages");
     const names = new Map(tree.map((x) => [x.uuid, x.name]));
-    head.replaceChildren(
+    fill(head, 
       h(
         "section",
         { class: "card" },
@@ -660,7 +665,7 @@ function hostPage(view, uuid) {
     );
     const inv = p.inventories || {};
     const rcs = Object.keys(u.usages).sort();
-    usage.replaceChildren(
+    fill(usage, 
       rcs.length
         ? table(
             ["class", "use", "used", "free", "capacity", "total", "reserved", "ratio", "units"],
@@ -682,9 +687,9 @@ function hostPage(view, uuid) {
           )
         : note("This provider has no inventory of its own."),
     );
-    consumers.replaceChildren(consumerTable(claims));
+    fill(consumers, consumerTable(claims));
     const kids = tree.filter((x) => x.uuid !== p.uuid);
-    children.replaceChildren(
+    fill(children, 
       kids.length
         ? table(
             ["name", "parent", "type", "classes"],
@@ -694,9 +699,9 @@ function hostPage(view, uuid) {
     );
     if (c.providerEvents) {
       const r = await api("/providers/" + p.uuid + "/events");
-      events.replaceChildren(timeline(r.events || []));
+      fill(events, timeline(r.events || []));
     } else {
-      events.replaceChildren(
+      fill(events, 
         note(
           "This server keeps no provider event history (GET /v1/providers/{uuid}/events is not in its API). " +
             "Its live claims are listed under Consumers above.",
@@ -810,7 +815,7 @@ function requestsPage(view, rest) {
     const q = "/requests?limit=100" + (state.requestStatus ? "&status=" + state.requestStatus : "");
     const { requests } = await api(q);
     requests.sort((a, b) => b.created_at - a.created_at);
-    body.replaceChildren(
+    fill(body, 
       requests.length
         ? table(
             ["request", "status", "created", "project", "count", "asks for", "last event"],
@@ -864,7 +869,7 @@ function requestPage(view, uuid) {
         if (e.status !== 404) throw e;
       }
     });
-    head.replaceChildren(
+    fill(head, 
       h(
         "section",
         { class: "card" },
@@ -882,7 +887,7 @@ function requestPage(view, uuid) {
         h("p", {}, h("a", { href: "#/explain?from=" + r.uuid, class: "button" }, "Explain this request")),
       ),
     );
-    placements.replaceChildren(
+    fill(placements, 
       r.placements.length
         ? table(
             ["consumer", "claim", "provider", "amounts", "status", "expires"],
@@ -906,8 +911,8 @@ function requestPage(view, uuid) {
     if (c.requestEvents) {
       events = (await api("/requests/" + r.uuid + "/events")).events || r.history;
     }
-    history.replaceChildren(timeline(events));
-    groups.replaceChildren(
+    fill(history, timeline(events));
+    fill(groups, 
       table(
         ["group", "resources", "required", "forbidden", "any of", "attributes", "aggregates", "type", "span"],
         r.groups.map((g) => [
@@ -1001,19 +1006,19 @@ function explainPage(view, rest, query) {
         body = { groups: [group], count: Number(count.value) || 1 };
       }
     } catch (e) {
-      out.replaceChildren(note(e.message, "bad"));
+      fill(out, note(e.message, "bad"));
       return;
     }
     go.disabled = true;
     try {
       const result = await api("/requests?dry_run=true", { method: "POST", body });
       clearError();
-      out.replaceChildren(explanation(result));
+      fill(out, explanation(result));
     } catch (e) {
       if (e instanceof ApiError && e.details) {
-        out.replaceChildren(note(e.status + " " + e.code + ": " + e.message, "bad"), e.details.groups ? noValidHost(e.details) : null, h("details", {}, h("summary", {}, "details"), jsonBlock(e.details)));
+        fill(out, note(e.status + " " + e.code + ": " + e.message, "bad"), e.details.groups ? noValidHost(e.details) : null, h("details", {}, h("summary", {}, "details"), jsonBlock(e.details)));
       } else if (e instanceof ApiError) {
-        out.replaceChildren(note(e.status + " " + e.code + ": " + e.message, "bad"));
+        fill(out, note(e.status + " " + e.code + ": " + e.message, "bad"));
       } else throw e;
     } finally {
       go.disabled = false;
@@ -1021,12 +1026,12 @@ function explainPage(view, rest, query) {
   });
   caps().then((c) => {
     if (c.dryRun) {
-      intro.replaceChildren(
+      fill(intro, 
         note("Runs the scheduler on a request without claiming anything (POST /v1/requests?dry_run=true): what the store returned, which filter rejected whom and why, the weights, and what would be chosen."),
       );
     } else {
       go.disabled = true;
-      intro.replaceChildren(
+      fill(intro, 
         note(
           "This server cannot explain a request without claiming: POST /v1/requests?dry_run=true is not in its API (/v1/openapi.json). " +
             "A failed request's page still shows why it found no host.",
