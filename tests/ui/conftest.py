@@ -175,7 +175,7 @@ def _populate(cloud: Cloud) -> None:
         place(
             "db",
             {
-                "groups": [{"resources": {"VCPU": 12, "MEMORY_MB": 48000, "DISK_GB": 600}}],
+                "groups": [{"resources": {"VCPU": 12, "MEMORY_MB": 40000, "DISK_GB": 600}}],
                 "count": 2,
                 "hints": {"strategy": "spread"},
             },

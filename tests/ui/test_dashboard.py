@@ -67,6 +67,7 @@ def test_overview_shows_capacity_per_class_and_aggregate_and_a_heat_map(
     assert page.locator(".cell.off[data-host='rack-b-4']").count() == 1
     gpu = page.locator(".cell[data-host='numa-gpu-1']")
     assert gpu.inner_text().split() == ["numa-gpu-1", "75%"]  # VGPU 3 of 4: its fullest class
+    screenshot(page, "overview")
     page.select_option("#heat-class", "VCPU")
     page.wait_for_selector(".cell[data-host='numa-gpu-1'] .pct:text-is('0%')", timeout=WAIT)
 
@@ -74,7 +75,6 @@ def test_overview_shows_capacity_per_class_and_aggregate_and_a_heat_map(
     assert aggs[f"aggregate {AGG_A[:8]}"][1] == "4"
     assert aggs[f"aggregate {AGG_B[:8]}"][1] == "5"
     assert aggs["in no aggregate"][1] == "1"
-    screenshot(page, "overview")
     watched.clean()
 
 
@@ -163,7 +163,7 @@ def test_requests_list_and_a_placed_request(cloud: Cloud, watched: Watched) -> N
     expected = {names[c["provider_uuid"]] for p in db["placements"] for c in p["claims"]}
     assert {r[2] for r in placed} == expected
     assert {frozenset(r[3].split(", ")) for r in placed} == {
-        frozenset({"VCPU 12", "MEMORY_MB 48,000", "DISK_GB 600"})
+        frozenset({"VCPU 12", "MEMORY_MB 40,000", "DISK_GB 600"})
     }
     history = page.inner_text("section:has(h2:text-is('History')) ol.timeline")
     assert "scheduled" in history

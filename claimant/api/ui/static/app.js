@@ -50,7 +50,8 @@ async function api(path, { method = "GET", body } = {}) {
     throw new ApiError(0, "unreachable", "the server did not answer (" + e.message + ")");
   }
   const date = resp.headers.get("date");
-  if (date) clockSkew = Date.parse(date) / 1000 - Date.now() / 1000;
+  // Date has whole seconds: +0.5 s centres the error on zero.
+  if (date) clockSkew = (Date.parse(date) + 500) / 1000 - Date.now() / 1000;
   if (resp.status === 204) return null;
   const text = await resp.text();
   let data = null;
@@ -228,6 +229,7 @@ function ago(ts) {
   if (ts === null || ts === undefined) return "never";
   const d = now() - ts;
   const a = Math.abs(d);
+  if (a < 2) return "just now"; // within the clock estimate's error
   let s;
   if (a < 60) s = Math.round(a) + " s";
   else if (a < 3600) s = Math.round(a / 60) + " min";
@@ -681,7 +683,7 @@ function hostPage(view, uuid) {
                 num(i.total),
                 num(i.reserved),
                 num(i.allocation_ratio),
-                num(i.min_unit) + "–" + num(i.max_unit) + " step " + num(i.step_size),
+                unitsText(i),
               ];
             }),
           )
@@ -711,6 +713,14 @@ function hostPage(view, uuid) {
     }
   }
   return { update, live: true };
+}
+
+function unitsText(i) {
+  const out = [];
+  if (i.min_unit > 1) out.push("min " + num(i.min_unit));
+  if (i.max_unit < i.total) out.push("max " + num(i.max_unit));
+  if (i.step_size > 1) out.push("step " + num(i.step_size));
+  return out.join(", ") || "any";
 }
 
 function fact(name, value) {
