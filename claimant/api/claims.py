@@ -7,7 +7,15 @@ from typing import Any, Literal
 from fastapi import Response
 
 from claimant.api.auth import Context
-from claimant.api.deps import ContextDep, StoreDep, caller_project, path_uuid, visible
+from claimant.api.deps import (
+    ContextDep,
+    ProviderPath,
+    StoreDep,
+    caller_project,
+    path_uuid,
+    provider_ref,
+    visible,
+)
 from claimant.model import Claim, ClaimStatus, NotFound
 from claimant.model.codec import claim_to_dict
 from claimant.store import Store
@@ -39,13 +47,13 @@ def release_claim(uuid: str, store: StoreDep, ctx: ContextDep) -> Response:
 
 
 def list_provider_claims(
-    uuid: str,
+    uuid: ProviderPath,
     store: StoreDep,
     ctx: ContextDep,
     status: Literal["claimed", "confirmed"] | None = None,
     consumer_uuid: str | None = None,
 ) -> dict[str, Any]:
-    uuid = path_uuid(uuid)
+    uuid = provider_ref(store, uuid)
     store.get_provider(uuid)  # 404 for an unknown provider, not an empty list
     claims = store.list_claims(
         provider_uuid=uuid,

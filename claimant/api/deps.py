@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from claimant.api.auth import Context, Forbidden
 from claimant.api.gate import CONTEXT_KEY
 from claimant.model.errors import InvalidInput, NotFound
 from claimant.model.names import is_standard_resource_class, is_standard_trait
-from claimant.model.provider import normalize_uuid
-from claimant.store import Store
+from claimant.model.provider import MAX_NAME, normalize_uuid
+from claimant.store import ProviderFilter, Store
 
 
 async def _store(request: Request) -> Store:
@@ -27,8 +27,20 @@ async def _context(request: Request) -> Context:
     return ctx
 
 
+async def _heartbeat_timeout(request: Request) -> float | None:
+    # The scheduler's: a provider past it is skipped, so it reads as stale.
+    timeout: float | None = request.app.state.scheduler.config.heartbeat_timeout
+    return timeout
+
+
 StoreDep = Annotated[Store, Depends(_store)]
+HeartbeatTimeoutDep = Annotated[float | None, Depends(_heartbeat_timeout)]
 ContextDep = Annotated[Context, Depends(_context)]
+# A provider in a path: its uuid or its name (claimant.api.openapi reads the mark).
+ProviderPath = Annotated[
+    str,
+    Path(description="the provider's uuid or name", json_schema_extra={"x-name-or-uuid": True}),
+]
 
 
 def caller_project(ctx: Context) -> str | None:
@@ -53,6 +65,24 @@ def visible(ctx: Context, project_id: str) -> bool:
 def path_uuid(value: str, what: str = "uuid") -> str:
     """A UUID from the URL path; a malformed one is a 400, not a 404."""
     return normalize_uuid(value, what)
+
+
+def provider_ref(store: Store, value: str, what: str = "provider") -> str:
+    """The uuid of a provider named by uuid or by name (as the openstack
+    client does: a value that parses as a UUID is a uuid). An unknown name
+    is a 404 that says how to list the names."""
+    try:
+        return normalize_uuid(value, what)
+    except InvalidInput:
+        pass
+    found = [] if len(value) > MAX_NAME else store.list_providers(ProviderFilter(name=value))
+    if not found:
+        message = f"no provider named {value!r} (GET /v1/providers lists them)"
+        if what != "provider":
+            # a filter naming nothing is the caller's mistake, not an empty answer
+            raise InvalidInput(message, field=what)
+        raise NotFound(message, kind="provider")
+    return found[0].uuid
 
 
 def check_resource_classes(store: Store, names: Iterable[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from claimant.api.deps import StoreDep, check_resource_classes, path_uuid
+from claimant.api.deps import ProviderPath, StoreDep, check_resource_classes, provider_ref
 from claimant.api.schemas.inventories import InventoriesPut, inventory_to_dict
 from claimant.model import Provider
 
@@ -17,12 +17,12 @@ def _body(p: Provider) -> dict[str, Any]:
     }
 
 
-def get_inventories(uuid: str, store: StoreDep) -> dict[str, Any]:
-    return _body(store.get_provider(path_uuid(uuid)))
+def get_inventories(uuid: ProviderPath, store: StoreDep) -> dict[str, Any]:
+    return _body(store.get_provider(provider_ref(store, uuid)))
 
 
-def set_inventories(uuid: str, body: InventoriesPut, store: StoreDep) -> dict[str, Any]:
-    uuid = path_uuid(uuid)
+def set_inventories(uuid: ProviderPath, body: InventoriesPut, store: StoreDep) -> dict[str, Any]:
+    uuid = provider_ref(store, uuid)
     check_resource_classes(store, body.inventories)
     classes = {rc.name: rc for rc in store.list_resource_classes()}
     inventories = {

@@ -91,7 +91,8 @@ def _statuses(method: str, path: str, op: dict[str, Any]) -> list[str]:
 def _params(op: dict[str, Any]) -> None:
     for p in op.get("parameters", ()):
         schema = p.setdefault("schema", {})
-        if p.get("in") == "path" and p.get("name") == "uuid":
+        named = schema.pop("x-name-or-uuid", False)
+        if p.get("in") == "path" and p.get("name") == "uuid" and not named:
             schema["format"] = "uuid"
         # A query string cannot carry null: an optional parameter is left out.
         options = schema.get("anyOf")

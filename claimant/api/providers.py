@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
 
 from claimant.api.deps import (
+    HeartbeatTimeoutDep,
+    ProviderPath,
     StoreDep,
     check_resource_classes,
     check_traits,
-    path_uuid,
+    provider_ref,
 )
 from claimant.api.schemas.providers import ProviderCreate, ProviderUpdate, provider_to_dict
-from claimant.model import InvalidInput, NotFound, Provider, RequestGroup, new_uuid
+from claimant.model import (
+    InvalidInput,
+    NotFound,
+    Provider,
+    RequestGroup,
+    Usage,
+    new_uuid,
+    provider_health,
+)
 from claimant.model.provider import normalize_uuid
 from claimant.model.resources import validate_amounts
 from claimant.store import UNSET, ProviderFilter, Store
@@ -74,8 +84,30 @@ def _names(value: str, field: str) -> list[str]:
     return names
 
 
+def usage_to_dict(u: Usage) -> dict[str, int]:
+    return {"capacity": u.capacity, "used": u.used, "free": u.free}
+
+
+def _with_state(
+    p: Provider, now: float, timeout: float | None, usages: dict[str, Usage] | None = None
+) -> dict[str, Any]:
+    out = provider_to_dict(p)
+    out["health"] = provider_health(p.heartbeat_at, now, timeout).value
+    if usages is not None:
+        out["usages"] = {rc: usage_to_dict(u) for rc, u in sorted(usages.items())}
+    return out
+
+
+Include = Annotated[
+    Literal["usage"] | None,
+    Query(description="usage: each provider's capacity, used and free per class"),
+]
+
+
 def list_providers(
     store: StoreDep,
+    timeout: HeartbeatTimeoutDep,
+    include: Include = None,
     name: str | None = None,
     uuid: str | None = None,
     in_tree: str | None = None,
@@ -103,10 +135,15 @@ def list_providers(
     flt = ProviderFilter(
         uuid=normalize_uuid(uuid, "uuid") if uuid else None,
         name=name,
-        in_tree=normalize_uuid(in_tree, "in_tree") if in_tree else None,
+        in_tree=provider_ref(store, in_tree, "in_tree") if in_tree else None,
         group=group,
     )
-    return {"providers": [provider_to_dict(p) for p in store.list_providers(flt)]}
+    now = store.clock()
+    if include == "usage":
+        rows = [_with_state(pu.provider, now, timeout, pu.usages) for pu in store.list_usages(flt)]
+    else:
+        rows = [_with_state(p, now, timeout) for p in store.list_providers(flt)]
+    return {"providers": rows}
 
 
 def _validate_attributes(
@@ -144,12 +181,18 @@ def create_provider(body: ProviderCreate, store: StoreDep, response: Response) -
     return provider_to_dict(created)
 
 
-def get_provider(uuid: str, store: StoreDep) -> dict[str, Any]:
-    return provider_to_dict(store.get_provider(path_uuid(uuid)))
+def get_provider(
+    uuid: ProviderPath, store: StoreDep, timeout: HeartbeatTimeoutDep, include: Include = None
+) -> dict[str, Any]:
+    ref = provider_ref(store, uuid)
+    if include == "usage":
+        pu = store.get_usage(ref)
+        return _with_state(pu.provider, store.clock(), timeout, pu.usages)
+    return _with_state(store.get_provider(ref), store.clock(), timeout)
 
 
-def update_provider(uuid: str, body: ProviderUpdate, store: StoreDep) -> dict[str, Any]:
-    uuid = path_uuid(uuid)
+def update_provider(uuid: ProviderPath, body: ProviderUpdate, store: StoreDep) -> dict[str, Any]:
+    uuid = provider_ref(store, uuid)
     given = body.model_fields_set
     changes: dict[str, Any] = {}
     if "name" in given:
@@ -172,6 +215,6 @@ def update_provider(uuid: str, body: ProviderUpdate, store: StoreDep) -> dict[st
     return provider_to_dict(updated)
 
 
-def delete_provider(uuid: str, store: StoreDep) -> Response:
-    store.delete_provider(path_uuid(uuid))
+def delete_provider(uuid: ProviderPath, store: StoreDep) -> Response:
+    store.delete_provider(provider_ref(store, uuid))
     return Response(status_code=204)

@@ -45,6 +45,12 @@ from claimant.model.types import ResourceType, check_constraint, infer_spec
 from claimant.scheduler import Scheduler, ScheduleResult, lifecycle
 from claimant.store import Store
 
+# Only an admin (or the conductor) gets here without a project: a non-admin
+# without one is refused first. A request charged to "" could never be read
+# back through /v1/usages (issue 11), so it goes where noauth2's admin token
+# puts its requests.
+ADMIN_PROJECT = "admin"
+
 
 def flavor_to_group(flavor: FlavorBody) -> RequestGroup:
     """Expand a flavor template into the unnamed request group."""
@@ -134,7 +140,7 @@ def build_request(body: RequestCreate, ctx: Context, store: Store) -> ClaimantRe
     request = ClaimantRequest(
         uuid=body.uuid or new_uuid(),
         groups=tuple(groups),
-        project_id=body.project_id if body.project_id is not None else ctx.project_id,
+        project_id=body.project_id or ctx.project_id or ADMIN_PROJECT,
         user_id=body.user_id if body.user_id is not None else ctx.user_id,
         group_policy=GroupPolicy(body.group_policy),
         same_subtree=tuple(frozenset(s) for s in body.same_subtree),

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from claimant.api import (
     aggregates,
+    capacity,
     claims,
     inventories,
     providers,
@@ -82,6 +83,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/claims/{uuid}/confirm", claims.confirm_claim, WRITE),
     Route("DELETE", "/claims/{uuid}", claims.release_claim, WRITE, 204),
     Route("GET", "/usages", usages.get_project_usages, READ),
+    Route("GET", "/capacity", capacity.get_capacity, READ),
 )
 
 

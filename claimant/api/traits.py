@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Response
 
-from claimant.api.deps import StoreDep, check_traits, path_uuid
+from claimant.api.deps import ProviderPath, StoreDep, check_traits, provider_ref
 from claimant.api.schemas.traits import ProviderTraitsPut
 from claimant.model import NotFound
 from claimant.model.names import validate_custom_name
@@ -39,13 +39,15 @@ def _body(uuid: str, generation: int, traits: frozenset[str]) -> dict[str, Any]:
     return {"provider_uuid": uuid, "generation": generation, "traits": sorted(traits)}
 
 
-def get_provider_traits(uuid: str, store: StoreDep) -> dict[str, Any]:
-    p = store.get_provider(path_uuid(uuid))
+def get_provider_traits(uuid: ProviderPath, store: StoreDep) -> dict[str, Any]:
+    p = store.get_provider(provider_ref(store, uuid))
     return _body(p.uuid, p.generation, p.traits)
 
 
-def set_provider_traits(uuid: str, body: ProviderTraitsPut, store: StoreDep) -> dict[str, Any]:
-    uuid = path_uuid(uuid)
+def set_provider_traits(
+    uuid: ProviderPath, body: ProviderTraitsPut, store: StoreDep
+) -> dict[str, Any]:
+    uuid = provider_ref(store, uuid)
     check_traits(store, body.traits)
     p = store.set_traits(uuid, body.generation, body.traits)
     return _body(p.uuid, p.generation, p.traits)

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from claimant.api.auth import Forbidden
-from claimant.api.deps import ContextDep, StoreDep, caller_project, path_uuid
+from claimant.api.deps import ContextDep, ProviderPath, StoreDep, caller_project, provider_ref
 
 
-def get_provider_usages(uuid: str, store: StoreDep) -> dict[str, Any]:
-    pu = store.get_usage(path_uuid(uuid))
+def get_provider_usages(uuid: ProviderPath, store: StoreDep) -> dict[str, Any]:
+    pu = store.get_usage(provider_ref(store, uuid))
     return {
         "provider_uuid": pu.provider.uuid,
         "generation": pu.provider.generation,

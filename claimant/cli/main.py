@@ -8,6 +8,9 @@ Each subcommand group lives in its own module and is imported lazily, so
 from __future__ import annotations
 
 import importlib
+import json
+import sys
+from typing import Any
 
 import click
 
@@ -16,10 +19,15 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "claimant.cli.serve:serve",
     "store": "claimant.cli.store:store",
     "cluster": "claimant.cli.cluster:cluster",
-    "provider": "claimant.cli.client:provider",
-    "inventory": "claimant.cli.client:inventory",
-    "request": "claimant.cli.client:request",
-    "claim": "claimant.cli.client:claim",
+    "provider": "claimant.cli.providers:provider",
+    "inventory": "claimant.cli.providers:inventory",
+    "request": "claimant.cli.requests:request",
+    "claim": "claimant.cli.requests:claim",
+    "top": "claimant.cli.top:top",
+    "resource-class": "claimant.cli.catalog:resource_class",
+    "trait": "claimant.cli.catalog:trait",
+    "resource-type": "claimant.cli.catalog:resource_type",
+    "aggregate": "claimant.cli.catalog:aggregate",
     "agent": "claimant.cli.agent:agent",
     "conductor": "claimant.cli.conductor:conductor",
     "sim": "claimant.cli.sim:sim",
@@ -29,7 +37,39 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
+def _wants_json(args: list[str]) -> bool:
+    for i, a in enumerate(args):
+        if a == "--json" or a in ("-ojson", "--output=json"):
+            return True
+        if a in ("-o", "--output") and args[i + 1 : i + 2] == ["json"]:
+            return True
+    return False
+
+
 class LazyGroup(click.Group):
+    def main(self, args: Any = None, **kwargs: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if not _wants_json(argv):
+            return super().main(argv, **kwargs)
+        try:
+            super().main(argv, standalone_mode=False, **kwargs)
+            sys.exit(0)
+        except click.UsageError as exc:
+            # A script that asked for JSON gets its usage errors as JSON too.
+            click.echo(
+                json.dumps({"error": {"code": "usage", "message": exc.format_message()}}),
+                err=True,
+            )
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in SUBCOMMANDS if self._load(name) is not None)
 

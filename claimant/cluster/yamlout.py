@@ -59,7 +59,8 @@ def _emit_sequence(data: Sequence[Any], level: int, indent: int, out: list[str])
             out.append(f"{pad}- {sub[0].lstrip()}")
             out.extend(sub[1:])
         elif _is_seq(item) and item:
-            raise ValueError("nested sequences are not supported")
+            # A nested sequence in flow style: JSON is valid YAML.
+            out.append(f"{pad}- {json.dumps(item)}")
         else:
             out.append(f"{pad}- {_empty_or_scalar(item)}")
 

@@ -21,7 +21,14 @@ from claimant.model.errors import (
     NoValidHost,
     StoreUnavailable,
 )
-from claimant.model.provider import Provider, ProviderUsage, new_uuid, normalize_uuid
+from claimant.model.provider import (
+    Health,
+    Provider,
+    ProviderUsage,
+    new_uuid,
+    normalize_uuid,
+    provider_health,
+)
 from claimant.model.request import (
     Flavor,
     GroupPolicy,
@@ -60,6 +67,7 @@ __all__ = [
     "GenerationConflict",
     "GroupPolicy",
     "GroupPolicyKind",
+    "Health",
     "Hints",
     "InUse",
     "InsufficientCapacity",
@@ -81,4 +89,5 @@ __all__ = [
     "check_fit",
     "new_uuid",
     "normalize_uuid",
+    "provider_health",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid as uuidlib
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -75,3 +76,32 @@ class ProviderUsage:
     def capacity(self, rc: str) -> int:
         u = self.usages.get(rc)
         return u.capacity if u else 0
+
+
+class Health(enum.StrEnum):
+    """What an operator reads of a provider's agent, from its last heartbeat.
+    ``stale``: past the scheduler's heartbeat timeout, so it is skipped;
+    ``down``: silent for DOWN_AFTER timeouts; ``no_agent``: never heartbeated
+    (created through the API, always schedulable)."""
+
+    UP = "up"
+    STALE = "stale"
+    DOWN = "down"
+    NO_AGENT = "no_agent"
+
+
+# A host silent this many heartbeat timeouts is no longer "late" but gone.
+DOWN_AFTER = 5
+
+
+def provider_health(heartbeat_at: float | None, now: float, timeout: float | None) -> Health:
+    """``timeout``: the scheduler's heartbeat timeout (None: it never skips a
+    host for silence, so any host that heartbeated once is up)."""
+    if heartbeat_at is None:
+        return Health.NO_AGENT
+    if timeout is None:
+        return Health.UP
+    age = now - heartbeat_at
+    if age <= timeout:
+        return Health.UP
+    return Health.STALE if age <= DOWN_AFTER * timeout else Health.DOWN

@@ -28,6 +28,7 @@ from claimant.model import (
     Consumer,
     ConsumerAllocations,
     Inventory,
+    NotFound,
     Provider,
     ProviderUsage,
     Request,
@@ -225,6 +226,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_providers(self, flt: ProviderFilter | None = None) -> list[Provider]: ...
+
+    def list_usages(self, flt: ProviderFilter | None = None) -> list[ProviderUsage]:
+        """``list_providers`` with each provider's capacity and use per class,
+        as ``get_usage`` counts them (what an operator's listing shows).
+        Backends answer it in one read; this default reads each provider."""
+        out = []
+        for p in self.list_providers(flt):
+            try:
+                out.append(self.get_usage(p.uuid))
+            except NotFound:
+                continue  # deleted since it was listed
+        return out
 
     @abc.abstractmethod
     def update_provider(

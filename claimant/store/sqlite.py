@@ -580,6 +580,12 @@ class SQLiteStore(Store):
             return self._load_provider(conn, self._pid(conn, uuid))
 
     def list_providers(self, flt: ProviderFilter | None = None) -> list[Provider]:
+        return [p for p, _ in self._list_rows(flt)]
+
+    def list_usages(self, flt: ProviderFilter | None = None) -> list[ProviderUsage]:
+        return [ProviderUsage(p, u) for p, u in self._list_rows(flt)]
+
+    def _list_rows(self, flt: ProviderFilter | None) -> list[tuple[Provider, dict[str, Usage]]]:
         flt = flt or ProviderFilter()
         now = self.clock()
         where: list[str] = []
@@ -613,7 +619,7 @@ class SQLiteStore(Store):
         self._sweep_if_due(now)
         with self._read() as conn:
             ids = [r[0] for r in conn.execute(sql, params)]
-            return self._load_providers(conn, ids)
+            return self._load_rows(conn, ids)
 
     def update_provider(
         self,

@@ -145,6 +145,18 @@ def test_service_token_carries_project(tokens_app: FastAPI) -> None:
     assert (r.json()["project_id"], r.json()["user_id"]) == ("p1", "u1")
 
 
+def test_admin_token_without_project_gets_a_usable_one(tokens_app: FastAPI) -> None:
+    # issue 11: an admin token with no project charged its requests to "",
+    # which /v1/usages refuses; they go to the admin project instead.
+    with TestClient(tokens_app, headers={"x-auth-token": "admin-secret"}) as c:
+        c.post("/v1/providers", json={"name": "cn1", "inventories": {"VCPU": {"total": 2}}})
+        r = c.post("/v1/requests", json={"groups": [{"resources": {"VCPU": 1}}]})
+        assert r.status_code == 201, r.text
+        assert r.json()["project_id"] == "admin"
+        used = c.get("/v1/usages", params={"project_id": "admin"}).json()["usages"]
+        assert used["unknown"]["VCPU"] == 1
+
+
 def test_yaml_token_file(tmp_path: Path) -> None:
     path = tmp_path / "tokens.yaml"
     path.write_text("tok1: admin\ntok2:\n  role: reader\n  project_id: p\n")

@@ -38,8 +38,13 @@ def test_every_operation_names_the_token_and_its_errors(client: TestClient) -> N
 
 def test_uuids_are_marked_as_uuids(client: TestClient) -> None:
     doc = _doc(client)
-    param = doc["paths"]["/providers/{uuid}"]["get"]["parameters"][0]
+    param = doc["paths"]["/claims/{uuid}"]["get"]["parameters"][0]
     assert param["schema"]["format"] == "uuid"
+    # issue 11: a provider in a path may be named by name too
+    (named,) = [
+        p for p in doc["paths"]["/providers/{uuid}"]["get"]["parameters"] if p["in"] == "path"
+    ]
+    assert "format" not in named["schema"] and "name" in named["description"]
     body = doc["components"]["schemas"]["RequestCreate"]["properties"]["uuid"]
     assert {"type": "string", "format": "uuid"} in body["anyOf"]
 

@@ -1323,6 +1323,24 @@ class CassandraStore(Store):
         return self._settled_state(uuid).provider()
 
     def list_providers(self, flt: ProviderFilter | None = None) -> list[Provider]:
+        return [s.provider() for s in self._list_states(flt)]
+
+    def list_usages(self, flt: ProviderFilter | None = None) -> list[ProviderUsage]:
+        now = self.clock()
+        out = []
+        for state in self._list_states(flt):
+            # As get_usage: a transaction met here that is decided is finished
+            # first, so a committed allocation is counted (rare: only writes
+            # in flight or left behind by a crash are pending).
+            if state.pending and self._settle_met(state):
+                try:
+                    state = self._read_state(state.uuid)
+                except NotFound:
+                    continue
+            out.append(state.usage(now))
+        return out
+
+    def _list_states(self, flt: ProviderFilter | None) -> list[_State]:
         flt = flt or ProviderFilter()
         now = self.clock()
         if flt.uuid:
@@ -1350,7 +1368,7 @@ class CassandraStore(Store):
             match = self._group_matcher(flt.group, check_types=False)
             states = [s for s in states if match(s) and _fits(s, flt.group, s.used(now))]
         states.sort(key=lambda s: (s.created_at, s.seq, s.uuid))
-        return [s.provider() for s in states]
+        return states
 
     @_uncut
     def update_provider(
