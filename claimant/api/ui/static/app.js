@@ -13,6 +13,7 @@ const DEFAULT_TOKEN = "admin";
 // does not say a provider's health itself.
 const HEARTBEAT_TIMEOUT = 60;
 const USAGE_FETCHES = 8;
+const NAMES = new Map(); // provider uuid -> name, as pages learn them
 
 // ---------------------------------------------------------------- the API
 
@@ -82,12 +83,16 @@ function caps() {
       .catch(() => ({}))
       .then((doc) => {
         const paths = doc.paths || {};
-        const post = (paths["/requests"] || {}).post || {};
-        const params = (post.parameters || []).map((p) => p.name);
+        const params = (path, method) =>
+          (((paths[path] || {})[method] || {}).parameters || []).map((p) => p.name);
         return {
           providerEvents: "/providers/{uuid}/events" in paths,
           requestEvents: "/requests/{uuid}/events" in paths,
-          dryRun: params.includes("dry_run"),
+          dryRun: params("/requests", "post").includes("dry_run"),
+          // ?include=usage: usage and health in the listing, not one GET per provider
+          listUsage: params("/providers", "get").includes("include"),
+          showUsage: params("/providers/{uuid}", "get").includes("include"),
+          capacity: "/capacity" in paths,
         };
       });
   }
@@ -110,7 +115,8 @@ async function mapLimit(items, limit, fn) {
 // Every provider with its usage, and hosts: root providers with their
 // tree's usage summed (a NUMA host keeps its VCPUs in its children).
 async function loadCloud() {
-  const { providers } = await api("/providers");
+  const c = await caps();
+  const { providers } = await api(c.listUsage ? "/providers?include=usage" : "/providers");
   const usages = await mapLimit(providers, USAGE_FETCHES, async (p) => {
     if (p.usages) return p.usages;
     try {
@@ -122,6 +128,7 @@ async function loadCloud() {
   });
   const byUuid = new Map();
   providers.forEach((p, i) => {
+    NAMES.set(p.uuid, p.name);
     p.usage = usages[i] || {};
     p.health = healthOf(p);
     byUuid.set(p.uuid, p);
@@ -152,8 +159,8 @@ async function loadCloud() {
 }
 
 function healthOf(p) {
-  if (typeof p.health === "string") return p.health; // the server's verdict
-  if (p.health && typeof p.health.state === "string") return p.health.state;
+  // The server's verdict (it knows its heartbeat timeout): up, stale, down, no_agent.
+  if (typeof p.health === "string") return p.health.replace(/_/g, " ");
   if (p.heartbeat_at == null) return "no agent";
   const age = now() - p.heartbeat_at;
   if (age <= HEARTBEAT_TIMEOUT) return "up";
@@ -416,7 +423,8 @@ function overviewPage(view) {
     section("Capacity per aggregate", aggregates),
   );
   async function update() {
-    const cloud = await loadCloud();
+    const [cloud, c] = await Promise.all([loadCloud(), caps()]);
+    const capacity = c.capacity ? await api("/capacity") : null;
     const { hosts } = cloud;
     const counts = {};
     hosts.forEach((x) => (counts[x.health] = (counts[x.health] || 0) + 1));
@@ -448,13 +456,20 @@ function overviewPage(view) {
       ),
     );
     const rcs = Object.keys(total).sort();
+    // What a new request could still get: free on enabled hosts whose agent is
+    // not late (the server's sum; it knows its heartbeat timeout).
+    const schedulable = (rc) => {
+      const x = capacity && capacity.resource_classes && capacity.resource_classes[rc];
+      return x && x.schedulable_free !== undefined ? num(x.schedulable_free) : "–";
+    };
     fill(classes, 
       rcs.length
         ? table(
-            ["class", "use", "used", "free", "capacity", "%"],
+            ["class", "use", "used", "free", "capacity", "%", ...(capacity ? ["schedulable free"] : [])],
             rcs.map((rc) => {
               const u = total[rc];
-              return [rc, bar(u), num(u.used), num(u.free), num(u.capacity), pctText(pctOf(u))];
+              const row = [rc, bar(u), num(u.used), num(u.free), num(u.capacity), pctText(pctOf(u))];
+              return capacity ? [...row, schedulable(rc)] : row;
             }),
             "grid classes",
           )
@@ -629,15 +644,16 @@ function hostPage(view, uuid) {
     section("Nested providers", children),
   );
   async function update() {
-    const p = await api("/providers/" + uuid);
+    const c = await caps();
+    const p = await api("/providers/" + encodeURIComponent(uuid) + (c.showUsage ? "?include=usage" : ""));
     p.health = healthOf(p);
-    const [tree, claims, c] = await Promise.all([
+    const [tree, claims] = await Promise.all([
       api("/providers?in_tree=" + encodeURIComponent(p.uuid)).then((r) => r.providers),
       api("/providers/" + p.uuid + "/claims").then((r) => r.claims),
-      caps(),
     ]);
     const u = p.usages ? { usages: p.usages } : await api("/providers/" + p.uuid + "/usages");
     const names = new Map(tree.map((x) => [x.uuid, x.name]));
+    names.forEach((name, id) => NAMES.set(id, name));
     fill(head, 
       h(
         "section",
@@ -728,7 +744,8 @@ function fact(name, value) {
 }
 
 function providerRef(uuid, names) {
-  return h("a", { href: "#/hosts/" + uuid, title: uuid }, (names && names.get(uuid)) || short(uuid));
+  const name = (names && names.get(uuid)) || NAMES.get(uuid) || short(uuid);
+  return h("a", { href: "#/hosts/" + uuid, title: uuid }, name);
 }
 
 function consumerTable(claims) {
@@ -769,18 +786,37 @@ function timeline(events) {
       const name = e.event || e.type || e.kind || "event";
       const rest = { ...e };
       for (const k of ["at", "time", "event", "type", "kind", "message", "reason"]) delete rest[k];
-      const failed = /fail|expire|stale|down|reject/.test(name);
+      const failed = /fail|expire|stale|down|reject|error|partial/.test(name);
       return h(
         "li",
         { class: failed ? "bad" : "" },
         h("span", { class: "when" }, time(eventTime(e))),
         badge(name, "event-" + name.replace(/[^a-z]+/g, "-")),
+        eventFacts(e),
         e.message || e.reason ? h("span", { class: "msg" }, e.message || e.reason) : null,
         rest.details && rest.details.groups ? noValidHost(rest.details) : null,
         Object.keys(rest).length ? h("details", {}, h("summary", {}, "details"), jsonBlock(rest)) : null,
       );
     }),
   );
+}
+
+// The parts of an event an operator reads first: amounts, where, for whom.
+function eventFacts(e) {
+  const out = [];
+  if (e.amounts && typeof e.amounts === "object") {
+    out.push(
+      Object.entries(e.amounts)
+        .map(([rc, n]) => rc + " " + num(Math.abs(n)))
+        .join(", "),
+    );
+  }
+  if (e.provider_uuid) out.push(h("span", {}, "on ", providerRef(e.provider_uuid)));
+  if (e.request_uuid) out.push(h("span", {}, "request ", requestLink(e.request_uuid)));
+  if (e.consumer_uuid) out.push(h("span", { title: e.consumer_uuid }, "consumer " + short(e.consumer_uuid)));
+  if (e.placed !== undefined && e.count !== undefined) out.push(e.placed + " of " + e.count + " placed");
+  if (!out.length) return null;
+  return h("span", { class: "facts-line" }, out.map((x, i) => [i ? " · " : "", x]));
 }
 
 function eventTime(e) {
@@ -875,6 +911,7 @@ function requestPage(view, uuid) {
     await mapLimit([...providers].filter((u) => !names.has(u)), USAGE_FETCHES, async (u) => {
       try {
         names.set(u, (await api("/providers/" + u)).name);
+        NAMES.set(u, names.get(u));
       } catch (e) {
         if (e.status !== 404) throw e;
       }
