@@ -35,6 +35,8 @@ def _cells(page: Any, selector: str) -> list[list[str]]:
 def test_overview_shows_capacity_per_class_and_aggregate_and_a_heat_map(
     cloud: Cloud, watched: Watched
 ) -> None:
+    fetched: list[str] = []
+    watched.page.on("request", lambda req: fetched.append(req.url))
     page = _open(watched, cloud, "/")
     assert page.inner_text("#stat-hosts .big") == str(len(cloud.hosts))
     stat = page.inner_text("#stat-hosts")
@@ -55,6 +57,17 @@ def test_overview_shows_capacity_per_class_and_aggregate_and_a_heat_map(
         used, free, capacity = (f"{t[k]:,}" for k in ("used", "free", "capacity"))
         assert rows[rc][2:5] == [used, free, capacity], rc
     assert totals["VCPU"]["used"] == 8 * 4 + 12 * 2
+    with cloud.api() as api:
+        listing = api.get("/v1/openapi.json").json()["paths"]["/providers"]["get"]
+        capacity = api.get("/v1/capacity")
+    if "include" in [p["name"] for p in listing.get("parameters", [])]:
+        # One listing with usage and health, not one GET per provider.
+        assert not [u for u in fetched if u.endswith("/usages")], fetched
+    if capacity.status_code == 200:
+        header = page.locator("table.classes th").all_inner_texts()
+        column = header.index("schedulable free")
+        for rc, c in capacity.json()["resource_classes"].items():
+            assert rows[rc][column] == f"{c['schedulable_free']:,}", rc
 
     # The heat map: every host once per aggregate, marked by health.
     groups = page.locator(".heat-group")
@@ -221,6 +234,27 @@ def test_live_refresh_shows_a_new_host_without_reloading(cloud: Cloud, watched: 
         try:
             page.wait_for_selector("table.hosts a:text-is('late-1')", timeout=WAIT)
             assert page.evaluate("() => window.__sameDocument") is True
+        finally:
+            assert api.delete(f"/v1/providers/{r.json()['uuid']}").status_code == 204
+    watched.clean()
+
+
+def test_names_holding_markup_stay_text(cloud: Cloud, watched: Watched) -> None:
+    evil = '<img src=x onerror="window.__pwned = 1">'
+    with cloud.api() as api:
+        body = {
+            "name": evil,
+            "inventories": {"VCPU": {"total": 2}},
+            "attributes": {"cpu_model": "<script>window.__pwned = 2</script>"},
+        }
+        r = api.post("/v1/providers", json=body)
+        assert r.status_code == 201, r.text
+        try:
+            for route in ("/", "/hosts", f"/hosts/{r.json()['uuid']}"):
+                page = _open(watched, cloud, route)
+                page.wait_for_selector(f"text={evil}", timeout=WAIT)
+                assert page.locator("main img, main script").count() == 0
+                assert page.evaluate("() => window.__pwned") is None
         finally:
             assert api.delete(f"/v1/providers/{r.json()['uuid']}").status_code == 204
     watched.clean()
