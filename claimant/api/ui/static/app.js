@@ -93,10 +93,21 @@ function caps() {
           listUsage: params("/providers", "get").includes("include"),
           showUsage: params("/providers/{uuid}", "get").includes("include"),
           capacity: "/capacity" in paths,
+          statuses: enumOf(paths, "/requests", "status") || STATUSES,
         };
       });
   }
   return capsPromise;
+}
+
+// The values a query parameter takes, from the OpenAPI document.
+function enumOf(paths, path, name) {
+  const params = ((paths[path] || {}).get || {}).parameters || [];
+  const p = params.find((x) => x.name === name);
+  const schema = (p && p.schema) || {};
+  const options = [schema, ...(schema.anyOf || [])];
+  const found = options.find((o) => Array.isArray(o.enum));
+  return found ? found.enum : null;
 }
 
 async function mapLimit(items, limit, fn) {
@@ -430,7 +441,7 @@ function overviewPage(view) {
     hosts.forEach((x) => (counts[x.health] = (counts[x.health] || 0) + 1));
     const disabled = hosts.filter((x) => x.enabled === false).length;
     const total = sumUsage(hosts);
-    fill(summary, 
+    fill(summary,
       h(
         "div",
         { class: "stat", id: "stat-hosts" },
@@ -462,7 +473,7 @@ function overviewPage(view) {
       const x = capacity && capacity.resource_classes && capacity.resource_classes[rc];
       return x && x.schedulable_free !== undefined ? num(x.schedulable_free) : "–";
     };
-    fill(classes, 
+    fill(classes,
       rcs.length
         ? table(
             ["class", "use", "used", "free", "capacity", "%", ...(capacity ? ["schedulable free"] : [])],
@@ -476,7 +487,7 @@ function overviewPage(view) {
         : note("No inventory yet: no provider has reported any capacity."),
     );
     // the heat map's class picker keeps the operator's choice across refreshes
-    fill(picker, 
+    fill(picker,
       h("option", { value: "" }, "fullest class"),
       classesOf(hosts).map((rc) => h("option", { value: rc }, rc)),
     );
@@ -597,7 +608,7 @@ function hostsPage(view, rest) {
           (state.hostHealth === "disabled" ? x.enabled === false : x.health === state.hostHealth)),
     );
     const rcs = classesOf(cloud.hosts);
-    fill(body, 
+    fill(body,
       h("p", { class: "muted" }, hosts.length + " of " + cloud.hosts.length + " hosts"),
       table(
         ["name", "uuid", "type", "health", "heartbeat", "enabled", ...rcs],
@@ -654,7 +665,7 @@ function hostPage(view, uuid) {
     const u = p.usages ? { usages: p.usages } : await api("/providers/" + p.uuid + "/usages");
     const names = new Map(tree.map((x) => [x.uuid, x.name]));
     names.forEach((name, id) => NAMES.set(id, name));
-    fill(head, 
+    fill(head,
       h(
         "section",
         { class: "card" },
@@ -683,7 +694,7 @@ function hostPage(view, uuid) {
     );
     const inv = p.inventories || {};
     const rcs = Object.keys(u.usages).sort();
-    fill(usage, 
+    fill(usage,
       rcs.length
         ? table(
             ["class", "use", "used", "free", "capacity", "total", "reserved", "ratio", "units"],
@@ -707,7 +718,7 @@ function hostPage(view, uuid) {
     );
     fill(consumers, consumerTable(claims));
     const kids = tree.filter((x) => x.uuid !== p.uuid);
-    fill(children, 
+    fill(children,
       kids.length
         ? table(
             ["name", "parent", "type", "classes"],
@@ -719,7 +730,7 @@ function hostPage(view, uuid) {
       const r = await api("/providers/" + p.uuid + "/events");
       fill(events, timeline(r.events || []));
     } else {
-      fill(events, 
+      fill(events,
         note(
           "This server keeps no provider event history (GET /v1/providers/{uuid}/events is not in its API). " +
             "Its live claims are listed under Consumers above.",
@@ -845,12 +856,16 @@ function noValidHost(details) {
 
 // ---------------------------------------------------------------- requests
 
-const STATUSES = ["", "pending", "scheduled", "building", "active", "failed", "deleted"];
+// What a server that does not list them in its OpenAPI document knows.
+const STATUSES = ["pending", "scheduled", "building", "active", "failed", "deleted"];
 
 function requestsPage(view, rest) {
   if (rest.length) return requestPage(view, rest[0]);
-  const sel = h("select", { id: "request-status", "aria-label": "status" }, STATUSES.map((s) => h("option", { value: s }, s || "any status")));
-  sel.value = state.requestStatus;
+  const sel = h("select", { id: "request-status", "aria-label": "status" }, h("option", { value: "" }, "any status"));
+  caps().then((c) => {
+    fill(sel, ["", ...c.statuses].map((s) => h("option", { value: s }, s || "any status")));
+    sel.value = state.requestStatus;
+  });
   const body = h("div");
   sel.addEventListener("change", () => {
     state.requestStatus = sel.value;
@@ -861,12 +876,16 @@ function requestsPage(view, rest) {
     const q = "/requests?limit=100" + (state.requestStatus ? "&status=" + state.requestStatus : "");
     const { requests } = await api(q);
     requests.sort((a, b) => b.created_at - a.created_at);
-    fill(body, 
+    fill(body,
       requests.length
         ? table(
             ["request", "status", "created", "project", "count", "asks for", "last event"],
             requests.map((r) => {
-              const last = r.history.length ? r.history[r.history.length - 1] : null;
+              const last = r.reason
+                ? { event: r.status, message: r.reason }
+                : r.history.length
+                  ? r.history[r.history.length - 1]
+                  : null;
               return [
                 requestLink(r.uuid),
                 badge(r.status, "status-" + r.status),
@@ -916,7 +935,7 @@ function requestPage(view, uuid) {
         if (e.status !== 404) throw e;
       }
     });
-    fill(head, 
+    fill(head,
       h(
         "section",
         { class: "card" },
@@ -928,13 +947,14 @@ function requestPage(view, uuid) {
           fact("count", String(r.count) + (r.all_or_nothing ? " (all or nothing)" : "")),
           fact("created", h("span", {}, when(r.created_at), " (", time(r.created_at), ")")),
           fact("updated", h("span", {}, when(r.updated_at), " (", time(r.updated_at), ")")),
+          r.reason ? fact("reason", h("span", { class: "reason" }, r.reason)) : null,
           fact("placed", r.placements.length + " of " + r.count + " instances hold live claims"),
           fact("hints", hintsText(r.hints)),
         ),
         h("p", {}, h("a", { href: "#/explain?from=" + r.uuid, class: "button" }, "Explain this request")),
       ),
     );
-    fill(placements, 
+    fill(placements,
       r.placements.length
         ? table(
             ["consumer", "claim", "provider", "amounts", "status", "expires"],
@@ -959,7 +979,7 @@ function requestPage(view, uuid) {
       events = (await api("/requests/" + r.uuid + "/events")).events || r.history;
     }
     fill(history, timeline(events));
-    fill(groups, 
+    fill(groups,
       table(
         ["group", "resources", "required", "forbidden", "any of", "attributes", "aggregates", "type", "span"],
         r.groups.map((g) => [
@@ -1073,12 +1093,12 @@ function explainPage(view, rest, query) {
   });
   caps().then((c) => {
     if (c.dryRun) {
-      fill(intro, 
+      fill(intro,
         note("Runs the scheduler on a request without claiming anything (POST /v1/requests?dry_run=true): what the store returned, which filter rejected whom and why, the weights, and what would be chosen."),
       );
     } else {
       go.disabled = true;
-      fill(intro, 
+      fill(intro,
         note(
           "This server cannot explain a request without claiming: POST /v1/requests?dry_run=true is not in its API (/v1/openapi.json). " +
             "A failed request's page still shows why it found no host.",
