@@ -20,7 +20,8 @@ def _open(w: Watched, cloud: Cloud, route: str) -> Any:
     cloud.beat()
     page = w.page
     page.goto(f"{cloud.url}/ui/#{route}")
-    page.wait_for_selector("#updated:text-matches('updated')", timeout=WAIT)
+    page.wait_for_selector("#updated:text-matches('updated'), #banner:visible", timeout=WAIT)
+    assert page.locator("#banner").is_hidden(), page.inner_text("#banner")
     return page
 
 
@@ -210,13 +211,29 @@ def test_explain_runs_without_claiming_or_says_it_cannot(cloud: Cloud, watched: 
     page.wait_for_selector("#ex-go", timeout=WAIT)
     if dry_run:
         page.fill("#ex-resources", "VCPU=4,MEMORY_MB:4096")
+        page.fill("#ex-required", "HW_CPU_X86_AVX2")
         page.click("#ex-go")
-        page.wait_for_selector("#ex-out dl, #ex-out table, #ex-out .note.bad", timeout=WAIT)
-        assert not page.locator("#ex-out .note.bad").count(), page.inner_text("#ex-out")
+        page.wait_for_selector("#ex-out .verdict, #ex-out .note.bad", timeout=WAIT)
+        verdict = page.inner_text("#ex-out .verdict")
+        assert verdict.startswith("It fits."), page.inner_text("#ex-out")
+        candidates = _cells(page, "#ex-out table.candidates")
+        up = {f"rack-a-{i}" for i in (1, 2, 3)} | {"rack-b-2", "rack-b-3"}
+        assert {r[1] for r in candidates} <= up and candidates[0][0].startswith("1")
+        chosen = page.inner_text("#ex-out .decision-group h3")
+        assert any(f"would choose {n}" in chosen for n in up), chosen
+        screenshot(page, "explain")
+
+        # A host only a stale agent could take: named, with why.
+        stale = cloud.hosts["rack-a-4"]
+        body = {"groups": [{"resources": {"VCPU": 1}, "in_tree": stale}]}
+        page.click("form.explain summary")
+        page.fill("#ex-body", json.dumps(body))
+        page.click("#ex-go")
+        page.wait_for_selector("#ex-out .verdict.nofit", timeout=WAIT)
+        assert "rack-a-4: stale" in page.inner_text("#ex-out")
     else:
         page.wait_for_selector("#ex-go:disabled", timeout=WAIT)
         assert "cannot explain a request without claiming" in page.inner_text(".note.degraded")
-    screenshot(page, "explain")
     with cloud.api() as api:
         after = api.get("/v1/requests", params={"limit": 1000}).json()["requests"]
     # Explaining claims nothing.

@@ -378,6 +378,7 @@ async function route() {
   }
   const view = document.getElementById("view");
   fill(view);
+  clearError(); // the new page's first update shows it again if it still holds
   const mine = ++generation;
   current = page(view, parts.slice(1), query) || null;
   await refresh(mine);
@@ -537,7 +538,7 @@ function heatMap(hosts, rc) {
       h(
         "div",
         { class: "heat-group" },
-        h("h3", { title: agg || undefined }, aggregateName(agg), h("span", { class: "muted" }, " · " + members.length + " hosts")),
+        h("h3", { title: agg || undefined }, aggregateName(agg), h("span", { class: "muted" }, " · " + members.length + (members.length === 1 ? " host" : " hosts"))),
         h("div", { class: "cells" }, members.map((x) => heatCell(x, rc))),
       ),
     ),
@@ -1080,7 +1081,7 @@ function explainPage(view, rest, query) {
     try {
       const result = await api("/requests?dry_run=true", { method: "POST", body });
       clearError();
-      fill(out, explanation(result));
+      fill(out, isDecision(result) ? decision(result) : explanation(result));
     } catch (e) {
       if (e instanceof ApiError && e.details) {
         fill(out, note(e.status + " " + e.code + ": " + e.message, "bad"), e.details.groups ? noValidHost(e.details) : null, h("details", {}, h("summary", {}, "details"), jsonBlock(e.details)));
@@ -1108,6 +1109,83 @@ function explainPage(view, rest, query) {
     }
   });
   return null; // a form: never refreshed under the operator's hands
+}
+
+function isDecision(r) {
+  return r && Array.isArray(r.groups) && r.groups.every((g) => Array.isArray(g.candidates));
+}
+
+function amounts(obj) {
+  return Object.entries(obj || {})
+    .map(([rc, n]) => rc + " " + num(n))
+    .join(", ");
+}
+
+// The scheduler's decision for one instance (claimant.scheduler.explain):
+// per group, every candidate the store returned, the filter that rejected it
+// and why, each weigher's part of its weight, and the pick.
+function decision(r) {
+  const weighers = Object.keys(r.weighers || {});
+  return h(
+    "div",
+    { class: "decision" },
+    h(
+      "p",
+      { class: "verdict " + (r.fits ? "fits" : "nofit") },
+      r.fits ? "It fits." : "It does not fit: no valid host.",
+      " Instance " + r.instance + " of " + r.count + ", " + r.strategy + ", picking at random among the best " + r.host_subset_size + ".",
+    ),
+    h(
+      "dl",
+      { class: "facts" },
+      fact("filters", (r.filters || []).join(", ") || "–"),
+      fact("weighers", weighers.map((w) => w + " ×" + r.weighers[w]).join(", ") || "–"),
+    ),
+    r.groups.map((g) => {
+      const pick = new Set(g.would_pick_among || []);
+      const used = weighers.filter((w) => g.candidates.some((c) => c.weights && w in c.weights));
+      const rows = [...g.candidates].sort((a, b) => (a.rank || 1e9) - (b.rank || 1e9));
+      const names = new Map([...g.candidates, ...(g.not_eligible || [])].map((c) => [c.uuid, c.name]));
+      return h(
+        "div",
+        { class: "decision-group" },
+        h(
+          "h3",
+          {},
+          "group " + (g.group || "(default)") + " · " + amounts(g.resources) + " · ",
+          g.would_choose ? h("span", {}, "would choose ", providerRef(g.would_choose, names)) : h("span", { class: "reason" }, "no host"),
+        ),
+        h(
+          "p",
+          { class: "muted" },
+          g.candidates.length + " candidates from the store, " + g.passed_filters + " passed the filters" +
+            (pick.size ? "; ★ the best " + pick.size + ", among which a placement picks at random" : ""),
+        ),
+        rows.length
+          ? table(
+              ["rank", "provider", "free", "filters", "weight", ...used],
+              rows.map((c) => [
+                c.rank ? String(c.rank) + (pick.has(c.uuid) ? " ★" : "") : "–",
+                providerRef(c.uuid, names),
+                amounts(c.free),
+                c.passed ? badge("passed", "passed") : h("span", {}, badge(c.rejected_by || "rejected", "rejected"), " ", c.reason || ""),
+                c.total !== undefined ? num(c.total) : "–",
+                ...used.map((w) => (c.weights && w in c.weights ? num(c.weights[w]) : "–")),
+              ]),
+              "grid candidates",
+            )
+          : null,
+        g.not_eligible && g.not_eligible.length
+          ? h(
+              "div",
+              {},
+              h("p", {}, "Would fit but are not eligible:"),
+              h("ul", {}, g.not_eligible.map((x) => h("li", {}, providerRef(x.uuid, names), ": " + x.why))),
+            )
+          : null,
+      );
+    }),
+  );
 }
 
 // Renders whatever the explain answer holds: tables for lists of records,
