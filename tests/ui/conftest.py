@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,7 +237,3 @@ def screenshot(page: Any, name: str) -> None:
     if os.environ.get("CLAIMANT_UI_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"ui-{name}.png"), full_page=True)
-
-
-def new_uuid() -> str:
-    return str(uuid.uuid4())

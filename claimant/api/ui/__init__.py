@@ -59,6 +59,7 @@ def install(app: FastAPI) -> None:
 
     @app.get(PATH, include_in_schema=False)
     async def ui_root() -> RedirectResponse:
-        return RedirectResponse(PATH + "/", status_code=308)
+        # Relative, so a proxy that serves claimant under a prefix keeps it.
+        return RedirectResponse(PATH.lstrip("/") + "/", status_code=308)
 
     app.mount(PATH, Hardened(StaticFiles(directory=STATIC, html=True)), name="ui")
