@@ -371,9 +371,11 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None, log: Path, timeout
         time.sleep(0.2)
 
 
-def start_claimant(work: Path, workers: int) -> tuple[str, subprocess.Popen[bytes]]:
+def start_claimant(
+    work: Path, workers: int, store: str | None = None
+) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
-    store = "sqlite:///" + str(work / "claimant.db").lstrip("/")
+    store = store or "sqlite:///" + str(work / "claimant.db").lstrip("/")
     log = work / "claimant.log"
     env = dict(os.environ)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
@@ -643,6 +645,19 @@ def main() -> int:
         help="state dir of the reference Placement (MariaDB datadir, venv, logs)",
     )
     ap.add_argument("--placement-port", type=int, default=8780)
+    ap.add_argument(
+        "--claimant-store",
+        help="with --start-both: serve claimant on this store URL (e.g. an empty"
+        " cassandra://127.0.0.1/nova_flow?rf=1) instead of a temporary SQLite file",
+    )
+    ap.add_argument(
+        "--server-pid",
+        type=int,
+        action="append",
+        default=[],
+        help="also count this process (and its children) as claimant's server CPU,"
+        " e.g. the Cassandra node's JVM; repeatable",
+    )
     ap.add_argument("--providers", type=int, default=1000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--requests", type=int, default=2000)
@@ -674,8 +689,8 @@ def main() -> int:
     try:
         if args.start_both and args.only != "placement":
             say(f"starting claimant (--workers {args.workers})")
-            url, proc = start_claimant(work, args.workers)
-            targets.append(("claimant", url, [proc.pid]))
+            url, proc = start_claimant(work, args.workers, args.claimant_store)
+            targets.append(("claimant", url, [proc.pid, *args.server_pid]))
         elif args.claimant_url:
             targets.append(("claimant", args.claimant_url.rstrip("/"), []))
         if args.start_both and args.only != "claimant":
@@ -699,6 +714,7 @@ def main() -> int:
         "clients": args.clients,
         "requests": args.requests,
         "claimant_workers": args.workers,
+        "claimant_store": (args.claimant_store or "sqlite").split("?")[0],
         "placement_workers": args.placement_workers,
         "cpus": os.cpu_count(),
         "loadavg": round(os.getloadavg()[0], 2),

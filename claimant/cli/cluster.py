@@ -58,6 +58,13 @@ node_option = click.option(
     help="Only this node (1-based); default: all.",
 )
 
+dc_option = click.option(
+    "--dc",
+    default=None,
+    metavar="DC",
+    help="Only the nodes of this data centre (dc1, dc2, ...; see `status`).",
+)
+
 
 @click.group()
 def cluster() -> None:
@@ -78,6 +85,14 @@ def cluster() -> None:
     "Default 127.0.0.1, or what the cluster in DIR was created with.",
 )
 @click.option(
+    "--dcs",
+    type=click.IntRange(1, MAX_NODES),
+    default=None,
+    help="Data centres dc1..dcD, nodes round-robin over them (node I in dc((I-1)%D+1)), "
+    "GossipingPropertyFileSnitch, one rack each. Default 1 (SimpleSnitch, 'datacenter1'), "
+    "or what the cluster in DIR was created with.",
+)
+@click.option(
     "--auth",
     is_flag=True,
     help="PasswordAuthenticator: the default cassandra superuser is replaced by a role "
@@ -96,6 +111,7 @@ def up(
     version: str,
     heap: str,
     base_address: str | None,
+    dcs: int | None,
     auth: bool,
     tls: bool,
     timeout: float,
@@ -117,6 +133,7 @@ def up(
             base_address=base_address,
             auth=auth,
             tls=tls,
+            dcs=dcs,
         )
         addresses = c.contact_points()
         url_text = c.store_url()
@@ -127,22 +144,24 @@ def up(
 
 @cluster.command()
 @node_option
+@dc_option
 @dir_option
 @timeout_option(180)
-def start(index: int | None, directory: Path, timeout: float) -> None:
-    """Start stopped nodes (all, or --node I) and wait for CQL."""
+def start(index: int | None, dc: str | None, directory: Path, timeout: float) -> None:
+    """Start stopped nodes (all, --node I or --dc DC) and wait for CQL."""
     with _errors():
-        Cluster(directory).start(index, timeout=timeout, echo=_progress)
+        Cluster(directory).start(index, timeout=timeout, echo=_progress, dc=dc)
 
 
 @cluster.command()
 @node_option
+@dc_option
 @dir_option
 @timeout_option(60)
-def stop(index: int | None, directory: Path, timeout: float) -> None:
-    """Stop nodes: SIGTERM (Cassandra drains), SIGKILL after --timeout."""
+def stop(index: int | None, dc: str | None, directory: Path, timeout: float) -> None:
+    """Stop nodes (all, --node I or --dc DC): SIGTERM (drain), SIGKILL after --timeout."""
     with _errors():
-        outcome = Cluster(directory).stop(index, timeout=timeout, echo=_progress)
+        outcome = Cluster(directory).stop(index, timeout=timeout, echo=_progress, dc=dc)
     for i, what in sorted(outcome.items()):
         click.echo(f"node{i}: {what}")
 
@@ -152,7 +171,7 @@ def stop(index: int | None, directory: Path, timeout: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--check", is_flag=True, help="Exit with status 1 unless every node is up.")
 def status(directory: Path, as_json: bool, check: bool) -> None:
-    """Show each node: address, pid, up/starting/down."""
+    """Show each node: address, data centre, pid, up/starting/down."""
     with _errors():
         c = Cluster(directory)
         nodes = c.status()
@@ -164,11 +183,13 @@ def status(directory: Path, as_json: bool, check: bool) -> None:
                 {
                     "dir": str(c.dir),
                     "version": state.version,
+                    "dcs": state.dcs,
                     "store_url": url_text,
                     "nodes": [
                         {
                             "node": n.index,
                             "address": n.address,
+                            "dc": n.dc,
                             "pid": n.pid,
                             "state": n.state,
                             "jmx_port": n.jmx_port,
@@ -185,13 +206,14 @@ def status(directory: Path, as_json: bool, check: bool) -> None:
         from rich.table import Table
 
         table = Table(title=f"Cassandra {state.version} cluster in {c.dir}")
-        for col in ("node", "address", "state", "pid", "jmx", "log"):
+        for col in ("node", "address", "dc", "state", "pid", "jmx", "log"):
             table.add_column(col)
         colour = {"up": "green", "starting": "yellow", "down": "red"}
         for n in nodes:
             table.add_row(
                 f"node{n.index}",
                 n.address,
+                n.dc,
                 f"[{colour[n.state]}]{n.state}[/]",
                 str(n.pid or "-"),
                 str(n.jmx_port),
@@ -281,18 +303,31 @@ def destroy(directory: Path, yes: bool, timeout: float) -> None:
     multiple=True,
     help="IP of host 1, 2, ... in order (repeat); missing ones become ${HOSTi_IP}.",
 )
+@click.option(
+    "--dcs",
+    type=click.IntRange(1, 99),
+    default=1,
+    show_default=True,
+    help="Data centres dc1..dcD, hosts round-robin over them (1: 'datacenter1').",
+)
 @click.option("--image", default="cassandra:5.0", show_default=True, help="Cassandra image.")
 @click.option("--heap", default="2G", show_default=True, help="Cassandra heap per host.")
 @click.option("--force", is_flag=True, help="Overwrite existing files in --out.")
 def compose(
-    count: int, out: Path, host_ips: tuple[str, ...], image: str, heap: str, force: bool
+    count: int,
+    out: Path,
+    host_ips: tuple[str, ...],
+    dcs: int,
+    image: str,
+    heap: str,
+    force: bool,
 ) -> None:
     """Write a multi-host docker-compose deployment (one directory per host)."""
     from claimant.cluster.compose import write_deployment
 
     with _errors():
         written = write_deployment(
-            out, count, list(host_ips), image=image, heap=heap, overwrite=force
+            out, count, list(host_ips), image=image, heap=heap, overwrite=force, dcs=dcs
         )
     for path in written:
         click.echo(str(path))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,9 @@ from claimant.cli.agent_auth import (
     token_file_option,
     token_option,
 )
+from claimant.cli.client import CliError
+from claimant.cli.output import Out, out_of, output_options
+from claimant.cli.requests import outcome, render_request
 from claimant.model.errors import ClaimantError
 
 DEFAULT_URL = "http://127.0.0.1:8779"
@@ -133,35 +135,47 @@ def conductor_serve(
         store.close()
 
 
-def _call(url: str, token: str | None, method: str, path: str, **kw: Any) -> Any:
+def _call(url: str, token: str | None, out: Out, method: str, path: str, **kw: Any) -> Any:
     headers = {"X-Auth-Token": token} if token else {}
     try:
         r = httpx.request(method, url.rstrip("/") + path, headers=headers, timeout=600, **kw)
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach {url}: {exc}") from None
+        raise CliError(
+            "unreachable",
+            f"cannot reach {url}: {exc}",
+            fix="start `claimant conductor serve`, or point --url / $CLAIMANT_CONDUCTOR at it",
+            as_json=out.machine,
+        ) from None
     try:
         data = r.json()
     except ValueError:
         data = None
     if r.status_code >= 400:
         err = (data or {}).get("error", {}) if isinstance(data, dict) else {}
-        raise click.ClickException(
-            f"{err.get('code', r.status_code)}: {err.get('message', r.text[:300])}"
+        raise CliError(
+            str(err.get("code", "error")),
+            str(err.get("message", f"HTTP {r.status_code}: {r.text[:300]}")),
+            as_json=out.machine,
         )
     return data
 
 
-def _render(data: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
+def _render(data: dict[str, Any], out: Out) -> None:
+    # The conductor answers a request's record, as GET /v1/requests/{uuid} does.
+    out.emit(data, lambda d: render_request(out, d, {}))
+
+
+def _fail_if_failed(data: dict[str, Any], out: Out) -> None:
+    """A build that failed exits non-zero, after its record was printed."""
+    if data.get("status") != "failed":
         return
-    click.echo(f"request {data['uuid']}: {data['status']} ({data['count']} instance(s))")
-    for p in data.get("placements", []):
-        where = ", ".join(f"{c['provider_uuid']} [{c['status']}]" for c in p["claims"])
-        click.echo(f"  {p['consumer_uuid']}: {where}")
-    for h in data.get("history", []):
-        rest = {k: v for k, v in h.items() if k not in ("at", "event", "details")}
-        click.echo(f"  - {h['event']} {json.dumps(rest, sort_keys=True) if rest else ''}")
+    _, reason = outcome(data)
+    reason = reason or "the build failed"
+    code = "no_valid_host" if "no valid host" in reason else "build_failed"
+    # On a terminal the reason is already on screen, in the record.
+    raise CliError(
+        code, reason if out.machine else f"request {data['uuid']} failed", as_json=out.machine
+    )
 
 
 _url = click.option("--url", envvar="CLAIMANT_CONDUCTOR", default=DEFAULT_URL, show_default=True)
@@ -171,7 +185,8 @@ def _token(f: Callable[..., None]) -> Callable[..., None]:
     return token_option(token_file_option(f))
 
 
-_json = click.option("--json", "as_json", is_flag=True)
+def _json(f: Callable[..., None]) -> Callable[..., None]:
+    return output_options(f)
 
 
 @conductor.command("build")
@@ -188,6 +203,7 @@ def conductor_build(
     token: str | None,
     token_file: str | None,
     as_json: bool,
+    output: str | None,
     vcpus: int,
     memory_mb: int,
     disk_gb: int,
@@ -196,9 +212,12 @@ def conductor_build(
 ) -> None:
     """Build COUNT instances of a flavor."""
     token = one_token(token, token_file)
+    out = out_of(as_json, output)
     body = {"flavor": {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb}, "count": count}
-    data = _call(url, token, "POST", "/v1/builds", json=body, params={"wait": str(wait).lower()})
-    _render(data, as_json)
+    params = {"wait": str(wait).lower()}
+    data = _call(url, token, out, "POST", "/v1/builds", json=body, params=params)
+    _render(data, out)
+    _fail_if_failed(data, out)
 
 
 @conductor.command("show")
@@ -207,11 +226,17 @@ def conductor_build(
 @_json
 @click.argument("uuid")
 def conductor_show(
-    url: str, token: str | None, token_file: str | None, as_json: bool, uuid: str
+    url: str,
+    token: str | None,
+    token_file: str | None,
+    as_json: bool,
+    output: str | None,
+    uuid: str,
 ) -> None:
     """A request's status, placements and history."""
     token = one_token(token, token_file)
-    _render(_call(url, token, "GET", f"/v1/builds/{uuid}"), as_json)
+    out = out_of(as_json, output)
+    _render(_call(url, token, out, "GET", f"/v1/builds/{uuid}"), out)
 
 
 @conductor.command("destroy")
@@ -220,8 +245,14 @@ def conductor_show(
 @_json
 @click.argument("uuid")
 def conductor_destroy(
-    url: str, token: str | None, token_file: str | None, as_json: bool, uuid: str
+    url: str,
+    token: str | None,
+    token_file: str | None,
+    as_json: bool,
+    output: str | None,
+    uuid: str,
 ) -> None:
     """Destroy a request's instances and free their allocations."""
     token = one_token(token, token_file)
-    _render(_call(url, token, "DELETE", f"/v1/builds/{uuid}"), as_json)
+    out = out_of(as_json, output)
+    _render(_call(url, token, out, "DELETE", f"/v1/builds/{uuid}"), out)

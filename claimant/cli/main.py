@@ -38,10 +38,12 @@ SUBCOMMANDS: dict[str, str] = {
 
 
 def _wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for machine output (its errors are JSON too)."""
+    machine = ("json", "yaml")
     for i, a in enumerate(args):
-        if a == "--json" or a in ("-ojson", "--output=json"):
+        if a == "--json" or a in [f"-o{m}" for m in machine] + [f"--output={m}" for m in machine]:
             return True
-        if a in ("-o", "--output") and args[i + 1 : i + 2] == ["json"]:
+        if a in ("-o", "--output") and args[i + 1 : i + 2] in (["json"], ["yaml"]):
             return True
     return False
 

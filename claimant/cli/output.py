@@ -72,6 +72,7 @@ class Out:
         """A kubectl-style table: no borders, a bold header; only free-text
         columns (WRAPPING) wrap, never a uuid or a number."""
         from rich.table import Table
+        from rich.text import Text
 
         right_cols = set(right)
         t = Table(
@@ -91,17 +92,26 @@ class Out:
                 no_wrap=c not in WRAPPING,
             )
         for row in rows:
-            t.add_row(*("" if v is None else str(v) for v in row))
+            # Text, not markup: a value such as "[a, b]" is data, not a style.
+            t.add_row(*(Text("" if v is None else str(v)) for v in row))
         self.console().print(t)
 
     def fields(self, title: str, pairs: Iterable[tuple[str, Any]]) -> None:
         """A describe block: ``key: value`` lines under a title."""
-        console = self.console()
-        console.print(f"[bold]{_escape(title)}[/bold]")
+        from rich.padding import Padding
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
         for key, value in pairs:
             if value is None or value == "":
                 continue
-            console.print(f"  {key + ':':<16} {_escape(str(value))}", overflow="fold")
+            grid.add_row(Text(key + ":"), Text(str(value)))
+        console = self.console()
+        console.print(f"[bold]{_escape(title)}[/bold]")
+        console.print(Padding(grid, (0, 0, 0, 2)))
 
     def heading(self, text: str) -> None:
         self.console().print(f"\n[bold]{_escape(text)}[/bold]")

@@ -18,19 +18,19 @@ from claimant.cli.providers import render_claims
 _FAILURES = ("failed", "partial", "expired", "build_failed")
 
 
-def _group_text(g: dict[str, Any]) -> str:
+def _group_text(out: Out, g: dict[str, Any]) -> str:
     text = amounts(g["resources"])
     for key, label in (("required_traits", "required"), ("forbidden_traits", "forbidden")):
         if g.get(key):
             text += f" {label}=" + ",".join(g[key])
     for any_of in g.get("member_of", []):
-        text += " member_of=" + ",".join(any_of)
+        text += " member_of=" + ",".join(out.uuid(u) for u in any_of)
     for c in g.get("attributes", []):
         value = c["value"]
         shown = "[" + ", ".join(map(str, value)) + "]" if isinstance(value, list) else value
         text += f" {c['name']}{' in ' if c['op'] == 'in' else c['op']}{shown}"
     if g.get("in_tree"):
-        text += f" in_tree={g['in_tree']}"
+        text += f" in_tree={out.uuid(g['in_tree'])}"
     if g.get("provider_type"):
         text += f" type={g['provider_type']}"
     if g.get("span", "provider") != "provider":
@@ -79,7 +79,7 @@ def render_request(out: Out, r: dict[str, Any], names: dict[str, str]) -> None:
     out.heading("groups")
     out.table(
         ["GROUP", "ASKS FOR"],
-        [[g["name"] or "(default)", _group_text(g)] for g in r["groups"]],
+        [[g["name"] or "(default)", _group_text(out, g)] for g in r["groups"]],
     )
     claims = [c for p in r.get("placements", []) for c in p["claims"]]
     out.heading(f"claims ({len(claims)})")
@@ -160,8 +160,9 @@ def request_create(
 ) -> None:
     """Create a request; the server schedules it and returns its claims.
 
-    More groups with --group (each one provider, or one tree with span=tree):
-    --group 'name=gpu; VGPU=1; required=CUSTOM_GPU_A100' --group 'name=cpu; VCPU=4'."""
+    \b
+    More groups, each met by one provider (or one tree with span=tree):
+      --group 'name=gpu; VGPU=1; required=CUSTOM_GPU_A100'"""
     if body_file is not None:
         try:
             body = json.load(body_file)
@@ -285,14 +286,16 @@ def request_list(api: Api, status: str | None, limit: int) -> None:
             [
                 api.out.uuid(r["uuid"]),
                 r["status"],
-                f"{len(r['claims'])}/{r['count']}",
+                r["count"],
+                len(r["claims"]),
                 r["project_id"],
                 ago(r.get("created_at"), now),
-                "; ".join(_group_text(g) for g in r["groups"]),
+                "; ".join(_group_text(api.out, g) for g in r["groups"]),
             ]
             for r in data["requests"]
         ]
-        api.out.table(["UUID", "STATUS", "CLAIMS", "PROJECT", "AGE", "ASKS FOR"], rows)
+        cols = ["UUID", "STATUS", "COUNT", "CLAIMS", "PROJECT", "AGE", "ASKS FOR"]
+        api.out.table(cols, rows, right=["COUNT", "CLAIMS"])
 
     api.out.emit(api.call("GET", "/requests", params=params), render)
 

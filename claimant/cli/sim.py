@@ -41,34 +41,30 @@ def _store(url: str | None, wipe: bool) -> Iterator[object]:
 
 
 def _table(results: list[object]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from claimant.cli.output import Mode, Out
 
+    # Two-line headings keep the table within 80 columns (issue 11).
     cols = (
         ("mode", "mode"),
         ("K", "schedulers"),
         ("placed", "placed"),
-        ("NoValidHost", "no_valid_host"),
-        ("race fails", "build_failures_from_races"),
+        ("no valid\nhost", "no_valid_host"),
+        ("race\nfails", "build_failures_from_races"),
         ("retries", "retries"),
-        ("CAS lost", "claim_conflicts"),
-        ("overcommit", "overcommitted_providers"),
-        ("placed/s", "placements_per_s"),
-        ("p99 ms", "p99_ms"),
+        ("CAS\nlost", "claim_conflicts"),
+        ("over-\ncommit", "overcommitted_providers"),
+        ("placed\n/s", "placements_per_s"),
+        ("p99\nms", "p99_ms"),
     )
-    table = Table(title="claimant sim")
-    for title, _ in cols:
-        table.add_column(title, justify="left" if title == "mode" else "right")
+    rows = []
     for r in results:
         cells = []
         for _, attr in cols:
             v = getattr(r, attr)
             cells.append(f"{v:.1f}" if isinstance(v, float) else str(v))
-        table.add_row(*cells)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)  # pipes get 80 columns: every heading would be cut
-    console.print(table)
+        rows.append(cells)
+    titles = [title for title, _ in cols]
+    Out(Mode.TABLE).table(titles, rows, title="claimant sim", right=titles[1:])
 
 
 def _check_plot_path(path: str) -> None:

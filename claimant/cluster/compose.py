@@ -17,14 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from claimant.cluster import CLUSTER_NAME, ClusterError, yamlout
-from claimant.cluster.config import NATIVE_PORT
+from claimant.cluster.config import NATIVE_PORT, check_dcs, dc_names, dc_of
 
 CLAIMANT_PORT = 8778
 CLAIMANT_IMAGE = "claimant:latest"
 NOBODY = (65534, 65534)  # Debian's nobody:nogroup, the image's user
-# SimpleSnitch's data-centre name, so keyspaces created against a local
-# `claimant cluster` (NetworkTopologyStrategy, 'datacenter1') mean the same here.
-DATACENTER = "datacenter1"
+# DC names are config.dc_names': one DC is SimpleSnitch's 'datacenter1', so
+# keyspaces created against a local one-DC `claimant cluster`
+# (NetworkTopologyStrategy, 'datacenter1') mean the same here; several are
+# dc1..dcD, hosts round-robin over them like the local nodes.
 
 # Keys the image's entrypoint has no variable for; see module docstring.
 CASSANDRA_SETTINGS: dict[str, str] = {
@@ -67,12 +68,16 @@ def host_addresses(count: int, host_ips: list[str]) -> list[str]:
     return out
 
 
-def seeds(addresses: list[str]) -> list[str]:
-    """Two seeds (one if alone): either can introduce a (re)starting node."""
-    return addresses[: min(2, len(addresses))]
+def seeds(addresses: list[str], dcs: int = 1) -> list[str]:
+    """Two seeds (one if alone): either can introduce a (re)starting node;
+    with several DCs the first host of each (hosts 1..D), so that every DC
+    has one of its own."""
+    return addresses[: min(max(2, dcs), len(addresses))]
 
 
 def store_url(addresses: list[str]) -> str:
+    # The same for several DCs: the store takes one rf and one dc, and a
+    # per-DC replication is not among them (see launcher.store_url).
     return f"cassandra://{','.join(addresses)}/claimant?rf={min(len(addresses), 3)}"
 
 
@@ -84,9 +89,11 @@ def host_compose(
     heap: str = "2G",
     claimant_image: str = CLAIMANT_IMAGE,
     owner: tuple[int, int] | None = None,
+    dcs: int = 1,
 ) -> dict[str, Any]:
     """The compose document for host ``index`` (1-based); ``owner`` is the
-    (uid, gid) the token file belongs to (default: this process's)."""
+    (uid, gid) the token file belongs to (default: this process's); ``dcs``
+    data centres, hosts round-robin over them."""
     uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
     me = addresses[index - 1]
     extra = " ".join(f"-Dcassandra.settings.{k}={v}" for k, v in CASSANDRA_SETTINGS.items())
@@ -101,13 +108,13 @@ def host_compose(
         "network_mode": "host",
         "environment": {
             "CASSANDRA_CLUSTER_NAME": CLUSTER_NAME,
-            "CASSANDRA_SEEDS": ",".join(seeds(addresses)),
+            "CASSANDRA_SEEDS": ",".join(seeds(addresses, dcs)),
             "CASSANDRA_LISTEN_ADDRESS": me,
             "CASSANDRA_BROADCAST_ADDRESS": me,
             "CASSANDRA_RPC_ADDRESS": me,
             "CASSANDRA_BROADCAST_RPC_ADDRESS": me,
             "CASSANDRA_ENDPOINT_SNITCH": "GossipingPropertyFileSnitch",
-            "CASSANDRA_DC": DATACENTER,
+            "CASSANDRA_DC": dc_of(index, dcs),
             "CASSANDRA_RACK": f"rack{index}",
             "CASSANDRA_NUM_TOKENS": "16",
             # cassandra-env.sh wants both or neither; NEWSIZE is unused by G1.
@@ -170,7 +177,9 @@ def _header(index: int, count: int) -> str:
     )
 
 
-def readme(count: int, addresses: list[str], owner: tuple[int, int] | None = None) -> str:
+def readme(
+    count: int, addresses: list[str], owner: tuple[int, int] | None = None, dcs: int = 1
+) -> str:
     uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
     placeholders = [a for a in addresses if a.startswith("$")]
     env_note = (
@@ -179,10 +188,20 @@ def readme(count: int, addresses: list[str], owner: tuple[int, int] | None = Non
         if placeholders
         else ""
     )
+    dc_note = ""
+    if dcs > 1:
+        spread = "; ".join(
+            f"{dc}: hosts {', '.join(str(i) for i in range(1, count + 1) if dc_of(i, dcs) == dc)}"
+            for dc in dc_names(dcs)
+        )
+        dc_note = (
+            f"\nThe hosts form {dcs} data centres ({spread}); CASSANDRA_DC in each\n"
+            "`docker-compose.yml` says which. The first host of each DC is a seed.\n"
+        )
     return f"""# claimant on {count} host(s) with Docker
 
 Written by `claimant cluster compose`. Each `hostI/` directory goes to host I.
-
+{dc_note}
 {env_note}1. Build the claimant image once from a claimant source checkout and load it on
    every host (or push it to your registry and change `image:`):
 
@@ -226,10 +245,12 @@ def write_deployment(
     image: str = "cassandra:5.0",
     heap: str = "2G",
     overwrite: bool = False,
+    dcs: int = 1,
 ) -> list[Path]:
     """Write OUT/README.md, OUT/Dockerfile and OUT/hostI/...; return the paths."""
     if count < 1:
         raise ClusterError("need at least one host")
+    check_dcs(dcs, count)
     addresses = host_addresses(count, host_ips)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ClusterError(f"{out} exists and is not empty (use --force to overwrite)")
@@ -250,14 +271,14 @@ def write_deployment(
         path.chmod(mode)  # an overwritten file keeps its old mode otherwise
         written.append(path)
 
-    write(out / "README.md", readme(count, addresses, owner))
+    write(out / "README.md", readme(count, addresses, owner, dcs))
     write(
         out / "Dockerfile",
         DOCKERFILE.format(dockerfile="Dockerfile", image=CLAIMANT_IMAGE, port=CLAIMANT_PORT),
     )
     for i in range(1, count + 1):
         host = out / f"host{i}"
-        doc = host_compose(i, addresses, image=image, heap=heap, owner=owner)
+        doc = host_compose(i, addresses, image=image, heap=heap, owner=owner, dcs=dcs)
         write(host / "docker-compose.yml", _header(i, count) + yamlout.dump(doc))
         secret = host / "secrets" / "tokens.json"
         write(secret, json.dumps(tokens, indent=2) + "\n", 0o600)

@@ -21,6 +21,11 @@ MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
 # can be told apart from an unrelated process that reused the number.
 NODE_MARKER = "-Dclaimant.cluster.node="
 
+# The DC of a one-DC cluster is SimpleSnitch's fixed name: clusters made
+# before --dcs existed keep their snitch and their keyspaces (replication
+# {'datacenter1': N}) keep meaning the same. Several DCs are dc1..dcD.
+SINGLE_DC = "datacenter1"
+
 _HEAP = re.compile(r"^[1-9][0-9]*[mMgG]$")
 _BASE = re.compile(r"^127\.0\.0\.([0-9]{1,3})$")
 DEFAULT_BASE_ADDRESS = "127.0.0.1"
@@ -47,6 +52,39 @@ def parse_base_address(address: str, node_count: int = 1) -> int:
     return last
 
 
+def dc_names(dcs: int) -> list[str]:
+    """The data centres of a cluster (or deployment) of ``dcs`` DCs."""
+    return [SINGLE_DC] if dcs == 1 else [f"dc{d}" for d in range(1, dcs + 1)]
+
+
+def dc_of(index: int, dcs: int) -> str:
+    """Node (or host) ``index`` (1-based) goes to DC ``(index-1) % dcs + 1``:
+    round-robin, so nodes 1..D are the first of each DC and -n 2 --dcs 2
+    puts node 1 in dc1 and node 2 in dc2."""
+    return dc_names(dcs)[(index - 1) % dcs]
+
+
+def check_dcs(dcs: int, node_count: int) -> None:
+    if not 1 <= dcs <= node_count:
+        raise ClusterError(
+            f"--dcs {dcs}: need between 1 and {node_count} data centres for {node_count}"
+            " node(s) (every DC gets at least one node)"
+        )
+
+
+def dc_sizes(node_count: int, dcs: int) -> dict[str, int]:
+    """{dc: number of its nodes}, in DC order."""
+    sizes = dict.fromkeys(dc_names(dcs), 0)
+    for i in range(1, node_count + 1):
+        sizes[dc_of(i, dcs)] += 1
+    return sizes
+
+
+def replication(node_count: int, dcs: int) -> dict[str, int]:
+    """{dc: min(its nodes, 3)}: the RF per DC of keyspaces on every node."""
+    return {dc: min(n, 3) for dc, n in dc_sizes(node_count, dcs).items()}
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     """Where node ``index`` (1-based) lives: its address, ports, directories."""
@@ -54,16 +92,25 @@ class NodeSpec:
     index: int
     root: Path  # DIR/nodeI
     base: int = 1  # node 1 is 127.0.0.<base>
+    dcs: int = 1  # data centres in the cluster
 
     @classmethod
-    def of(cls, cluster_dir: Path, index: int, base: int = 1) -> NodeSpec:
+    def of(cls, cluster_dir: Path, index: int, base: int = 1, dcs: int = 1) -> NodeSpec:
         if not 1 <= index <= MAX_NODES:
             raise ClusterError(f"node index must be 1..{MAX_NODES}, got {index}")
-        return cls(index=index, root=cluster_dir / f"node{index}", base=base)
+        return cls(index=index, root=cluster_dir / f"node{index}", base=base, dcs=dcs)
 
     @property
     def name(self) -> str:
         return f"node{self.index}"
+
+    @property
+    def dc(self) -> str:
+        return dc_of(self.index, self.dcs)
+
+    @property
+    def rack(self) -> str:
+        return "rack1"  # one rack per DC (SimpleSnitch's name too)
 
     @property
     def address(self) -> str:
@@ -104,6 +151,10 @@ class NodeSpec:
         return self.conf_dir / "cassandra.yaml"
 
     @property
+    def rackdc_path(self) -> Path:
+        return self.conf_dir / "cassandra-rackdc.properties"
+
+    @property
     def logback_path(self) -> Path:
         return self.conf_dir / "logback.xml"
 
@@ -127,10 +178,24 @@ class NodeSpec:
         }
 
 
-def seeds_for(node_count: int, base: int = 1) -> list[str]:
-    """Seed list: only node 1 (a seed never bootstraps, the rest join via it)."""
-    del node_count  # one seed is plenty on one machine; kept for symmetry with compose
-    return [f"127.0.0.{base}:{STORAGE_PORT}"]
+def seeds_for(node_count: int, base: int = 1, dcs: int = 1) -> list[str]:
+    """Seed list: the first node of each DC, i.e. nodes 1..D (a seed never
+    bootstraps, the rest join via it); one seed is plenty on one machine,
+    but a DC whose only seed is in another DC could not restart alone."""
+    return [f"127.0.0.{base + i}:{STORAGE_PORT}" for i in range(min(dcs, node_count))]
+
+
+def snitch(dcs: int) -> str:
+    # One DC keeps SimpleSnitch (see SINGLE_DC); several need DC names from
+    # each node's cassandra-rackdc.properties.
+    return "SimpleSnitch" if dcs == 1 else "GossipingPropertyFileSnitch"
+
+
+def rackdc_properties(node: NodeSpec) -> str:
+    return (
+        "# Written by `claimant cluster`; regenerated on every start. Do not edit.\n"
+        f"dc={node.dc}\nrack={node.rack}\n"
+    )
 
 
 def cassandra_yaml(
@@ -147,7 +212,10 @@ def cassandra_yaml(
         # 16 vnodes with the replica-aware allocator: an even ring without the
         # 256-token overhead of old releases.
         "num_tokens": 16,
-        "allocate_tokens_for_local_replication_factor": min(node_count, 3),
+        # "local": of the node's own DC, where its keyspaces' RF is counted.
+        "allocate_tokens_for_local_replication_factor": min(
+            dc_sizes(node_count, node.dcs)[node.dc], 3
+        ),
         "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
         # Brand-new cluster nodes have no data to stream; bootstrapping them
         # would only serialise and slow the start. Restarts ignore the flag.
@@ -164,7 +232,7 @@ def cassandra_yaml(
         "seed_provider": [
             {
                 "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-                "parameters": [{"seeds": ",".join(seeds_for(node_count, node.base))}],
+                "parameters": [{"seeds": ",".join(seeds_for(node_count, node.base, node.dcs))}],
             }
         ],
         "listen_address": node.address,
@@ -172,7 +240,7 @@ def cassandra_yaml(
         "storage_port": STORAGE_PORT,
         "native_transport_port": NATIVE_PORT,
         "start_native_transport": True,
-        "endpoint_snitch": "SimpleSnitch",
+        "endpoint_snitch": snitch(node.dcs),
         "authenticator": {"class_name": "AllowAllAuthenticator"},
         "authorizer": {"class_name": "AllowAllAuthorizer"},
         # --- lightweight transactions -------------------------------------
@@ -281,6 +349,8 @@ def jvm_options(
         "-Djava.rmi.server.hostname=127.0.0.1",
         f"-Dcassandra.config=file://{node.yaml_path}",
         f"-Dlogback.configurationFile=file://{node.logback_path}",
+        # Read by GossipingPropertyFileSnitch only (a URL, like the yaml's).
+        f"-Dcassandra-rackdc.properties=file://{node.rackdc_path}",
         f"-Dcassandra.logdir={node.log_dir}",
         f"-Dcassandra.storagedir={node.data_dir}",
         f"-Dcassandra.triggers_dir={node.root / 'triggers'}",
@@ -424,4 +494,5 @@ def write_node_files(
         f.write(render_yaml(config))
     node.yaml_path.chmod(0o600)
     node.logback_path.write_text(logback_xml(node))
+    node.rackdc_path.write_text(rackdc_properties(node))
     (node.conf_dir / "logback-tools.xml").write_text(TOOLS_LOGBACK)

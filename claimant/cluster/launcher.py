@@ -36,7 +36,14 @@ def default_dir() -> Path:
 
 
 def store_url(addresses: list[str], keyspace: str = "claimant", options: str = "") -> str:
-    """``options``: more query options, each starting with ``&``."""
+    """``options``: more query options, each starting with ``&``.
+
+    Several DCs get the same URL as one: the store takes a single ``rf`` and
+    a single ``dc`` (``NetworkTopologyStrategy`` in that DC *only*, and
+    ``LOCAL_SERIAL`` claims), so ``rf=dc1:1,dc2:1&dc=dc1`` is refused and
+    ``rf=1&dc=dc1`` would keep every row out of dc2. Without ``dc`` the keyspace
+    is ``SimpleStrategy`` over all nodes and claims are ``SERIAL``: one Paxos
+    group per partition across DCs, correct but not cell-local (issue 12)."""
     rf = min(len(addresses), 3)
     return f"cassandra://{','.join(addresses)}/{keyspace}?rf={rf}{options}"
 
@@ -62,6 +69,8 @@ class State:
     # PasswordAuthenticator with a generated role; TLS-only native port.
     auth: bool = False
     tls: bool = False
+    # Data centres, nodes round-robin over them (config.dc_of); 1 = SimpleSnitch.
+    dcs: int = 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -79,6 +88,7 @@ class NodeStatus:
     address: str
     pid: int | None
     state: str  # "up" (answers CQL), "starting" (process alive, no CQL yet) or "down"
+    dc: str
     jmx_port: int
     log: Path
 
@@ -91,6 +101,7 @@ class Cluster:
     def __init__(self, directory: Path) -> None:
         self.dir = directory.expanduser().absolute()
         self._base: int | None = None  # from the state file, or from up()
+        self._dcs = 1  # likewise
         self._access: cql.Access | None = None  # how our CQL client logs in
 
     # ---- state ------------------------------------------------------------
@@ -112,6 +123,7 @@ class Cluster:
         except (ValueError, TypeError, KeyError) as exc:
             raise ClusterError(f"corrupt state file {self.state_path}: {exc}") from exc
         self._base = config.parse_base_address(state.base_address, state.node_count)
+        self._dcs = state.dcs
         return state
 
     def access(self, state: State) -> cql.Access:
@@ -148,7 +160,7 @@ class Cluster:
             self._base = 1
             if self.exists():
                 self.load()
-        return NodeSpec.of(self.dir, index, self._base)
+        return NodeSpec.of(self.dir, index, self._base, self._dcs)
 
     # ---- queries ----------------------------------------------------------
     def status(self) -> list[NodeStatus]:
@@ -169,6 +181,7 @@ class Cluster:
                     address=spec.address,
                     pid=ns.pid if alive else None,
                     state=st,
+                    dc=spec.dc,
                     jmx_port=spec.jmx_port,
                     log=spec.system_log,
                 )
@@ -190,21 +203,25 @@ class Cluster:
         base_address: str | None = None,
         auth: bool = False,
         tls: bool = False,
+        dcs: int | None = None,
     ) -> State:
         """Create (or resume) a cluster of ``count`` nodes and wait for CQL.
 
         ``base_address``: node 1's address, 127.0.0.X (default 127.0.0.1);
         node I is 127.0.0.(X+I-1). ``auth``, ``tls``: see security.py; a
-        cluster made without them keeps running without them."""
+        cluster made without them keeps running without them. ``dcs``: data
+        centres (default 1, or what the cluster in DIR has)."""
         if not 1 <= count <= MAX_NODES:
             raise ClusterError(f"-n must be between 1 and {MAX_NODES}")
+        if dcs is not None:
+            config.check_dcs(dcs, count)
         jars.check_version(version)
         heap = config.parse_heap(heap)
         if base_address is not None:
             config.parse_base_address(base_address, count)
         fresh_dir = not self.dir.exists()
         try:
-            return self._up(count, version, heap, timeout, echo, base_address, auth, tls)
+            return self._up(count, version, heap, timeout, echo, base_address, auth, tls, dcs)
         except ClusterError:
             if fresh_dir and not self.exists():
                 shutil.rmtree(self.dir, ignore_errors=True)
@@ -220,6 +237,7 @@ class Cluster:
         base_address: str | None,
         auth: bool,
         tls: bool,
+        dcs: int | None,
     ) -> State:
         with self.locked():
             if self.exists():
@@ -233,6 +251,11 @@ class Cluster:
                     raise ClusterError(
                         f"{self.dir} holds a {state.node_count}-node cluster; use "
                         f"`claimant cluster start` or destroy it before asking for {count}"
+                    )
+                if dcs is not None and state.dcs != dcs:
+                    raise ClusterError(
+                        f"{self.dir} holds a cluster of {state.dcs} data centre(s); destroy it"
+                        f" before asking for {dcs}"
                     )
                 if state.version != version:
                     raise ClusterError(f"{self.dir} holds Cassandra {state.version}, not {version}")
@@ -262,13 +285,15 @@ class Cluster:
                     base_address=base,
                     auth=auth,
                     tls=tls,
+                    dcs=dcs or 1,
                 )
                 self._base = config.parse_base_address(base, count)
+                self._dcs = state.dcs
                 # Fail before writing anything if the cluster cannot start at all.
                 java, _ = self._preflight(state, echo)
                 self._make_secrets(state, java)
                 self.save(state)
-            self._start(state, None, timeout, echo)
+            self._start(state, list(state.nodes), timeout, echo)
             self._secure(state, timeout, echo)
             self._wait_for_ring(state, timeout, echo)
             return state
@@ -285,16 +310,23 @@ class Cluster:
         if not state.auth:
             return
         seed = self.spec(state.nodes[0].index).address
-        security.replace_default_role(seed, self.access(state), min(state.node_count, 3), timeout)
+        replication = config.replication(state.node_count, state.dcs)
+        security.replace_default_role(seed, self.access(state), replication, timeout)
         echo(f"logins: role {security.ROLE}, password in {security.password_path(self.dir)}")
 
     def start(
-        self, index: int | None = None, *, timeout: float = 180.0, echo: Echo = _noop
+        self,
+        index: int | None = None,
+        *,
+        timeout: float = 180.0,
+        echo: Echo = _noop,
+        dc: str | None = None,
     ) -> State:
+        """Start every stopped node, or node ``index``, or every node of ``dc``."""
         with self.locked():
             state = self.load()
-            self._start(state, index, timeout, echo)
-            if index is None:
+            self._start(state, self._select(state, index, dc), timeout, echo)
+            if index is None and dc is None:
                 self._secure(state, timeout, echo)
                 self._wait_for_ring(state, timeout, echo)
             return state
@@ -308,8 +340,7 @@ class Cluster:
                 proc.check_ports(spec)
         return java, jars.resolve(state.version, echo=echo)
 
-    def _start(self, state: State, only: int | None, timeout: float, echo: Echo) -> None:
-        targets = self._select(state, only)
+    def _start(self, state: State, targets: list[NodeState], timeout: float, echo: Echo) -> None:
         java = proc.find_java()
         proc.check_java(java)
         lib = jars.resolve(state.version, echo=echo)
@@ -398,11 +429,17 @@ class Cluster:
             time.sleep(0.5)
 
     def stop(
-        self, index: int | None = None, *, timeout: float = 60.0, echo: Echo = _noop
+        self,
+        index: int | None = None,
+        *,
+        timeout: float = 60.0,
+        echo: Echo = _noop,
+        dc: str | None = None,
     ) -> dict[int, str]:
+        """Stop every node, or node ``index``, or every node of ``dc``."""
         with self.locked():
             state = self.load()
-            targets = self._select(state, index)
+            targets = self._select(state, index, dc)
             specs = {n.index: self.spec(n.index) for n in targets}
             pids = {n.index: n.pid or 0 for n in targets}
             outcome = proc.terminate(pids, specs, timeout, echo)
@@ -419,8 +456,14 @@ class Cluster:
             raise ClusterError(f"{self.dir} holds no {STATE_FILE}; not removing it")
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    @staticmethod
-    def _select(state: State, only: int | None) -> list[NodeState]:
+    def _select(self, state: State, only: int | None, dc: str | None = None) -> list[NodeState]:
+        if only is not None and dc is not None:
+            raise ClusterError("give --node or --dc, not both")
+        if dc is not None:
+            names = config.dc_names(state.dcs)
+            if dc not in names:
+                raise ClusterError(f"no data centre {dc!r}: this cluster has {', '.join(names)}")
+            return [ns for ns in state.nodes if self.spec(ns.index).dc == dc]
         if only is None:
             return list(state.nodes)
         for ns in state.nodes:

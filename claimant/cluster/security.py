@@ -162,7 +162,18 @@ def url_options(directory: Path, *, auth: bool, tls: bool) -> str:
     return "".join("&" + p for p in parts)
 
 
-def replace_default_role(address: str, mine: cql.Access, rf: int, timeout: float) -> None:
+def auth_replication_cql(replication: dict[str, int]) -> str:
+    """``ALTER KEYSPACE system_auth`` to ``replication``: {dc: rf}, every DC."""
+    per_dc = "".join(f", '{dc}': {rf}" for dc, rf in replication.items())
+    return (
+        "ALTER KEYSPACE system_auth WITH replication ="
+        f" {{'class': 'NetworkTopologyStrategy'{per_dc}}}"
+    )
+
+
+def replace_default_role(
+    address: str, mine: cql.Access, replication: dict[str, int], timeout: float
+) -> None:
     """Make the ``claimant`` role and drop ``cassandra``; a no-op once done.
 
     A new node creates the default role some seconds after it first answers
@@ -183,8 +194,7 @@ def replace_default_role(address: str, mine: cql.Access, rf: int, timeout: float
             # cluster before the first one is written.
             cql.query(
                 address,
-                "ALTER KEYSPACE system_auth WITH replication ="
-                f" {{'class': 'NetworkTopologyStrategy', 'datacenter1': {rf}}}",
+                auth_replication_cql(replication),
                 access=default,
                 timeout=30,
             )

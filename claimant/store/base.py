@@ -385,6 +385,24 @@ class Store(abc.ABC):
         take a one-query shortcut when none has (and no provider shares)."""
         return any(p.parent_uuid for p in self.list_providers())
 
+    def flat_cloud(self) -> bool:
+        """No provider has a parent and none may share: Placement's candidates
+        then take a one-query shortcut. Asked on every such request."""
+        return not (self.has_nested_providers() or self.has_sharing_providers())
+
+    def has_sharing_providers(self) -> bool:
+        """Whether any provider may have the trait MISC_SHARES_VIA_AGGREGATE
+        (True when unsure: callers take a shortcut only on False). Asked on
+        every allocation-candidates request, so a backend answers it from an
+        index, not by reading every provider."""
+        return bool(
+            self.list_providers(
+                ProviderFilter(
+                    group=RequestGroup(required_traits=frozenset({"MISC_SHARES_VIA_AGGREGATE"}))
+                )
+            )
+        )
+
     def remove_consumer_allocations(self, consumer_uuid: str) -> bool:
         """Placement's DELETE /allocations/{consumer}: drop the consumer's
         confirmed allocations and the consumer, without bumping provider

@@ -1694,6 +1694,10 @@ class SQLiteStore(Store):
         row = self._one("SELECT 1 FROM providers WHERE parent_id IS NOT NULL LIMIT 1")
         return row is not None
 
+    def has_sharing_providers(self) -> bool:
+        row = self._one("SELECT 1 FROM provider_traits WHERE trait = ? LIMIT 1", (SHARING_TRAIT,))
+        return row is not None
+
     def candidate_trees(self, query: TreeQuery) -> TreePage:
         needs = sorted(query.needs.items())
         if not needs:

@@ -45,10 +45,11 @@ class Served:
 
 
 @contextmanager
-def serve(tmp_path: Path, *args: str) -> Iterator[Served]:
+def serve(tmp_path: Path, *args: str, store_url: str | None = None) -> Iterator[Served]:
+    """Serve ``store_url``, by default a new SQLite file under ``tmp_path``."""
     port = free_port()
-    db = tmp_path / f"served-{port}.db"
-    store_url = "sqlite:///" + str(db).lstrip("/")
+    if store_url is None:
+        store_url = "sqlite:///" + str(tmp_path / f"served-{port}.db").lstrip("/")
     log_path = tmp_path / f"serve-{port}.log"
     log = log_path.open("w")
     proc = subprocess.Popen(

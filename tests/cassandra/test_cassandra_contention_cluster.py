@@ -38,7 +38,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     mp.setattr(
         cluster_config,
         "seeds_for",
-        lambda n: [f"127.0.0.{BASE + 1}:{cluster_config.STORAGE_PORT}"],
+        lambda *_: [f"127.0.0.{BASE + 1}:{cluster_config.STORAGE_PORT}"],
     )
     # Never a directory given from outside: this cluster is destroyed at the end.
     c = Cluster(Path(tmp_path_factory.mktemp("contention3")))

@@ -53,7 +53,8 @@ def providers(st: CassandraStore, n: int, vcpu: int) -> list[str]:
 
 def crash_at(st: CassandraStore, phase: str, consumer: str, target: Holding, gen: Any) -> None:
     """A writer process moving ``consumer`` to ``target``, killed right after
-    ``phase`` of its transaction."""
+    ``phase`` of its transaction (always a transaction: a write to one
+    provider would otherwise take the fast path, test_cassandra_fast.py)."""
     body = json.dumps(
         {
             "consumer_uuid": consumer,
@@ -64,7 +65,7 @@ def crash_at(st: CassandraStore, phase: str, consumer: str, target: Holding, gen
         }
     )
     run = subprocess.run(
-        [sys.executable, str(CRASHER), st.url, phase, body],
+        [sys.executable, str(CRASHER), st.url + "&fast_writes=false", phase, body],
         capture_output=True,
         text=True,
         timeout=120,

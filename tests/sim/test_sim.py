@@ -139,6 +139,18 @@ def test_cli_prints_one_json_line(tmp_path: Path) -> None:
     assert "--wipe" in again.output
 
 
+def test_cli_table_fits_80_columns(tmp_path: Path) -> None:
+    # issue 11: the table was 106 columns wide
+    url = "sqlite:///" + str(tmp_path / "cli.db").lstrip("/")
+    args = ["sim", "--mode", "claimant", "--hosts", "2", "--requests", "3", "--store", url]
+    result = CliRunner().invoke(
+        main, [*args, "--schedulers", "1", "--build-time", "0"], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "placed" in result.output and "claimant" in result.output
+    assert max(len(line.rstrip()) for line in result.output.splitlines()) <= 80
+
+
 def test_svg_plot_is_well_formed(store: Store) -> None:
     runs = {
         m: [

@@ -3,7 +3,10 @@ a tree and sharing providers, whole, a page at a time, and no others."""
 
 from __future__ import annotations
 
+import pytest
+
 from claimant.model import ResourceClass
+from claimant.scheduler.candidates import CandidateRequest, GroupSpec, find_allocation_candidates
 from claimant.store import Store, TreeQuery
 
 from .builders import FakeClock, inv, make_provider, take
@@ -88,3 +91,46 @@ def test_has_nested_providers(store: Store) -> None:
     assert store.has_nested_providers()
     store.delete_provider(child.uuid)
     assert not store.has_nested_providers()
+
+
+def test_has_sharing_providers(store: Store) -> None:
+    plain = make_provider(store, vcpu=8)
+    assert not store.has_sharing_providers()
+    ss = make_provider(store, vcpu=None, disk_gb=1000, traits=(SHARES,), aggregates=(AGG,))
+    assert store.has_sharing_providers()
+    store.delete_provider(ss.uuid)
+    assert not store.has_sharing_providers()
+    moved = store.set_traits(plain.uuid, plain.generation, [SHARES])
+    assert store.has_sharing_providers()
+    store.set_traits(plain.uuid, moved.generation, [])
+    assert not store.has_sharing_providers()
+
+
+def test_flat_candidates_never_read_every_provider(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10: Placement's flat-cloud shortcut learned whether sharing
+    providers exist by listing every provider (127 ms per request with
+    1,000 providers on Cassandra)."""
+    made = {make_provider(store, vcpu=8).uuid for _ in range(3)}
+
+    def every_provider(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the candidate engine listed every provider")
+
+    monkeypatch.setattr(store, "list_providers", every_provider)
+    req = CandidateRequest(groups=(GroupSpec(resources={"VCPU": 2}),), limit=10)
+    found = find_allocation_candidates(store, req)
+    assert {a.anchor for a in found.allocation_requests} == made
+
+
+def test_flat_cloud(store: Store) -> None:
+    root = make_provider(store, vcpu=8)
+    assert store.flat_cloud()
+    child = make_provider(store, vcpu=2, parent=root)
+    assert not store.flat_cloud()
+    store.delete_provider(child.uuid)
+    assert store.flat_cloud()
+    ss = make_provider(store, vcpu=None, disk_gb=1000, traits=(SHARES,), aggregates=(AGG,))
+    assert not store.flat_cloud()
+    store.delete_provider(ss.uuid)
+    assert store.flat_cloud()

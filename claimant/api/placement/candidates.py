@@ -28,6 +28,7 @@ from claimant.api.placement.common import (
 from claimant.api.placement.errors import bad_request
 from claimant.api.placement.framework import Req, Resp
 from claimant.api.placement.options import DEPTH_FIRST
+from claimant.model.names import STANDARD_RESOURCE_CLASSES, STANDARD_TRAITS
 from claimant.scheduler.candidates import (
     CandidateRequest,
     CandidateResult,
@@ -264,18 +265,25 @@ def _engine_request(req: Req, groups: dict[str, Group], wide: Wide) -> Candidate
 
 
 # -- the handler --------------------------------------------------------------
+_STANDARD_RCS = frozenset(STANDARD_RESOURCE_CLASSES)
+
+
 def _check_names(req: Req, groups: dict[str, Group], wide: Wide) -> None:
-    known_rcs = {rc.name for rc in req.store.list_resource_classes()}
+    # The store is asked only about names that are not standard: every
+    # question is a round trip on Cassandra, and Nova's requests name none.
+    rcs = {rc for g in groups.values() for rc in g.resources} - _STANDARD_RCS
+    known_rcs = {rc.name for rc in req.store.list_resource_classes()} if rcs else set()
     for g in groups.values():
         for rc in g.resources:
-            if rc not in known_rcs:
+            if rc in rcs and rc not in known_rcs:
                 raise bad_request(
                     f"Invalid resource class in resources parameter: No such resource class {rc}."
                 )
     names = wide.root_required | wide.root_forbidden
     for g in groups.values():
         names |= g.trait_names()
-    missing = sorted(names - set(req.store.list_traits()))
+    names -= STANDARD_TRAITS
+    missing = sorted(names - set(req.store.list_traits())) if names else []
     if missing:
         raise bad_request(f"No such trait(s): {', '.join(missing)}.")
 

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from claimant.model import NotFound, ProviderUsage, RequestGroup
 from claimant.scheduler.candidates.groups import Option, anchor_roots, group_options
 from claimant.scheduler.candidates.request import (
-    SHARING_TRAIT,
     AllocationRequest,
     CandidateRequest,
     CandidateResult,
@@ -20,7 +19,7 @@ from claimant.scheduler.candidates.request import (
 )
 from claimant.scheduler.candidates.search import TreeSearch
 from claimant.scheduler.candidates.snapshot import Snapshot
-from claimant.store.base import CandidateQuery, ProviderFilter, Store, TreeQuery
+from claimant.store.base import CandidateQuery, Store, TreeQuery
 
 #: trees read per store round; a page is searched before the next is read
 MAX_PAGE = 1000
@@ -174,8 +173,7 @@ def _flat_shortcut_applies(store: Store, req: CandidateRequest) -> bool:
         return False
     if not req.groups[0].resources:
         return False
-    sharing = RequestGroup(required_traits=frozenset({SHARING_TRAIT}))
-    return not (store.has_nested_providers() or store.list_providers(ProviderFilter(group=sharing)))
+    return store.flat_cloud()
 
 
 def _flat(store: Store, req: CandidateRequest, stats: SearchStats) -> CandidateResult:

@@ -94,6 +94,9 @@ ADD_CHILD: Final = "INSERT INTO provider_children (parent_uuid, child_uuid) VALU
 DROP_CHILD: Final = "DELETE FROM provider_children WHERE parent_uuid = ? AND child_uuid = ?"
 CHILDREN: Final = "SELECT child_uuid FROM provider_children WHERE parent_uuid = ?"
 ANY_CHILD: Final = "SELECT child_uuid FROM provider_children LIMIT 1"
+ADD_SHARING: Final = "INSERT INTO sharing_providers (bucket, provider_uuid) VALUES (0, ?)"
+DROP_SHARING: Final = "DELETE FROM sharing_providers WHERE bucket = 0 AND provider_uuid = ?"
+ANY_SHARING: Final = "SELECT provider_uuid FROM sharing_providers WHERE bucket = 0 LIMIT 1"
 LOCATE: Final = "SELECT provider_uuid, gone FROM claim_locator WHERE claim_uuid = ?"
 WRITE_LOCATOR: Final = (
     "INSERT INTO claim_locator (claim_uuid, provider_uuid) VALUES (?, ?) USING TTL ?"
@@ -136,6 +139,31 @@ UNLOCK_CONSUMER: Final = (
     "UPDATE consumers SET txn = null, txn_deadline = null WHERE uuid = ? IF txn = ?"
 )
 DROP_CONSUMER: Final = "DELETE FROM consumers WHERE uuid = ? IF txn = ?"
+# The one-provider fast path (V4): its lock carries its plan (txn.FastPlan).
+GET_CONSUMER_FAST: Final = (
+    "SELECT generation, txn, txn_deadline, txn_plan FROM consumers WHERE uuid = ?"
+)
+LOCK_CONSUMER_FAST: Final = (
+    "UPDATE consumers SET txn = ?, txn_deadline = ?, txn_plan = ? WHERE uuid = ?"
+    " IF generation = ? AND txn = null"
+)
+COMMIT_CONSUMER_FAST: Final = (
+    "UPDATE consumers SET project_id = ?, user_id = ?, consumer_type = ?, generation = ?,"
+    " txn = null, txn_deadline = null, txn_plan = null WHERE uuid = ? IF txn = ?"
+)
+COMMIT_CONSUMER_FAST_KEEP_TYPE: Final = (
+    "UPDATE consumers SET project_id = ?, user_id = ?, generation = ?,"
+    " txn = null, txn_deadline = null, txn_plan = null WHERE uuid = ? IF txn = ?"
+)
+UNLOCK_CONSUMER_FAST: Final = (
+    "UPDATE consumers SET txn = null, txn_deadline = null, txn_plan = null WHERE uuid = ?"
+    " IF txn = ?"
+)
+# A fast-path write abandoned past its deadline: this row in the provider's
+# partition (with a new version) keeps its LWT from ever applying.
+WRITE_FENCE: Final = (
+    "INSERT INTO providers (provider_uuid, ckey, status) VALUES (?, ?, 'fenced') USING TTL ?"
+)
 # Consumers locked by a transaction (SAI on ``txn_deadline``, V3; an unlocked
 # consumer's is null): those past the deadline are the sweeper's, all of them
 # are what a project's usage must settle first.

@@ -16,6 +16,7 @@ The layout (docs/cassandra.md explains why):
 - ``txns``: one record per multi-provider write, its commit point (V2).
 - ``request_ids``: a request uuid claimed by ``create_request`` (V3), so that
   the ``requests`` rows themselves are only ever written plainly.
+- ``sharing_providers``: the providers with MISC_SHARES_VIA_AGGREGATE (V4).
 - names, children, consumers, requests, custom classes/traits/types: small
   lookup tables.
 """
@@ -116,9 +117,23 @@ _V3: Final[list[str]] = [
     " created_at double)",
 ]
 
+# Issue 10. Placement's candidates ask on every request whether any provider
+# shares via aggregates: one row per such provider, in one partition, so the
+# answer is one single-partition read, not a read of every provider.
+# ``migrate()`` fills it from the providers that already share.
+_V4: Final[list[str]] = [
+    "CREATE TABLE IF NOT EXISTS {ks}.sharing_providers (bucket int, provider_uuid text,"
+    " PRIMARY KEY (bucket, provider_uuid))",
+    # The one-provider fast path's lock carries its plan (no ``txns`` record).
+    "ALTER TABLE {ks}.consumers ADD IF NOT EXISTS txn_plan text",
+]
+
 # Statements name their tables as ``{ks}.table``: a new keyspace may not be
 # known yet to every connection a session has (no USE on them).
-MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3]
+MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4]
+# The schema version that made ``sharing_providers``: ``migrate()`` from below
+# it fills the table (found by the list, should the migrations be renumbered).
+SHARING_SINCE: Final = MIGRATIONS.index(_V4) + 1
 
 # Tables emptied by reset() (everything but the schema version).
 DATA_TABLES: Final[tuple[str, ...]] = (
@@ -133,6 +148,7 @@ DATA_TABLES: Final[tuple[str, ...]] = (
     "request_ids",
     "providers",
     "txns",
+    "sharing_providers",
 )
 
 

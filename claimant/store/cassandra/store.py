@@ -89,9 +89,14 @@ from claimant.store.base import (
     TreeQuery,
     _Unset,
 )
-from claimant.store.cassandra import bulk, connect
+from claimant.store.cassandra import bulk, connect, fast
 from claimant.store.cassandra import queries as q
-from claimant.store.cassandra.schema import DATA_TABLES, MIGRATIONS, keyspace_cql
+from claimant.store.cassandra.schema import (
+    DATA_TABLES,
+    MIGRATIONS,
+    SHARING_SINCE,
+    keyspace_cql,
+)
 from claimant.store.cassandra.txn import (
     ABORTED,
     COMMITTED,
@@ -102,6 +107,7 @@ from claimant.store.cassandra.txn import (
     Pending,
     Plan,
     entry_uuid,
+    is_fast,
     pending_from_text,
     pending_to_text,
 )
@@ -116,6 +122,7 @@ OPTIONS: Final = (
     "port",
     "timeout",
     "fetch",
+    "fast_writes",
     *connect.OPTIONS,
 )
 _CONSISTENCY = {
@@ -406,6 +413,8 @@ class _Entry:
 class _Partition:
     state: _State
     entries: dict[str, _Entry] = field(default_factory=dict)
+    # Fast-path writes that may never apply here (fast.py).
+    fences: set[str] = field(default_factory=set)
 
 
 def _inv_to_json(invs: dict[str, Inventory]) -> str:
@@ -595,6 +604,9 @@ class CassandraStore(Store):
         self.port = _int_option("port", options.get("port", "9042"), 1, 65535)
         self.timeout = float(_int_option("timeout", options.get("timeout", "10"), 1, 600))
         self.fetch = _int_option("fetch", options.get("fetch", "20"), 1, 100_000)
+        # One-provider allocation writes by three LWTs (fast.py); false sends
+        # every write through the transaction (tests of it, comparisons).
+        self.fast_writes = connect._flag("fast_writes", options.get("fast_writes", "true"))
         self.security = connect.parse(options)
         self.hosts: list[str] = []
         for h in hosts:
@@ -614,8 +626,13 @@ class CassandraStore(Store):
         # store's life: a lock made per call would guard nothing.
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
+        # Threads that first use the store at once share one connection: each
+        # making its own Cluster (a control connection and a schema read
+        # apiece) swamped a busy node until connecting timed out.
+        self._connect_guard = threading.Lock()
         # Tests and the torture harness step in between the phases of a
-        # transaction ("record", "locked", "pending", "committed").
+        # transaction ("record", "locked", "pending", "committed"; a fast-path
+        # write: "fast-locked", "fast-committed").
         self.txn_hook: Callable[[str, str], None] | None = None
         # Counters the benchmark reports.
         self.stats: dict[str, int] = {
@@ -625,6 +642,7 @@ class CassandraStore(Store):
             "unknown": 0,
             "txns": 0,
             "txns_resolved": 0,
+            "fast": 0,
         }
 
     def _lock(self, provider_uuid: str) -> threading.RLock:
@@ -640,6 +658,12 @@ class CassandraStore(Store):
     def _connect(self) -> Session:
         if self._session is not None:
             return self._session
+        with self._connect_guard:
+            if self._session is not None:
+                return self._session
+            return self._connect_locked()
+
+    def _connect_locked(self) -> Session:
         child = DCAwareRoundRobinPolicy(local_dc=self.dc) if self.dc else RoundRobinPolicy()
         profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(child),
@@ -792,6 +816,11 @@ class CassandraStore(Store):
         for statements in MIGRATIONS[version:]:
             for cql in statements:
                 self._ddl(cql.replace("{ks}", self.keyspace))
+        if 0 < version < SHARING_SINCE:
+            # The index of sharing providers starts with those that share now.
+            for state in self._all_states():
+                if SHARING_TRAIT in state.traits:
+                    self._run(q.ADD_SHARING, [state.uuid])
         self._run(q.SET_META, ["schema_version", str(len(MIGRATIONS))])
         return len(MIGRATIONS)
 
@@ -973,6 +1002,8 @@ class CassandraStore(Store):
             entry = _entry_from_row(row)
             if entry is not None:
                 part.entries[entry.uuid] = entry
+            elif row.ckey is not None and row.ckey.startswith("f:"):
+                part.fences.add(row.ckey[2:])
         return part
 
     def _all_states(self) -> list[_State]:
@@ -1070,6 +1101,12 @@ class CassandraStore(Store):
                 extra = [*extra, (q.DELETE_ROW, [new.uuid, "i:" + rc])]
         for cql, params in [*self._index_rows(new, now), *extra]:
             batch.add(self._prep(cql), params)
+        shared_before = old is not None and SHARING_TRAIT in old.traits
+        shares = SHARING_TRAIT in new.traits
+        if shares and not shared_before:
+            # Before the write, so that the index is never short of a provider
+            # that shares (a stale row only costs the candidates' shortcut).
+            self._run(q.ADD_SHARING, [new.uuid])
         self.stats["cas"] += 1
         try:
             rs = self._use_keyspace().execute(batch)
@@ -1082,6 +1119,8 @@ class CassandraStore(Store):
             applied = self._resolve(new, entry_key, absent_key)
         if applied:
             self._remember(new)
+            if shared_before and not shares:
+                self._run(q.DROP_SHARING, [new.uuid])
         else:
             self.stats["cas_lost"] += 1
             self._states.pop(new.uuid, None)
@@ -1306,6 +1345,8 @@ class CassandraStore(Store):
             pending.append(session.execute_async(name.bind([p.name, p.uuid])))
             for _, params in self._index_rows(state, now):
                 pending.append(session.execute_async(index.bind(params)))
+            if SHARING_TRAIT in state.traits:
+                pending.append(session.execute_async(self._prep(q.ADD_SHARING).bind([p.uuid])))
             if len(pending) >= window:
                 for f in pending:
                     try:
@@ -1504,6 +1545,8 @@ class CassandraStore(Store):
             else:
                 raise GenerationConflict(f"provider {uuid} kept changing: retry", uuid=uuid)
         self._states.pop(uuid, None)
+        if SHARING_TRAIT in part.state.traits:
+            self._run(q.DROP_SHARING, [uuid])
         self._lwt(q.FREE_NAME, [part.state.name, uuid])
         if part.state.parent_uuid:
             self._run(q.DROP_CHILD, [part.state.parent_uuid, uuid])
@@ -1782,6 +1825,15 @@ class CassandraStore(Store):
         """One row of ``provider_children``, not a read of every provider:
         Placement's candidates ask this on every request."""
         return bool(self._run(q.ANY_CHILD))
+
+    def has_sharing_providers(self) -> bool:
+        """One row of ``sharing_providers`` (one partition)."""
+        return bool(self._run(q.ANY_SHARING))
+
+    def flat_cloud(self) -> bool:
+        # Both questions in one round trip.
+        children, sharing = self._read_many([(q.ANY_CHILD, []), (q.ANY_SHARING, [])])
+        return not (children or sharing)
 
     def _tree_members(self, roots: list[str]) -> list[str]:
         """Every provider of these trees, roots first, a level at a time."""
@@ -2241,6 +2293,14 @@ class CassandraStore(Store):
                     _check_amounts(amounts, "an allocation")
         if len({w.consumer_uuid for w in writes}) != len(writes):
             raise InvalidInput("a consumer appears twice in one allocation write")
+        if (
+            self.fast_writes
+            and len(writes) == 1
+            and not inventories
+            and bump
+            and fast.write(self, writes[0])
+        ):
+            return
         give_up = time.monotonic() + LOCK_WAIT
         for attempt in itertools.count():
             try:
@@ -2549,6 +2609,9 @@ class CassandraStore(Store):
         """Resolve a transaction met on a provider or a consumer: roll it
         forward if committed; abort it if pending past its deadline; roll it
         back if aborted. Idempotent. Returns its status (PENDING: left alone)."""
+        if is_fast(txn):
+            # Only consumers are locked by a fast-path write.
+            return fast.finish(self, txn, consumer) if consumer is not None else PENDING
         rows = self._run(q.READ_TXN, [txn], serial=True)
         if not rows:
             self._lwt_sure(

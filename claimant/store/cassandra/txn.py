@@ -150,3 +150,36 @@ class Plan:
             providers=tuple(d["providers"]),
             consumers={c: ConsumerPlan(*v) for c, v in d["consumers"].items()},
         )
+
+
+# -- the one-provider fast path (docs/cassandra.md, "One consumer on one provider")
+#: Ids of fast-path writes start with this: their lock has no record in
+#: ``txns``; the provider's own LWT is their commit point.
+FAST_PREFIX: Final = "fast-"
+
+
+def is_fast(txn: str) -> bool:
+    return txn.startswith(FAST_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class FastPlan:
+    """What a fast-path lock carries (``consumers.txn_plan``), so that whoever
+    meets the lock can finish the write: the one provider written, and what
+    committing does to the consumer (``consumer_type`` None keeps its type;
+    ``generation`` None: the consumer did not exist)."""
+
+    provider: str
+    project_id: str
+    user_id: str
+    consumer_type: str | None
+    generation: int | None
+
+    def to_text(self) -> str:
+        return json.dumps(
+            [self.provider, self.project_id, self.user_id, self.consumer_type, self.generation]
+        )
+
+    @classmethod
+    def from_text(cls, text: str | None) -> FastPlan | None:
+        return cls(*json.loads(text)) if text else None

@@ -1,0 +1,326 @@
+"""The one-provider fast path of an allocation write (issue 10).
+
+A Placement write of one consumer whose allocations, old and new, are all on
+one provider (Nova's ``PUT /allocations/{instance}``) is committed by that
+provider's own LWT instead of a ``txns`` record: lock the consumer (its lock
+carries the plan), write the allocation on the provider (the commit point),
+release the consumer at its new generation. Three LWTs instead of six.
+Whoever meets the lock finishes it: the entry is there -> committed; else,
+past the deadline, a fence row in the provider's partition (with a new
+version) keeps the writer's LWT from ever applying -> aborted.
+docs/cassandra.md ("One consumer on one provider") gives the argument.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final
+
+from claimant.model import (
+    ClaimantError,
+    ClaimStatus,
+    ConsumerAllocations,
+    GenerationConflict,
+    InsufficientCapacity,
+    InvalidInput,
+    NotFound,
+    new_uuid,
+)
+from claimant.store.cassandra import queries as q
+from claimant.store.cassandra.txn import (
+    ABORTED,
+    COMMITTED,
+    FAST_PREFIX,
+    PENDING,
+    TXN_DEADLINE,
+    TXN_RECORD_TTL,
+    FastPlan,
+    entry_uuid,
+)
+
+if TYPE_CHECKING:
+    from claimant.store.cassandra.store import CassandraStore, _Change, _Partition
+
+log = logging.getLogger(__name__)
+
+# A fence outlives any writer's last attempt by far (as a record does).
+FENCE_TTL: Final = TXN_RECORD_TTL
+
+
+class _Fallback(Exception):
+    """The write is not for the fast path after all: nothing was written."""
+
+
+class _GiveUp(Exception):
+    """Past the deadline, or fenced by whoever met the lock: not written."""
+
+
+def write(store: CassandraStore, w: ConsumerAllocations) -> bool:
+    """Write ``w`` by the fast path; False if it does not qualify (nothing
+    written, the caller runs the transaction)."""
+    from claimant.store.cassandra.store import OutcomeUnknown, _conflict
+
+    providers = {p for p, a in w.allocations.items() if a}
+    if len(providers) != 1 or set(w.provider_generations) - providers:
+        return False
+    (puuid,) = providers
+    c = w.consumer_uuid
+    now = store.clock()
+    ctype = w.consumer_type or None
+    if w.expected_generation == "any":
+        consumer, holder = store._read_consumer(c, serial=True)
+        if holder is not None:
+            return False
+        generation = None if consumer is None else consumer.generation
+        ctype = ctype or (consumer.consumer_type if consumer else None) or None
+    else:
+        # The lock's condition checks it; no read needed.
+        generation = w.expected_generation  # type: ignore[assignment]
+    if generation is not None and _elsewhere(store, c, puuid, now):
+        return False  # a move: the transaction
+    expected = w.provider_generations.get(puuid)
+    try:
+        # A plain read: the LWT conditions on the version it returned.
+        part = store._read_partition(puuid, serial=False)
+    except NotFound:
+        return False  # the transaction says so, the same way
+    if expected is not None and part.state.generation != expected:
+        raise _conflict(puuid, part.state.generation, expected)
+    txn = FAST_PREFIX + new_uuid()
+    deadline = now + TXN_DEADLINE
+    entry = entry_uuid(txn, puuid, c)
+    # Refuse what cannot fit before writing anything.
+    _change(store, part, now, w, txn, deadline, entry)
+    plan = FastPlan(puuid, w.project_id, w.user_id, ctype, generation)
+    session = store._use_keyspace()
+    # Findable by uuid before it exists (as a roll-forward's entries); sent
+    # with the lock, waited for before the write.
+    located = session.execute_async(store._prep(q.WRITE_LOCATOR).bind([entry, puuid, 0]))
+    applied, row = store._lwt_sure(
+        q.LOCK_CONSUMER_FAST,
+        [txn, deadline, plan.to_text(), c, generation],
+        done=lambda: store._consumer_txn(c) == txn,
+    )
+    if not applied and not (row is not None and row.txn == txn):
+        # Locked by another write or at another generation: the transaction
+        # finishes what it can and answers precisely.
+        _wait(located)
+        return False
+    store.stats["fast"] += 1
+    store._hook("fast-locked", txn)
+    try:
+        # Locked: the consumer's allocations cannot change under us, but a
+        # claim made since could be confirmed unseen elsewhere.
+        if _elsewhere(store, c, puuid, now):
+            raise _Fallback
+        _wait(located)
+        gone: list[Any] = []
+
+        def change(p: _Partition, at: float) -> _Change | None:
+            if entry in p.entries:
+                return None
+            return _change(store, p, at, w, txn, deadline, entry, gone)
+
+        store._update(
+            puuid,
+            expected,
+            change,
+            bump=True,
+            need_entries=True,
+            entry_key="l:" + entry,
+            first=part,
+        )
+    except OutcomeUnknown:
+        raise  # the write may have applied: the lock stays for whoever meets it
+    except _Fallback:
+        _release(store, c, txn, generation is None)
+        return False
+    except _GiveUp:
+        _release(store, c, txn, generation is None)
+        raise GenerationConflict(
+            "the write outlived its deadline and another request abandoned it; "
+            "nothing was written: retry"
+        ) from None
+    except BaseException:
+        _release(store, c, txn, generation is None)
+        raise
+    store._hook("fast-committed", txn)
+    try:
+        _commit_consumer(store, c, txn, plan)
+    except ClaimantError as exc:
+        # Committed is durable: whoever meets the lock finishes it.
+        log.warning("fast write %s committed, consumer left to readers: %s", txn, exc)
+    for e in gone:
+        store._bury(e.uuid, puuid, "released")
+    return True
+
+
+def finish(store: CassandraStore, txn: str, consumer: str) -> str:
+    """Resolve a fast-path lock met on ``consumer``: committed if its entry is
+    on the provider; else, past its deadline, fenced and aborted; else
+    PENDING (left alone). Idempotent."""
+    rows = store._run(q.GET_CONSUMER_FAST, [consumer], serial=True)
+    if not rows or rows[0].txn != txn:
+        return COMMITTED  # finished by someone: read again
+    plan = FastPlan.from_text(rows[0].txn_plan)
+    if plan is None:
+        log.error("fast write %s locked consumer %s without a plan", txn, consumer)
+        return PENDING
+    entry = entry_uuid(txn, plan.provider, consumer)
+    if store._run(q.READ_ENTRY_KEY, [plan.provider, "l:" + entry], serial=True):
+        _commit_consumer(store, consumer, txn, plan)
+        store.stats["txns_resolved"] += 1
+        return COMMITTED
+    if (rows[0].txn_deadline or 0.0) > store.clock():
+        return PENDING
+    applied: list[bool] = []
+
+    def fence(p: _Partition, now: float) -> _Change | None:
+        if entry in p.entries:
+            applied.append(True)
+            return None
+        if txn in p.fences:
+            return None
+        return p.state, [(q.WRITE_FENCE, [plan.provider, "f:" + txn, FENCE_TTL])]
+
+    # No provider: nothing can be written there either.
+    with contextlib.suppress(NotFound):
+        store._update(
+            plan.provider, None, fence, bump=False, need_entries=True, entry_key="f:" + txn
+        )
+    if applied:
+        _commit_consumer(store, consumer, txn, plan)
+        status = COMMITTED
+    else:
+        log.warning("fast write %s is past its deadline: fenced and aborted", txn)
+        _release(store, consumer, txn, plan.generation is None)
+        status = ABORTED
+    store.stats["txns_resolved"] += 1
+    return status
+
+
+def _elsewhere(store: CassandraStore, consumer: str, puuid: str, now: float) -> bool:
+    return any(
+        e.live(now) and e.provider_uuid != puuid
+        for e in store._entries_by("consumer_uuid", consumer)
+    )
+
+
+def _change(
+    store: CassandraStore,
+    part: _Partition,
+    now: float,
+    w: ConsumerAllocations,
+    txn: str,
+    deadline: float,
+    entry: str,
+    gone: list[Any] | None = None,
+) -> _Change:
+    """The provider with the consumer's confirmed entries there replaced by
+    one new entry, if it fits (as the transaction's check once committed, and
+    against a pending reshape's smaller capacity)."""
+    from claimant.store.cassandra.store import _Entry, _without
+
+    if txn in part.fences or now > deadline:
+        raise _GiveUp
+    st = part.state
+    puuid = st.uuid
+    c = w.consumer_uuid
+    amounts = dict(w.allocations[puuid])
+    old = [
+        e
+        for e in part.entries.values()
+        if e.consumer_uuid == c and e.status == ClaimStatus.CONFIRMED
+    ]
+    problems = [
+        p
+        for rc, n in amounts.items()
+        if rc in st.inventories
+        for p in st.inventories[rc].amount_problems(n)
+    ]
+    if problems:
+        raise InvalidInput("; ".join(problems), uuid=puuid)
+    before = st.used(now)
+    after = dict(before)
+    for e in old:
+        for rc, n in e.amounts.items():
+            after[rc] = after.get(rc, 0) - n
+    for rc, n in amounts.items():
+        after[rc] = after.get(rc, 0) + n
+    fit = st.fit_inventories()
+    reasons = []
+    for rc, n in sorted(after.items()):
+        if n <= 0:
+            continue
+        inv = st.inventories.get(rc)
+        if inv is None:
+            reasons.append(f"{rc}: provider has no inventory of this class")
+            continue
+        if n <= before.get(rc, 0):
+            # Placement lets a write through that does not grow a class
+            # already over capacity (as the transaction does).
+            continue
+        # A pending reshape may commit a smaller capacity, or none.
+        cap = min(inv.capacity, fit[rc].capacity) if rc in fit else 0
+        if n > cap:
+            reasons.append(f"{rc}: used {n} would exceed capacity {cap}")
+    if reasons:
+        raise InsufficientCapacity(
+            f"does not fit on provider {puuid}: " + "; ".join(reasons),
+            uuid=puuid,
+            reasons=reasons,
+        )
+    state = _without(st, old)
+    alloc = dict(state.alloc_used)
+    for rc, n in amounts.items():
+        alloc[rc] = alloc.get(rc, 0) + n
+    new_entry = _Entry(
+        uuid=entry,
+        provider_uuid=puuid,
+        consumer_uuid=c,
+        amounts=amounts,
+        status=ClaimStatus.CONFIRMED,
+        request_uuid=None,
+        group=None,
+        project_id=w.project_id,
+        user_id=w.user_id,
+        created_at=now,
+        expires_at=None,
+    )
+    extra = [(q.DELETE_ROW, [puuid, "l:" + e.uuid]) for e in old]
+    extra.append(store._entry_stmt(new_entry, now))
+    if gone is not None:
+        gone[:] = old
+    return replace(state, alloc_used={rc: n for rc, n in alloc.items() if n}), extra
+
+
+def _commit_consumer(store: CassandraStore, consumer: str, txn: str, plan: FastPlan) -> None:
+    generation = (plan.generation or 0) + 1
+    if plan.consumer_type is None:
+        cql = q.COMMIT_CONSUMER_FAST_KEEP_TYPE
+        params: list[Any] = [plan.project_id, plan.user_id, generation, consumer, txn]
+    else:
+        cql = q.COMMIT_CONSUMER_FAST
+        params = [plan.project_id, plan.user_id, plan.consumer_type, generation, consumer, txn]
+    store._lwt_sure(cql, params, done=lambda: store._consumer_txn(consumer) != txn)
+
+
+def _release(store: CassandraStore, consumer: str, txn: str, created: bool) -> None:
+    """Unlock after a write that did not apply (a consumer it was creating
+    goes). Left to whoever meets the lock if the store is unreachable."""
+    cql = q.DROP_CONSUMER if created else q.UNLOCK_CONSUMER_FAST
+    try:
+        store._lwt_sure(cql, [consumer, txn], done=lambda: store._consumer_txn(consumer) != txn)
+    except ClaimantError as exc:
+        log.warning("fast write %s: consumer %s left locked: %s", txn, consumer, exc)
+
+
+def _wait(future: Any) -> None:
+    from claimant.store.cassandra.store import _DRIVER_ERRORS, _translate
+
+    try:
+        future.result()
+    except _DRIVER_ERRORS as exc:
+        raise _translate(exc) from exc
