@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from claimant.api import openapi
+from claimant.api import openapi, ui
 from claimant.api.auth import KEYSTONE, NOAUTH2, TOKENS, AuthConfig
 from claimant.api.deadlines import (
     DEFAULT_READ_TIMEOUT,
@@ -180,10 +180,11 @@ def create_app(
         return JSONResponse({"version": API_VERSION, "openapi": "/v1/openapi.json"})
 
     app.mount("/v1", native)
+    ui.install(app)
     placement = _placement_app(store, auth, policy, max_body, placement_options or {})
     if placement is not None:
-        # Placement clients use the root; it comes last so /v1, /healthz and
-        # /metrics are never shadowed.
+        # Placement clients use the root; it comes last so /v1, /ui, /healthz
+        # and /metrics are never shadowed.
         app.mount("/", placement)
     unmatched = "/*" if placement else "unmatched"
     app.add_middleware(

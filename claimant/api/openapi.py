@@ -1,22 +1,49 @@
 """The native API's description: an OpenAPI document that tells the truth
 (the statuses each operation can answer, the token it needs, which strings are
-UUIDs), and Swagger UI served from a package instead of a CDN."""
+UUIDs), and Swagger UI served from files in the package (``swagger_ui/``)
+instead of a CDN."""
 
 from __future__ import annotations
 
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from claimant.api.auth import TOKEN_HEADER
+from claimant.api.ui import Hardened, headers
 
 DOCS = "/docs"
 ASSETS = "/docs/assets"
 SCHEME = "x-auth-token"
+SWAGGER_UI = Path(str(files("claimant.api") / "swagger_ui"))
+# Swagger UI sets style attributes as it renders: styles may be inline,
+# scripts may not (its start-up is init.js).
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+_DOCS_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
+<link rel="icon" href="{assets}/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script src="{assets}/init.js"></script>
+</body>
+</html>
+"""
 
 _ERROR = {
     "type": "object",
@@ -139,18 +166,10 @@ def install(app: FastAPI, root: str) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    try:
-        from swagger_ui_bundle import swagger_ui_path
-    except ImportError:  # the docs page is optional; the document is not
-        return
-    app.mount(ASSETS, StaticFiles(directory=swagger_ui_path), name="docs_assets")
+    assets = StaticFiles(directory=SWAGGER_UI)
+    app.mount(ASSETS, Hardened(assets, csp=DOCS_CSP), name="docs_assets")
+    page = _DOCS_PAGE.format(title=f"{app.title} - docs", assets=f"{root}{ASSETS}")
 
     @app.get(DOCS, include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=f"{root}/openapi.json",
-            title=f"{app.title} - docs",
-            swagger_js_url=f"{root}{ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{ASSETS}/favicon-32x32.png",
-        )
+        return HTMLResponse(page, headers={k.decode(): v.decode() for k, v in headers(DOCS_CSP)})

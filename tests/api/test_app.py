@@ -23,7 +23,8 @@ def test_openapi_and_docs(client: TestClient) -> None:
     schema = doc["components"]["schemas"]["RequestCreate"]
     assert schema["additionalProperties"] is False
     docs = client.get("/v1/docs")
-    assert docs.status_code == 200 and "/v1/openapi.json" in docs.text
+    assert docs.status_code == 200 and "/v1/docs/assets/init.js" in docs.text
+    assert "/openapi.json" in client.get("/v1/docs/assets/init.js").text
 
 
 def test_metrics_count_routes_and_placements(
