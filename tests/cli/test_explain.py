@@ -107,6 +107,20 @@ def test_events_commands(server: str, store: Store) -> None:
     assert gone.exit_code == 3 and json.loads(gone.stderr)["error"]["code"] == "not_found"
 
 
+def test_provider_show_has_recent_events(server: str, store: Store) -> None:
+    cn, req = _placed(store)
+    text = ok("provider", "show", cn.name)
+    fits(text)
+    recent = text[text.index("recent events") :]
+    assert "claimed" in recent and f"request={req['uuid'][:8]}" in recent and "ago" in recent
+    for _ in range(11):
+        ok("request", "create", "--resources", "MEMORY_MB=1", "--json")
+    shown = json.loads(ok("provider", "show", cn.name, "--json"))
+    assert len(shown["recent_events"]) == 10
+    fresh = _provider(store, "fresh", 1)
+    assert "no events" in ok("provider", "show", fresh.name)
+
+
 def test_request_show_prints_the_servers_reason(server: str, store: Store) -> None:
     _provider(store, "cn1", 2)
     assert (
