@@ -135,3 +135,14 @@ def test_request_show_prints_the_servers_reason(server: str, store: Store) -> No
     # The server's words, on the reason line (it wraps: compare the start).
     reason_line = next(line for line in text.splitlines() if line.strip().startswith("reason:"))
     assert " ".join(shown["reason"].split()[:5]) in reason_line, (reason_line, shown["reason"])
+
+
+def test_claims_tables_wrap_a_long_provider_name(server: str, store: Store) -> None:
+    cn = _provider(store, "alive-compute-node-with-a-long-name-01", 8)
+    req = json.loads(ok("request", "create", "--resources", "VCPU=1", "--json"))
+    (claim,) = req["placements"][0]["claims"]
+    for text in (ok("provider", "show", cn.name), ok("request", "show", req["uuid"])):
+        fits(text)
+        # The name wraps; the status, the consumer and the amounts stay whole.
+        row = next(line for line in text.splitlines() if line.startswith(claim["uuid"][:8]))
+        assert claim["consumer_uuid"][:8] in row and "claimed" in row and "VCPU=1" in row, row
