@@ -24,8 +24,21 @@ WIDE_COLUMNS = 300
 # The columns that may wrap when a table is too wide; any other keeps its
 # values whole (a uuid must stay copyable, a number readable).
 WRAPPING = frozenset(
-    {"NAME", "MESSAGE", "ASKS FOR", "AMOUNTS", "TRAITS", "ATTRIBUTES", "DESCRIPTION", "OTHER"}
+    {
+        "NAME",
+        "PROVIDER",
+        "MESSAGE",
+        "ASKS FOR",
+        "AMOUNTS",
+        "TRAITS",
+        "ATTRIBUTES",
+        "DESCRIPTION",
+        "OTHER",
+    }
 )
+# A wrapping column that keeps this many characters before the others wrap: a
+# provider name whole up to 20, rather than its claim's amounts split.
+MIN_WIDTH = {"PROVIDER": 20}
 
 
 class Mode(enum.StrEnum):
@@ -75,6 +88,8 @@ class Out:
         from rich.text import Text
 
         right_cols = set(right)
+        rows = [["" if v is None else str(v) for v in row] for row in rows]
+        longest = {c: max((len(r[i]) for r in rows), default=0) for i, c in enumerate(columns)}
         t = Table(
             title=title,
             title_justify="left",
@@ -90,10 +105,11 @@ class Out:
                 justify="right" if c in right_cols else "left",
                 overflow="fold",
                 no_wrap=c not in WRAPPING,
+                min_width=min(MIN_WIDTH.get(c, 0), longest.get(c, 0)) or None,
             )
         for row in rows:
             # Text, not markup: a value such as "[a, b]" is data, not a style.
-            t.add_row(*(Text("" if v is None else str(v)) for v in row))
+            t.add_row(*(Text(v) for v in row))
         self.console().print(t)
 
     def fields(self, title: str, pairs: Iterable[tuple[str, Any]]) -> None:

@@ -181,9 +181,12 @@ def render_claims(
 @with_api
 @click.argument("ref")
 def provider_show(api: Api, ref: str) -> None:
-    """Describe a provider (by name or uuid): health, usage, claims."""
+    """Describe a provider (by name or uuid): health, usage, claims, recent events."""
     p = api.provider(ref, usage=True)
     claims = api.call("GET", f"/providers/{p['uuid']}/claims")["claims"]
+    recent = api.call(
+        "GET", f"/providers/{p['uuid']}/events", params={"limit": _explain.RECENT_EVENTS}
+    )["events"]
     names = {p["uuid"]: p["name"]}
     if p["parent_uuid"]:
         names = api.provider_names()
@@ -193,8 +196,10 @@ def provider_show(api: Api, ref: str) -> None:
         api.out.heading(f"claims and allocations ({len(claims)})")
         if claims:
             render_claims(api.out, claims, names)
+        api.out.heading(f"recent events (newest {_explain.RECENT_EVENTS}; all: provider events)")
+        _explain.render_events(api.out, recent, names)
 
-    api.out.emit({**p, "claims": claims}, render)
+    api.out.emit({**p, "claims": claims, "recent_events": recent}, render)
 
 
 @provider.command("create")
