@@ -632,6 +632,7 @@ class CassandraStore(Store):
         # DCs at LOCAL_SERIAL on one partition run two Paxos groups, and both
         # can take a provider's last unit (docs/cassandra.md, several DCs).
         self._serial_asked = serial or None
+        self._warned = False
         self.serial = _SERIAL[serial or "SERIAL"]
         consistency = options.get("consistency", "").upper()
         if consistency and consistency not in _CONSISTENCY:
@@ -706,7 +707,8 @@ class CassandraStore(Store):
                 " centres could both take a provider's last unit. Leave serial out"
                 " (SERIAL: one group across them)"
             )
-        if self._serial_asked == "LOCAL_SERIAL_UNSAFE":
+        if self._serial_asked == "LOCAL_SERIAL_UNSAFE" and not self._warned:
+            self._warned = True
             log.warning(
                 "store %s: LOCAL_SERIAL on a keyspace in %s: services of different"
                 " data centres can overcommit a provider",
