@@ -591,14 +591,15 @@ class _Busy(Exception):
 
 
 class CassandraStore(Store):
-    """``cassandra://h1,h2,h3/keyspace?rf=3&dc=DC1&serial=LOCAL_SERIAL``.
+    """``cassandra://h1,h2,h3/keyspace?rf=dc1:3,dc2:3&dc=dc1``.
 
-    Options: ``rf`` replication factor used by ``migrate`` (default 1), ``dc``
-    local data centre (NetworkTopologyStrategy, DC-aware routing, LOCAL_*
-    consistency), ``serial`` SERIAL or LOCAL_SERIAL, ``consistency`` of plain
-    reads and writes (default QUORUM, LOCAL_QUORUM with ``dc``), ``port``,
-    ``timeout`` seconds per request, ``fetch`` candidate rows read per query;
-    credentials and TLS: ``claimant.store.cassandra.connect``.
+    Options: ``rf`` replication used by ``migrate`` (N, default 1, or per data
+    centre ``dc1:3,dc2:3``), ``dc`` this service's data centre (DC-aware
+    routing), ``serial`` SERIAL (default) or LOCAL_SERIAL (refused on a
+    keyspace of several DCs), ``consistency`` of plain reads and writes
+    (default QUORUM, LOCAL_QUORUM with ``dc`` on a keyspace of one DC),
+    ``port``, ``timeout`` seconds per request, ``fetch`` candidate rows read
+    per query; credentials and TLS: ``claimant.store.cassandra.connect``.
     """
 
     def __init__(self, hosts: list[str], keyspace: str, *, url: str | None = None, **options: str):
