@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from cassandra import ConsistencyLevel
 
 from claimant.cluster import ClusterError
 from claimant.cluster import node as proc
@@ -29,6 +30,7 @@ from claimant.model import (
     ClaimantError,
     Conflict,
     ConsumerAllocations,
+    InvalidInput,
     Inventory,
     Provider,
     StoreUnavailable,
@@ -153,6 +155,30 @@ def test_last_units_through_two_dcs_exactly_ten_win(cells: Cluster) -> None:
     finally:
         for st in stores:
             st.close()
+
+
+def test_local_serial_refused_on_the_keyspace_as_it_is(cells: Cluster) -> None:
+    """The URL says nothing of dc1 (rf=1, the default) but the keyspace, made
+    by another service, spans both DCs: LOCAL_SERIAL is refused when the
+    store connects, and the plain consistency becomes QUORUM."""
+    made = _stores(cells, "cells_check")
+    for st in made:
+        st.close()
+    hosts = ",".join(cells.contact_points())
+    refused = open_store(f"cassandra://{hosts}/cells_check?dc=dc2&serial=LOCAL_SERIAL")
+    assert isinstance(refused, CassandraStore)
+    with pytest.raises(InvalidInput) as err:
+        refused.list_resource_classes()
+    assert "replicas in 2 data centres (dc1, dc2)" in str(err.value)
+    st = open_store(f"cassandra://{hosts}/cells_check?dc=dc2")
+    assert isinstance(st, CassandraStore)
+    try:
+        st.list_resource_classes()
+        assert st.dcs == ["dc1", "dc2"]
+        assert (st.serial, st.consistency) == (ConsistencyLevel.SERIAL, ConsistencyLevel.QUORUM)
+    finally:
+        st.close()
+        made[0].drop()
 
 
 def test_local_serial_across_dcs_overcommits(cells: Cluster) -> None:
