@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from claimant.cluster import CLUSTER_NAME, ClusterError, yamlout
-from claimant.cluster.config import NATIVE_PORT, check_dcs, dc_names, dc_of
+from claimant.cluster.config import NATIVE_PORT, check_dcs, dc_names, dc_of, replication
 
 CLAIMANT_PORT = 8778
 CLAIMANT_IMAGE = "claimant:latest"
@@ -75,10 +75,13 @@ def seeds(addresses: list[str], dcs: int = 1) -> list[str]:
     return addresses[: min(max(2, dcs), len(addresses))]
 
 
-def store_url(addresses: list[str]) -> str:
-    # The same for several DCs: the store takes one rf and one dc, and a
-    # per-DC replication is not among them (see launcher.store_url).
-    return f"cassandra://{','.join(addresses)}/claimant?rf={min(len(addresses), 3)}"
+def store_url(addresses: list[str], dcs: int = 1, index: int = 1) -> str:
+    """The URL host ``index``'s service uses: with several DCs, replicas per
+    DC and ``dc`` its own (DC-aware routing; claims stay SERIAL)."""
+    if dcs == 1:
+        return f"cassandra://{','.join(addresses)}/claimant?rf={min(len(addresses), 3)}"
+    per_dc = ",".join(f"{dc}:{n}" for dc, n in replication(len(addresses), dcs).items())
+    return f"cassandra://{','.join(addresses)}/claimant?rf={per_dc}&dc={dc_of(index, dcs)}"
 
 
 def host_compose(
@@ -155,7 +158,7 @@ def host_compose(
         "command": [
             "serve",
             "--store",
-            store_url(addresses),
+            store_url(addresses, dcs, index),
             "--host",
             "0.0.0.0",
             "--port",

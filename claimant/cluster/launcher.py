@@ -35,16 +35,20 @@ def default_dir() -> Path:
     return Path(platformdirs.user_data_dir("claimant")) / "cluster"
 
 
-def store_url(addresses: list[str], keyspace: str = "claimant", options: str = "") -> str:
+def store_url(
+    addresses: list[str], keyspace: str = "claimant", options: str = "", dcs: int = 1
+) -> str:
     """``options``: more query options, each starting with ``&``.
 
-    Several DCs get the same URL as one: the store takes a single ``rf`` and
-    a single ``dc`` (``NetworkTopologyStrategy`` in that DC *only*, and
-    ``LOCAL_SERIAL`` claims), so ``rf=dc1:1,dc2:1&dc=dc1`` is refused and
-    ``rf=1&dc=dc1`` would keep every row out of dc2. Without ``dc`` the keyspace
-    is ``SimpleStrategy`` over all nodes and claims are ``SERIAL``: one Paxos
-    group per partition across DCs, correct but not cell-local (issue 12)."""
-    rf = min(len(addresses), 3)
+    One DC: ``rf`` = min(nodes, 3). Several: the replication per DC
+    (``rf=dc1:1,dc2:1``, each min(its nodes, 3)) and ``dc=dc1``, the DC of the
+    first contact point; a service in another DC changes ``dc`` to its own.
+    The store makes claims SERIAL across the DCs (docs/cassandra.md)."""
+    if dcs > 1:
+        per_dc = config.replication(len(addresses), dcs)
+        rf = ",".join(f"{dc}:{n}" for dc, n in per_dc.items()) + f"&dc={config.dc_of(1, dcs)}"
+    else:
+        rf = str(min(len(addresses), 3))
     return f"cassandra://{','.join(addresses)}/{keyspace}?rf={rf}{options}"
 
 
@@ -135,7 +139,8 @@ class Cluster:
         """The URL claimant connects with: logins and TLS included, no secret."""
         state = self.load()
         options = security.url_options(self.dir, auth=state.auth, tls=state.tls)
-        return store_url([self.spec(n.index).address for n in state.nodes], options=options)
+        addresses = [self.spec(n.index).address for n in state.nodes]
+        return store_url(addresses, options=options, dcs=state.dcs)
 
     def save(self, state: State) -> None:
         tmp = self.state_path.with_suffix(".tmp")

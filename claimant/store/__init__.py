@@ -2,7 +2,7 @@
 
 - ``sqlite:///absolute/path.db`` or ``sqlite:relative/path.db``: embedded, one file
   shared by any number of threads and processes on one machine.
-- ``cassandra://h1,h2,h3/keyspace?rf=3&dc=DC1&serial=LOCAL_SERIAL``: Apache Cassandra;
+- ``cassandra://h1,h2,h3/keyspace?rf=dc1:3,dc2:3&dc=dc1``: Apache Cassandra;
   ``&user=NAME&password_file=PATH`` (or ``password_env=VAR``) to log in,
   ``&ca_file=PATH`` for TLS (docs/cassandra.md). Never a password in the URL.
 """

@@ -94,7 +94,8 @@ def test_up_status_stop_start_by_dc(fake_env: Path, monkeypatch: pytest.MonkeyPa
     run = CliRunner()
     up = run.invoke(cluster, ["up", "-n", "3", "--dcs", "2", "--dir", d, "--timeout", "30"])
     assert up.exit_code == 0, up.output
-    assert "cassandra://127.0.2.1,127.0.2.2,127.0.2.3/claimant?rf=3" in up.output
+    # Replicas per DC (nodes 1 and 3 in dc1), this service in dc1.
+    assert "cassandra://127.0.2.1,127.0.2.2,127.0.2.3/claimant?rf=dc1:2,dc2:1&dc=dc1" in up.output
 
     def states() -> list[tuple[str, str]]:
         out = run.invoke(cluster, ["status", "--json", "--dir", d])
@@ -155,6 +156,11 @@ def test_compose_dcs(tmp_path: Path) -> None:
         assert _env(tmp_path, i)["CASSANDRA_SEEDS"] == "10.0.0.1,10.0.1.1"
         assert _env(tmp_path, i)["CASSANDRA_ENDPOINT_SNITCH"] == "GossipingPropertyFileSnitch"
     assert "dc1: hosts 1, 3; dc2: hosts 2, 4" in (tmp_path / "README.md").read_text()
+    # Each host's service names its own DC; the replication is the same.
+    for i, dc in ((1, "dc1"), (2, "dc2"), (4, "dc2")):
+        doc = yaml.safe_load((tmp_path / f"host{i}" / "docker-compose.yml").read_text())
+        store = doc["services"]["claimant"]["command"][2]
+        assert store == f"cassandra://{','.join(ips)}/claimant?rf=dc1:2,dc2:2&dc={dc}"
 
 
 def test_compose_three_dcs_seed_each(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from claimant.cli.cluster import cluster
 from claimant.cluster import ClusterError, config
 from claimant.cluster import node as proc
 from claimant.cluster.launcher import Cluster, NodeState, State, store_url
+from claimant.store import open_store
+from claimant.store.cassandra import CassandraStore
 
 FAKE = Path(__file__).with_name("fake_cassandra.py")  # the conftest's fake java
 
@@ -195,6 +197,24 @@ def test_state_round_trip() -> None:
 )
 def test_store_url(addresses: list[str], url: str) -> None:
     assert store_url(addresses) == url
+
+
+@pytest.mark.parametrize(
+    ("count", "dcs", "query"),
+    [
+        (2, 2, "rf=dc1:1,dc2:1&dc=dc1"),
+        (5, 2, "rf=dc1:3,dc2:2&dc=dc1"),
+        (3, 3, "rf=dc1:1,dc2:1,dc3:1&dc=dc1"),
+    ],
+)
+def test_store_url_per_dc(count: int, dcs: int, query: str) -> None:
+    addresses = [f"127.0.0.{i}" for i in range(1, count + 1)]
+    url = store_url(addresses, dcs=dcs)
+    assert url == f"cassandra://{','.join(addresses)}/claimant?{query}"
+    # ... and the store takes it.
+    st = open_store(url)
+    assert isinstance(st, CassandraStore)
+    assert st.dc == "dc1" and st.replication is not None and len(st.replication) == dcs
 
 
 def test_cli_up_prints_url(fake_env: Path) -> None:

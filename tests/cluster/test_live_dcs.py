@@ -80,7 +80,7 @@ def test_two_data_centres(tmp_path: Path) -> None:
             "up", "-n", "2", "--dcs", "2", "--base-address", BASE, "--dir", d,
             "--heap", "512m", "--timeout", TIMEOUT,
         )  # fmt: skip
-        assert "cassandra://127.0.0.4,127.0.0.5/claimant?rf=2" in out
+        assert "cassandra://127.0.0.4,127.0.0.5/claimant?rf=dc1:1,dc2:1&dc=dc1" in out
         nodes = _status(directory)
         assert [(n["address"], n["dc"], n["state"]) for n in nodes] == [
             ("127.0.0.4", "dc1", "up"),

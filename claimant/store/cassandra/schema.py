@@ -158,8 +158,13 @@ DATA_TABLES: Final[tuple[str, ...]] = (
 )
 
 
-def keyspace_cql(keyspace: str, rf: int, dc: str | None) -> str:
-    if dc:
+def keyspace_cql(keyspace: str, rf: int | dict[str, int], dc: str | None) -> str:
+    """``rf`` per DC ({dc: n}): NetworkTopologyStrategy over those DCs; a
+    single ``rf`` with the local ``dc``: that DC only; else SimpleStrategy."""
+    if isinstance(rf, dict):
+        per_dc = ", ".join(f"'{name}': {n}" for name, n in rf.items())
+        replication = f"{{'class': 'NetworkTopologyStrategy', {per_dc}}}"
+    elif dc:
         replication = f"{{'class': 'NetworkTopologyStrategy', '{dc}': {rf}}}"
     else:
         replication = f"{{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"

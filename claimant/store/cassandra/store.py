@@ -143,7 +143,13 @@ _CONSISTENCY = {
     name: getattr(ConsistencyLevel, name)
     for name in ("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 }
-_SERIAL = {"SERIAL": ConsistencyLevel.SERIAL, "LOCAL_SERIAL": ConsistencyLevel.LOCAL_SERIAL}
+_SERIAL = {
+    "SERIAL": ConsistencyLevel.SERIAL,
+    "LOCAL_SERIAL": ConsistencyLevel.LOCAL_SERIAL,
+    # LOCAL_SERIAL even on a keyspace of several DCs, which is unsafe
+    # (_settle_dcs): the tests use it to show the hazard.
+    "LOCAL_SERIAL_UNSAFE": ConsistencyLevel.LOCAL_SERIAL,
+}
 # Protocol v5 error code for "Paxos outcome unknown" (CASSANDRA-15350); the
 # driver has no class for it and raises its raw ErrorMessage.
 _CAS_WRITE_UNKNOWN = 0x1700
@@ -543,6 +549,31 @@ def _check_amounts(amounts: dict[str, int], what: str) -> None:
             raise InvalidInput(f"{rc}: {what} amounts are positive integers", field=rc)
 
 
+def _replication_option(value: str, dc: str | None) -> tuple[int, dict[str, int] | None]:
+    """``rf=N`` -> (N, None); ``rf=dc1:1,dc2:1`` -> (total, {dc: n}). A local
+    ``dc`` must be one of the replicated DCs: a service has no replica of its
+    own elsewhere, and DC-aware routing would send it nowhere."""
+    if ":" not in value:
+        return _int_option("rf", value, 1, 20), None
+    replication: dict[str, int] = {}
+    for part in value.split(","):
+        name, sep, count = part.strip().partition(":")
+        if not sep or not _DC.fullmatch(name):
+            raise InvalidInput(
+                f"store URL option rf {value!r}: give N, or DC:N for each data centre"
+                " (rf=dc1:3,dc2:3)"
+            )
+        if name in replication:
+            raise InvalidInput(f"store URL option rf {value!r}: data centre {name} twice")
+        replication[name] = _int_option(f"rf ({name})", count, 1, 20)
+    if dc is not None and dc not in replication:
+        raise InvalidInput(
+            f"store URL option dc {dc!r} is not among the data centres of rf"
+            f" ({', '.join(replication)})"
+        )
+    return sum(replication.values()), replication
+
+
 def _int_option(name: str, value: str, low: int, high: int) -> int:
     try:
         n = int(value)
@@ -574,14 +605,15 @@ class _Busy(Exception):
 
 
 class CassandraStore(Store):
-    """``cassandra://h1,h2,h3/keyspace?rf=3&dc=DC1&serial=LOCAL_SERIAL``.
+    """``cassandra://h1,h2,h3/keyspace?rf=dc1:3,dc2:3&dc=dc1``.
 
-    Options: ``rf`` replication factor used by ``migrate`` (default 1), ``dc``
-    local data centre (NetworkTopologyStrategy, DC-aware routing, LOCAL_*
-    consistency), ``serial`` SERIAL or LOCAL_SERIAL, ``consistency`` of plain
-    reads and writes (default QUORUM, LOCAL_QUORUM with ``dc``), ``port``,
-    ``timeout`` seconds per request, ``fetch`` candidate rows read per query;
-    credentials and TLS: ``claimant.store.cassandra.connect``.
+    Options: ``rf`` replication used by ``migrate`` (N, default 1, or per data
+    centre ``dc1:3,dc2:3``), ``dc`` this service's data centre (DC-aware
+    routing), ``serial`` SERIAL (default) or LOCAL_SERIAL (refused on a
+    keyspace of several DCs), ``consistency`` of plain reads and writes
+    (default QUORUM, LOCAL_QUORUM with ``dc`` on a keyspace of one DC),
+    ``port``, ``timeout`` seconds per request, ``fetch`` candidate rows read
+    per query; credentials and TLS: ``claimant.store.cassandra.connect``.
     """
 
     def __init__(self, hosts: list[str], keyspace: str, *, url: str | None = None, **options: str):
@@ -598,23 +630,34 @@ class CassandraStore(Store):
             raise InvalidInput(f"keyspace {keyspace!r} must be letters, digits and _")
         self.url = url or f"cassandra://{','.join(hosts)}/{keyspace}"
         self.keyspace = keyspace
-        self.rf = _int_option("rf", options.get("rf", "1"), 1, 20)
         self.dc = options.get("dc") or None
         if self.dc is not None and not _DC.fullmatch(self.dc):
             raise InvalidInput(
                 f"store URL option dc {self.dc!r} must be letters, digits, _, - and ."
                 " (a data centre's name as the snitch reports it)"
             )
-        serial = options.get("serial", "LOCAL_SERIAL" if self.dc else "SERIAL").upper()
-        if serial not in _SERIAL:
-            raise InvalidInput("store URL option serial must be SERIAL or LOCAL_SERIAL")
-        self.serial = _SERIAL[serial]
-        consistency = options.get("consistency", "LOCAL_QUORUM" if self.dc else "QUORUM").upper()
-        if consistency not in _CONSISTENCY:
+        # rf=N, or rf=dc1:N1,dc2:N2 (NetworkTopologyStrategy over those DCs).
+        self.rf, self.replication = _replication_option(options.get("rf", "1"), self.dc)
+        serial = options.get("serial", "").upper()
+        if serial and serial not in _SERIAL:
+            raise InvalidInput(
+                f"store URL option serial must be one of {', '.join(_SERIAL)}, got {serial!r}"
+            )
+        # SERIAL unless asked otherwise, whatever dc says: two services of two
+        # DCs at LOCAL_SERIAL on one partition run two Paxos groups, and both
+        # can take a provider's last unit (docs/cassandra.md, several DCs).
+        self._serial_asked = serial or None
+        self._warned = False
+        self.serial = _SERIAL[serial or "SERIAL"]
+        consistency = options.get("consistency", "").upper()
+        if consistency and consistency not in _CONSISTENCY:
             raise InvalidInput(
                 f"store URL option consistency must be one of {', '.join(_CONSISTENCY)}"
             )
-        self.consistency = _CONSISTENCY[consistency]
+        self._consistency_asked = consistency or None
+        self.consistency = _CONSISTENCY[consistency or ("LOCAL_QUORUM" if self.dc else "QUORUM")]
+        # What the URL alone says; the keyspace itself decides at connect time.
+        self._settle_dcs(sorted(self.replication or ()))
         self.port = _int_option("port", options.get("port", "9042"), 1, 65535)
         self.timeout = float(_int_option("timeout", options.get("timeout", "10"), 1, 600))
         self.fetch = _int_option("fetch", options.get("fetch", "20"), 1, 100_000)
@@ -630,6 +673,7 @@ class CassandraStore(Store):
             self.hosts.append(host)
         self._cluster: Cluster | None = None
         self._session: Session | None = None
+        self._profile: ExecutionProfile | None = None
         self._prepared: dict[str, PreparedStatement] = {}
         # provider uuid -> the newest state this process has seen; a claim
         # against that generation needs no read first (docs/cassandra.md).
@@ -659,6 +703,49 @@ class CassandraStore(Store):
             "fast": 0,
         }
 
+    def _settle_dcs(self, dcs: list[str]) -> None:
+        """Serial and plain consistency for a keyspace with replicas in ``dcs``.
+
+        Several DCs: every compare-and-set must go through ONE Paxos group per
+        partition, so LOCAL_SERIAL is refused (each DC would run its own, and
+        two services could both win the last unit); plain reads and writes
+        default to QUORUM, so a read in one DC sees what a service in another
+        DC wrote and was told was written (a claim's locator, a consumer)."""
+        self.dcs = dcs
+        if len(dcs) < 2:
+            return
+        if self._serial_asked == "LOCAL_SERIAL":
+            raise InvalidInput(
+                f"store URL option serial=LOCAL_SERIAL: keyspace {self.keyspace} has"
+                f" replicas in {len(dcs)} data centres ({', '.join(dcs)}); LOCAL_SERIAL"
+                " there runs one Paxos group per data centre, and services of two data"
+                " centres could both take a provider's last unit. Leave serial out"
+                " (SERIAL: one group across them)"
+            )
+        if self._serial_asked == "LOCAL_SERIAL_UNSAFE" and not self._warned:
+            self._warned = True
+            log.warning(
+                "store %s: LOCAL_SERIAL on a keyspace in %s: services of different"
+                " data centres can overcommit a provider",
+                self.url,
+                ", ".join(dcs),
+            )
+        if self._consistency_asked is None:
+            self.consistency = ConsistencyLevel.QUORUM
+
+    def _keyspace_dcs(self, cluster: Cluster) -> list[str] | None:
+        """The DCs the keyspace has replicas in, as the cluster says; None if
+        it does not exist yet (then the URL's ``rf`` will make it)."""
+        meta = cluster.metadata.keyspaces.get(self.keyspace)
+        if meta is None:
+            return None
+        strategy = meta.replication_strategy
+        per_dc = getattr(strategy, "dc_replication_factors", None)
+        if per_dc is not None:
+            return sorted(dc for dc, n in per_dc.items() if int(n) > 0)
+        # SimpleStrategy (or another): replicas anywhere in the ring.
+        return sorted({h.datacenter for h in cluster.metadata.all_hosts() if h.datacenter})
+
     def _lock(self, provider_uuid: str) -> threading.RLock:
         lock = self._locks.get(provider_uuid)
         if lock is None:
@@ -679,7 +766,7 @@ class CassandraStore(Store):
 
     def _connect_locked(self) -> Session:
         child = DCAwareRoundRobinPolicy(local_dc=self.dc) if self.dc else RoundRobinPolicy()
-        profile = ExecutionProfile(
+        profile = self._profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(child),
             consistency_level=self.consistency,
             serial_consistency_level=self.serial,
@@ -709,6 +796,16 @@ class CassandraStore(Store):
                 session = cluster.connect()
         except _DRIVER_ERRORS as exc:
             raise connect.connect_error(exc, self.security, where) from exc
+        # The keyspace as it is, not as this URL would make it: another
+        # service may have made it over more DCs.
+        dcs = self._keyspace_dcs(cluster)
+        if dcs is not None:
+            try:
+                self._settle_dcs(dcs)
+            except InvalidInput:
+                cluster.shutdown()
+                raise
+            profile.consistency_level = self.consistency
         self._cluster, self._session = cluster, session
         return session
 
@@ -812,7 +909,7 @@ class CassandraStore(Store):
 
     # -- lifecycle -------------------------------------------------------------------
     def migrate(self) -> int:
-        self._ddl(keyspace_cql(self.keyspace, self.rf, self.dc))
+        self._ddl(keyspace_cql(self.keyspace, self.replication or self.rf, self.dc))
         for attempt in range(20):
             try:
                 self._use_keyspace()
@@ -822,6 +919,12 @@ class CassandraStore(Store):
                 if attempt == 19:
                     raise
                 time.sleep(1)
+        if self._cluster is not None and self._profile is not None:
+            # A keyspace this call made: SimpleStrategy spans every DC of the ring.
+            dcs = self._keyspace_dcs(self._cluster)
+            if dcs is not None:
+                self._settle_dcs(dcs)
+                self._profile.consistency_level = self.consistency
         try:
             rows = self._run(q.GET_META, ["schema_version"])
             version = int(rows[0].value) if rows else 0
