@@ -60,9 +60,11 @@ def check_aggregate_name(name: str) -> None:
             f"aggregate name {name!r}: 1-200 printable characters, no surrounding spaces",
             field="name",
         )
-    if "," in name or name.startswith("!") or name.startswith("in:"):
-        # member_of's own syntax: "in:A,B" and "!A".
-        raise InvalidInput(f"aggregate name {name!r}: no ',', leading '!' or 'in:'", field="name")
+    if "," in name or "/" in name or name.startswith("!") or name.startswith("in:"):
+        # member_of's own syntax ("in:A,B", "!A"), and "/" that a URL path splits on.
+        raise InvalidInput(
+            f"aggregate name {name!r}: no ',' or '/', no leading '!' or 'in:'", field="name"
+        )
     try:
         uuid_mod.UUID(name)
     except ValueError:

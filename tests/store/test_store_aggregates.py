@@ -44,7 +44,10 @@ def test_names_and_uuids_are_unique(store: Store) -> None:
     assert [a.name for a in store.list_aggregates()] == ["rack-1", "rack-2"]
 
 
-@pytest.mark.parametrize("bad", ["", " x", "a,b", "!a", "in:a", str(uuidlib.uuid4()), "x" * 201])
+BAD_NAMES = ["", " x", "a,b", "a/b", "!a", "in:a", "a\tb", str(uuidlib.uuid4()), "x" * 201]
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
 def test_bad_names_are_refused(store: Store, bad: str) -> None:
     with pytest.raises(InvalidInput):
         store.create_aggregate(bad)
