@@ -49,6 +49,7 @@ def get_capacity(store: StoreDep, timeout: HeartbeatTimeoutDep) -> dict[str, Any
     health = {h.value: 0 for h in Health}
     enabled = 0
     usages = store.list_usages()
+    names = {a.uuid: a.name for a in store.list_aggregates()}
     for pu in usages:
         p = pu.provider
         h = provider_health(p.heartbeat_at, now, timeout)
@@ -73,6 +74,7 @@ def get_capacity(store: StoreDep, timeout: HeartbeatTimeoutDep) -> dict[str, Any
         "aggregates": [
             {
                 "uuid": agg,
+                "name": names.get(agg),
                 "providers": members[agg],
                 "resource_classes": {rc: s.to_dict() for rc, s in sorted(sums.items())},
             }

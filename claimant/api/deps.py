@@ -9,10 +9,11 @@ from fastapi import Depends, Path, Request
 
 from claimant.api.auth import Context, Forbidden
 from claimant.api.gate import CONTEXT_KEY
-from claimant.model.errors import InvalidInput, NotFound
+from claimant.model.errors import UNKNOWN_AGGREGATE, InvalidInput, NotFound
 from claimant.model.names import is_standard_resource_class, is_standard_trait
 from claimant.model.provider import MAX_NAME, normalize_uuid
 from claimant.store import ProviderFilter, Store
+from claimant.store.base import aggregate_key
 
 
 async def _store(request: Request) -> Store:
@@ -105,3 +106,25 @@ def check_traits(store: Store, names: Iterable[str]) -> None:
         raise InvalidInput(
             f"no such trait(s): {', '.join(sorted(unknown))}", traits=sorted(unknown)
         )
+
+
+def resolve_aggregates(store: Store, refs: Iterable[str], field: str = "member_of") -> set[str]:
+    """Aggregate uuids for uuids or names (the native API's edge: the store
+    and the Placement API see uuids only). An unknown name is a 400."""
+    out = set()
+    for ref in refs:
+        kind, key = aggregate_key(ref)
+        if kind == "uuid":
+            out.add(key)
+            continue
+        try:
+            out.add(store.get_aggregate(ref).uuid)
+        except NotFound:
+            raise InvalidInput(
+                f"{field}: no aggregate named {ref!r}: name it with"
+                f" `claimant aggregate create {ref}` (POST /v1/aggregates) or give its uuid",
+                code=UNKNOWN_AGGREGATE,
+                field=field,
+                name=ref,
+            ) from None
+    return out

@@ -6,8 +6,8 @@ Every route of the native API and of the Placement API names one rule
 default is one of four base rules:
 
 ========================  =====================================================
-``admin_api``             catalogue changes (resource classes, traits, types)
-                          and provider deletion
+``admin_api``             catalogue changes (resource classes, traits, types,
+                          aggregate names) and provider deletion
 ``service_api``           writes: providers, inventories, claims, allocations
 ``reader_api``            reads
 ``project_reader_api``    a reader of the project named in the target (usages)

@@ -13,6 +13,7 @@ from claimant.api.deps import (
     check_resource_classes,
     check_traits,
     provider_ref,
+    resolve_aggregates,
 )
 from claimant.api.schemas.providers import ProviderCreate, ProviderUpdate, provider_to_dict
 from claimant.model import (
@@ -63,17 +64,18 @@ def parse_required(values: list[str]) -> tuple[set[str], set[str], list[frozense
     return required, forbidden, any_of
 
 
-def parse_member_of(values: list[str]) -> tuple[list[frozenset[str]], set[str]]:
-    """``member_of=in:U1,U2`` or ``member_of=U1`` (any of), ``member_of=!U3`` (none of)."""
+def parse_member_of(store: Store, values: list[str]) -> tuple[list[frozenset[str]], set[str]]:
+    """``member_of=in:A1,A2`` or ``member_of=A1`` (any of), ``member_of=!A3``
+    (none of); each A a uuid or an aggregate's name."""
     any_of: list[frozenset[str]] = []
     forbidden: set[str] = set()
     for value in values:
         if value.startswith("!"):
-            forbidden |= {normalize_uuid(u, "member_of") for u in _names(value[1:], "member_of")}
+            forbidden |= resolve_aggregates(store, _names(value[1:], "member_of"), "member_of")
             continue
         if value.startswith("in:"):
             value = value[3:]
-        any_of.append(frozenset(normalize_uuid(u, "member_of") for u in _names(value, "member_of")))
+        any_of.append(frozenset(resolve_aggregates(store, _names(value, "member_of"), "member_of")))
     return any_of, forbidden
 
 
@@ -122,7 +124,7 @@ def list_providers(
         check_resource_classes(store, amounts)
         req, forbidden, any_traits = parse_required(required or [])
         check_traits(store, req | forbidden | {t for s in any_traits for t in s})
-        aggregates, forbidden_aggregates = parse_member_of(member_of or [])
+        aggregates, forbidden_aggregates = parse_member_of(store, member_of or [])
         group = RequestGroup(
             resources=amounts,
             required_traits=frozenset(req),
@@ -172,7 +174,7 @@ def create_provider(body: ProviderCreate, store: StoreDep, response: Response) -
         parent_uuid=body.parent_uuid,
         attributes=attributes,
         traits=frozenset(body.traits),
-        aggregates=frozenset(body.aggregates),
+        aggregates=frozenset(resolve_aggregates(store, body.aggregates, "aggregates")),
         inventories=inventories,
         enabled=body.enabled,
     )

@@ -19,6 +19,7 @@ from claimant.api.deps import (
     check_resource_classes,
     check_traits,
     path_uuid,
+    resolve_aggregates,
     visible,
 )
 from claimant.api.schemas.requests import FlavorBody, GroupBody, RequestCreate
@@ -110,8 +111,8 @@ def _group(store: Store, g: GroupBody) -> RequestGroup:
         forbidden_traits=frozenset(g.forbidden_traits),
         any_traits=tuple(frozenset(s) for s in g.any_traits),
         attributes=_constraints(store, g),
-        member_of=tuple(frozenset(s) for s in g.member_of),
-        forbidden_aggregates=frozenset(g.forbidden_aggregates),
+        member_of=tuple(frozenset(resolve_aggregates(store, s)) for s in g.member_of),
+        forbidden_aggregates=frozenset(resolve_aggregates(store, g.forbidden_aggregates)),
         in_tree=g.in_tree,
         provider_type=g.provider_type,
         span=Span(g.span),

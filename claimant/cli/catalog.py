@@ -4,6 +4,7 @@ requests and providers use, and aggregate membership."""
 from __future__ import annotations
 
 import urllib.parse
+import uuid as uuid_mod
 from typing import Any
 
 import click
@@ -205,8 +206,13 @@ def resource_type_delete(api: Api, name: str) -> None:
 # -- aggregates ------------------------------------------------------------------
 @click.group()
 def aggregate() -> None:
-    """Aggregates: groups of providers (a uuid, as in Placement). An aggregate
-    exists while a provider is in it: add and remove members."""
+    """Aggregates: groups of providers, each a uuid (as in Placement) with an
+    optional name (create / delete: admin). Names are accepted wherever an
+    aggregate is; deleting a name leaves its providers in the uuid."""
+
+
+def _agg_label(out: Out, a: dict[str, Any]) -> str:
+    return a.get("name") or out.uuid(a["uuid"])
 
 
 def render_aggregates(out: Out, aggregates: list[dict[str, Any]]) -> None:
@@ -216,7 +222,7 @@ def render_aggregates(out: Out, aggregates: list[dict[str, Any]]) -> None:
             s = a["resource_classes"][rc]
             first = i == 0
             rows.append(
-                [out.uuid(a["uuid"]) if first else "", a["providers"] if first else "", rc,
+                [_agg_label(out, a) if first else "", a["providers"] if first else "", rc,
                  s["capacity"], s["used"], s["free"], f"{s['used_percent']:.0f}%"]
             )  # fmt: skip
     cols = ["AGGREGATE", "PROVIDERS", "CLASS", "CAPACITY", "USED", "FREE", "USE%"]
@@ -226,21 +232,62 @@ def render_aggregates(out: Out, aggregates: list[dict[str, Any]]) -> None:
         out.line("no aggregates: no provider is in one")
 
 
+def _render_names(out: Out, names: list[dict[str, Any]]) -> None:
+    rows = [[a["name"], out.uuid(a["uuid"]), a["providers"]] for a in names]
+    out.table(["NAME", "UUID", "PROVIDERS"], rows, title="named aggregates", right=["PROVIDERS"])
+
+
 @aggregate.command("list")
 @with_api
 def aggregate_list(api: Api) -> None:
-    """List aggregates with their providers' capacity and use."""
-    data = {"aggregates": api.call("GET", "/capacity")["aggregates"]}
-    api.out.emit(data, lambda d: render_aggregates(api.out, d["aggregates"]))
+    """List aggregates with their providers' capacity and use, and the names
+    (named aggregates without providers included)."""
+    data = {
+        "aggregates": api.call("GET", "/capacity")["aggregates"],
+        "names": api.call("GET", "/aggregates")["aggregates"],
+    }
+
+    def render(d: dict[str, Any]) -> None:
+        render_aggregates(api.out, d["aggregates"])
+        if d["names"]:
+            _render_names(api.out, d["names"])
+
+    api.out.emit(data, render)
+
+
+def _uuid_of(api: Api, ref: str) -> tuple[str, str | None]:
+    """(uuid, name) of an aggregate given by name or uuid."""
+    try:
+        return str(uuid_mod.UUID(ref)), None
+    except ValueError:
+        pass
+    try:
+        a = api.call("GET", f"/aggregates/{_q(ref)}")
+    except CliError as exc:
+        if exc.code == "not_found":
+            api.fail(
+                "not_found",
+                f"no aggregate named {ref!r}",
+                fix=f"create it with `claimant aggregate create {ref}`",
+            )
+        raise
+    return a["uuid"], a["name"]
 
 
 @aggregate.command("show")
 @with_api
-@click.argument("uuid")
-def aggregate_show(api: Api, uuid: str) -> None:
+@click.argument("ref", metavar="NAME_OR_UUID")
+def aggregate_show(api: Api, ref: str) -> None:
     """Show an aggregate's providers with health and usage."""
+    uuid, name = _uuid_of(api, ref)
+    if name is None:
+        try:
+            name = api.call("GET", f"/aggregates/{uuid}")["name"]
+        except CliError as exc:
+            if exc.code != "not_found":
+                raise
     found = api.call("GET", "/providers", params={"member_of": uuid, "include": "usage"})
-    if not found["providers"]:
+    if not found["providers"] and name is None:
         api.fail(
             "not_found",
             f"no provider is in aggregate {uuid}",
@@ -248,10 +295,39 @@ def aggregate_show(api: Api, uuid: str) -> None:
         )
 
     def render(d: dict[str, Any]) -> None:
-        api.out.line(f"aggregate {uuid}: {len(d['providers'])} provider(s)")
-        render_providers(api.out, d["providers"])
+        label = f"{name} ({uuid})" if name else uuid
+        api.out.line(f"aggregate {label}: {len(d['providers'])} provider(s)")
+        if d["providers"]:
+            render_providers(api.out, d["providers"])
 
-    api.out.emit({"uuid": uuid, **found}, render)
+    api.out.emit({"uuid": uuid, "name": name, **found}, render)
+
+
+@aggregate.command("create")
+@with_api
+@click.argument("name")
+@click.option("--uuid", "uuid", help="Name this existing aggregate uuid (default: a new one).")
+def aggregate_create(api: Api, name: str, uuid: str | None) -> None:
+    """Name an aggregate."""
+    body = {"name": name, **({"uuid": uuid} if uuid else {})}
+    a = api.call("POST", "/aggregates", json=body)
+    api.out.emit(a, lambda d: api.out.line(f"created aggregate {d['name']} ({d['uuid']})"))
+
+
+@aggregate.command("delete")
+@with_api
+@click.argument("ref", metavar="NAME_OR_UUID")
+def aggregate_delete(api: Api, ref: str) -> None:
+    """Delete an aggregate's name; its providers stay in the (now unnamed) uuid."""
+    a = api.call("GET", f"/aggregates/{_q(ref)}")
+    api.call("DELETE", f"/aggregates/{_q(a['uuid'])}")
+    api.out.emit(
+        {"deleted": a["name"], "uuid": a["uuid"], "providers": a["providers"]},
+        lambda d: api.out.line(
+            f"deleted name {d['deleted']}: {d['providers']} provider(s) stay in"
+            f" {api.out.uuid(d['uuid'])}"
+        ),
+    )
 
 
 def _change_membership(api: Api, uuid: str, refs: tuple[str, ...], add: bool) -> list[str]:
@@ -278,25 +354,27 @@ def _change_membership(api: Api, uuid: str, refs: tuple[str, ...], add: bool) ->
 
 @aggregate.command("add")
 @with_api
-@click.argument("uuid")
+@click.argument("ref", metavar="NAME_OR_UUID")
 @click.argument("providers", nargs=-1, required=True)
-def aggregate_add(api: Api, uuid: str, providers: tuple[str, ...]) -> None:
-    """Put providers (names or uuids) into an aggregate."""
+def aggregate_add(api: Api, ref: str, providers: tuple[str, ...]) -> None:
+    """Put providers (names or uuids) into an aggregate (a name or a uuid)."""
+    uuid, _ = _uuid_of(api, ref)
     changed = _change_membership(api, uuid, providers, add=True)
     api.out.emit(
         {"aggregate": uuid, "added": changed},
-        lambda d: api.out.line(f"aggregate {uuid}: added {' '.join(changed) or 'nothing new'}"),
+        lambda d: api.out.line(f"aggregate {ref}: added {' '.join(changed) or 'nothing new'}"),
     )
 
 
 @aggregate.command("remove")
 @with_api
-@click.argument("uuid")
+@click.argument("ref", metavar="NAME_OR_UUID")
 @click.argument("providers", nargs=-1, required=True)
-def aggregate_remove(api: Api, uuid: str, providers: tuple[str, ...]) -> None:
-    """Take providers (names or uuids) out of an aggregate."""
+def aggregate_remove(api: Api, ref: str, providers: tuple[str, ...]) -> None:
+    """Take providers (names or uuids) out of an aggregate (a name or a uuid)."""
+    uuid, _ = _uuid_of(api, ref)
     changed = _change_membership(api, uuid, providers, add=False)
     api.out.emit(
         {"aggregate": uuid, "removed": changed},
-        lambda d: api.out.line(f"aggregate {uuid}: removed {' '.join(changed) or 'nothing'}"),
+        lambda d: api.out.line(f"aggregate {ref}: removed {' '.join(changed) or 'nothing'}"),
     )

@@ -210,7 +210,7 @@ def provider_show(api: Api, ref: str) -> None:
 @click.option("--parent", help="Parent provider (name or uuid).")
 @click.option("--inventory", multiple=True, help="VCPU=16,MEMORY_MB=65536 (totals).")
 @click.option("--trait", multiple=True, help="Trait names (repeatable or comma-separated).")
-@click.option("--aggregate", multiple=True, help="Aggregate uuids.")
+@click.option("--aggregate", multiple=True, help="Aggregate names or uuids.")
 @click.option("--attribute", multiple=True, help="key=value (JSON scalars or strings).")
 @click.option("--disabled", is_flag=True, help="Create it disabled (not scheduled onto).")
 def provider_create(

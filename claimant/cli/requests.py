@@ -109,7 +109,7 @@ def request() -> None:
 @click.option("--flavor", help="vcpus=2,memory_mb=2048[,disk_gb=20] - a flavor template.")
 @click.option("--required", multiple=True, help="Required traits (repeatable, comma-separated).")
 @click.option("--forbidden", multiple=True, help="Forbidden traits.")
-@click.option("--member-of", multiple=True, help="Aggregate uuids, any of (repeatable: all).")
+@click.option("--member-of", multiple=True, help="Aggregates (name or uuid), any of; repeat: all.")
 @click.option("--in-tree", help="Only under this provider's tree (name or uuid).")
 @click.option("--provider-type")
 @click.option(

@@ -38,6 +38,8 @@ CONFLICT = "conflict"
 AGENT_UNAVAILABLE = "agent_unavailable"
 DEADLINE_EXCEEDED = "deadline_exceeded"
 BUILD_FAILED = "build_failed"
+# An aggregate named in a request that has no such name (claimant.api.aggregates).
+UNKNOWN_AGGREGATE = "unknown_aggregate"
 
 
 class ClaimantError(Exception):

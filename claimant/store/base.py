@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import time
+import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -27,6 +28,7 @@ from claimant.model import (
     ClaimStatus,
     Consumer,
     ConsumerAllocations,
+    InvalidInput,
     Inventory,
     NotFound,
     Provider,
@@ -38,6 +40,48 @@ from claimant.model import (
     Strategy,
 )
 from claimant.model.events import Event, Subject
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateName:
+    """A name for an aggregate uuid (``create_aggregate``). Membership stays
+    keyed by uuid: a name is only a label, and an aggregate need not have one."""
+
+    name: str
+    uuid: str
+    created_at: float
+
+
+def check_aggregate_name(name: str) -> None:
+    """A name is 1-200 printable characters and not uuid-shaped, so that a
+    reference that parses as a uuid is always a uuid."""
+    if not name or len(name) > 200 or not name.isprintable() or name != name.strip():
+        raise InvalidInput(
+            f"aggregate name {name!r}: 1-200 printable characters, no surrounding spaces",
+            field="name",
+        )
+    if "," in name or "/" in name or name.startswith("!") or name.startswith("in:"):
+        # member_of's own syntax ("in:A,B", "!A"), and "/" that a URL path splits on.
+        raise InvalidInput(
+            f"aggregate name {name!r}: no ',' or '/', no leading '!' or 'in:'", field="name"
+        )
+    try:
+        uuid_mod.UUID(name)
+    except ValueError:
+        return
+    raise InvalidInput(f"aggregate name {name!r} looks like a uuid", field="name")
+
+
+def aggregate_key(ref: str) -> tuple[str, str]:
+    """("uuid", normalised uuid) when ``ref`` parses as a uuid, else ("name", ref)."""
+    try:
+        return "uuid", str(uuid_mod.UUID(ref))
+    except ValueError:
+        return "name", ref
+
+
+def aggregate_not_found(ref: str) -> NotFound:
+    return NotFound(f"no aggregate named {ref!r}", kind="aggregate", name=ref)
 
 
 class _Unset:
@@ -230,6 +274,27 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_resource_type(self, name: str) -> None:
         """InUse while a provider has this type; InvalidInput for built-ins."""
+
+    # -- aggregate names ---------------------------------------------------
+    @abc.abstractmethod
+    def create_aggregate(self, name: str, uuid: str | None = None) -> AggregateName:
+        """Name an aggregate: ``uuid`` (normalised by the caller) or a new one.
+        AlreadyExists if the name is taken or the uuid already has a name
+        (field ``name`` / ``uuid``); InvalidInput for a bad name. Providers
+        already in that uuid are members of the named aggregate at once."""
+
+    @abc.abstractmethod
+    def get_aggregate(self, ref: str) -> AggregateName:
+        """By name, or by uuid when ``ref`` is a uuid. NotFound otherwise."""
+
+    @abc.abstractmethod
+    def list_aggregates(self) -> list[AggregateName]:
+        """Every named aggregate, by name."""
+
+    @abc.abstractmethod
+    def delete_aggregate(self, ref: str) -> None:
+        """Forget a name (by name or uuid). Memberships are untouched: the
+        providers stay in the uuid, which is then unnamed. NotFound if none."""
 
     # -- providers ---------------------------------------------------------
     @abc.abstractmethod

@@ -68,9 +68,10 @@ from claimant.model.names import (
     validate_custom_name,
 )
 from claimant.model.types import check_constraint, infer_spec
-from claimant.store import sqlite_bulk, sqlite_events, sqlite_summary
+from claimant.store import sqlite_aggregates, sqlite_bulk, sqlite_events, sqlite_summary
 from claimant.store.base import (
     UNSET,
+    AggregateName,
     CandidateQuery,
     ClaimSpec,
     CloudSummary,
@@ -531,6 +532,19 @@ class SQLiteStore(Store):
             if conn.execute("SELECT 1 FROM providers WHERE type = ? LIMIT 1", (name,)).fetchone():
                 raise InUse(f"resource type {name} is in use by providers", name=name)
             conn.execute("DELETE FROM resource_types WHERE name = ?", (name,))
+
+    # -- aggregate names ---------------------------------------------------
+    def create_aggregate(self, name: str, uuid: str | None = None) -> AggregateName:
+        return sqlite_aggregates.create(self, name, uuid)
+
+    def get_aggregate(self, ref: str) -> AggregateName:
+        return sqlite_aggregates.get(self, ref)
+
+    def list_aggregates(self) -> list[AggregateName]:
+        return sqlite_aggregates.list_all(self)
+
+    def delete_aggregate(self, ref: str) -> None:
+        sqlite_aggregates.delete(self, ref)
 
     # -- providers ---------------------------------------------------------
     def create_provider(self, provider: Provider) -> Provider:

@@ -130,9 +130,18 @@ MIGRATIONS: list[list[str]] = [
             details TEXT NOT NULL)""",
         "CREATE INDEX events_subject ON events(subject, subject_id, id)",
     ],
+    # 3: names for aggregates (store/sqlite_aggregates.py); membership stays
+    # in provider_aggregates, keyed by uuid.
+    [
+        """CREATE TABLE aggregate_names (
+            name TEXT PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL)""",
+    ],
 ]
 
 TABLES = (
+    "aggregate_names",
     "events",
     "requests",
     "consumers",

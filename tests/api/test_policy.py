@@ -44,6 +44,7 @@ def _fill(path: str) -> str:
         "consumer_uuid": str(uuid.uuid4()),
         "name": "CUSTOM_MATRIX",
         "resource_class": "VCPU",
+        "name_or_uuid": "rack-matrix",
     }
     for key, value in values.items():
         path = path.replace("{" + key + "}", value)

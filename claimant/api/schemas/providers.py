@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
+from claimant.api.schemas.aggregates import AggregateRef
 from claimant.api.schemas.common import Body, Generation, Name, ResourceClassName, TraitName
 from claimant.api.schemas.common import UuidStr as Uuid
 from claimant.api.schemas.inventories import InventoryBody, inventory_to_dict
@@ -19,7 +20,7 @@ class ProviderCreate(Body):
     parent_uuid: Uuid | None = None
     attributes: dict[StrictStr, AttributeValueIn] = {}
     traits: list[TraitName] = []
-    aggregates: list[Uuid] = []
+    aggregates: list[AggregateRef] = []  # uuids or names (resolved by the handler)
     inventories: dict[ResourceClassName, InventoryBody] = {}
     enabled: StrictBool = True
 

@@ -11,6 +11,7 @@ from claimant.api.bounds import (
     MAX_MEMBER_OF,
     MAX_PLACEMENTS,
 )
+from claimant.api.schemas.aggregates import AggregateRef
 from claimant.api.schemas.common import (
     Amount,
     Body,
@@ -51,10 +52,10 @@ class GroupBody(Body):
     attributes: Annotated[list[AttributeConstraintBody], Capped] = []
     # Each inner list: the provider is in at least one of these aggregates.
     member_of: Annotated[
-        list[Annotated[list[UuidStr], Field(min_length=1, max_length=MAX_LIST)]],
+        list[Annotated[list[AggregateRef], Field(min_length=1, max_length=MAX_LIST)]],
         Field(max_length=MAX_MEMBER_OF),
     ] = []
-    forbidden_aggregates: Annotated[list[UuidStr], Capped] = []
+    forbidden_aggregates: Annotated[list[AggregateRef], Capped] = []
     in_tree: UuidStr | None = None
     provider_type: TypeName | None = None
     span: Annotated[

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from claimant.store.cassandra.aggregates import MIGRATION as AGGREGATES_MIGRATION
+from claimant.store.cassandra.aggregates import TABLES as AGGREGATES_TABLES
 from claimant.store.cassandra.events import TABLE as EVENTS_TABLE
 
 # Indexes on the providers table, all Storage-Attached (SAI, Cassandra 5.0).
@@ -135,7 +137,10 @@ _V4: Final[list[str]] = [
 # V5: events per request and per provider (cassandra/events.py).
 _V5: Final[list[str]] = [EVENTS_TABLE]
 
-MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5]
+# V6: names for aggregates (cassandra/aggregates.py).
+_V6: Final[list[str]] = AGGREGATES_MIGRATION
+
+MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5, _V6]
 # The schema version that made ``sharing_providers``: ``migrate()`` from below
 # it fills the table (found by the list, should the migrations be renumbered).
 SHARING_SINCE: Final = MIGRATIONS.index(_V4) + 1
@@ -155,6 +160,7 @@ DATA_TABLES: Final[tuple[str, ...]] = (
     "txns",
     "sharing_providers",
     "events",
+    *AGGREGATES_TABLES,
 )
 
 

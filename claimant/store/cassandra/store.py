@@ -90,6 +90,7 @@ from claimant.model.names import (
 from claimant.model.types import AttributeConstraint, check_constraint, infer_spec
 from claimant.store.base import (
     UNSET,
+    AggregateName,
     CandidateQuery,
     ClaimSpec,
     CloudSummary,
@@ -101,6 +102,7 @@ from claimant.store.base import (
     TreeQuery,
     _Unset,
 )
+from claimant.store.cassandra import aggregates as _aggregates
 from claimant.store.cassandra import bulk, connect, fast
 from claimant.store.cassandra import events as _events
 from claimant.store.cassandra import queries as q
@@ -3017,6 +3019,18 @@ class CassandraStore(Store):
 
     def add_events(self, events: Sequence[Event]) -> None:
         _events.add_events(self, events)
+
+    def create_aggregate(self, name: str, uuid: str | None = None) -> AggregateName:
+        return _aggregates.create(self, name, uuid)
+
+    def get_aggregate(self, ref: str) -> AggregateName:
+        return _aggregates.get(self, ref)
+
+    def list_aggregates(self) -> list[AggregateName]:
+        return _aggregates.list_all(self)
+
+    def delete_aggregate(self, ref: str) -> None:
+        _aggregates.delete(self, ref)
 
     def list_events(self, subject: Subject, subject_id: str, *, limit: int = 100) -> list[Event]:
         return _events.list_events(self, subject, subject_id, limit)
