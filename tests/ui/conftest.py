@@ -110,6 +110,9 @@ def _populate(cloud: Cloud) -> None:
         "DISK_GB": {"total": 1000},
     }
     with cloud.api() as api:
+        # Aggregate A has a name, B only its uuid: the pages show both kinds.
+        r = api.post("/v1/aggregates", json={"name": "rack-a", "uuid": AGG_A})
+        assert r.status_code == 201, r.text
         for rack, agg in (("a", AGG_A), ("b", AGG_B)):
             for i in range(1, 5):
                 name = f"rack-{rack}-{i}"

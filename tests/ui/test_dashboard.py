@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.api.serve_support import serve
-from tests.ui.conftest import AGG_A, AGG_B, Cloud, Watched, screenshot
+from tests.ui.conftest import AGG_B, Cloud, Watched, screenshot
 
 WAIT = 30_000  # ms: how long an element may take to appear (not a measurement)
 
@@ -86,7 +86,7 @@ def test_overview_shows_capacity_per_class_and_aggregate_and_a_heat_map(
     page.wait_for_selector(".cell[data-host='numa-gpu-1'] .pct:text-is('0%')", timeout=WAIT)
 
     aggs = {r[0]: r for r in _cells(page, "table.aggregates")}
-    assert aggs[f"aggregate {AGG_A[:8]}"][1] == "4"
+    assert aggs["rack-a"][1] == "4"  # a named aggregate shows its name
     assert aggs[f"aggregate {AGG_B[:8]}"][1] == "5"
     assert aggs["in no aggregate"][1] == "1"
     watched.clean()

@@ -437,6 +437,11 @@ function overviewPage(view) {
   async function update() {
     const [cloud, c] = await Promise.all([loadCloud(), caps()]);
     const capacity = c.capacity ? await api("/capacity") : null;
+    // Named aggregates: servers that have names put them in /v1/capacity.
+    aggNames = {};
+    ((capacity && capacity.aggregates) || []).forEach((a) => {
+      if (a.uuid && a.name) aggNames[a.uuid] = a.name;
+    });
     const { hosts } = cloud;
     const counts = {};
     hosts.forEach((x) => (counts[x.health] = (counts[x.health] || 0) + 1));
@@ -511,7 +516,9 @@ function groupsByAggregate(hosts) {
   return [...groups.entries()].sort((a, b) => (a[0] === "" ? 1 : b[0] === "" ? -1 : a[0].localeCompare(b[0])));
 }
 
-function aggregateName(uuid, names) {
+let aggNames = {};
+
+function aggregateName(uuid, names = aggNames) {
   if (!uuid) return "in no aggregate";
   return (names && names[uuid]) || "aggregate " + short(uuid);
 }
