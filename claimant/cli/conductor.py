@@ -162,6 +162,15 @@ def conductor_serve(
 
 
 def _call(url: str, token: str | None, out: Out, method: str, path: str, **kw: Any) -> Any:
+    status, data, text = _request(url, token, out, method, path, **kw)
+    if status >= 400:
+        _raise_for(status, data, text, out)
+    return data
+
+
+def _request(
+    url: str, token: str | None, out: Out, method: str, path: str, **kw: Any
+) -> tuple[int, Any, str]:
     headers = {"X-Auth-Token": token} if token else {}
     try:
         r = httpx.request(method, url.rstrip("/") + path, headers=headers, timeout=600, **kw)
@@ -176,14 +185,25 @@ def _call(url: str, token: str | None, out: Out, method: str, path: str, **kw: A
         data = r.json()
     except ValueError:
         data = None
-    if r.status_code >= 400:
-        err = (data or {}).get("error", {}) if isinstance(data, dict) else {}
-        raise CliError(
-            str(err.get("code", "error")),
-            str(err.get("message", f"HTTP {r.status_code}: {r.text[:300]}")),
-            as_json=out.machine,
-        )
-    return data
+    return r.status_code, data, r.text
+
+
+def _raise_for(status: int, data: Any, text: str, out: Out) -> None:
+    err = (data or {}).get("error", {}) if isinstance(data, dict) else {}
+    raise CliError(
+        str(err.get("code", "error")),
+        str(err.get("message", f"HTTP {status}: {text[:300]}")),
+        as_json=out.machine,
+    )
+
+
+def _failed_build_uuid(status: int, data: Any) -> str | None:
+    """The request a waited-for build that failed names (a 409, never a 2xx)."""
+    if status != 409 or not isinstance(data, dict):
+        return None
+    details = data.get("error", {}).get("details") or {}
+    uuid = details.get("request_uuid") if isinstance(details, dict) else None
+    return str(uuid) if uuid else None
 
 
 def _render(data: dict[str, Any], out: Out) -> None:
@@ -241,7 +261,13 @@ def conductor_build(
     out = out_of(as_json, output)
     body = {"flavor": {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb}, "count": count}
     params = {"wait": str(wait).lower()}
-    data = _call(url, token, out, "POST", "/v1/builds", json=body, params=params)
+    status, data, text = _request(url, token, out, "POST", "/v1/builds", json=body, params=params)
+    failed = _failed_build_uuid(status, data)
+    if failed is not None:
+        # The 409 carries only the reason; the record tells the whole story.
+        data = _call(url, token, out, "GET", f"/v1/builds/{failed}")
+    elif status >= 400:
+        _raise_for(status, data, text, out)
     _render(data, out)
     _fail_if_failed(data, out)
 
