@@ -15,7 +15,8 @@ create is three LWTs, each under a per-attempt id (``attempt``):
   3. ``SET pending = false IF attempt = mine AND pending = true`` -- the commit.
 A pair is visible only once 3 applies, so a crash before it leaves nothing
 visible, only dangling halves. A pending name row may be taken over (its
-owner's step 3 then fails: it drops its uuid row and reports AlreadyExists).
+owner's step 3 then fails and it reports AlreadyExists, leaving its uuid row
+as a dangling half or as the taker's, if the same uuid).
 A uuid row may be taken over only if its name row does not point back, after
 deleting a pending name row that does, so a committed name row always has
 its uuid row and a live pair is never broken. A bare ``IF uuid = <seen>``
@@ -73,7 +74,6 @@ _RESERVE_UUID: Final = (
     "INSERT INTO aggregate_uuids (uuid, name, attempt) VALUES (?, ?, ?) IF NOT EXISTS"
 )
 _TAKE_UUID: Final = "UPDATE aggregate_uuids SET name = ?, attempt = ? WHERE uuid = ? IF attempt = ?"
-_DROP_MY_UUID: Final = "DELETE FROM aggregate_uuids WHERE uuid = ? IF attempt = ?"
 _FREE_UUID: Final = "DELETE FROM aggregate_uuids WHERE uuid = ? IF name = ?"
 _BY_NAME: Final = (
     "SELECT name, uuid, created_at, attempt, pending FROM aggregate_names WHERE name = ?"
@@ -96,13 +96,8 @@ def create(store: CassandraStore, name: str, uuid: str | None) -> AggregateName:
     agg = AggregateName(name, uuid or new_uuid(), store.clock())
     mine = new_uuid()
     # 1. the name: new, or a pending one taken over (a crashed or slower create)
-    applied, row = store._lwt(_RESERVE_NAME, [agg.name, agg.uuid, agg.created_at, mine])
-    if not applied:
-        if _committed(row):
-            raise AlreadyExists(f"aggregate name {name!r} is taken", field="name")
-        applied, _ = store._lwt(_TAKE_NAME, [agg.uuid, agg.created_at, mine, agg.name, row.attempt])
-        if not applied:
-            raise AlreadyExists(f"aggregate name {name!r} is being taken", field="name")
+    if not _reserve_name(store, agg, mine):
+        raise AlreadyExists(f"aggregate name {name!r} is taken", field="name")
     # 2. the uuid: new, or a dangling one taken over
     if not _reserve_uuid(store, agg, mine):
         store._lwt(_DROP_PENDING_NAME, [agg.name, mine])
@@ -110,28 +105,53 @@ def create(store: CassandraStore, name: str, uuid: str | None) -> AggregateName:
     # 3. the commit; it fails only if another create took the pending name over
     applied, _ = store._lwt(_COMMIT_NAME, [agg.name, mine])
     if not applied:
-        store._lwt(_DROP_MY_UUID, [agg.uuid, mine])
+        # Our uuid row is left as it is: if the taker named the same uuid it
+        # is the taker's pair's half now, else it is a dangling half that
+        # the next create of that uuid takes over. Dropping it could break
+        # the taker's pair once committed.
         raise AlreadyExists(f"aggregate name {name!r} was taken meanwhile", field="name")
     return agg
 
 
+# A takeover fails when the row changed since it was read (another taker won,
+# or a loser dropped its half); that row is read again, a few times, so a
+# race of creators cannot leave every one of them refused.
+_ROUNDS: Final = 8
+
+
+def _reserve_name(store: CassandraStore, agg: AggregateName, mine: str) -> bool:
+    for _ in range(_ROUNDS):
+        applied, row = store._lwt(_RESERVE_NAME, [agg.name, agg.uuid, agg.created_at, mine])
+        if applied:
+            return True
+        if _committed(row):
+            return False
+        applied, _ = store._lwt(_TAKE_NAME, [agg.uuid, agg.created_at, mine, agg.name, row.attempt])
+        if applied:
+            return True
+    return False
+
+
 def _reserve_uuid(store: CassandraStore, agg: AggregateName, mine: str) -> bool:
-    applied, row = store._lwt(_RESERVE_UUID, [agg.uuid, agg.name, mine])
-    if applied:
-        return True
-    if row.name != agg.name:
-        other = _one(store, _BY_NAME, row.name)
-        if other is not None and other.uuid == agg.uuid:
-            if _committed(other):
-                return False  # a live pair
-            # Its create is pending: stop its commit before taking the uuid.
-            dropped, _ = store._lwt(_DROP_PENDING_NAME, [other.name, other.attempt])
-            if not dropped:
-                return False
-    # A dangling uuid row (or ours by name from an earlier attempt): take it,
-    # under its attempt id so one taker wins.
-    applied, _ = store._lwt(_TAKE_UUID, [agg.name, mine, agg.uuid, row.attempt])
-    return bool(applied)
+    for _ in range(_ROUNDS):
+        applied, row = store._lwt(_RESERVE_UUID, [agg.uuid, agg.name, mine])
+        if applied:
+            return True
+        if row.name != agg.name:
+            other = _one(store, _BY_NAME, row.name)
+            if other is not None and other.uuid == agg.uuid:
+                if _committed(other):
+                    return False  # a live pair
+                # Its create is pending: stop its commit before taking the uuid.
+                dropped, _ = store._lwt(_DROP_PENDING_NAME, [other.name, other.attempt])
+                if not dropped:
+                    continue
+        # A dangling uuid row (or ours by name from an earlier attempt): take
+        # it, under its attempt id so one taker wins.
+        applied, _ = store._lwt(_TAKE_UUID, [agg.name, mine, agg.uuid, row.attempt])
+        if applied:
+            return True
+    return False
 
 
 def get(store: CassandraStore, ref: str) -> AggregateName:
