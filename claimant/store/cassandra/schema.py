@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Final
 
 from claimant.store.cassandra.aggregates import MIGRATION as AGGREGATES_MIGRATION
+from claimant.store.cassandra.aggregates import MIGRATION_V7 as AGGREGATES_HEAL
 from claimant.store.cassandra.aggregates import TABLES as AGGREGATES_TABLES
 from claimant.store.cassandra.events import TABLE as EVENTS_TABLE
 
@@ -140,7 +141,10 @@ _V5: Final[list[str]] = [EVENTS_TABLE]
 # V6: names for aggregates (cassandra/aggregates.py).
 _V6: Final[list[str]] = AGGREGATES_MIGRATION
 
-MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5, _V6]
+# V7: a commit point for aggregate names, so a half-failed create heals.
+_V7: Final[list[str]] = AGGREGATES_HEAL
+
+MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 # The schema version that made ``sharing_providers``: ``migrate()`` from below
 # it fills the table (found by the list, should the migrations be renumbered).
 SHARING_SINCE: Final = MIGRATIONS.index(_V4) + 1
