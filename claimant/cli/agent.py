@@ -16,7 +16,7 @@ from claimant.cli.agent_auth import (
     token_file_option,
     token_option,
 )
-from claimant.cli.tunables import config_file_option
+from claimant.cli.tunables import config_file_option, log_options
 from claimant.model.errors import ClaimantError
 
 
@@ -84,20 +84,7 @@ def _url(value: str | None, what: str) -> str | None:
     type=click.FloatRange(min=0.5),
     help="Seconds SIGTERM lets requests in flight finish before the process exits.",
 )
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
-@click.option(
-    "--log-format",
-    envvar="CLAIMANT_LOG_FORMAT",
-    default="text",
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
-)
+@log_options
 @config_file_option("agent", scheduler=False)
 def agent_run(
     config_path: str,

@@ -20,7 +20,12 @@ from claimant.cli.agent_auth import (
 from claimant.cli.client import CliError
 from claimant.cli.output import Out, out_of, output_options
 from claimant.cli.requests import outcome, render_request
-from claimant.cli.tunables import config_file_option, scheduler_config, scheduler_options
+from claimant.cli.tunables import (
+    config_file_option,
+    log_options,
+    scheduler_config,
+    scheduler_options,
+)
 from claimant.model.errors import ClaimantError
 
 DEFAULT_URL = "http://127.0.0.1:8779"
@@ -75,20 +80,7 @@ def conductor() -> None:
     type=click.FloatRange(min=0.5),
     help="Seconds SIGTERM lets requests in flight finish before the process exits.",
 )
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
-@click.option(
-    "--log-format",
-    envvar="CLAIMANT_LOG_FORMAT",
-    default="text",
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
-)
+@log_options
 @scheduler_options
 @config_file_option("conductor", scheduler=True)
 def conductor_serve(

@@ -12,7 +12,7 @@ import tempfile
 import click
 
 from claimant import logs
-from claimant.cli.tunables import scheduler_config, scheduler_options, to_env
+from claimant.cli.tunables import log_options, scheduler_config, scheduler_options, to_env
 from claimant.model.errors import ClaimantError
 
 AUTH_MODES = ("noauth2", "tokens", "keystone")
@@ -206,20 +206,7 @@ def default_store() -> str:
     help="Origins allowed to call the Placement API from a browser (repeat).",
 )
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
-@click.option(
-    "--log-format",
-    envvar="CLAIMANT_LOG_FORMAT",
-    default="text",
-    show_default=True,
-    type=click.Choice(["text", "json"]),
-    help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
-)
+@log_options
 @scheduler_options
 def serve(
     store_url: str | None,

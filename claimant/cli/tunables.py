@@ -81,7 +81,7 @@ def log_options(f: F) -> F:
         default="text",
         show_default=True,
         type=click.Choice(["text", "json"]),
-        help="Log lines as text or one JSON object per line.",
+        help="Log lines as text or one JSON object per line ($CLAIMANT_LOG_FORMAT).",
     )(f)
     return click.option(
         "--log-level",
@@ -89,6 +89,7 @@ def log_options(f: F) -> F:
         default="info",
         show_default=True,
         type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+        help="Least severe level logged ($CLAIMANT_LOG_LEVEL).",
     )(f)
 
 
