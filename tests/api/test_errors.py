@@ -102,7 +102,8 @@ ROUTE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "lower-case trait": {"generation": 0, "traits": ["hw_cpu"]},
     },
     ("PUT", "/providers/{uuid}/aggregates"): {
-        "not uuids": {"generation": 0, "aggregates": ["a"]},
+        # A name is accepted since aggregates have names; an unknown one is not.
+        "unknown name": {"generation": 0, "aggregates": ["a"]},
     },
     ("POST", "/resource_classes"): {
         "standard name": {"name": "VCPU"},
@@ -250,6 +251,7 @@ def test_wrong_content_is_4xx_and_changes_nothing(
         "not_found",
         "already_exists",
         "generation_conflict",
+        "unknown_aggregate",
     )
     assert _snapshot(store) == before
 
