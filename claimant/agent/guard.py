@@ -29,13 +29,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from claimant.api.auth import Role, Token, check_private, load_tokens
 from claimant.api.errors import error_response
+from claimant.http_client import TOKEN_HEADER
 from claimant.model import errors as codes
 from claimant.model.errors import InvalidInput
 from claimant.model.provider import normalize_uuid
@@ -43,7 +46,6 @@ from claimant.model.provider import normalize_uuid
 # Paths any caller may GET without a token (claimant.agent.observe): counts only.
 PUBLIC_PATHS = frozenset({"/healthz", "/metrics"})
 
-TOKEN_HEADER = "X-Auth-Token"
 DEFAULT_MAX_BODY = 1024 * 1024
 MIN_MAX_BODY = 1024
 CALLER_KEY = "claimant_service_caller"
@@ -355,6 +357,14 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw or b"null")
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
+        raise InvalidInput("the request body is not valid JSON") from None
+
+
 __all__ = [
     "CALLER_KEY",
     "DEFAULT_MAX_BODY",
@@ -367,5 +377,6 @@ __all__ = [
     "check_private",
     "check_service_url",
     "is_loopback_host",
+    "json_body",
     "read_token_file",
 ]

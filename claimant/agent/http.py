@@ -16,16 +16,14 @@ body bound before any route runs (``claimant.agent.guard``)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from claimant.agent import observe
 from claimant.agent.agent import Agent
-from claimant.agent.guard import DEFAULT_MAX_BODY, TOKEN_HEADER, ServiceAuth, ServiceGate
+from claimant.agent.guard import DEFAULT_MAX_BODY, ServiceAuth, ServiceGate, json_body
 from claimant.agent.messages import (
     BuildMessage,
     BuildRecord,
@@ -34,7 +32,8 @@ from claimant.agent.messages import (
     DestroyReply,
 )
 from claimant.api.errors import install_error_handlers
-from claimant.model.errors import AGENT_UNAVAILABLE, InvalidInput, NotFound, StoreUnavailable
+from claimant.http_client import JsonClient, Unreachable
+from claimant.model.errors import AGENT_UNAVAILABLE, NotFound, StoreUnavailable
 from claimant.model.provider import normalize_uuid
 
 
@@ -50,14 +49,6 @@ class AgentUnavailable(StoreUnavailable):
     def __init__(self, message: str, *, delivered: bool = True) -> None:
         super().__init__(message)
         self.delivered = delivered
-
-
-async def json_body(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw or b"null")
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
-        raise InvalidInput("the request body is not valid JSON") from None
 
 
 def create_agent_app(
@@ -113,34 +104,27 @@ class HttpAgentClient:
 
     def __init__(self, url: str, *, token: str | None = None, timeout: float = 300.0) -> None:
         self.url = url.rstrip("/")
-        headers = {TOKEN_HEADER: token} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.token = token
+        self._http = JsonClient(self.url, token=token, timeout=timeout)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         try:
-            resp = self._http.request(method, path, json=body)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            # No connection was made: the agent never saw the message.
+            reply = self._http.request(method, path, json=body)
+        except Unreachable as exc:
+            what = "unreachable" if not exc.delivered else "no answer"
             raise AgentUnavailable(
-                f"agent at {self.url} unreachable: {exc}", delivered=False
+                f"agent at {self.url} {what}: {exc.detail}", delivered=exc.delivered
             ) from exc
-        except httpx.HTTPError as exc:
-            raise AgentUnavailable(f"agent at {self.url}: no answer: {exc}") from exc
-        try:
-            data = resp.json()
-        except ValueError:
-            data = None
-        if resp.status_code >= 400:
-            err = (data or {}).get("error", {}) if isinstance(data, dict) else {}
-            if resp.status_code == 404 and err.get("code") == "not_found":
-                raise NotFound(f"agent at {self.url}: {err.get('message', 'not found')}")
+        if not reply.ok:
+            err = reply.error
+            if reply.status == 404 and err.code == "not_found":
+                raise NotFound(f"agent at {self.url}: {err.message}")
             raise AgentUnavailable(
-                f"agent at {self.url} answered {resp.status_code}: "
-                f"{err.get('code', '?')}: {err.get('message', resp.text[:200])}",
+                f"agent at {self.url} answered {reply.status}: {err.code}: {err.message}",
                 # A 4xx refused the message before acting on it.
-                delivered=resp.status_code >= 500,
+                delivered=reply.status >= 500,
             )
-        return data
+        return reply.data
 
     def build(self, msg: BuildMessage) -> BuildReply:
         return BuildReply.from_dict(self._call("POST", "/build", msg.to_dict()))
@@ -169,5 +153,4 @@ __all__ = [
     "AgentUnavailable",
     "HttpAgentClient",
     "create_agent_app",
-    "json_body",
 ]

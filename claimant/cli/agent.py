@@ -26,16 +26,13 @@ def agent() -> None:
 
 
 def _announce(conductor: str, url: str, providers: list[str], token: str | None) -> None:
-    import httpx
+    from claimant.http_client import JsonClient
 
-    headers = {"X-Auth-Token": token} if token else {}
-    r = httpx.post(
-        conductor.rstrip("/") + "/v1/agents",
-        json={"url": url, "providers": providers},
-        headers=headers,
-        timeout=10,
-    )
-    r.raise_for_status()
+    with JsonClient(conductor, token=token, timeout=10) as http:
+        reply = http.request("POST", "/v1/agents", json={"url": url, "providers": providers})
+    if not reply.ok:
+        err = reply.error
+        raise ClaimantError(f"the conductor refused: {err.code}: {err.message}")
 
 
 def _url(value: str | None, what: str) -> str | None:

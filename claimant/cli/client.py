@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
-import httpx
 
 from claimant.cli.output import Out, out_of, output_options
+from claimant.http_client import JsonClient, Unreachable
 
 DEFAULT_URL = "http://127.0.0.1:8778"
 
@@ -122,7 +122,7 @@ class Api:
     def __init__(self, url: str, token: str, out: Out) -> None:
         self.url = url.rstrip("/")
         self.out = out
-        self.http = httpx.Client(base_url=self.url, headers={"x-auth-token": token}, timeout=60)
+        self.http = JsonClient(self.url, token=token, timeout=60)
 
     def fail(self, code: str, message: str, **kw: Any) -> NoReturn:
         raise CliError(code, message, as_json=self.out.machine, **kw)
@@ -130,23 +130,17 @@ class Api:
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             r = self.http.request(method, "/v1" + path, **kwargs)
-        except httpx.TransportError as exc:
+        except Unreachable as exc:
             self.fail(
                 "unreachable",
-                f"cannot reach {self.url}: {exc}",
+                f"cannot reach {exc}",
                 fix="start it with `claimant serve`, or point --url / $CLAIMANT_URL at it",
             )
-        if r.status_code >= 400:
-            try:
-                err = r.json()["error"]
-                code, message = str(err["code"]), str(err["message"])
-                details = err.get("details") or {}
-            except (ValueError, KeyError, TypeError):
-                code, message, details = "error", f"HTTP {r.status_code}: {r.text[:500]}", {}
-            if not isinstance(details, dict):
-                details = {"details": details}
-            self.fail(code, message, fix=_fix(code, message, details), details=details)
-        return r.json() if r.content else None
+        if not r.ok:
+            err = r.error
+            fix = _fix(err.code, err.message, err.details)
+            self.fail(err.code, err.message, fix=fix, details=err.details)
+        return r.data
 
     def provider(self, ref: str, *, usage: bool = False) -> dict[str, Any]:
         """A provider by uuid or name (the server takes either)."""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
-import httpx
 
 from claimant import logs
 from claimant.cli.agent_auth import (
@@ -26,6 +25,7 @@ from claimant.cli.tunables import (
     scheduler_config,
     scheduler_options,
 )
+from claimant.http_client import JsonClient, Reply, Unreachable
 from claimant.model.errors import ClaimantError
 
 DEFAULT_URL = "http://127.0.0.1:8779"
@@ -154,47 +154,35 @@ def conductor_serve(
 
 
 def _call(url: str, token: str | None, out: Out, method: str, path: str, **kw: Any) -> Any:
-    status, data, text = _request(url, token, out, method, path, **kw)
-    if status >= 400:
-        _raise_for(status, data, text, out)
-    return data
+    reply = _request(url, token, out, method, path, **kw)
+    if not reply.ok:
+        _raise_for(reply, out)
+    return reply.data
 
 
-def _request(
-    url: str, token: str | None, out: Out, method: str, path: str, **kw: Any
-) -> tuple[int, Any, str]:
-    headers = {"X-Auth-Token": token} if token else {}
+def _request(url: str, token: str | None, out: Out, method: str, path: str, **kw: Any) -> Reply:
     try:
-        r = httpx.request(method, url.rstrip("/") + path, headers=headers, timeout=600, **kw)
-    except httpx.HTTPError as exc:
+        with JsonClient(url, token=token, timeout=600) as http:
+            return http.request(method, path, **kw)
+    except Unreachable as exc:
         raise CliError(
             "unreachable",
-            f"cannot reach {url}: {exc}",
+            f"cannot reach {exc}",
             fix="start `claimant conductor serve`, or point --url / $CLAIMANT_CONDUCTOR at it",
             as_json=out.machine,
         ) from None
-    try:
-        data = r.json()
-    except ValueError:
-        data = None
-    return r.status_code, data, r.text
 
 
-def _raise_for(status: int, data: Any, text: str, out: Out) -> None:
-    err = (data or {}).get("error", {}) if isinstance(data, dict) else {}
-    raise CliError(
-        str(err.get("code", "error")),
-        str(err.get("message", f"HTTP {status}: {text[:300]}")),
-        as_json=out.machine,
-    )
+def _raise_for(reply: Reply, out: Out) -> NoReturn:
+    err = reply.error
+    raise CliError(err.code, err.message, as_json=out.machine)
 
 
-def _failed_build_uuid(status: int, data: Any) -> str | None:
+def _failed_build_uuid(reply: Reply) -> str | None:
     """The request a waited-for build that failed names (a 409, never a 2xx)."""
-    if status != 409 or not isinstance(data, dict):
+    if reply.status != 409:
         return None
-    details = data.get("error", {}).get("details") or {}
-    uuid = details.get("request_uuid") if isinstance(details, dict) else None
+    uuid = reply.error.details.get("request_uuid")
     return str(uuid) if uuid else None
 
 
@@ -253,13 +241,15 @@ def conductor_build(
     out = out_of(as_json, output)
     body = {"flavor": {"vcpus": vcpus, "memory_mb": memory_mb, "disk_gb": disk_gb}, "count": count}
     params = {"wait": str(wait).lower()}
-    status, data, text = _request(url, token, out, "POST", "/v1/builds", json=body, params=params)
-    failed = _failed_build_uuid(status, data)
+    reply = _request(url, token, out, "POST", "/v1/builds", json=body, params=params)
+    failed = _failed_build_uuid(reply)
     if failed is not None:
         # The 409 carries only the reason; the record tells the whole story.
         data = _call(url, token, out, "GET", f"/v1/builds/{failed}")
-    elif status >= 400:
-        _raise_for(status, data, text, out)
+    elif not reply.ok:
+        _raise_for(reply, out)
+    else:
+        data = reply.data
     _render(data, out)
     _fail_if_failed(data, out)
 

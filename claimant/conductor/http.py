@@ -39,8 +39,9 @@ from claimant.agent.guard import (
     ServiceGate,
     caller_of,
     check_service_url,
+    json_body,
 )
-from claimant.agent.http import HttpAgentClient, json_body
+from claimant.agent.http import HttpAgentClient
 from claimant.api.auth import Forbidden
 from claimant.api.errors import install_error_handlers
 from claimant.api.requests import build_request, request_body

@@ -172,7 +172,7 @@ def test_conductor_calls_an_agent_with_the_token_it_registered_with(
     body = {"url": "http://127.0.0.1:8790", "providers": [p]}
     assert http.post("/v1/agents", json=body, headers=as_(AGENT_A)).status_code == 204
     client = conductor.agents.get(p)
-    assert client._http.headers["X-Auth-Token"] == AGENT_A  # type: ignore[attr-defined]
+    assert client.token == AGENT_A  # type: ignore[attr-defined]
 
 
 def test_shared_token_still_guards_every_route(conductor: Conductor) -> None:
