@@ -20,10 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 
 from claimant.model import deadline
 from claimant.scheduler.candidates.groups import Option
-from claimant.scheduler.candidates.request import CandidateRequest, GroupSpec, SearchStats
+from claimant.scheduler.candidates.request import (
+    AllocationRequest,
+    CandidateRequest,
+    GroupSpec,
+    SearchStats,
+)
 from claimant.scheduler.candidates.snapshot import Snapshot
 
 # Search steps between two deadline checks (a power of two, minus one):
@@ -45,6 +52,14 @@ class _Compiled:
     # The one piece of a single-class option (most are), else (-1, 0).
     k1: int
     a1: int
+    # The option's, repeated here: a candidate is built from these in C
+    # (map, zip, chain) rather than in a Python loop per group.
+    per_provider: tuple[tuple[str, dict[str, int]], ...]
+    mapping: tuple[str, ...]
+
+
+_PER_PROVIDER = attrgetter("per_provider")
+_MAPPING = attrgetter("mapping")
 
 
 class TreeSearch:
@@ -60,6 +75,7 @@ class TreeSearch:
     ) -> None:
         order = sorted(range(len(groups)), key=lambda i: (len(options[i]), i))
         self.groups = [groups[i] for i in order]
+        self.suffixes = tuple(g.suffix for g in self.groups)
         self.stats = stats
         self.isolate = req.group_policy == "isolate"
         self.one_per_tree = not req.nested_aware
@@ -120,6 +136,8 @@ class TreeSearch:
             tuple((self.snap.root(u), self._provider(u)) for u in used_by_pieces),
             sym,
             *(pieces[0] if len(pieces) == 1 else (-1, 0)),
+            o.per_provider,
+            o.mapping,
         )
 
     def _overall_capacity_ok(self) -> bool:
@@ -144,7 +162,7 @@ class TreeSearch:
             common = a if common is None else common & a
         return bool((common or set()) & uuids)
 
-    def __iter__(self) -> Iterator[list[tuple[str, Option]]]:
+    def __iter__(self) -> Iterator[AllocationRequest]:
         if not self.feasible or not self.groups:
             return
         n = len(self.groups)
@@ -160,6 +178,7 @@ class TreeSearch:
         found_at = [0] * n
         dead: list[set[int]] = [set() for _ in range(n)]
         completions = 0
+        shared = 0  # providers used by more than one placed option, counted per extra use
         nodes = reported = 0
         depth = 0
         try:
@@ -172,6 +191,8 @@ class TreeSearch:
                         taken[k] -= a
                     for p in current.providers:
                         touched[p] -= 1
+                        if touched[p]:
+                            shared -= 1
                     if current.granular >= 0:
                         iso[current.granular] -= 1
                     if one_per_tree:
@@ -222,6 +243,8 @@ class TreeSearch:
                     room[k] -= a
                     taken[k] += a
                 for p in chosen.providers:
+                    if touched[p]:
+                        shared += 1
                     touched[p] += 1
                 if chosen.granular >= 0:
                     iso[chosen.granular] += 1
@@ -238,15 +261,36 @@ class TreeSearch:
                     completions += 1
                     self.stats.nodes += nodes - reported
                     reported = nodes
-                    yield [
-                        (g.suffix, c.option)
-                        for g, c in zip(self.groups, applied, strict=True)
-                        if c is not None
-                    ]
+                    yield self._candidate(applied, not shared)  # type: ignore[arg-type]
                     continue
                 depth += 1
         finally:
             self.stats.nodes += nodes - reported
+
+    def _candidate(self, applied: list[_Compiled], disjoint: bool) -> AllocationRequest:
+        """One allocation request from one option per group. Amounts dicts
+        are the options' own (never changed); only a provider that several
+        groups use gets a merged one."""
+        if disjoint:
+            allocations = dict(chain.from_iterable(map(_PER_PROVIDER, applied)))
+        else:
+            allocations = {}
+            for c in applied:
+                for u, amounts in c.per_provider:
+                    have = allocations.get(u)
+                    if have is None:
+                        allocations[u] = amounts
+                    else:
+                        merged = dict(have)
+                        for rc, n in amounts.items():
+                            merged[rc] = merged.get(rc, 0) + n
+                        allocations[u] = merged
+        # One option per group, so a group's mapping is its option's providers.
+        return AllocationRequest(
+            applied[0].option.anchor,
+            allocations,
+            dict(zip(self.suffixes, map(_MAPPING, applied), strict=True)),
+        )
 
     @staticmethod
     def _one_per_tree_ok(o: _Compiled, tree_user: dict[str, tuple[int, int]]) -> bool:
