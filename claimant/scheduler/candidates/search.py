@@ -34,7 +34,8 @@ from claimant.scheduler.candidates.request import (
 from claimant.scheduler.candidates.snapshot import Snapshot
 
 # Search steps between two deadline checks (a power of two, minus one):
-# cheap, and still well under a millisecond of work between checks.
+# cheap, and still well under a millisecond of work between checks (a
+# check waits for the end of one depth's scan of its options).
 CHECK_MASK = 255
 
 
@@ -180,21 +181,33 @@ class TreeSearch:
         completions = 0
         shared = 0  # providers used by more than one placed option, counted per extra use
         nodes = reported = 0
+        next_check = CHECK_MASK + 1
+        subtrees = self.subtrees
         depth = 0
         try:
             while depth >= 0:
                 current = applied[depth]
                 if current is not None:
                     # undo the option placed at this depth
-                    for k, a in current.pieces:
-                        room[k] += a
-                        taken[k] -= a
-                    for p in current.providers:
-                        touched[p] -= 1
-                        if touched[p]:
+                    k = current.k1
+                    if k >= 0:
+                        room[k] += current.a1
+                        taken[k] -= current.a1
+                    else:
+                        for k, a in current.pieces:
+                            room[k] += a
+                            taken[k] -= a
+                    g = current.granular
+                    if g >= 0:  # its one provider
+                        touched[g] -= 1
+                        if touched[g]:
                             shared -= 1
-                    if current.granular >= 0:
-                        iso[current.granular] -= 1
+                        iso[g] -= 1
+                    else:
+                        for p in current.providers:
+                            touched[p] -= 1
+                            if touched[p]:
+                                shared -= 1
                     if one_per_tree:
                         for root, _ in current.roots:
                             user, count = tree_user[root]
@@ -206,48 +219,63 @@ class TreeSearch:
                     if fresh_key[depth] >= 0 and completions == found_at[depth]:
                         dead[depth].add(fresh_key[depth])
                 opts = self.options[depth]
+                n_opts = len(opts)
                 dead_here = dead[depth]
-                i = pos[depth] + 1
+                i = start = pos[depth] + 1
                 chosen: _Compiled | None = None
                 key = -1
-                while i < len(opts):
-                    nodes += 1
-                    if not nodes & CHECK_MASK:
-                        deadline.check("candidate search")
+                # The hot loop: most options fail on room, so that is
+                # checked first, with as few lookups as possible.
+                while i < n_opts:
                     o = opts[i]
                     i += 1
+                    k = o.k1
+                    if k >= 0:
+                        a = o.a1
+                        if room[k] < a or taken[k] + a > maxu[k]:
+                            continue
+                    elif not all(room[k] >= a and taken[k] + a <= maxu[k] for k, a in o.pieces):
+                        continue
                     key = -1
                     if o.sym >= 0 and not touched[o.granular]:
                         key = o.sym
                         if key in dead_here:
                             continue
-                    k = o.k1
-                    if k >= 0:
-                        if room[k] < o.a1 or taken[k] + o.a1 > maxu[k]:
-                            continue
-                    elif not all(room[k] >= a and taken[k] + a <= maxu[k] for k, a in o.pieces):
-                        continue
                     if isolate and o.granular >= 0 and iso[o.granular]:
                         continue
                     if one_per_tree and not self._one_per_tree_ok(o, tree_user):
                         continue
                     chosen = o
                     break
+                nodes += i - start
+                if nodes >= next_check:
+                    deadline.check("candidate search")
+                    next_check = nodes + CHECK_MASK + 1
                 if chosen is None:
                     pos[depth] = -1
                     dead_here.clear()
                     depth -= 1
                     continue
                 pos[depth] = i - 1
-                for k, a in chosen.pieces:
-                    room[k] -= a
-                    taken[k] += a
-                for p in chosen.providers:
-                    if touched[p]:
+                k = chosen.k1
+                if k >= 0:
+                    room[k] -= chosen.a1
+                    taken[k] += chosen.a1
+                else:
+                    for k, a in chosen.pieces:
+                        room[k] -= a
+                        taken[k] += a
+                g = chosen.granular
+                if g >= 0:
+                    if touched[g]:
                         shared += 1
-                    touched[p] += 1
-                if chosen.granular >= 0:
-                    iso[chosen.granular] += 1
+                    touched[g] += 1
+                    iso[g] += 1
+                else:
+                    for p in chosen.providers:
+                        if touched[p]:
+                            shared += 1
+                        touched[p] += 1
                 if one_per_tree:
                     for root, p in chosen.roots:
                         user, count = tree_user.get(root, (p, 0))
@@ -255,7 +283,7 @@ class TreeSearch:
                 applied[depth] = chosen
                 fresh_key[depth] = key
                 found_at[depth] = completions
-                if self.subtrees[depth] and not self._subtrees_ok(depth, applied):
+                if subtrees[depth] and not self._subtrees_ok(depth, applied):
                     continue  # undone at the top of the loop, at this same depth
                 if depth == n - 1:
                     completions += 1
