@@ -268,10 +268,16 @@ def _engine_request(req: Req, groups: dict[str, Group], wide: Wide) -> Candidate
 _STANDARD_RCS = frozenset(STANDARD_RESOURCE_CLASSES)
 
 
-def _check_names(req: Req, groups: dict[str, Group], wide: Wide) -> None:
-    # The store is asked only about names that are not standard: every
-    # question is a round trip on Cassandra, and Nova's requests name none.
-    rcs = {rc for g in groups.values() for rc in g.resources} - _STANDARD_RCS
+def _check_names(req: Req, groups: dict[str, Group], wide: Wide, found_any: bool) -> None:
+    """Placement's 400s for unknown classes and traits, asked after the
+    search: every question is a round trip on Cassandra. With a candidate
+    found, every class asked exists (each candidate takes at least 1 of each
+    from a provider that has it), and so does every trait each candidate
+    must carry (required ones not in an any-of set, root_required); only
+    forbidden traits and any-of alternatives are still asked about. Nova's
+    requests name no other (standard names are never asked)."""
+    rcs = set() if found_any else {rc for g in groups.values() for rc in g.resources}
+    rcs -= _STANDARD_RCS
     known_rcs = {rc.name for rc in req.store.list_resource_classes()} if rcs else set()
     for g in groups.values():
         for rc in g.resources:
@@ -279,9 +285,17 @@ def _check_names(req: Req, groups: dict[str, Group], wide: Wide) -> None:
                 raise bad_request(
                     f"Invalid resource class in resources parameter: No such resource class {rc}."
                 )
-    names = wide.root_required | wide.root_forbidden
-    for g in groups.values():
-        names |= g.trait_names()
+    if found_any:
+        names = set(wide.root_forbidden)
+        for g in groups.values():
+            names |= g.forbidden
+            for anyof in g.required:
+                if len(anyof) > 1:
+                    names |= anyof
+    else:
+        names = wide.root_required | wide.root_forbidden
+        for g in groups.values():
+            names |= g.trait_names()
     names -= STANDARD_TRAITS
     missing = sorted(names - set(req.store.list_traits())) if names else []
     if missing:
@@ -344,7 +358,6 @@ def list_all(req: Req) -> Resp:
             'The "group_policy" parameter is required when specifying more than one '
             '"resources{N}" parameter.'
         )
-    _check_names(req, groups, wide)
     opts = req.candidates
     cap = opts.max_allocation_candidates if opts.max_allocation_candidates > 0 else None
     wanted = wide.limit
@@ -358,6 +371,7 @@ def list_all(req: Req) -> Resp:
         depth_first=opts.allocation_candidates_generation_strategy == DEPTH_FIRST,
     )
     found = find_allocation_candidates(req.store, ereq)
+    _check_names(req, groups, wide, bool(found.allocation_requests))
     if sample and wanted is not None and len(found.allocation_requests) > wanted:
         found = _sampled(found, wanted)
     return Resp(200, _serialize(req, found, groups)).modified(req, None)

@@ -547,7 +547,13 @@ def dump_json(body: Any) -> bytes:
     """A response body as JSON. orjson: an allocation-candidates answer is
     tens of kilobytes, and the json module's encoder was a tenth of the
     server's CPU per placement. The json module for what orjson refuses
-    (integers beyond 64 bits)."""
+    (integers beyond 64 bits). OPT_NON_STR_KEYS only for a body that needs
+    it: with it orjson is about 4 times slower (28 against 7 ms for 1000
+    candidates of 33 providers)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        pass
     try:
         return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:

@@ -100,14 +100,13 @@ def _search_page(
     specs = [by_spec[_unsuffixed(g)] for g in req.groups]
     anchors = sorted(set.intersection(*(set(per_anchor) for per_anchor in specs)))
     groups = list(req.groups)
-    searches: deque[Iterator[list[tuple[str, Option]]]] = deque(
+    searches: deque[Iterator[AllocationRequest]] = deque(
         iter(TreeSearch(snap, req, groups, [per_anchor[a] for per_anchor in specs], stats))
         for a in anchors
     )
     if req.depth_first:
         for it in searches:
-            for chosen in it:
-                yield _areq(chosen)
+            yield from it
         return
     # Round-robin over the trees (Placement's "breadth-first" strategy), so
     # that a limit leaves candidates on every tree rather than on the first.
@@ -117,7 +116,7 @@ def _search_page(
         if chosen is None:
             continue
         searches.append(it)
-        yield _areq(chosen)
+        yield chosen
 
 
 def _unsuffixed(g: GroupSpec) -> tuple[object, ...]:
@@ -129,24 +128,6 @@ def _unsuffixed(g: GroupSpec) -> tuple[object, ...]:
         g.forbidden_aggs,
         g.in_tree,
         g.granular,
-    )
-
-
-def _areq(chosen: list[tuple[str, Option]]) -> AllocationRequest:
-    allocations: dict[str, dict[str, int]] = {}
-    for _, o in chosen:
-        for u, amounts in o.per_provider:
-            have = allocations.get(u)
-            if have is None:
-                allocations[u] = amounts  # the option's own dict: never changed
-            else:
-                merged = dict(have)
-                for rc, n in amounts.items():
-                    merged[rc] = merged.get(rc, 0) + n
-                allocations[u] = merged
-    # One option per group, so a group's mapping is its option's providers.
-    return AllocationRequest(
-        chosen[0][1].anchor, allocations, {suffix: o.mapping for suffix, o in chosen}
     )
 
 

@@ -20,14 +20,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 
 from claimant.model import deadline
 from claimant.scheduler.candidates.groups import Option
-from claimant.scheduler.candidates.request import CandidateRequest, GroupSpec, SearchStats
+from claimant.scheduler.candidates.request import (
+    AllocationRequest,
+    CandidateRequest,
+    GroupSpec,
+    SearchStats,
+)
 from claimant.scheduler.candidates.snapshot import Snapshot
 
 # Search steps between two deadline checks (a power of two, minus one):
-# cheap, and still well under a millisecond of work between checks.
+# cheap, and still well under a millisecond of work between checks (a
+# check waits for the end of one depth's scan of its options).
 CHECK_MASK = 255
 
 
@@ -45,6 +53,14 @@ class _Compiled:
     # The one piece of a single-class option (most are), else (-1, 0).
     k1: int
     a1: int
+    # The option's, repeated here: a candidate is built from these in C
+    # (map, zip, chain) rather than in a Python loop per group.
+    per_provider: tuple[tuple[str, dict[str, int]], ...]
+    mapping: tuple[str, ...]
+
+
+_PER_PROVIDER = attrgetter("per_provider")
+_MAPPING = attrgetter("mapping")
 
 
 class TreeSearch:
@@ -60,6 +76,7 @@ class TreeSearch:
     ) -> None:
         order = sorted(range(len(groups)), key=lambda i: (len(options[i]), i))
         self.groups = [groups[i] for i in order]
+        self.suffixes = tuple(g.suffix for g in self.groups)
         self.stats = stats
         self.isolate = req.group_policy == "isolate"
         self.one_per_tree = not req.nested_aware
@@ -120,6 +137,8 @@ class TreeSearch:
             tuple((self.snap.root(u), self._provider(u)) for u in used_by_pieces),
             sym,
             *(pieces[0] if len(pieces) == 1 else (-1, 0)),
+            o.per_provider,
+            o.mapping,
         )
 
     def _overall_capacity_ok(self) -> bool:
@@ -144,7 +163,7 @@ class TreeSearch:
             common = a if common is None else common & a
         return bool((common or set()) & uuids)
 
-    def __iter__(self) -> Iterator[list[tuple[str, Option]]]:
+    def __iter__(self) -> Iterator[AllocationRequest]:
         if not self.feasible or not self.groups:
             return
         n = len(self.groups)
@@ -160,20 +179,35 @@ class TreeSearch:
         found_at = [0] * n
         dead: list[set[int]] = [set() for _ in range(n)]
         completions = 0
+        shared = 0  # providers used by more than one placed option, counted per extra use
         nodes = reported = 0
+        next_check = CHECK_MASK + 1
+        subtrees = self.subtrees
         depth = 0
         try:
             while depth >= 0:
                 current = applied[depth]
                 if current is not None:
                     # undo the option placed at this depth
-                    for k, a in current.pieces:
-                        room[k] += a
-                        taken[k] -= a
-                    for p in current.providers:
-                        touched[p] -= 1
-                    if current.granular >= 0:
-                        iso[current.granular] -= 1
+                    k = current.k1
+                    if k >= 0:
+                        room[k] += current.a1
+                        taken[k] -= current.a1
+                    else:
+                        for k, a in current.pieces:
+                            room[k] += a
+                            taken[k] -= a
+                    g = current.granular
+                    if g >= 0:  # its one provider
+                        touched[g] -= 1
+                        if touched[g]:
+                            shared -= 1
+                        iso[g] -= 1
+                    else:
+                        for p in current.providers:
+                            touched[p] -= 1
+                            if touched[p]:
+                                shared -= 1
                     if one_per_tree:
                         for root, _ in current.roots:
                             user, count = tree_user[root]
@@ -185,46 +219,63 @@ class TreeSearch:
                     if fresh_key[depth] >= 0 and completions == found_at[depth]:
                         dead[depth].add(fresh_key[depth])
                 opts = self.options[depth]
+                n_opts = len(opts)
                 dead_here = dead[depth]
-                i = pos[depth] + 1
+                i = start = pos[depth] + 1
                 chosen: _Compiled | None = None
                 key = -1
-                while i < len(opts):
-                    nodes += 1
-                    if not nodes & CHECK_MASK:
-                        deadline.check("candidate search")
+                # The hot loop: most options fail on room, so that is
+                # checked first, with as few lookups as possible.
+                while i < n_opts:
                     o = opts[i]
                     i += 1
+                    k = o.k1
+                    if k >= 0:
+                        a = o.a1
+                        if room[k] < a or taken[k] + a > maxu[k]:
+                            continue
+                    elif not all(room[k] >= a and taken[k] + a <= maxu[k] for k, a in o.pieces):
+                        continue
                     key = -1
                     if o.sym >= 0 and not touched[o.granular]:
                         key = o.sym
                         if key in dead_here:
                             continue
-                    k = o.k1
-                    if k >= 0:
-                        if room[k] < o.a1 or taken[k] + o.a1 > maxu[k]:
-                            continue
-                    elif not all(room[k] >= a and taken[k] + a <= maxu[k] for k, a in o.pieces):
-                        continue
                     if isolate and o.granular >= 0 and iso[o.granular]:
                         continue
                     if one_per_tree and not self._one_per_tree_ok(o, tree_user):
                         continue
                     chosen = o
                     break
+                nodes += i - start
+                if nodes >= next_check:
+                    deadline.check("candidate search")
+                    next_check = nodes + CHECK_MASK + 1
                 if chosen is None:
                     pos[depth] = -1
                     dead_here.clear()
                     depth -= 1
                     continue
                 pos[depth] = i - 1
-                for k, a in chosen.pieces:
-                    room[k] -= a
-                    taken[k] += a
-                for p in chosen.providers:
-                    touched[p] += 1
-                if chosen.granular >= 0:
-                    iso[chosen.granular] += 1
+                k = chosen.k1
+                if k >= 0:
+                    room[k] -= chosen.a1
+                    taken[k] += chosen.a1
+                else:
+                    for k, a in chosen.pieces:
+                        room[k] -= a
+                        taken[k] += a
+                g = chosen.granular
+                if g >= 0:
+                    if touched[g]:
+                        shared += 1
+                    touched[g] += 1
+                    iso[g] += 1
+                else:
+                    for p in chosen.providers:
+                        if touched[p]:
+                            shared += 1
+                        touched[p] += 1
                 if one_per_tree:
                     for root, p in chosen.roots:
                         user, count = tree_user.get(root, (p, 0))
@@ -232,21 +283,42 @@ class TreeSearch:
                 applied[depth] = chosen
                 fresh_key[depth] = key
                 found_at[depth] = completions
-                if self.subtrees[depth] and not self._subtrees_ok(depth, applied):
+                if subtrees[depth] and not self._subtrees_ok(depth, applied):
                     continue  # undone at the top of the loop, at this same depth
                 if depth == n - 1:
                     completions += 1
                     self.stats.nodes += nodes - reported
                     reported = nodes
-                    yield [
-                        (g.suffix, c.option)
-                        for g, c in zip(self.groups, applied, strict=True)
-                        if c is not None
-                    ]
+                    yield self._candidate(applied, not shared)  # type: ignore[arg-type]
                     continue
                 depth += 1
         finally:
             self.stats.nodes += nodes - reported
+
+    def _candidate(self, applied: list[_Compiled], disjoint: bool) -> AllocationRequest:
+        """One allocation request from one option per group. Amounts dicts
+        are the options' own (never changed); only a provider that several
+        groups use gets a merged one."""
+        if disjoint:
+            allocations = dict(chain.from_iterable(map(_PER_PROVIDER, applied)))
+        else:
+            allocations = {}
+            for c in applied:
+                for u, amounts in c.per_provider:
+                    have = allocations.get(u)
+                    if have is None:
+                        allocations[u] = amounts
+                    else:
+                        merged = dict(have)
+                        for rc, n in amounts.items():
+                            merged[rc] = merged.get(rc, 0) + n
+                        allocations[u] = merged
+        # One option per group, so a group's mapping is its option's providers.
+        return AllocationRequest(
+            applied[0].option.anchor,
+            allocations,
+            dict(zip(self.suffixes, map(_MAPPING, applied), strict=True)),
+        )
 
     @staticmethod
     def _one_per_tree_ok(o: _Compiled, tree_user: dict[str, tuple[int, int]]) -> bool:

@@ -93,6 +93,8 @@ NAME_OWNER: Final = "SELECT provider_uuid FROM provider_names WHERE name = ?"
 ADD_CHILD: Final = "INSERT INTO provider_children (parent_uuid, child_uuid) VALUES (?, ?)"
 DROP_CHILD: Final = "DELETE FROM provider_children WHERE parent_uuid = ? AND child_uuid = ?"
 CHILDREN: Final = "SELECT child_uuid FROM provider_children WHERE parent_uuid = ?"
+# Every provider of one tree (schema V8's index on the static root_uuid).
+TREE: Final = f"SELECT DISTINCT {STATIC_COLUMNS} FROM providers WHERE root_uuid = ?"
 ANY_CHILD: Final = "SELECT child_uuid FROM provider_children LIMIT 1"
 ADD_SHARING: Final = "INSERT INTO sharing_providers (bucket, provider_uuid) VALUES (0, ?)"
 DROP_SHARING: Final = "DELETE FROM sharing_providers WHERE bucket = 0 AND provider_uuid = ?"

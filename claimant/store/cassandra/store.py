@@ -111,6 +111,7 @@ from claimant.store.cassandra.schema import (
     DATA_TABLES,
     MIGRATIONS,
     SHARING_SINCE,
+    TREE_INDEX,
     keyspace_cql,
 )
 from claimant.store.cassandra.txn import (
@@ -1917,12 +1918,15 @@ class CassandraStore(Store):
         ordered = sorted(r for r in candidates or set() if query.after is None or r > query.after)
         more = len(ordered) > query.max_roots
         page_roots = ordered[: query.max_roots]
-        members = self._tree_members(page_roots)
-        missing = [u for u in members if u not in seen]
-        for rows in self._run_many(q.READ_STATE, [[u] for u in missing]):
-            state = _state_from_row(rows[0]) if rows else None
-            if state is not None:
-                seen[state.uuid] = self._remember(state)
+        if self._has_tree_index():
+            members = self._read_trees(page_roots, seen)
+        else:
+            members = self._tree_members(page_roots)
+            missing = [u for u in members if u not in seen]
+            for rows in self._run_many(q.READ_STATE, [[u] for u in missing]):
+                state = _state_from_row(rows[0]) if rows else None
+                if state is not None:
+                    seen[state.uuid] = self._remember(state)
         states = [seen[u] for u in members if u in seen]
         aggs = set().union(*(s.aggregates for s in states)) if states else set()
         linked = sorted({u for _, sharing in per_need for u in sharing} - set(members))
@@ -1958,6 +1962,30 @@ class CassandraStore(Store):
         # Both questions in one round trip.
         children, sharing = self._read_many([(q.ANY_CHILD, []), (q.ANY_SHARING, [])])
         return not (children or sharing)
+
+    def _has_tree_index(self) -> bool:
+        """Schema V8's index, as the driver's schema metadata has it (kept
+        current by the cluster's schema events): a keyspace not yet migrated
+        is walked through ``provider_children`` instead."""
+        cluster = self._cluster
+        meta = cluster.metadata.keyspaces.get(self.keyspace) if cluster is not None else None
+        return meta is not None and TREE_INDEX in meta.indexes
+
+    def _read_trees(self, roots: list[str], seen: dict[str, _State]) -> list[str]:
+        """Every provider of these trees, one read per tree, all at once:
+        roots first, then the others by root and uuid. Their states go
+        into ``seen``."""
+        others: list[str] = []
+        for rows in self._run_many(q.TREE, [[r] for r in roots]):
+            found = []
+            for row in rows:
+                state = self._from_row_cached(row)
+                if state is not None:
+                    seen[state.uuid] = state
+                    if state.parent_uuid is not None:
+                        found.append(state.uuid)
+            others += sorted(found)
+        return [r for r in roots if r in seen] + others
 
     def _tree_members(self, roots: list[str]) -> list[str]:
         """Every provider of these trees, roots first, a level at a time."""
