@@ -4,6 +4,10 @@ sample, quiesce, wait out the claim TTL, check, stop everything.
 Everything a run creates is named after its run id (providers, traits), so
 a store that already holds data is left alone and only the run's own
 providers and requests are checked.
+
+With cells (data centres of one Cassandra keyspace), each service and agent
+gets the store URL with ``dc=`` its cell, round-robin, and the checker reads
+at QUORUM across every DC (see ``check_url``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import httpx
 
 from claimant.torture import nemesis as nem
 from claimant.torture.checker import NEMESIS, Report, check_final, check_sample
-from claimant.torture.history import History, Outcome
+from claimant.torture.history import History, Op, Outcome
 from claimant.torture.processes import Proc, ProcessError, claimant_argv, free_port
 from claimant.torture.proxy import ProxyThread, ReplyProxy
 from claimant.torture.snapshot import (
@@ -43,6 +47,8 @@ ADMIN = {"X-Auth-Token": "admin"}
 # without one in the URL: the lock holder must outlast it, and SQLite's
 # default here (30 s) would make each fault half a minute long.
 STORE_ERRORS_BUSY_TIMEOUT = 2.0
+# How long a Cassandra node (or a DC's nodes) may take to start again.
+NODE_START_TIMEOUT = 300.0
 
 
 class SetupError(Exception):
@@ -68,6 +74,9 @@ class TortureConfig:
     workdir: Path | None = None
     mix: str = "mixed"  # workload.MIXES
     shared_vcpu: int = 12
+    # Data centres to run one service (at least) in each; None: those of the
+    # cluster in ``cluster_dir`` when it has several, else no cells.
+    cells: list[str] | None = None
 
 
 @dataclass
@@ -106,6 +115,51 @@ def _with_busy_timeout(url: str) -> tuple[str, float]:
     return f"{url}{sep}busy_timeout={STORE_ERRORS_BUSY_TIMEOUT:g}", STORE_ERRORS_BUSY_TIMEOUT
 
 
+def url_option(url: str, key: str) -> str | None:
+    values = parse_qs(urlsplit(url).query).get(key)
+    return values[-1] if values else None
+
+
+def with_option(url: str, key: str, value: str) -> str:
+    """``url`` with query option ``key`` set to ``value`` (replaced if present).
+
+    Edited as text, not re-encoded: ``rf=dc1:1,dc2:1`` stays readable in the
+    processes' command lines and logs."""
+    base, sep, query = url.partition("?")
+    items = [i for i in query.split("&") if i and i.split("=", 1)[0] != key] if sep else []
+    return f"{base}?{'&'.join([*items, f'{key}={value}'])}"
+
+
+def cell_of(index: int, cells: list[str]) -> str | None:
+    """Process ``index`` (0-based) of a kind lives in this cell: round-robin."""
+    return cells[index % len(cells)] if cells else None
+
+
+def cell_outcomes(ops: list[Op], service_cell: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per cell, the outcomes of the client operations its services answered
+    (``via``, the service's URL): all of them, and those that began and ended
+    while a DC fault held *another* DC down (what the cell did on its own)."""
+    windows = [
+        (str(o.value["dc"]), o.invoked, o.completed if o.completed is not None else float("inf"))
+        for o in ops
+        if o.process == NEMESIS and "dc" in o.value
+    ]
+    out: dict[str, dict[str, Counter[str]]] = {
+        cell: {"all": Counter(), "other_dc_faulted": Counter()}
+        for cell in sorted(set(service_cell.values()))
+    }
+    for o in ops:
+        cell = service_cell.get(str(o.result.get("via", ""))) if o.process != NEMESIS else None
+        if cell is None:
+            continue
+        outcome = o.outcome.value if o.outcome else Outcome.INFO.value
+        out[cell]["all"][outcome] += 1
+        end = o.completed if o.completed is not None else float("inf")
+        if any(dc != cell and lo <= o.invoked and end <= hi for dc, lo, hi in windows):
+            out[cell]["other_dc_faulted"][outcome] += 1
+    return {cell: {k: dict(c) for k, c in parts.items()} for cell, parts in out.items()}
+
+
 def _agent_toml(name: str, trait: str, vcpu: int, memory_mb: int) -> str:
     return (
         "[provider]\n"
@@ -137,6 +191,10 @@ class Run:
         if nem.STORE_ERRORS in cfg.nemeses and self.sqlite is not None:
             self.url, self.busy_timeout = _with_busy_timeout(cfg.store_url)
         self.cluster: Any = None
+        self.cells: list[str] = []
+        self.service_cells: dict[str, str] = {}  # service URL -> its cell
+        # What the checker reads through (see _resolve_cells).
+        self.check_url = self.url
         self.samples = 0
         self.samples_skipped = 0
         self.topology: Topology | None = None
@@ -171,6 +229,45 @@ class Run:
                 self.cluster.load()
             except ClusterError as exc:
                 raise SetupError(str(exc)) from exc
+        self._resolve_cells()
+
+    def _resolve_cells(self) -> None:
+        from claimant.cluster import config as cluster_config
+
+        dc_faults = sorted(set(self.cfg.nemeses) & nem.NEEDS_DCS)
+        cluster_dcs = (
+            cluster_config.dc_names(self.cluster.load().dcs) if self.cluster is not None else []
+        )
+        if dc_faults and len(cluster_dcs) < 2:
+            raise SetupError(
+                f"{', '.join(dc_faults)} needs a cluster of two or more data centres "
+                "(claimant cluster up -n N --dcs D)"
+            )
+        cells = list(self.cfg.cells or [])
+        if self.cfg.cells is None and len(cluster_dcs) > 1:
+            cells = cluster_dcs
+        if not cells:
+            return
+        if self.sqlite is not None:
+            raise SetupError("cells are data centres of a Cassandra store; this store is SQLite")
+        rf = url_option(self.url, "rf") or ""
+        replicated = {part.split(":", 1)[0] for part in rf.split(",") if ":" in part}
+        missing = [c for c in cells if c not in replicated]
+        if missing:
+            raise SetupError(
+                f"the store URL's rf must replicate to every cell (e.g. rf=dc1:1,dc2:1); "
+                f"it names none in {', '.join(missing)}"
+            )
+        self.cells = cells
+        # Every DC's replicas, reconciled: a replica in a DC that was down or
+        # paused may lack commits another DC acknowledged (they arrive later,
+        # by hints or repair); one such read could show a released claim
+        # beside the claim that replaced it, an overcommit that never was.
+        self.check_url = with_option(self.url_in(cells[0]), "consistency", "QUORUM")
+
+    def url_in(self, cell: str | None) -> str:
+        """The store URL of a process in ``cell``."""
+        return with_option(self.url, "dc", cell) if cell else self.url
 
     def setup(self) -> None:
         self._check_config()
@@ -179,14 +276,16 @@ class Run:
         self.echo(f"run {self.run_id}: logs in {work}")
         ttl = self.cfg.claim_ttl
         dep = self.dep
-        for i in range(self.cfg.services):
+        # At least one service per cell, so clients reach every cell.
+        for i in range(max(self.cfg.services, len(self.cells))):
+            cell = cell_of(i, self.cells)
             port = free_port()
             argv = claimant_argv(
                 "serve",
                 "--claim-ttl",
                 str(ttl),
                 "--store",
-                self.url,
+                self.url_in(cell),
                 "--port",
                 str(port),
                 "--expire-interval",
@@ -195,12 +294,10 @@ class Run:
                 "--log-level",
                 "warning",
             )
-            p = Proc(
-                f"service-{i + 1}",
-                argv,
-                work / f"service-{i + 1}.log",
-                f"http://127.0.0.1:{port}/healthz",
-            )
+            name = f"service-{i + 1}" + (f"-{cell}" if cell else "")
+            p = Proc(name, argv, work / f"{name}.log", f"http://127.0.0.1:{port}/healthz")
+            if cell:
+                self.service_cells[f"http://127.0.0.1:{port}"] = cell
             p.start()
             # One at a time: the first migrates the schema, the rest find it done.
             p.wait_ready(120)
@@ -223,7 +320,9 @@ class Run:
                 "--claim-ttl",
                 str(ttl),
                 "--store",
-                self.url,
+                # One conductor, in the first cell: builds stop while that
+                # cell is down (one conductor per cell is the loop's work).
+                self.url_in(cell_of(0, self.cells)),
                 "--port",
                 str(cport),
                 "--log-level",
@@ -244,7 +343,7 @@ class Run:
             ("b", build_trait, 8, 4096)
         ] * self.cfg.build_providers
         counts: Counter[str] = Counter()
-        for kind, trait, vcpu, mem in plan:
+        for k, (kind, trait, vcpu, mem) in enumerate(plan):
             counts[kind] += 1
             name = f"torture-{self.run_id}-{kind}{counts[kind]}"
             config = work / f"{name}.toml"
@@ -263,7 +362,8 @@ class Run:
                     "--config",
                     str(config),
                     "--store",
-                    self.url,
+                    # Interleaved over the plan: shared and build agents in every cell.
+                    self.url_in(cell_of(k, self.cells)),
                     "--port",
                     str(port),
                     "--conductor",
@@ -312,7 +412,7 @@ class Run:
     def _store(self) -> Iterator[Any]:
         from claimant.store import open_store
 
-        store = open_store(self.url)
+        store = open_store(self.check_url)
         try:
             yield store
         finally:
@@ -360,6 +460,7 @@ class Run:
             self.history,
             random.Random(rng.random()),
             echo=self.echo,
+            node_start_timeout=NODE_START_TIMEOUT,
         )
         self.clients = clients
         threads = [threading.Thread(target=c.run, name=c.name, daemon=True) for c in clients]
@@ -380,10 +481,14 @@ class Run:
             stop.set()
             self.echo("stopping clients and the nemesis ...")
             for t in threads:
-                t.join(timeout=self.cfg.client_timeout * 3 + 120)
+                # The nemesis may be starting nodes again (a stopped DC): give
+                # it the launcher's start timeout, or the final start below
+                # would find the cluster directory locked.
+                extra = NODE_START_TIMEOUT if t.name == "nemesis" else 0
+                t.join(timeout=self.cfg.client_timeout * 3 + 120 + extra)
             self.nemesis.heal()
             if self.cluster is not None:
-                self.cluster.start(timeout=300)
+                self.cluster.start(timeout=NODE_START_TIMEOUT)
             for p in self.dep.all():
                 if not p.alive():
                     p.start()
@@ -467,6 +572,11 @@ class Run:
             "seed": self.cfg.seed,
             "nemesis": self.cfg.nemeses,
             "mix": self.cfg.mix,
+            "cells": {
+                cell: [p.name for p in self.dep.services if p.name.endswith(f"-{cell}")]
+                for cell in self.cells
+            },
+            "by_cell": cell_outcomes(ops, self.service_cells),
             "ops": len(client_ops),
             "acked": sum(1 for o in client_ops if o.outcome == Outcome.OK),
             "failed": sum(1 for o in client_ops if o.outcome == Outcome.FAIL),
