@@ -47,6 +47,8 @@ ADMIN = {"X-Auth-Token": "admin"}
 # without one in the URL: the lock holder must outlast it, and SQLite's
 # default here (30 s) would make each fault half a minute long.
 STORE_ERRORS_BUSY_TIMEOUT = 2.0
+# How long the first service, which creates the schema, may take to answer.
+MIGRATE_TIMEOUT = 600.0
 # How long a Cassandra node (or a DC's nodes) may take to start again.
 NODE_START_TIMEOUT = 300.0
 
@@ -300,7 +302,9 @@ class Run:
                 self.service_cells[f"http://127.0.0.1:{port}"] = cell
             p.start()
             # One at a time: the first migrates the schema, the rest find it done.
-            p.wait_ready(120)
+            # Each schema change waits for every node to agree on it, which on a
+            # multi-DC cluster on a loaded machine took over two minutes.
+            p.wait_ready(MIGRATE_TIMEOUT if i == 0 else 120)
             dep.services.append(p)
         service_urls = [p.ready_url.rsplit("/", 1)[0] for p in dep.services]
         shared_trait = f"CUSTOM_TORTURE_{self.run_id.upper()}_SHARED"
