@@ -7,7 +7,7 @@ providers and requests are checked.
 
 With cells (data centres of one Cassandra keyspace), each service and agent
 gets the store URL with ``dc=`` its cell, round-robin, and the checker reads
-at QUORUM across every DC (see ``check_url``).
+each provider through a store in the provider's home cell (see ``_read``).
 """
 
 from __future__ import annotations
@@ -195,8 +195,9 @@ class Run:
         self.cluster: Any = None
         self.cells: list[str] = []
         self.service_cells: dict[str, str] = {}  # service URL -> its cell
-        # What the checker reads through (see _resolve_cells).
-        self.check_url = self.url
+        # What the checker reads through, per cell (None: no cells); see _read.
+        self.check_urls: dict[str | None, str] = {None: self.url}
+        self.homes: dict[str, str | None] = {}  # provider uuid -> its home cell
         self.samples = 0
         self.samples_skipped = 0
         self.topology: Topology | None = None
@@ -261,11 +262,12 @@ class Run:
                 f"it names none in {', '.join(missing)}"
             )
         self.cells = cells
-        # Every DC's replicas, reconciled: a replica in a DC that was down or
-        # paused may lack commits another DC acknowledged (they arrive later,
-        # by hints or repair); one such read could show a released claim
-        # beside the claim that replaced it, an overcommit that never was.
-        self.check_url = with_option(self.url_in(cells[0]), "consistency", "QUORUM")
+        # QUORUM: every DC's replicas, reconciled, wherever the store lets a
+        # plain read span DCs (a replica in a DC that was down or paused may
+        # lack commits another DC acknowledged until hints or repair bring
+        # them; one such read could show a released claim beside the claim
+        # that replaced it, an overcommit that never was).
+        self.check_urls = {c: with_option(self.url_in(c), "consistency", "QUORUM") for c in cells}
 
     def url_in(self, cell: str | None) -> str:
         """The store URL of a process in ``cell``."""
@@ -383,6 +385,8 @@ class Run:
             p.start()
             dep.agents.append(p)
             (shared if kind == "s" else build).append(provider_uuid_for(name))
+            # An agent's provider is homed in the agent's cell (it creates it).
+            self.homes[provider_uuid_for(name)] = cell_of(k, self.cells)
             if kind == "b":
                 dep.build_agents[name] = f"http://127.0.0.1:{port}"
         for p in dep.agents:
@@ -413,20 +417,51 @@ class Run:
 
     # ---- the run -----------------------------------------------------------------
     @contextlib.contextmanager
-    def _store(self) -> Iterator[Any]:
+    def _store(self) -> Iterator[dict[str | None, Any]]:
+        """The checker's stores, one per cell (or one, keyed None)."""
         from claimant.store import open_store
 
-        store = open_store(self.check_url)
+        stores: dict[str | None, Any] = {}
         try:
-            yield store
+            for cell, url in self.check_urls.items():
+                stores[cell] = open_store(url)
+            yield stores
         finally:
-            store.close()
+            for store in stores.values():
+                store.close()
 
-    def _sample(self, store: Any) -> None:
+    def _settle_homes(self, stores: dict[str | None, Any]) -> None:
+        """Where the store records a provider's home cell, that one wins."""
+        from claimant.model import ClaimantError
+
+        first = next(iter(stores.values()))
+        for puuid in self.providers:
+            with contextlib.suppress(ClaimantError):
+                cell = getattr(first.get_provider(puuid), "cell", None)
+                if cell in stores and cell is not None:
+                    self.homes[puuid] = cell
+
+    def _read(self, stores: dict[str | None, Any]) -> Snapshot:
+        """Each provider read through a store of its home cell: there every
+        acknowledged compare-and-set on it is on a replica, whether the store
+        makes them in one cell (LOCAL_SERIAL) or across all (SERIAL)."""
+        if len(stores) == 1:
+            return read_snapshot(next(iter(stores.values())), self.providers)
+        parts = [
+            read_snapshot(store, [p for p in self.providers if self.homes.get(p) == cell])
+            for cell, store in stores.items()
+        ]
+        return Snapshot(
+            at=min(s.at for s in parts),
+            providers={k: v for s in parts for k, v in s.providers.items()},
+            entries=[e for s in parts for e in s.entries],
+        )
+
+    def _sample(self, stores: dict[str | None, Any]) -> None:
         from claimant.model import ClaimantError
 
         try:
-            snap = read_snapshot(store, self.providers)
+            snap = self._read(stores)
         except ClaimantError:
             self.samples_skipped += 1  # the store is being faulted; the next sample will do
             return
@@ -475,6 +510,8 @@ class Run:
         for t in threads:
             t.start()
         with self._store() as store:
+            if self.cells:
+                self._settle_homes(store)
             next_sample = began + self.cfg.sample_every
             while (now := time.monotonic()) < began + self.cfg.seconds:
                 time.sleep(min(1.0, began + self.cfg.seconds - now))
@@ -507,7 +544,7 @@ class Run:
             self.final = self._final_snapshot_retrying(store)
             check_final(self.history.ops(), self.final, self.report, after_ttl=True)
 
-    def _final_snapshot_retrying(self, store: Any) -> Snapshot:
+    def _final_snapshot_retrying(self, store: dict[str | None, Any]) -> Snapshot:
         from claimant.model import ClaimantError
 
         # A node just restarted may not answer at once; the final read must happen.
@@ -522,10 +559,10 @@ class Run:
         except ClaimantError as exc:
             raise SetupError(f"could not read the store for the final check: {exc}") from exc
 
-    def _final_snapshot(self, store: Any) -> Snapshot:
-        snap = read_snapshot(store, self.providers)
+    def _final_snapshot(self, store: dict[str | None, Any]) -> Snapshot:
+        snap = self._read(store)
         ruuids = {o.value["request_uuid"] for o in self.history.ops() if "request_uuid" in o.value}
-        snap.requests = read_requests(store, sorted(ruuids))
+        snap.requests = read_requests(next(iter(store.values())), sorted(ruuids))
         instances: list[Instance] = []
         notes: set[str] = set()
         for name, url in self.dep.build_agents.items():

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from claimant.cluster.launcher import NodeState, State
+from claimant.model import ConsumerAllocations, Inventory, Provider, new_uuid
+from claimant.store import open_store
 from claimant.torture import nemesis as nem
 from claimant.torture.checker import NEMESIS
 from claimant.torture.history import History
@@ -79,14 +81,17 @@ def test_cells_come_from_a_cluster_of_two_dcs(tmp_path: Path) -> None:
     run._check_config()
     assert run.cells == ["dc1", "dc2"]
     assert run.url_in("dc2") == "cassandra://127.0.0.6,127.0.0.7/t?rf=dc1:1,dc2:1&dc=dc2"
-    # The checker reconciles every DC's replicas.
-    assert run.check_url.endswith("&dc=dc1&consistency=QUORUM")
+    # The checker has a store in each cell, reading at QUORUM where it may.
+    assert run.check_urls == {
+        "dc1": "cassandra://127.0.0.6,127.0.0.7/t?rf=dc1:1,dc2:1&dc=dc1&consistency=QUORUM",
+        "dc2": "cassandra://127.0.0.6,127.0.0.7/t?rf=dc1:1,dc2:1&dc=dc2&consistency=QUORUM",
+    }
 
 
 def test_no_cells_without_several_dcs(tmp_path: Path) -> None:
     run = _run(tmp_path, url="cassandra://127.0.0.1/t?rf=1")
     run._check_config()
-    assert run.cells == [] and run.check_url == run.url == "cassandra://127.0.0.1/t?rf=1"
+    assert run.cells == [] and run.check_urls == {None: "cassandra://127.0.0.1/t?rf=1"}
 
 
 @pytest.mark.parametrize(
@@ -108,6 +113,40 @@ def test_setup_errors(tmp_path: Path, url: str, kw: dict[str, Any], message: str
         kw["cluster_dir"] = _cluster_dir(tmp_path, dcs)
     with pytest.raises(SetupError, match=message):
         _run(tmp_path, url=url, **kw)._check_config()
+
+
+def test_each_provider_is_read_through_its_home_cells_store(tmp_path: Path) -> None:
+    """Two real SQLite stores stand for two cells' views: a provider is read
+    only through its home cell's, with its usage and live entries."""
+    stores = {}
+    for cell in ("dc1", "dc2"):
+        stores[cell] = open_store("sqlite:///" + str(tmp_path / f"{cell}.db").lstrip("/"))
+        stores[cell].migrate()
+    try:
+        run = _run(tmp_path, cluster_dir=_cluster_dir(tmp_path, 2))
+        run._check_config()
+        for cell, st in stores.items():
+            p = st.create_provider(
+                Provider(
+                    uuid=new_uuid(), name=f"p-{cell}", inventories={"VCPU": Inventory("VCPU", 8)}
+                )
+            )
+            run.providers.append(p.uuid)
+            run.homes[p.uuid] = cell
+            st.write_allocations(
+                [
+                    ConsumerAllocations(
+                        new_uuid(), "p", "u", {p.uuid: {"VCPU": 2 if cell == "dc1" else 3}}
+                    )
+                ]
+            )
+        snap = run._read(stores)
+        assert sorted(s.name for s in snap.providers.values()) == ["p-dc1", "p-dc2"]
+        assert sorted(s.used["VCPU"] for s in snap.providers.values()) == [2, 3]
+        assert sorted(e.amounts["VCPU"] for e in snap.entries) == [2, 3]
+    finally:
+        for st in stores.values():
+            st.close()
 
 
 def test_cell_outcomes_split_by_cell_and_by_the_other_dcs_faults() -> None:
