@@ -47,6 +47,8 @@ ADMIN = {"X-Auth-Token": "admin"}
 # without one in the URL: the lock holder must outlast it, and SQLite's
 # default here (30 s) would make each fault half a minute long.
 STORE_ERRORS_BUSY_TIMEOUT = 2.0
+# Starts of a process that exits while starting (see Run._ready).
+SETUP_ATTEMPTS = 3
 # How long the first service, which creates the schema, may take to answer.
 MIGRATE_TIMEOUT = 600.0
 # How long a Cassandra node (or a DC's nodes) may take to start again.
@@ -198,6 +200,7 @@ class Run:
         # What the checker reads through, per cell (None: no cells); see _read.
         self.check_urls: dict[str | None, str] = {None: self.url}
         self.homes: dict[str, str | None] = {}  # provider uuid -> its home cell
+        self.setup_restarts: list[str] = []
         self.samples = 0
         self.samples_skipped = 0
         self.topology: Topology | None = None
@@ -306,7 +309,7 @@ class Run:
             # One at a time: the first migrates the schema, the rest find it done.
             # Each schema change waits for every node to agree on it, which on a
             # multi-DC cluster on a loaded machine took over two minutes.
-            p.wait_ready(MIGRATE_TIMEOUT if i == 0 else 120)
+            self._ready(p, MIGRATE_TIMEOUT if i == 0 else 120)
             dep.services.append(p)
         service_urls = [p.ready_url.rsplit("/", 1)[0] for p in dep.services]
         shared_trait = f"CUSTOM_TORTURE_{self.run_id.upper()}_SHARED"
@@ -338,7 +341,7 @@ class Run:
             f"{conductor_url}/v1/agents",
         )
         dep.conductor.start()
-        dep.conductor.wait_ready(120)
+        self._ready(dep.conductor, 120)
 
         from claimant.agent.config import provider_uuid_for
 
@@ -390,7 +393,7 @@ class Run:
             if kind == "b":
                 dep.build_agents[name] = f"http://127.0.0.1:{port}"
         for p in dep.agents:
-            p.wait_ready(120)
+            self._ready(p, 120)
         self._wait_for_agents(conductor_url, build)
         self.providers = shared + build
         self.topology = Topology(
@@ -404,6 +407,24 @@ class Run:
             timeout=self.cfg.client_timeout,
             mix=self.cfg.mix,
         )
+
+    def _ready(self, p: Proc, timeout: float) -> None:
+        """Wait until ``p`` answers; one that exits while starting is started
+        again, a few times. ``serve`` and ``agent run`` exit when their first
+        store calls fail, which a loaded cluster does now and then (a CAS
+        timeout, a host briefly marked down); the run tests faults injected
+        later, not that, so it goes on and reports it (``setup_restarts``)."""
+        for attempt in range(SETUP_ATTEMPTS):
+            try:
+                p.wait_ready(timeout)
+                return
+            except ProcessError:
+                if p.alive() or attempt + 1 == SETUP_ATTEMPTS:
+                    raise
+            self.setup_restarts.append(p.name)
+            self.echo(f"{p.name} exited while starting; starting it again (see {p.log})")
+            time.sleep(5)
+            p.start()
 
     def _wait_for_agents(self, conductor_url: str, build: list[str]) -> None:
         deadline = time.monotonic() + 60
@@ -618,6 +639,7 @@ class Run:
                 for cell in self.cells
             },
             "by_cell": cell_outcomes(ops, self.service_cells),
+            "setup_restarts": self.setup_restarts,
             "ops": len(client_ops),
             "acked": sum(1 for o in client_ops if o.outcome == Outcome.OK),
             "failed": sum(1 for o in client_ops if o.outcome == Outcome.FAIL),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from claimant.store import open_store
 from claimant.torture import nemesis as nem
 from claimant.torture.checker import NEMESIS
 from claimant.torture.history import History
+from claimant.torture.processes import Proc, free_port
 from claimant.torture.runner import (
     Run,
     SetupError,
@@ -271,3 +273,32 @@ def test_a_pause_cut_short_continues_the_dc(nodes: list[subprocess.Popen[bytes]]
         n.inject(nem.PAUSE_DC, threading.Event())
     n.heal()
     assert [_stopped(p.pid) for p in nodes] == [False, False, False]
+
+
+_FLAKY = """
+import pathlib, sys
+from http.server import HTTPServer, SimpleHTTPRequestHandler
+marker = pathlib.Path(sys.argv[1])
+if not marker.exists():
+    marker.write_text("failed once")
+    sys.exit(1)  # as `claimant serve` does when its first store call fails
+HTTPServer(("127.0.0.1", int(sys.argv[2])), SimpleHTTPRequestHandler).serve_forever()
+"""
+
+
+def test_a_process_that_exits_while_starting_is_started_again(tmp_path: Path) -> None:
+    port = free_port()
+    p = Proc(
+        "flaky",
+        [sys.executable, "-c", _FLAKY, str(tmp_path / "marker"), str(port)],
+        tmp_path / "flaky.log",
+        f"http://127.0.0.1:{port}/",
+    )
+    run = _run(tmp_path)
+    p.start()
+    try:
+        run._ready(p, 30)
+        assert p.alive() and p.starts == 2
+        assert run.setup_restarts == ["flaky"]
+    finally:
+        p.stop()
