@@ -315,9 +315,7 @@ class Run:
         shared_trait = f"CUSTOM_TORTURE_{self.run_id.upper()}_SHARED"
         build_trait = f"CUSTOM_TORTURE_{self.run_id.upper()}_BUILD"
         for trait in (shared_trait, build_trait):
-            r = httpx.put(f"{service_urls[0]}/v1/traits/{trait}", headers=ADMIN, timeout=30)
-            if r.status_code not in (201, 204):
-                raise SetupError(f"could not create trait {trait}: {r.status_code} {r.text[:200]}")
+            self._create_trait(service_urls[0], trait)
 
         cport = free_port()
         conductor_url = f"http://127.0.0.1:{cport}"
@@ -425,6 +423,25 @@ class Run:
             self.echo(f"{p.name} exited while starting; starting it again (see {p.log})")
             time.sleep(5)
             p.start()
+
+    def _create_trait(self, service: str, trait: str) -> None:
+        # A 503 is retried: a loaded multi-DC cluster refuses a write now and
+        # then, and the setup is not what the run tests (see _ready).
+        status, text = 0, ""
+        for attempt in range(SETUP_ATTEMPTS):
+            if attempt:
+                time.sleep(5)
+            try:
+                r = httpx.put(f"{service}/v1/traits/{trait}", headers=ADMIN, timeout=30)
+            except httpx.HTTPError as exc:
+                status, text = 0, f"{type(exc).__name__}: {exc}"
+                continue
+            if r.status_code in (201, 204):
+                return
+            status, text = r.status_code, r.text[:200]
+            if r.status_code < 500:
+                break
+        raise SetupError(f"could not create trait {trait}: {status} {text}")
 
     def _wait_for_agents(self, conductor_url: str, build: list[str]) -> None:
         deadline = time.monotonic() + 60
