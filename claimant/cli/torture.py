@@ -83,6 +83,13 @@ def _progress(message: str) -> None:
     default=None,
     help="Where logs and agent configs go (default: a new temporary directory).",
 )
+@click.option(
+    "--cells",
+    "cells_spec",
+    default=None,
+    help="Comma-separated data centres, one service (at least) in each, agents spread over "
+    "them (store URL dc= per process); default: the DCs of --cluster-dir when it has several.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 def torture(
     store_url: str,
@@ -97,6 +104,7 @@ def torture(
     shared_vcpu: int,
     consumers: int,
     workdir: Path | None,
+    cells_spec: str | None,
     as_json: bool,
 ) -> None:
     """Run real services, agents and a conductor under a mixed workload while
@@ -122,6 +130,7 @@ def torture(
         shared_vcpu=shared_vcpu,
         consumers=consumers,
         workdir=workdir,
+        cells=[c.strip() for c in cells_spec.split(",") if c.strip()] if cells_spec else None,
     )
     try:
         result = run_torture(cfg, echo=_progress)
@@ -147,6 +156,10 @@ def _summary(result: dict[str, Any]) -> None:
     table.add_row("store", result["store"])
     table.add_row("nemesis", ", ".join(result["nemesis"]) or "none")
     table.add_row("mix", result["mix"])
+    if result["cells"]:
+        table.add_row(
+            "cells", ", ".join(f"{c}: {', '.join(s)}" for c, s in result["cells"].items())
+        )
     table.add_row("seconds / seed", f"{result['seconds']:g} / {result['seed']}")
     table.add_row(
         "ops",

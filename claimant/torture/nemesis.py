@@ -11,6 +11,8 @@
 |  | Cassandra: SIGSTOP/SIGCONT of a node (needs ``--cluster-dir``) |
 | ``pause-node`` | SIGSTOP a Cassandra node, SIGCONT it later |
 | ``kill-node`` | SIGKILL a Cassandra node, start it again through the launcher |
+| ``stop-dc`` | stop every node of one data centre through the launcher, start them later |
+| ``pause-dc`` | SIGSTOP every node of one data centre, SIGCONT them later |
 
 Every fault is one ``nemesis`` operation in the history: invoked when it is
 injected, ``ok`` when it is healed.
@@ -25,6 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +45,8 @@ DELAYED_REPLIES = "delayed-replies"
 STORE_ERRORS = "store-errors"
 PAUSE_NODE = "pause-node"
 KILL_NODE = "kill-node"
+STOP_DC = "stop-dc"
+PAUSE_DC = "pause-dc"
 
 ALL = (
     KILL_SERVICE,
@@ -52,8 +57,12 @@ ALL = (
     STORE_ERRORS,
     PAUSE_NODE,
     KILL_NODE,
+    STOP_DC,
+    PAUSE_DC,
 )
-NEEDS_CLUSTER = frozenset({PAUSE_NODE, KILL_NODE})
+NEEDS_CLUSTER = frozenset({PAUSE_NODE, KILL_NODE, STOP_DC, PAUSE_DC})
+# Faults of a whole data centre: the cluster must have two or more.
+NEEDS_DCS = frozenset({STOP_DC, PAUSE_DC})
 
 # A Python child that takes SQLite's write lock and sits on it.
 _HOLD_LOCK = """
@@ -95,6 +104,7 @@ class Nemesis:
         interval: tuple[float, float] = (2.0, 6.0),
         echo: Callable[[str], None] = lambda _: None,
         ready_timeout: float = 90.0,
+        node_start_timeout: float = 300.0,
     ) -> None:
         self.kinds = kinds
         self.t = targets
@@ -103,6 +113,7 @@ class Nemesis:
         self.interval = interval
         self.echo = echo
         self.ready_timeout = ready_timeout
+        self.node_start_timeout = node_start_timeout
         self.faults = 0
         self.errors: list[str] = []
         self._paused: set[int] = set()
@@ -131,6 +142,8 @@ class Nemesis:
             STORE_ERRORS: lambda: self._store_errors(stop),
             PAUSE_NODE: lambda: self._pause_node(kind, stop),
             KILL_NODE: lambda: self._kill_node(stop),
+            STOP_DC: lambda: self._stop_dc(stop),
+            PAUSE_DC: lambda: self._pause_dc(stop),
         }[kind]
         handler()
 
@@ -210,7 +223,55 @@ class Nemesis:
         op = self._record(KILL_NODE, f"node{node.index} ({node.address})", pid=node.pid)
         os.kill(node.pid, signal.SIGKILL)
         self._hold(stop, 2.0, 5.0)
-        self.t.cluster.start(node.index, timeout=300)
+        self.t.cluster.start(node.index, timeout=self.node_start_timeout)
+        self.history.ok(op)
+
+    def _dc(self) -> tuple[str, list[Any]] | None:
+        """A data centre chosen at random, and its nodes (``NodeStatus``)."""
+        nodes = self.t.cluster.status()
+        dcs = sorted({n.dc for n in nodes})
+        if len(dcs) < 2:
+            return None
+        dc = self.rng.choice(dcs)
+        return dc, [n for n in nodes if n.dc == dc]
+
+    @staticmethod
+    def _describe(dc: str, nodes: list[Any]) -> str:
+        return f"{dc} ({', '.join(n.address for n in nodes)})"
+
+    def _stop_dc(self, stop: threading.Event) -> None:
+        chosen = self._dc()
+        if chosen is None:
+            return
+        dc, nodes = chosen
+        op = self._record(STOP_DC, self._describe(dc, nodes), dc=dc, nodes=[n.index for n in nodes])
+        # SIGTERM (the launcher's stop): the nodes announce their shutdown, so
+        # the other DC marks them down at once instead of after gossip's timeout.
+        outcome = self.t.cluster.stop(dc=dc, timeout=60)
+        self._hold(stop, 5.0, 15.0)
+        began = time.monotonic()
+        self.t.cluster.start(dc=dc, timeout=self.node_start_timeout)
+        self.history.ok(op, stopped=outcome, restart_seconds=round(time.monotonic() - began, 1))
+
+    def _pause_dc(self, stop: threading.Event) -> None:
+        chosen = self._dc()
+        if chosen is None:
+            return
+        dc, nodes = chosen
+        live = [n for n in nodes if n.pid]
+        if not live:
+            return
+        op = self._record(PAUSE_DC, self._describe(dc, live), dc=dc, pids=[n.pid for n in live])
+        try:
+            for n in live:
+                os.kill(n.pid, signal.SIGSTOP)
+                self._paused.add(n.pid)
+            self._hold(stop, 3.0, 10.0)
+        finally:
+            for n in live:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(n.pid, signal.SIGCONT)
+                self._paused.discard(n.pid)
         self.history.ok(op)
 
     def heal(self) -> None:

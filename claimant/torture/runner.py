@@ -4,6 +4,10 @@ sample, quiesce, wait out the claim TTL, check, stop everything.
 Everything a run creates is named after its run id (providers, traits), so
 a store that already holds data is left alone and only the run's own
 providers and requests are checked.
+
+With cells (data centres of one Cassandra keyspace), each service and agent
+gets the store URL with ``dc=`` its cell, round-robin, and the checker reads
+each provider through a store in the provider's home cell (see ``_read``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import httpx
 
 from claimant.torture import nemesis as nem
 from claimant.torture.checker import NEMESIS, Report, check_final, check_sample
-from claimant.torture.history import History, Outcome
+from claimant.torture.history import History, Op, Outcome
 from claimant.torture.processes import Proc, ProcessError, claimant_argv, free_port
 from claimant.torture.proxy import ProxyThread, ReplyProxy
 from claimant.torture.snapshot import (
@@ -43,6 +47,12 @@ ADMIN = {"X-Auth-Token": "admin"}
 # without one in the URL: the lock holder must outlast it, and SQLite's
 # default here (30 s) would make each fault half a minute long.
 STORE_ERRORS_BUSY_TIMEOUT = 2.0
+# Starts of a process that exits while starting (see Run._ready).
+SETUP_ATTEMPTS = 3
+# How long the first service, which creates the schema, may take to answer.
+MIGRATE_TIMEOUT = 600.0
+# How long a Cassandra node (or a DC's nodes) may take to start again.
+NODE_START_TIMEOUT = 300.0
 
 
 class SetupError(Exception):
@@ -68,6 +78,9 @@ class TortureConfig:
     workdir: Path | None = None
     mix: str = "mixed"  # workload.MIXES
     shared_vcpu: int = 12
+    # Data centres to run one service (at least) in each; None: those of the
+    # cluster in ``cluster_dir`` when it has several, else no cells.
+    cells: list[str] | None = None
 
 
 @dataclass
@@ -106,6 +119,51 @@ def _with_busy_timeout(url: str) -> tuple[str, float]:
     return f"{url}{sep}busy_timeout={STORE_ERRORS_BUSY_TIMEOUT:g}", STORE_ERRORS_BUSY_TIMEOUT
 
 
+def url_option(url: str, key: str) -> str | None:
+    values = parse_qs(urlsplit(url).query).get(key)
+    return values[-1] if values else None
+
+
+def with_option(url: str, key: str, value: str) -> str:
+    """``url`` with query option ``key`` set to ``value`` (replaced if present).
+
+    Edited as text, not re-encoded: ``rf=dc1:1,dc2:1`` stays readable in the
+    processes' command lines and logs."""
+    base, sep, query = url.partition("?")
+    items = [i for i in query.split("&") if i and i.split("=", 1)[0] != key] if sep else []
+    return f"{base}?{'&'.join([*items, f'{key}={value}'])}"
+
+
+def cell_of(index: int, cells: list[str]) -> str | None:
+    """Process ``index`` (0-based) of a kind lives in this cell: round-robin."""
+    return cells[index % len(cells)] if cells else None
+
+
+def cell_outcomes(ops: list[Op], service_cell: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Per cell, the outcomes of the client operations its services answered
+    (``via``, the service's URL): all of them, and those that began and ended
+    while a DC fault held *another* DC down (what the cell did on its own)."""
+    windows = [
+        (str(o.value["dc"]), o.invoked, o.completed if o.completed is not None else float("inf"))
+        for o in ops
+        if o.process == NEMESIS and "dc" in o.value
+    ]
+    out: dict[str, dict[str, Counter[str]]] = {
+        cell: {"all": Counter(), "other_dc_faulted": Counter()}
+        for cell in sorted(set(service_cell.values()))
+    }
+    for o in ops:
+        cell = service_cell.get(str(o.result.get("via", ""))) if o.process != NEMESIS else None
+        if cell is None:
+            continue
+        outcome = o.outcome.value if o.outcome else Outcome.INFO.value
+        out[cell]["all"][outcome] += 1
+        end = o.completed if o.completed is not None else float("inf")
+        if any(dc != cell and lo <= o.invoked and end <= hi for dc, lo, hi in windows):
+            out[cell]["other_dc_faulted"][outcome] += 1
+    return {cell: {k: dict(c) for k, c in parts.items()} for cell, parts in out.items()}
+
+
 def _agent_toml(name: str, trait: str, vcpu: int, memory_mb: int) -> str:
     return (
         "[provider]\n"
@@ -137,6 +195,12 @@ class Run:
         if nem.STORE_ERRORS in cfg.nemeses and self.sqlite is not None:
             self.url, self.busy_timeout = _with_busy_timeout(cfg.store_url)
         self.cluster: Any = None
+        self.cells: list[str] = []
+        self.service_cells: dict[str, str] = {}  # service URL -> its cell
+        # What the checker reads through, per cell (None: no cells); see _read.
+        self.check_urls: dict[str | None, str] = {None: self.url}
+        self.homes: dict[str, str | None] = {}  # provider uuid -> its home cell
+        self.setup_restarts: list[str] = []
         self.samples = 0
         self.samples_skipped = 0
         self.topology: Topology | None = None
@@ -171,6 +235,46 @@ class Run:
                 self.cluster.load()
             except ClusterError as exc:
                 raise SetupError(str(exc)) from exc
+        self._resolve_cells()
+
+    def _resolve_cells(self) -> None:
+        from claimant.cluster import config as cluster_config
+
+        dc_faults = sorted(set(self.cfg.nemeses) & nem.NEEDS_DCS)
+        cluster_dcs = (
+            cluster_config.dc_names(self.cluster.load().dcs) if self.cluster is not None else []
+        )
+        if dc_faults and len(cluster_dcs) < 2:
+            raise SetupError(
+                f"{', '.join(dc_faults)} needs a cluster of two or more data centres "
+                "(claimant cluster up -n N --dcs D)"
+            )
+        cells = list(self.cfg.cells or [])
+        if self.cfg.cells is None and len(cluster_dcs) > 1:
+            cells = cluster_dcs
+        if not cells:
+            return
+        if self.sqlite is not None:
+            raise SetupError("cells are data centres of a Cassandra store; this store is SQLite")
+        rf = url_option(self.url, "rf") or ""
+        replicated = {part.split(":", 1)[0] for part in rf.split(",") if ":" in part}
+        missing = [c for c in cells if c not in replicated]
+        if missing:
+            raise SetupError(
+                f"the store URL's rf must replicate to every cell (e.g. rf=dc1:1,dc2:1); "
+                f"it names none in {', '.join(missing)}"
+            )
+        self.cells = cells
+        # QUORUM: every DC's replicas, reconciled, wherever the store lets a
+        # plain read span DCs (a replica in a DC that was down or paused may
+        # lack commits another DC acknowledged until hints or repair bring
+        # them; one such read could show a released claim beside the claim
+        # that replaced it, an overcommit that never was).
+        self.check_urls = {c: with_option(self.url_in(c), "consistency", "QUORUM") for c in cells}
+
+    def url_in(self, cell: str | None) -> str:
+        """The store URL of a process in ``cell``."""
+        return with_option(self.url, "dc", cell) if cell else self.url
 
     def setup(self) -> None:
         self._check_config()
@@ -179,14 +283,16 @@ class Run:
         self.echo(f"run {self.run_id}: logs in {work}")
         ttl = self.cfg.claim_ttl
         dep = self.dep
-        for i in range(self.cfg.services):
+        # At least one service per cell, so clients reach every cell.
+        for i in range(max(self.cfg.services, len(self.cells))):
+            cell = cell_of(i, self.cells)
             port = free_port()
             argv = claimant_argv(
                 "serve",
                 "--claim-ttl",
                 str(ttl),
                 "--store",
-                self.url,
+                self.url_in(cell),
                 "--port",
                 str(port),
                 "--expire-interval",
@@ -195,23 +301,21 @@ class Run:
                 "--log-level",
                 "warning",
             )
-            p = Proc(
-                f"service-{i + 1}",
-                argv,
-                work / f"service-{i + 1}.log",
-                f"http://127.0.0.1:{port}/healthz",
-            )
+            name = f"service-{i + 1}" + (f"-{cell}" if cell else "")
+            p = Proc(name, argv, work / f"{name}.log", f"http://127.0.0.1:{port}/healthz")
+            if cell:
+                self.service_cells[f"http://127.0.0.1:{port}"] = cell
             p.start()
             # One at a time: the first migrates the schema, the rest find it done.
-            p.wait_ready(120)
+            # Each schema change waits for every node to agree on it, which on a
+            # multi-DC cluster on a loaded machine took over two minutes.
+            self._ready(p, MIGRATE_TIMEOUT if i == 0 else 120)
             dep.services.append(p)
         service_urls = [p.ready_url.rsplit("/", 1)[0] for p in dep.services]
         shared_trait = f"CUSTOM_TORTURE_{self.run_id.upper()}_SHARED"
         build_trait = f"CUSTOM_TORTURE_{self.run_id.upper()}_BUILD"
         for trait in (shared_trait, build_trait):
-            r = httpx.put(f"{service_urls[0]}/v1/traits/{trait}", headers=ADMIN, timeout=30)
-            if r.status_code not in (201, 204):
-                raise SetupError(f"could not create trait {trait}: {r.status_code} {r.text[:200]}")
+            self._create_trait(service_urls[0], trait)
 
         cport = free_port()
         conductor_url = f"http://127.0.0.1:{cport}"
@@ -223,7 +327,9 @@ class Run:
                 "--claim-ttl",
                 str(ttl),
                 "--store",
-                self.url,
+                # One conductor, in the first cell: builds stop while that
+                # cell is down (one conductor per cell is the loop's work).
+                self.url_in(cell_of(0, self.cells)),
                 "--port",
                 str(cport),
                 "--log-level",
@@ -233,7 +339,7 @@ class Run:
             f"{conductor_url}/v1/agents",
         )
         dep.conductor.start()
-        dep.conductor.wait_ready(120)
+        self._ready(dep.conductor, 120)
 
         from claimant.agent.config import provider_uuid_for
 
@@ -244,7 +350,7 @@ class Run:
             ("b", build_trait, 8, 4096)
         ] * self.cfg.build_providers
         counts: Counter[str] = Counter()
-        for kind, trait, vcpu, mem in plan:
+        for k, (kind, trait, vcpu, mem) in enumerate(plan):
             counts[kind] += 1
             name = f"torture-{self.run_id}-{kind}{counts[kind]}"
             config = work / f"{name}.toml"
@@ -263,7 +369,8 @@ class Run:
                     "--config",
                     str(config),
                     "--store",
-                    self.url,
+                    # Interleaved over the plan: shared and build agents in every cell.
+                    self.url_in(cell_of(k, self.cells)),
                     "--port",
                     str(port),
                     "--conductor",
@@ -279,10 +386,12 @@ class Run:
             p.start()
             dep.agents.append(p)
             (shared if kind == "s" else build).append(provider_uuid_for(name))
+            # An agent's provider is homed in the agent's cell (it creates it).
+            self.homes[provider_uuid_for(name)] = cell_of(k, self.cells)
             if kind == "b":
                 dep.build_agents[name] = f"http://127.0.0.1:{port}"
         for p in dep.agents:
-            p.wait_ready(120)
+            self._ready(p, 120)
         self._wait_for_agents(conductor_url, build)
         self.providers = shared + build
         self.topology = Topology(
@@ -297,6 +406,43 @@ class Run:
             mix=self.cfg.mix,
         )
 
+    def _ready(self, p: Proc, timeout: float) -> None:
+        """Wait until ``p`` answers; one that exits while starting is started
+        again, a few times. ``serve`` and ``agent run`` exit when their first
+        store calls fail, which a loaded cluster does now and then (a CAS
+        timeout, a host briefly marked down); the run tests faults injected
+        later, not that, so it goes on and reports it (``setup_restarts``)."""
+        for attempt in range(SETUP_ATTEMPTS):
+            try:
+                p.wait_ready(timeout)
+                return
+            except ProcessError:
+                if p.alive() or attempt + 1 == SETUP_ATTEMPTS:
+                    raise
+            self.setup_restarts.append(p.name)
+            self.echo(f"{p.name} exited while starting; starting it again (see {p.log})")
+            time.sleep(5)
+            p.start()
+
+    def _create_trait(self, service: str, trait: str) -> None:
+        # A 503 is retried: a loaded multi-DC cluster refuses a write now and
+        # then, and the setup is not what the run tests (see _ready).
+        status, text = 0, ""
+        for attempt in range(SETUP_ATTEMPTS):
+            if attempt:
+                time.sleep(5)
+            try:
+                r = httpx.put(f"{service}/v1/traits/{trait}", headers=ADMIN, timeout=30)
+            except httpx.HTTPError as exc:
+                status, text = 0, f"{type(exc).__name__}: {exc}"
+                continue
+            if r.status_code in (201, 204):
+                return
+            status, text = r.status_code, r.text[:200]
+            if r.status_code < 500:
+                break
+        raise SetupError(f"could not create trait {trait}: {status} {text}")
+
     def _wait_for_agents(self, conductor_url: str, build: list[str]) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -309,20 +455,51 @@ class Run:
 
     # ---- the run -----------------------------------------------------------------
     @contextlib.contextmanager
-    def _store(self) -> Iterator[Any]:
+    def _store(self) -> Iterator[dict[str | None, Any]]:
+        """The checker's stores, one per cell (or one, keyed None)."""
         from claimant.store import open_store
 
-        store = open_store(self.url)
+        stores: dict[str | None, Any] = {}
         try:
-            yield store
+            for cell, url in self.check_urls.items():
+                stores[cell] = open_store(url)
+            yield stores
         finally:
-            store.close()
+            for store in stores.values():
+                store.close()
 
-    def _sample(self, store: Any) -> None:
+    def _settle_homes(self, stores: dict[str | None, Any]) -> None:
+        """Where the store records a provider's home cell, that one wins."""
+        from claimant.model import ClaimantError
+
+        first = next(iter(stores.values()))
+        for puuid in self.providers:
+            with contextlib.suppress(ClaimantError):
+                cell = getattr(first.get_provider(puuid), "cell", None)
+                if cell in stores and cell is not None:
+                    self.homes[puuid] = cell
+
+    def _read(self, stores: dict[str | None, Any]) -> Snapshot:
+        """Each provider read through a store of its home cell: there every
+        acknowledged compare-and-set on it is on a replica, whether the store
+        makes them in one cell (LOCAL_SERIAL) or across all (SERIAL)."""
+        if len(stores) == 1:
+            return read_snapshot(next(iter(stores.values())), self.providers)
+        parts = [
+            read_snapshot(store, [p for p in self.providers if self.homes.get(p) == cell])
+            for cell, store in stores.items()
+        ]
+        return Snapshot(
+            at=min(s.at for s in parts),
+            providers={k: v for s in parts for k, v in s.providers.items()},
+            entries=[e for s in parts for e in s.entries],
+        )
+
+    def _sample(self, stores: dict[str | None, Any]) -> None:
         from claimant.model import ClaimantError
 
         try:
-            snap = read_snapshot(store, self.providers)
+            snap = self._read(stores)
         except ClaimantError:
             self.samples_skipped += 1  # the store is being faulted; the next sample will do
             return
@@ -360,6 +537,7 @@ class Run:
             self.history,
             random.Random(rng.random()),
             echo=self.echo,
+            node_start_timeout=NODE_START_TIMEOUT,
         )
         self.clients = clients
         threads = [threading.Thread(target=c.run, name=c.name, daemon=True) for c in clients]
@@ -370,6 +548,8 @@ class Run:
         for t in threads:
             t.start()
         with self._store() as store:
+            if self.cells:
+                self._settle_homes(store)
             next_sample = began + self.cfg.sample_every
             while (now := time.monotonic()) < began + self.cfg.seconds:
                 time.sleep(min(1.0, began + self.cfg.seconds - now))
@@ -380,10 +560,14 @@ class Run:
             stop.set()
             self.echo("stopping clients and the nemesis ...")
             for t in threads:
-                t.join(timeout=self.cfg.client_timeout * 3 + 120)
+                # The nemesis may be starting nodes again (a stopped DC): give
+                # it the launcher's start timeout, or the final start below
+                # would find the cluster directory locked.
+                extra = NODE_START_TIMEOUT if t.name == "nemesis" else 0
+                t.join(timeout=self.cfg.client_timeout * 3 + 120 + extra)
             self.nemesis.heal()
             if self.cluster is not None:
-                self.cluster.start(timeout=300)
+                self.cluster.start(timeout=NODE_START_TIMEOUT)
             for p in self.dep.all():
                 if not p.alive():
                     p.start()
@@ -398,7 +582,7 @@ class Run:
             self.final = self._final_snapshot_retrying(store)
             check_final(self.history.ops(), self.final, self.report, after_ttl=True)
 
-    def _final_snapshot_retrying(self, store: Any) -> Snapshot:
+    def _final_snapshot_retrying(self, store: dict[str | None, Any]) -> Snapshot:
         from claimant.model import ClaimantError
 
         # A node just restarted may not answer at once; the final read must happen.
@@ -413,10 +597,10 @@ class Run:
         except ClaimantError as exc:
             raise SetupError(f"could not read the store for the final check: {exc}") from exc
 
-    def _final_snapshot(self, store: Any) -> Snapshot:
-        snap = read_snapshot(store, self.providers)
+    def _final_snapshot(self, store: dict[str | None, Any]) -> Snapshot:
+        snap = self._read(store)
         ruuids = {o.value["request_uuid"] for o in self.history.ops() if "request_uuid" in o.value}
-        snap.requests = read_requests(store, sorted(ruuids))
+        snap.requests = read_requests(next(iter(store.values())), sorted(ruuids))
         instances: list[Instance] = []
         notes: set[str] = set()
         for name, url in self.dep.build_agents.items():
@@ -467,6 +651,12 @@ class Run:
             "seed": self.cfg.seed,
             "nemesis": self.cfg.nemeses,
             "mix": self.cfg.mix,
+            "cells": {
+                cell: [p.name for p in self.dep.services if p.name.endswith(f"-{cell}")]
+                for cell in self.cells
+            },
+            "by_cell": cell_outcomes(ops, self.service_cells),
+            "setup_restarts": self.setup_restarts,
             "ops": len(client_ops),
             "acked": sum(1 for o in client_ops if o.outcome == Outcome.OK),
             "failed": sum(1 for o in client_ops if o.outcome == Outcome.FAIL),

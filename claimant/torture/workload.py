@@ -120,13 +120,13 @@ class Client:
         **kw: Any,
     ) -> Any:
         """Send one request and complete ``op`` from the answer; returns the JSON or None."""
+        base = "/".join(url.split("/", 3)[:3])
         try:
             r = self.http.request(method, url, **kw)
         except httpx.HTTPError as exc:
-            self.history.info(op, error=type(exc).__name__)
+            self.history.info(op, error=type(exc).__name__, via=base)
             if isinstance(exc, httpx.ConnectError):
                 # A service being restarted refuses at once: try the others for a while.
-                base = "/".join(url.split("/", 3)[:3])
                 self.down_until[base] = time.monotonic() + 1.0
                 self.stop.wait(0.05)
             return None
@@ -136,13 +136,13 @@ class Client:
             data = None
         if r.status_code < 300:
             extra = ok(data) if ok is not None else {}
-            self.history.ok(op, status=r.status_code, **extra)
+            self.history.ok(op, status=r.status_code, via=base, **extra)
             return data if data is not None else {}
         code = _error_code(data)
         if r.status_code < 500:
-            self.history.fail(op, status=r.status_code, code=code)
+            self.history.fail(op, status=r.status_code, code=code, via=base)
         else:
-            self.history.info(op, status=r.status_code, code=code)
+            self.history.info(op, status=r.status_code, code=code, via=base)
         return None
 
     def _placement(self) -> dict[str, str]:
