@@ -76,3 +76,40 @@ def any_store(request: pytest.FixtureRequest) -> Iterator[Store]:
     st = request.getfixturevalue("cassandra_session_store")
     st.reset()
     yield st
+
+
+# How pytest-xdist (--dist loadgroup, scripts/test) shares the tests out:
+# every test that takes one of these fixtures, which hold something the
+# machine has once, runs on the same worker...
+EXCLUSIVE = {
+    "fake_env": "launcher",  # fake nodes on 127.0.2.1-3:9042 (tests/cluster)
+    "browser": "chromium",  # one Chromium (tests/ui), a few hundred MB
+}
+# ...and a module whose tests share a module-scoped fixture (a Keystone, a
+# served cloud) runs on one worker, so that fixture is set up once, not once
+# per worker. Every other test goes to whichever worker is free.
+SHARED_SCOPES = {"package", "module", "class"}
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    names = getattr(item, "fixturenames", ())
+    for fixture, group in EXCLUSIVE.items():
+        if fixture in names:
+            return group
+    info = getattr(item, "_fixtureinfo", None)  # pytest's own record of the test's fixtures
+    if info is not None:
+        for defs in info.name2fixturedefs.values():
+            if defs and defs[-1].scope in SHARED_SCOPES:
+                return item.nodeid.split("::", 1)[0]
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        # One group per test: xdist would make a new group of two names.
+        if any(item.iter_markers("xdist_group")):
+            continue
+        group = xdist_group_of(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
