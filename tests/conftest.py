@@ -92,6 +92,9 @@ SHARED_SCOPES = {"package", "module", "class"}
 
 
 def xdist_group_of(item: pytest.Item) -> str | None:
+    # The slow tests start clusters of real JVMs: one at a time.
+    if item.get_closest_marker("slow") is not None:
+        return "slow"
     names = getattr(item, "fixturenames", ())
     for fixture, group in EXCLUSIVE.items():
         if fixture in names:
