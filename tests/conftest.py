@@ -13,10 +13,14 @@ tests/scheduler).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,12 +111,63 @@ def xdist_group_of(item: pytest.Item) -> str | None:
     return None
 
 
+# pytest-xdist 3.8 marks a group by renaming the test (nodeid + "@group"),
+# which pytest 9.2 ignores: --dist loadgroup then groups nothing
+# (pytest-dev/pytest-xdist#1386). So each worker also writes the groups it
+# collected to a file the controller's scheduler reads.
+GROUPS_FILE = "claimant_xdist_groups"
+GROUPS_PATH = pytest.StashKey[Path]()
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    groups: dict[str, str] = {}
     for item in items:
-        # One group per test: xdist would make a new group of two names.
-        if any(item.iter_markers("xdist_group")):
+        marked = sorted({str(m.args[0]) for m in item.iter_markers("xdist_group") if m.args})
+        if marked:
+            # One group per test (xdist would make a new group of two names).
+            groups[item.nodeid] = "_".join(marked)
             continue
         group = xdist_group_of(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+            groups[item.nodeid] = group
+    path = getattr(config, "workerinput", {}).get(GROUPS_FILE)
+    if path:
+        # Every worker collects the same tests: whichever writes last is right.
+        tmp = Path(f"{path}.{os.getpid()}")
+        tmp.write_text(json.dumps(groups))
+        tmp.replace(path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    config: pytest.Config = node.config
+    if GROUPS_PATH not in config.stash:
+        config.stash[GROUPS_PATH] = Path(tempfile.mkdtemp(prefix="claimant-xdist-")) / "groups"
+    node.workerinput[GROUPS_FILE] = str(config.stash[GROUPS_PATH])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup" or GROUPS_PATH not in config.stash:
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    path = config.stash[GROUPS_PATH]
+
+    class FileGroupScheduling(LoadGroupScheduling):
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            # Read once, at the first schedule: every worker has collected.
+            if self.groups is None:
+                self.groups = json.loads(path.read_text()) if path.exists() else {}
+            return self.groups.get(nodeid) or str(super()._split_scope(nodeid))
+
+    return FileGroupScheduling(config, log)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if GROUPS_PATH in config.stash:
+        shutil.rmtree(config.stash[GROUPS_PATH].parent, ignore_errors=True)
