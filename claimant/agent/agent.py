@@ -179,8 +179,8 @@ class Agent:
             held.setdefault(c.consumer_uuid, []).append(c)
         with self._lock:
             for consumer, claims in held.items():
-                rec = self._builds.get(consumer)
-                if rec is not None and rec.status == BuildStatus.BUILT:
+                known = self._builds.get(consumer)
+                if known is not None and known.status == BuildStatus.BUILT:
                     continue
                 uuids = tuple(c.uuid for c in claims)
                 self._builds[consumer] = BuildRecord(

@@ -38,7 +38,7 @@ class _Samples(Collector):
         yield from families.values()
 
 
-def install(app: FastAPI, check: Callable[[], None], samples: Callable[[], list[Sample]]) -> None:
+def install(app: FastAPI, check: Callable[[], object], samples: Callable[[], list[Sample]]) -> None:
     """``check``: raises when the process cannot do its job (its store
     unreadable); ``samples``: the metric values now."""
     registry = CollectorRegistry()

@@ -128,7 +128,7 @@ def drain_on_signal(shutdown: Shutdown, on_drain: Callable[[], object]) -> Itera
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def handler(sig: int, frame: FrameType | None) -> None:
-        prev = previous[sig]
+        prev = previous[signal.Signals(sig)]
         if callable(prev):
             prev(sig, frame)
         loop.call_soon_threadsafe(arm)

@@ -66,7 +66,8 @@ class CliError(click.ClickException):
         self.fix = fix
         self.details = details or {}
         self.as_json = as_json
-        self.exit_code = _EXIT_BY_CODE.get(code, EXIT_ERROR)
+        # click reads it from the instance; its annotation says class-wide.
+        self.exit_code = _EXIT_BY_CODE.get(code, EXIT_ERROR)  # type: ignore[misc]
 
     def format_message(self) -> str:
         text = f"{self.code}: {self.message}"

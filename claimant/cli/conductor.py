@@ -147,7 +147,8 @@ def conductor_serve(
             port=port,
             log_level=log_level,
             log_config=log_config,
-            timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,
+            # uvicorn annotates an int but waits with asyncio.wait_for: a float works.
+            timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,  # type: ignore[arg-type]
         )
     finally:
         store.close()

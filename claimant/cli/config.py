@@ -49,6 +49,7 @@ def effective(config_file: str | None, command_name: str = "serve") -> list[dict
             continue
         name = param.name
         envvar = param.envvar if isinstance(param.envvar, str) else None
+        value: Any
         if envvar and envvar in os.environ:
             value, source = os.environ[envvar], f"env {envvar}"
         elif name in from_file:

@@ -49,7 +49,8 @@ def _wants_json(args: list[str]) -> bool:
 
 
 class LazyGroup(click.Group):
-    def main(self, args: Any = None, **kwargs: Any) -> Any:
+    # click types main() as overloads on standalone_mode; this one forwards either.
+    def main(self, args: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
         if not _wants_json(argv):
             return super().main(argv, **kwargs)

@@ -248,8 +248,8 @@ def _body(
         if "resources" not in group:
             raise click.UsageError("traits, attributes and aggregates need --resources")
         body_groups.append(group)
-    for i, spec in enumerate(groups, 1):
-        g = parse.group(spec)
+    for i, text in enumerate(groups, 1):
+        g = parse.group(text)
         g.setdefault("name", f"g{i}")
         body_groups.append(g)
     if body_groups:

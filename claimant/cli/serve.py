@@ -351,5 +351,6 @@ def serve(
         limit_concurrency=limit_concurrency,
         timeout_keep_alive=timeout_keep_alive,
         h11_max_incomplete_event_size=64 * 1024,
-        timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,
+        # uvicorn annotates an int but waits with asyncio.wait_for: a float works.
+        timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,  # type: ignore[arg-type]
     )

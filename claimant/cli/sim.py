@@ -8,16 +8,21 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import click
 
 from claimant.model.errors import ClaimantError
 
+if TYPE_CHECKING:  # imported lazily below: `claimant --help` stays fast
+    from claimant.sim import SimResult
+    from claimant.store import Store
+
 LEVELS = (1, 2, 4, 8, 16)
 
 
 @contextlib.contextmanager
-def _store(url: str | None, wipe: bool) -> Iterator[object]:
+def _store(url: str | None, wipe: bool) -> Iterator[Store]:
     from claimant.store import open_store
 
     tmp = None
@@ -40,7 +45,7 @@ def _store(url: str | None, wipe: bool) -> Iterator[object]:
                 os.remove(os.path.join(tmp, "sim.db"))
 
 
-def _table(results: list[object]) -> None:
+def _table(results: list[SimResult]) -> None:
     from claimant.cli.output import Mode, Out
 
     # Two-line headings keep the table within 80 columns (issue 11).

@@ -87,14 +87,14 @@ class _Reader:
     def short(self) -> int:
         return int(struct.unpack(">H", self.take(2))[0])
 
-    def int(self) -> int:
+    def int32(self) -> int:
         return int(struct.unpack(">i", self.take(4))[0])
 
     def string(self) -> str:
         return self.take(self.short()).decode()
 
     def bytes(self) -> bytes | None:
-        n = self.int()
+        n = self.int32()
         return None if n < 0 else self.take(n)
 
     def option(self) -> int:
@@ -174,7 +174,7 @@ class Connection:
         version, _flags, _stream, op, length = struct.unpack(">BBhBi", self._recv_exact(9))
         reader = _Reader(self._recv_exact(length))
         if op == OP_ERROR:
-            code = reader.int()
+            code = reader.int32()
             error = AuthError if code == ERR_BAD_CREDENTIALS else CQLError
             raise error(f"server error 0x{code:04x}: {reader.string()}")
         if version & 0x7F != VERSION:
@@ -203,9 +203,9 @@ class Connection:
         op, reader = self.request(OP_QUERY, body)
         if op != OP_RESULT:
             raise CQLError(f"QUERY answered with opcode {op}")
-        if reader.int() != RESULT_ROWS:
+        if reader.int32() != RESULT_ROWS:
             return []
-        flags, column_count = reader.int(), reader.int()
+        flags, column_count = reader.int32(), reader.int32()
         if flags & 0x0002:  # has_more_pages
             reader.bytes()
         columns: list[tuple[str, int]] = []
@@ -221,7 +221,7 @@ class Connection:
                 name = reader.string()
                 columns.append((name, reader.option()))
         rows = []
-        for _ in range(reader.int()):
+        for _ in range(reader.int32()):
             rows.append({name: _decode(t, reader.bytes()) for name, t in columns})
         return rows
 

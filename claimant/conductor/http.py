@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,7 +41,7 @@ from claimant.agent.guard import (
     json_body,
 )
 from claimant.agent.http import HttpAgentClient
-from claimant.api.auth import Forbidden
+from claimant.api.auth import Context, Forbidden
 from claimant.api.errors import install_error_handlers
 from claimant.api.requests import build_request, request_body
 from claimant.api.schemas.requests import RequestCreate
@@ -61,12 +60,6 @@ from claimant.model.errors import BuildFailed
 from claimant.scheduler import lifecycle
 
 MAX_AGENT_PROVIDERS = 256
-
-
-@dataclass(frozen=True, slots=True)
-class _Caller:
-    project_id: str = ""
-    user_id: str = ""
 
 
 def create_conductor_app(
@@ -101,9 +94,12 @@ def create_conductor_app(
         # A daemon thread joins the pool: asyncio's default executor would be
         # waited for at exit, however long the build.
         joined = threading.Event()
-        threading.Thread(
-            target=lambda: (pool.shutdown(wait=True), joined.set()), daemon=True
-        ).start()
+
+        def join() -> None:
+            pool.shutdown(wait=True)
+            joined.set()
+
+        threading.Thread(target=join, daemon=True).start()
         until = time.monotonic() + shutdown.final_wait
         while not joined.is_set() and time.monotonic() < until:
             await asyncio.sleep(0.02)
@@ -138,7 +134,7 @@ def create_conductor_app(
 
     @app.post("/v1/builds")
     async def create_build(body: RequestCreate, wait: bool = False) -> Response:
-        req = await run_in_threadpool(build_request, body, _Caller(), store)
+        req = await run_in_threadpool(build_request, body, Context(), store)
         headers = {"Location": f"/v1/builds/{req.uuid}"}
         # Created insert-if-absent either way: a second POST with the same
         # uuid is a 409 (AlreadyExists) and never rewrites the first.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Final
 
 from claimant.importer.source import Counts, PlacementSource
@@ -112,15 +113,15 @@ def import_placement(
     report.seconds["catalogue"] = time.monotonic() - start
 
     start = time.monotonic()
-    for batch in source.provider_batches(provider_batch):
-        report.providers += _write(lambda b=batch: store.import_providers(b), "providers")
-        tick("providers", len(batch))
+    for providers in source.provider_batches(provider_batch):
+        report.providers += _write(partial(store.import_providers, providers), "providers")
+        tick("providers", len(providers))
     report.seconds["providers"] = time.monotonic() - start
 
     start = time.monotonic()
-    for batch in source.consumer_batches(consumer_batch):
-        report.consumers += _write(lambda b=batch: store.import_allocations(b), "consumers")
-        tick("consumers", len(batch))
+    for consumers in source.consumer_batches(consumer_batch):
+        report.consumers += _write(partial(store.import_allocations, consumers), "consumers")
+        tick("consumers", len(consumers))
     report.seconds["consumers"] = time.monotonic() - start
     return report
 

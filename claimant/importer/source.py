@@ -90,9 +90,10 @@ class PlacementSource:
             ) from None
         except sa.exc.SQLAlchemyError as exc:
             # Only the error's class: the driver's text may quote the password.
+            orig = getattr(exc, "orig", None)  # the driver's error, on a DBAPIError
             raise SourceError(
                 f"cannot read a Placement schema at {self._safe(url)}"
-                f" ({type(exc.orig if getattr(exc, 'orig', None) else exc).__name__}):"
+                f" ({type(orig or exc).__name__}):"
                 " is it reachable, and has `placement-manage db sync` run?"
             ) from None
         self._rows: list[_Row] | None = None

@@ -30,7 +30,6 @@ from claimant.model.provider import (
     provider_health,
 )
 from claimant.model.request import (
-    Flavor,
     GroupPolicy,
     GroupPolicyKind,
     Hints,
@@ -63,7 +62,6 @@ __all__ = [
     "ConsumerAllocations",
     "ConsumerGenerationConflict",
     "FitReport",
-    "Flavor",
     "GenerationConflict",
     "GroupPolicy",
     "GroupPolicyKind",

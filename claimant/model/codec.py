@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from claimant.model.claim import Claim, ClaimStatus
+from claimant.model.claim import Claim
 from claimant.model.request import (
     GroupPolicy,
     GroupPolicyKind,
@@ -137,19 +137,3 @@ def claim_to_dict(c: Claim) -> dict[str, Any]:
         "created_at": c.created_at,
         "expires_at": c.expires_at,
     }
-
-
-def claim_from_dict(d: dict[str, Any]) -> Claim:
-    return Claim(
-        uuid=d["uuid"],
-        provider_uuid=d["provider_uuid"],
-        consumer_uuid=d["consumer_uuid"],
-        amounts=dict(d["amounts"]),
-        status=ClaimStatus(d.get("status", "claimed")),
-        request_uuid=d.get("request_uuid"),
-        group=d.get("group"),
-        project_id=d.get("project_id", ""),
-        user_id=d.get("user_id", ""),
-        created_at=d.get("created_at", 0.0),
-        expires_at=d.get("expires_at"),
-    )

@@ -160,28 +160,3 @@ class Request:
 
     def evolve(self, **changes: Any) -> Request:
         return replace(self, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class Flavor:
-    """A named template that expands into a request group. Nothing more."""
-
-    name: str
-    vcpus: int
-    memory_mb: int
-    disk_gb: int = 0
-    extra_resources: dict[str, int] = field(default_factory=dict)
-    required_traits: frozenset[str] = frozenset()
-    forbidden_traits: frozenset[str] = frozenset()
-
-    def to_group(self, name: str = "") -> RequestGroup:
-        resources = {"VCPU": self.vcpus, "MEMORY_MB": self.memory_mb}
-        if self.disk_gb:
-            resources["DISK_GB"] = self.disk_gb
-        resources.update(self.extra_resources)
-        return RequestGroup(
-            name=name,
-            resources=resources,
-            required_traits=self.required_traits,
-            forbidden_traits=self.forbidden_traits,
-        )

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from claimant.model.errors import InvalidInput
-from claimant.model.names import default_discrete, is_standard_resource_class
+from claimant.model.names import default_discrete
 
 # Placement's own bound on integer fields; kept so both APIs agree.
 MAX_INT = 2**31 - 1
@@ -146,10 +146,6 @@ def check_fit(
                 f"(free {inv.capacity - have})"
             )
     return report
-
-
-def is_known_class_name(name: str) -> bool:
-    return is_standard_resource_class(name) or name.startswith("CUSTOM_")
 
 
 def validate_amounts(amounts: dict[str, int], *, allow_zero: bool = False) -> dict[str, int]:

@@ -12,19 +12,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from claimant.api import AuthConfig, create_app
-from claimant.store import Store, open_store
+from claimant.store import Store
 
 ADMIN = {"x-auth-token": "admin"}
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    st = open_store("sqlite:///" + str(tmp_path / "claimant.db").lstrip("/"))
-    st.migrate()
-    try:
-        yield st
-    finally:
-        st.close()
+def store(sqlite_store: Store) -> Store:
+    return sqlite_store
 
 
 @pytest.fixture

@@ -7,11 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import secrets
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +24,13 @@ from tests.api.slow_plugin import NAME as SLOW
 from tests.api.slow_plugin import SlowFilter
 
 ADMIN = {"x-auth-token": "admin"}
-CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
 PROVIDERS = 20
 
 
-@pytest.fixture(scope="module")
-def cassandra_store() -> Iterator[Store]:
-    hosts = os.environ.get(CASSANDRA_ENV, "").strip()
-    if not hosts:
-        pytest.skip(f"Cassandra backend not tested: set {CASSANDRA_ENV}")
-    st = open_store(f"cassandra://{hosts}/claimant_dl_{secrets.token_hex(4)}?rf=1")
-    st.migrate()
-    try:
-        yield st
-    finally:
-        st.drop()
-        st.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        st = open_store("sqlite:///" + str(tmp_path / "claimant.db").lstrip("/"))
-        st.migrate()
-    else:
-        st = request.getfixturevalue("cassandra_store")
-        st.reset()
+# tests/conftest.py's any_store (each backend), with a small cloud in it.
+@pytest.fixture
+def any_store(any_store: Store) -> Store:
+    st = any_store
     for i in range(PROVIDERS):
         st.create_provider(
             Provider(
@@ -64,11 +42,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
                 },
             )
         )
-    try:
-        yield st
-    finally:
-        if request.param == "sqlite":
-            st.close()
+    return st
 
 
 def slow_app(store: Store, *, delay: float, from_instance: int, **kw: Any) -> FastAPI:

@@ -1,70 +1,24 @@
-"""Fixtures of the end-to-end tests: a real store per backend (SQLite file;
-Cassandra when CLAIMANT_TEST_CASSANDRA names a node, as in tests/store),
+"""Fixtures of the end-to-end tests: ``store`` is a real store per backend
+(``any_store``, tests/conftest.py; ``sqlite_store`` is one SQLite file),
 agents with the fake driver, a conductor, and loopback HTTP servers."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 
 from claimant.agent import Agent, AgentConfig, FakeDriver
-from claimant.store import Store, open_store
-
-CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("cassandra", id="cassandra", marks=pytest.mark.cassandra),
-]
-
-
-@pytest.fixture(scope="session")
-def cassandra_session_store() -> Iterator[Store]:
-    hosts = os.environ.get(CASSANDRA_ENV, "").strip()
-    if not hosts:
-        pytest.skip(f"Cassandra backend not tested: set {CASSANDRA_ENV}=host[,host...] to run it")
-    st = open_store(f"cassandra://{hosts}/claimant_e2e_{secrets.token_hex(4)}?rf=1")
-    try:
-        st.migrate()
-        yield st
-    finally:
-        with contextlib.suppress(Exception):
-            st.drop()
-        st.close()
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        st = open_store("sqlite:///" + str(tmp_path / "e2e.db").lstrip("/"))
-        st.migrate()
-        try:
-            yield st
-        finally:
-            st.close()
-        return
-    st = request.getfixturevalue("cassandra_session_store")
-    st.reset()
-    yield st
+from claimant.store import Store
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
-    st = open_store("sqlite:///" + str(tmp_path / "one.db").lstrip("/"))
-    st.migrate()
-    try:
-        yield st
-    finally:
-        st.close()
+def store(any_store: Store) -> Store:
+    return any_store
 
 
 AgentFactory = Callable[..., Agent]

@@ -14,6 +14,8 @@ from claimant.store import Store
 from .conftest import LOOPBACK
 
 FLAVOR = {"flavor": {"vcpus": 1, "memory_mb": 256}}
+# Fixed, not random: it appears in test ids, the same in every process.
+UNKNOWN = "3c9d2b7a-1e4f-4d6a-8b2c-5f0e9a7d6c41"
 
 
 @pytest.mark.parametrize(
@@ -46,8 +48,8 @@ FLAVOR = {"flavor": {"vcpus": 1, "memory_mb": 256}}
             "invalid_input",
         ),
         ("malformed uuid", "GET", "/v1/builds/nope", None, 400, "invalid_input"),
-        ("unknown request", "GET", f"/v1/builds/{new_uuid()}", None, 404, "not_found"),
-        ("destroy unknown", "DELETE", f"/v1/builds/{new_uuid()}", None, 404, "not_found"),
+        ("unknown request", "GET", f"/v1/builds/{UNKNOWN}", None, 404, "not_found"),
+        ("destroy unknown", "DELETE", f"/v1/builds/{UNKNOWN}", None, 404, "not_found"),
         ("agent without url", "POST", "/v1/agents", b'{"providers": []}', 400, "invalid_input"),
         (
             "agent bad scheme",

@@ -1,6 +1,6 @@
 """Fixtures of the importer tests: a Placement 16 database made by Placement
 itself (``data/placement16.sql``, see its header), loaded into a SQLite file;
-the store fixtures of the conformance suite (every backend)."""
+``store``, every backend (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,13 @@ import uvicorn
 
 from claimant.api import AuthConfig, create_app
 from claimant.store import Store
-from tests.store.conftest import cassandra_session_store, store  # noqa: F401
 
 DUMP = Path(__file__).parent / "data" / "placement16.sql"
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    return any_store
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from tests.api.serve_support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_FILES = (
+    "claimant/py.typed",
     "claimant/api/ui/static/index.html",
     "claimant/api/ui/static/app.js",
     "claimant/api/ui/static/app.css",

@@ -14,8 +14,10 @@ from fastapi.testclient import TestClient
 from claimant.api import AuthConfig, create_app
 from claimant.store import open_store
 
-RP = str(uuid.uuid4())
-CONSUMER = str(uuid.uuid4())
+# Fixed, not random: they appear in test ids, which must be the same in every
+# process (pytest-xdist compares its workers' collections).
+RP = "5e1f0a3c-7b7e-4c1e-9d55-0f6f2b1c0a01"
+CONSUMER = "5e1f0a3c-7b7e-4c1e-9d55-0f6f2b1c0a02"
 JSON = {"content-type": "application/json"}
 BIG = 2**64
 INVENTORIES = f"/resource_providers/{RP}/inventories"
@@ -55,7 +57,7 @@ def _allocation(project: str) -> bytes:
 
 
 RCS_70 = ",".join(f"CUSTOM_C{i}:1" for i in range(70))
-MEMBER_OF_1000 = "&".join(f"member_of={uuid.uuid4()}" for _ in range(1000))
+MEMBER_OF_1000 = "&".join(f"member_of={uuid.UUID(int=i + 1)}" for i in range(1000))
 GROUPS_130 = "&".join(f"resources{i}=VCPU:1" for i in range(130))
 CANDIDATES = "/allocation_candidates?resources=VCPU:1"
 DEEP = b"[" * 100_000 + b"]" * 100_000

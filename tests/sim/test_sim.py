@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,7 @@ from claimant.sim import SimConfig, run
 from claimant.sim.legacy import FilterScheduler, HostManager
 from claimant.sim.plot import comparison_svg
 from claimant.sim.workload import make_cloud, make_workload
-from claimant.store import ClaimSpec, Store, open_store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    st = open_store("sqlite:///" + str(tmp_path / "sim.db").lstrip("/"))
-    st.migrate()
-    try:
-        yield st
-    finally:
-        st.close()
-
+from claimant.store import ClaimSpec, Store
 
 SMALL = {"hosts": 4, "requests": 30, "schedulers": 3, "build_time": 0.0}
 

@@ -3,7 +3,6 @@ required traits, member_of, in_tree), provider look-ups and links."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -14,7 +13,7 @@ from claimant.api.bounds import (
     check_count,
     check_lists,
 )
-from claimant.api.placement.errors import PlacementError, bad_request, not_found
+from claimant.api.placement.errors import bad_request, not_found
 from claimant.api.placement.framework import Req, is_uuid
 from claimant.model import NotFound, Provider
 from claimant.model.names import STANDARD_RESOURCE_CLASSES
@@ -232,8 +231,3 @@ def check_classes_exist(req: Req, names: set[str], what: str) -> None:
     for name in sorted(names):
         if name not in known:
             raise bad_request(f"{what}No such resource class {name}.")
-
-
-def uuid_or_404(value: str) -> None:
-    if not re.match(UUID_PATTERN, value):
-        raise PlacementError(404, "")

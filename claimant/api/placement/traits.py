@@ -13,7 +13,6 @@ from claimant.api.placement.framework import Req, Resp
 from claimant.model import GenerationConflict, InUse, InvalidInput, NotFound
 
 TRAIT: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 255}
-CUSTOM_TRAIT = {**TRAIT, "pattern": CUSTOM_PATTERN}
 SET_FOR_PROVIDER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {

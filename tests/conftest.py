@@ -1,0 +1,173 @@
+"""Backend fixtures shared by every test directory.
+
+- ``sqlite_store``: a migrated SQLite store in the test's own temporary file.
+- ``any_store``: a real store of each backend (the test runs once per backend;
+  Cassandra only when CLAIMANT_TEST_CASSANDRA names a node, else skipped).
+- ``cassandra_session_store``: the Cassandra store behind ``any_store``.
+
+A directory's conftest names these for its tests (``store`` is ``any_store``
+in tests/store and tests/e2e, ``sqlite_store`` in tests/api and
+tests/scheduler).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from claimant.store import Store, open_store
+
+CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("cassandra", id="cassandra", marks=pytest.mark.cassandra),
+]
+
+
+def sqlite_url(path: Path) -> str:
+    return "sqlite:///" + str(path).lstrip("/")
+
+
+def cassandra_hosts_or_skip() -> str:
+    hosts = os.environ.get(CASSANDRA_ENV, "").strip()
+    if not hosts:
+        pytest.skip(f"Cassandra backend not tested: set {CASSANDRA_ENV}=host[,host...] to run it")
+    return hosts
+
+
+@pytest.fixture(scope="session")
+def cassandra_session_store() -> Iterator[Store]:
+    # One keyspace per session (per xdist worker): schema changes are slow in
+    # Cassandra, truncates are not. Each test that takes it resets it.
+    hosts = cassandra_hosts_or_skip()
+    st = open_store(f"cassandra://{hosts}/claimant_test_{secrets.token_hex(4)}?rf=1")
+    try:
+        st.migrate()
+        yield st
+    finally:
+        # A failed migrate must not leave a half-made keyspace behind; its
+        # error is the one that matters.
+        with contextlib.suppress(Exception):
+            st.drop()
+        st.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    st = open_store(sqlite_url(tmp_path / "claimant.db"))
+    st.migrate()
+    try:
+        yield st
+    finally:
+        st.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def any_store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_store")
+        return
+    st = request.getfixturevalue("cassandra_session_store")
+    st.reset()
+    yield st
+
+
+# How pytest-xdist (--dist loadgroup, scripts/test) shares the tests out:
+# every test that takes one of these fixtures, which hold something the
+# machine has once, runs on the same worker...
+EXCLUSIVE = {
+    "fake_env": "launcher",  # fake nodes on 127.0.2.1-3:9042 (tests/cluster)
+    "browser": "chromium",  # one Chromium (tests/ui), a few hundred MB
+}
+# ...and a module whose tests share a module-scoped fixture (a Keystone, a
+# served cloud) runs on one worker, so that fixture is set up once, not once
+# per worker. Every other test goes to whichever worker is free.
+SHARED_SCOPES = {"package", "module", "class"}
+
+
+def xdist_group_of(item: pytest.Item) -> str | None:
+    # The slow tests start clusters of real JVMs: one at a time.
+    if item.get_closest_marker("slow") is not None:
+        return "slow"
+    names = getattr(item, "fixturenames", ())
+    for fixture, group in EXCLUSIVE.items():
+        if fixture in names:
+            return group
+    info = getattr(item, "_fixtureinfo", None)  # pytest's own record of the test's fixtures
+    if info is not None:
+        for defs in info.name2fixturedefs.values():
+            if defs and defs[-1].scope in SHARED_SCOPES:
+                return item.nodeid.split("::", 1)[0]
+    return None
+
+
+# pytest-xdist 3.8 marks a group by renaming the test (nodeid + "@group"),
+# which pytest 9.2 ignores: --dist loadgroup then groups nothing
+# (pytest-dev/pytest-xdist#1386). So each worker also writes the groups it
+# collected to a file the controller's scheduler reads.
+GROUPS_FILE = "claimant_xdist_groups"
+GROUPS_PATH = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    groups: dict[str, str] = {}
+    for item in items:
+        marked = sorted({str(m.args[0]) for m in item.iter_markers("xdist_group") if m.args})
+        if marked:
+            # One group per test (xdist would make a new group of two names).
+            groups[item.nodeid] = "_".join(marked)
+            continue
+        group = xdist_group_of(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+            groups[item.nodeid] = group
+    path = getattr(config, "workerinput", {}).get(GROUPS_FILE)
+    if path:
+        # Every worker collects the same tests: whichever writes last is right.
+        tmp = Path(f"{path}.{os.getpid()}")
+        tmp.write_text(json.dumps(groups))
+        tmp.replace(path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    config: pytest.Config = node.config
+    if GROUPS_PATH not in config.stash:
+        config.stash[GROUPS_PATH] = Path(tempfile.mkdtemp(prefix="claimant-xdist-")) / "groups"
+    node.workerinput[GROUPS_FILE] = str(config.stash[GROUPS_PATH])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadgroup" or GROUPS_PATH not in config.stash:
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    path = config.stash[GROUPS_PATH]
+
+    class FileGroupScheduling(LoadGroupScheduling):
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            # Read once, at the first schedule: every worker has collected.
+            if self.groups is None:
+                self.groups = json.loads(path.read_text()) if path.exists() else {}
+            return self.groups.get(nodeid) or str(super()._split_scope(nodeid))
+
+    return FileGroupScheduling(config, log)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if GROUPS_PATH in config.stash:
+        shutil.rmtree(config.stash[GROUPS_PATH].parent, ignore_errors=True)
