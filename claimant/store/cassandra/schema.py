@@ -144,7 +144,11 @@ _V6: Final[list[str]] = AGGREGATES_MIGRATION
 # V7: a commit point for aggregate names, so a half-failed create heals.
 _V7: Final[list[str]] = AGGREGATES_HEAL
 
-MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+# V8: a provider's home cell (docs/cells.md). Providers made before it have
+# none: on a keyspace of several DCs their writes stay global SERIAL.
+_V8: Final[list[str]] = ["ALTER TABLE {ks}.providers ADD IF NOT EXISTS cell text static"]
+
+MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 # The schema version that made ``sharing_providers``: ``migrate()`` from below
 # it fills the table (found by the list, should the migrations be renumbered).
 SHARING_SINCE: Final = MIGRATIONS.index(_V4) + 1
