@@ -11,13 +11,28 @@ at the end (slow: two JVMs from scratch)::
 The second test shows the hazard the default avoids: the same race with
 ``serial=LOCAL_SERIAL_UNSAFE`` (what ``dc=`` used to imply) runs one Paxos
 group per DC and overcommits.
+
+Tests (b) and (c) stop dc2 and start it again (docs/cells.md): with home
+cells the dc1 service schedules on while dc2 is down (before home cells,
+every claim failed with store_unavailable: global SERIAL needs dc2), and
+after ``claimant store repair`` the dc2 service reads what dc1 wrote.
+
+``CLAIMANT_TEST_CELLS_DIR=DIR`` runs them on a 2-DC cluster already up in DIR
+(``claimant cluster up -n 2 --dcs 2 --base-address 127.0.0.4 --dir DIR``),
+left up afterwards: quicker while working on them.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from cassandra import ConsistencyLevel
@@ -33,9 +48,12 @@ from claimant.model import (
     InvalidInput,
     Inventory,
     Provider,
+    Request,
+    RequestGroup,
     StoreUnavailable,
     new_uuid,
 )
+from claimant.scheduler.scheduler import Scheduler
 from claimant.store import open_store
 from claimant.store.cassandra import CassandraStore
 
@@ -54,6 +72,10 @@ def cells(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         proc.find_java()
     except ClusterError as exc:
         pytest.skip(str(exc))
+    given = os.environ.get("CLAIMANT_TEST_CELLS_DIR")
+    if given:
+        yield Cluster(Path(given))  # someone else's: left as it is
+        return
     directory = tmp_path_factory.mktemp("cells")
     for i in (1, 2):
         spec = NodeSpec.of(directory, i, base=4)
@@ -83,12 +105,12 @@ def _stores(cells: Cluster, keyspace: str, extra: str = "") -> list[CassandraSto
     return stores
 
 
-def _provider(st: CassandraStore) -> str:
+def _provider(st: CassandraStore, units: int = UNITS, name: str = "last-units") -> str:
     return st.create_provider(
         Provider(
             uuid=new_uuid(),
-            name=f"last-units-{new_uuid()[:8]}",
-            inventories={"VCPU": Inventory("VCPU", UNITS)},
+            name=f"{name}-{new_uuid()[:8]}",
+            inventories={"VCPU": Inventory("VCPU", units)},
         )
     ).uuid
 
@@ -201,4 +223,108 @@ def test_local_serial_across_dcs_overcommits(cells: Cluster) -> None:
         assert held > UNITS, rounds
     finally:
         for st in stores:
+            st.close()
+
+
+# -- (b) and (c): a DC lost and back ------------------------------------------------
+DC1_UNITS = 8  # per dc1 provider; two of them
+PLACED_WHILE_DOWN = 12
+
+
+def _one_vcpu(cell: str | None = None) -> Request:
+    return Request(uuid=new_uuid(), groups=(RequestGroup(resources={"VCPU": 1}),), cell=cell)
+
+
+def _schedule(sched: Scheduler, request: Request) -> str:
+    """Where the request went, or the code it failed with."""
+    try:
+        result = sched.schedule(request)
+    except ClaimantError as exc:
+        return exc.code
+    (placement,) = result.placements
+    return placement.claims[0].provider_uuid
+
+
+def _stop_dc2(cells: Cluster) -> None:
+    cells.stop(dc="dc2", timeout=120, echo=print)
+
+
+def _start_dc2(cells: Cluster) -> None:
+    cells.start(dc="dc2", timeout=900, echo=print)
+
+
+def test_dc2_down_dc1_schedules_on_and_dc2_requests_fail_fast(cells: Cluster) -> None:
+    """(b) Providers homed in dc1 (two) and dc2 (one). With dc2 stopped, the
+    dc1 service places request after request on dc1 providers, from
+    several threads, with no error; nothing is over capacity; a request
+    confined to dc2 fails fast with cell_unavailable; and once dc1 is full
+    the request that could only go to dc2 is cell_unavailable too, not a
+    500 or a hang."""
+    dc1, dc2 = _stores(cells, "cells_down")
+    try:
+        home1 = [_provider(dc1, DC1_UNITS, "dc1-host") for _ in range(2)]
+        home2 = _provider(dc2, DC1_UNITS, "dc2-host")
+        assert [dc1.get_provider(u).cell for u in [*home1, home2]] == ["dc1", "dc1", "dc2"]
+        sched = Scheduler(dc1)
+        _stop_dc2(cells)
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                went = list(pool.map(lambda _: _schedule(sched, _one_vcpu()), range(12)))
+            assert set(went) <= set(home1), went  # no error, all in dc1
+            # Fast: refused by the store before anything is sent (no timeout
+            # to wait out); the time is printed, not asserted.
+            started = time.monotonic()
+            assert _schedule(sched, _one_vcpu("dc2")) == "cell_unavailable"
+            print(f"confined to dc2: cell_unavailable in {time.monotonic() - started:.2f}s")
+            # Fill dc1 to the brim; then only dc2 could take one more.
+            rest = [_schedule(sched, _one_vcpu()) for _ in range(2 * DC1_UNITS - 12)]
+            assert set(rest) <= set(home1), rest
+            last = _schedule(sched, _one_vcpu())
+            assert last == "cell_unavailable", last
+            for u in home1:  # read through dc1's Paxos group: full, never over
+                assert dc1.get_usage(u).usages["VCPU"].used == DC1_UNITS
+        finally:
+            _start_dc2(cells)
+        # Back: dc2's own provider is schedulable again through the dc2 service.
+        assert _schedule(Scheduler(dc2), _one_vcpu("dc2")) == home2
+    finally:
+        for st in (dc1, dc2):
+            st.close()
+
+
+def test_dc2_back_sees_dc1_allocations_after_repair(cells: Cluster) -> None:
+    """(c) Allocations made through dc1 while dc2 was down reach dc2's
+    replica by ``claimant store repair`` (hints may or may not have run:
+    repair makes it certain), and the dc2 service then reads them with a
+    plain, local read."""
+    dc1, dc2 = _stores(cells, "cells_back")
+    try:
+        provider = _provider(dc1, UNITS, "dc1-host")
+        _stop_dc2(cells)
+        try:
+            sched = Scheduler(dc1)
+            went = [_schedule(sched, _one_vcpu()) for _ in range(4)]
+            assert went == [provider] * 4
+        finally:
+            _start_dc2(cells)
+        url = dc2.url
+        # The command an operator runs, from this interpreter's environment.
+        claimant = Path(sys.executable).with_name("claimant")
+        repaired = subprocess.run(
+            [str(claimant), "store", "repair", "--store", url, "--dir", str(cells.dir)],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        print(repaired.stderr, repaired.stdout)
+        assert repaired.returncode == 0, repaired.stderr
+        assert "repaired on every node" in repaired.stdout
+        dc2._states.clear()  # what this process saw before is no evidence
+        seen = dc2.list_usages()
+        (usage,) = [u for u in seen if u.provider.uuid == provider]
+        assert usage.usages["VCPU"].used == 4
+        assert usage.provider.cell == "dc1"
+    finally:
+        for st in (dc1, dc2):
             st.close()
