@@ -171,6 +171,9 @@ def test_last_units_through_two_dcs_exactly_ten_win(cells: Cluster) -> None:
         print(f"{CLIENTS} clients through dc1 and dc2: {dict(outcomes)}")
         assert outcomes["placed"] == UNITS, outcomes
         assert outcomes["placed"] + outcomes["conflict"] == CLIENTS, outcomes
+        # Homed in dc1 (the creating service's cell): the dc2 service's
+        # claims ran LOCAL_SERIAL on a dc1 coordinator, one Paxos group.
+        assert [st.get_provider(provider).cell for st in stores] == ["dc1", "dc1"]
         for st in stores:  # both DCs read the same, full, never over
             assert st.get_usage(provider).usages["VCPU"].used == UNITS
             assert _held(st, provider, placed) == UNITS
@@ -182,7 +185,9 @@ def test_last_units_through_two_dcs_exactly_ten_win(cells: Cluster) -> None:
 def test_local_serial_refused_on_the_keyspace_as_it_is(cells: Cluster) -> None:
     """The URL says nothing of dc1 (rf=1, the default) but the keyspace, made
     by another service, spans both DCs: LOCAL_SERIAL is refused when the
-    store connects, and the plain consistency becomes QUORUM."""
+    store connects. Plain reads and writes are LOCAL_QUORUM in the service's
+    own cell (what decides goes through a home cell's Paxos group), and
+    QUORUM for a service that names no cell."""
     made = _stores(cells, "cells_check")
     for st in made:
         st.close()
@@ -197,9 +202,21 @@ def test_local_serial_refused_on_the_keyspace_as_it_is(cells: Cluster) -> None:
     try:
         st.list_resource_classes()
         assert st.dcs == ["dc1", "dc2"]
-        assert (st.serial, st.consistency) == (ConsistencyLevel.SERIAL, ConsistencyLevel.QUORUM)
+        assert (st.serial, st.consistency) == (
+            ConsistencyLevel.SERIAL,
+            ConsistencyLevel.LOCAL_QUORUM,
+        )
     finally:
         st.close()
+    anywhere = open_store(f"cassandra://{hosts}/cells_check")
+    assert isinstance(anywhere, CassandraStore)
+    try:
+        anywhere.list_resource_classes()
+        assert anywhere.consistency == ConsistencyLevel.QUORUM
+        assert anywhere.local_cell() is None
+        assert anywhere.cells() == ["dc1", "dc2"]
+    finally:
+        anywhere.close()
         made[0].drop()
 
 

@@ -722,6 +722,7 @@ class CassandraStore(Store):
         # making its own Cluster (a control connection and a schema read
         # apiece) swamped a busy node until connecting timed out.
         self._connect_guard = threading.Lock()
+        self._keyspace_guard = threading.Lock()
         # Tests and the torture harness step in between the phases of a
         # transaction ("record", "locked", "pending", "committed"; a fast-path
         # write: "fast-locked", "fast-committed").
@@ -800,36 +801,32 @@ class CassandraStore(Store):
         """The execution profile of what is homed in ``cell``: LOCAL_SERIAL
         and LOCAL_QUORUM on coordinators of that cell only. None (the
         default profile) where there is one cell, or no home."""
-        if (
-            cell is None
-            or len(self.dcs) < 2
-            or cell not in self.dcs
-            or self._serial_asked == "LOCAL_SERIAL_UNSAFE"
-        ):
+        if cell is None or self._serial_asked == "LOCAL_SERIAL_UNSAFE":
+            return None
+        self._connect()  # the keyspace's DCs are known once connected
+        if len(self.dcs) < 2 or cell not in self.dcs:
             return None
         name = "cell:" + cell
-        if name in self._cell_profiles:
-            return name
-        self._connect()
-        with self._connect_guard:
-            if name not in self._cell_profiles and self._cluster is not None:
-                profile = ExecutionProfile(
-                    # No remote hosts: a cell that is down fails fast, and the
-                    # Paxos round never leaves its home.
-                    load_balancing_policy=TokenAwarePolicy(
-                        DCAwareRoundRobinPolicy(local_dc=cell, used_hosts_per_remote_dc=0)
-                    ),
-                    consistency_level=ConsistencyLevel.LOCAL_QUORUM,
-                    serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
-                    request_timeout=self.timeout,
-                    row_factory=_row_factory,
-                )
-                try:
-                    self._cluster.add_execution_profile(name, profile)
-                except _DRIVER_ERRORS as exc:
-                    raise _cell_error(exc, cell) from exc
-                self._cell_profiles.add(name)
+        if name not in self._cell_profiles:
+            # A DC that joined the ring after this service connected.
+            raise CellUnavailable(
+                f"cell {cell} is not known to this service's connection: restart it",
+                cell=cell,
+            )
         return name
+
+    def _cell_profile(self, cell: str) -> ExecutionProfile:
+        return ExecutionProfile(
+            # No remote hosts: a cell that is down fails fast, and the Paxos
+            # round never leaves its home.
+            load_balancing_policy=TokenAwarePolicy(
+                DCAwareRoundRobinPolicy(local_dc=cell, used_hosts_per_remote_dc=0)
+            ),
+            consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+            request_timeout=self.timeout,
+            row_factory=_row_factory,
+        )
 
     def _fail(self, exc: BaseException, route: str | None) -> ClaimantError:
         return _cell_error(exc, route[5:]) if route is not None else _translate(exc)
@@ -881,7 +878,8 @@ class CassandraStore(Store):
                 return self._session
             return self._connect_locked()
 
-    def _connect_locked(self) -> Session:
+    def _connect_locked(self, cells: Iterable[str] = ()) -> Session:
+        wanted = sorted({*cells, *(self.replication or ())})
         child = DCAwareRoundRobinPolicy(local_dc=self.dc) if self.dc else RoundRobinPolicy()
         profile = self._profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(child),
@@ -893,7 +891,10 @@ class CassandraStore(Store):
         options: dict[str, Any] = {
             "contact_points": self.hosts,
             "port": self.port,
-            "execution_profiles": {EXEC_PROFILE_DEFAULT: profile},
+            "execution_profiles": {
+                EXEC_PROFILE_DEFAULT: profile,
+                **{"cell:" + c: self._cell_profile(c) for c in wanted},
+            },
             "connect_timeout": self.timeout,
             # Claims are small and CPU is what runs out first (profiled): no LZ4.
             "compression": False,
@@ -913,6 +914,14 @@ class CassandraStore(Store):
                 session = cluster.connect()
         except _DRIVER_ERRORS as exc:
             raise connect.connect_error(exc, self.security, where) from exc
+        # Every DC of the ring gets its profile with the connection: the
+        # driver never marks up a host no profile used when it connected, and
+        # a profile added later routes nowhere (its hosts are "not up").
+        ring = sorted({h.datacenter for h in cluster.metadata.all_hosts() if h.datacenter})
+        if len(ring) > 1 and set(ring) - set(wanted):
+            cluster.shutdown()
+            return self._connect_locked(ring)
+        self._cell_profiles = {"cell:" + c for c in wanted}
         # The keyspace as it is, not as this URL would make it: another
         # service may have made it over more DCs.
         dcs = self._keyspace_dcs(cluster)
@@ -928,14 +937,25 @@ class CassandraStore(Store):
 
     def _use_keyspace(self) -> Session:
         session = self._connect()
-        if session.keyspace != self.keyspace:
-            try:
-                session.set_keyspace(self.keyspace)
-            except _DRIVER_ERRORS as exc:
-                log.warning("cannot use keyspace %s: %r", self.keyspace, exc)
-                raise StoreUnavailable(
-                    f"keyspace {self.keyspace} is not there: run migrate first"
-                ) from exc
+        if session.keyspace == self.keyspace:
+            return session
+        # One thread at a time: threads that first use the store at once each
+        # sent USE on every pool, and with pools in several DCs some failed.
+        with self._keyspace_guard:
+            for attempt in range(3):
+                if session.keyspace == self.keyspace:
+                    break
+                try:
+                    session.set_keyspace(self.keyspace)
+                except _DRIVER_ERRORS as exc:
+                    log.warning("cannot use keyspace %s: %r", self.keyspace, exc)
+                    if attempt == 2:
+                        raise StoreUnavailable(
+                            f"keyspace {self.keyspace} is not there: run migrate first"
+                        ) from exc
+                    # A node of a busy cluster the driver marked down a
+                    # moment ago (it reconnects on its own): ask again.
+                    time.sleep(1.0 + attempt)
         return session
 
     def _prep(self, cql: str) -> PreparedStatement:
