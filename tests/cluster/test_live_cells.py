@@ -185,9 +185,8 @@ def test_last_units_through_two_dcs_exactly_ten_win(cells: Cluster) -> None:
 def test_local_serial_refused_on_the_keyspace_as_it_is(cells: Cluster) -> None:
     """The URL says nothing of dc1 (rf=1, the default) but the keyspace, made
     by another service, spans both DCs: LOCAL_SERIAL is refused when the
-    store connects. Plain reads and writes are LOCAL_QUORUM in the service's
-    own cell (what decides goes through a home cell's Paxos group), and
-    QUORUM for a service that names no cell."""
+    store connects, and plain reads and writes default to QUORUM (those safe
+    in one cell are routed there one by one: docs/cells.md)."""
     made = _stores(cells, "cells_check")
     for st in made:
         st.close()
@@ -202,17 +201,14 @@ def test_local_serial_refused_on_the_keyspace_as_it_is(cells: Cluster) -> None:
     try:
         st.list_resource_classes()
         assert st.dcs == ["dc1", "dc2"]
-        assert (st.serial, st.consistency) == (
-            ConsistencyLevel.SERIAL,
-            ConsistencyLevel.LOCAL_QUORUM,
-        )
+        assert (st.serial, st.consistency) == (ConsistencyLevel.SERIAL, ConsistencyLevel.QUORUM)
+        assert st.local_cell() == "dc2"
     finally:
         st.close()
     anywhere = open_store(f"cassandra://{hosts}/cells_check")
     assert isinstance(anywhere, CassandraStore)
     try:
         anywhere.list_resource_classes()
-        assert anywhere.consistency == ConsistencyLevel.QUORUM
         assert anywhere.local_cell() is None
         assert anywhere.cells() == ["dc1", "dc2"]
     finally:

@@ -267,6 +267,41 @@ def _translate(exc: BaseException) -> ClaimantError:
 
 _DRIVER_ERRORS = (DriverException, NoHostAvailable, ConnectionException, OSError)
 
+# Plain statements a service of a cell runs in its own cell (LOCAL_QUORUM
+# there) on a keyspace of several: reads whose staleness a compare-and-set or
+# a SERIAL re-read catches (provider states, candidates), views, the catalog,
+# events, and rows looked for in every cell (``_in_any_cell``). Every other
+# plain statement stays QUORUM: consumers and transaction records are read to
+# decide, and their LWTs are global (docs/cells.md).
+_LOCAL: Final = frozenset(
+    {
+        q.READ_STATE,
+        q.READ_PARTITION,
+        q.READ_CELL,
+        q.READ_VERSION,
+        q.CANDIDATES_RANGE,
+        q.CANDIDATES_EXPIRED,
+        q.CLASS_IN_USE,
+        q.ALL_STATES,
+        q.NAME_OWNER,
+        q.CHILDREN,
+        q.ANY_CHILD,
+        q.ANY_SHARING,
+        q.LOCATE,
+        q.LIST_CLASSES,
+        q.GET_CLASS,
+        q.LIST_TRAITS,
+        q.GET_TRAIT,
+        q.LIST_TYPES,
+        q.GET_TYPE,
+        q.GET_REQUEST,
+        q.ALL_REQUESTS,
+        q.GET_META,
+        _events.INSERT,
+        _events.SELECT,
+    }
+)
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -766,9 +801,9 @@ class CassandraStore(Store):
                 ", ".join(dcs),
             )
         if self._consistency_asked is None:
-            # A service with a cell reads and writes plainly in it: what
-            # decides goes through the home cell's Paxos group (docs/cells.md).
-            self.consistency = ConsistencyLevel.LOCAL_QUORUM if self.dc else ConsistencyLevel.QUORUM
+            # What is safe to do in this service's own cell alone is listed
+            # in _LOCAL (docs/cells.md); the rest stays QUORUM.
+            self.consistency = ConsistencyLevel.QUORUM
 
     def _keyspace_dcs(self, cluster: Cluster) -> list[str] | None:
         """The DCs the keyspace has replicas in, as the cluster says; None if
@@ -980,7 +1015,8 @@ class CassandraStore(Store):
         """One statement; ``cell``: what it reads or writes is homed there
         (``_route``)."""
         stmt = self._prep(cql).bind(list(params))
-        route = self._route(cell)
+        local = cell is None and not serial and cql in _LOCAL
+        route = self._route(self.dc if local else cell)
         if serial:
             stmt.consistency_level = ConsistencyLevel.LOCAL_SERIAL if route else self.serial
             self.stats["serial_reads"] += 1
@@ -1029,7 +1065,9 @@ class CassandraStore(Store):
         session = self._use_keyspace()
         stmt = self._prep(cql)
         timeout = _cut_timeout(self.timeout) if cql.startswith("SELECT") else None
+        route = self._route(self.dc) if cql in _LOCAL else None
         kw: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        kw["execution_profile"] = route or EXEC_PROFILE_DEFAULT
         futures = [session.execute_async(stmt.bind(p), **kw) for p in param_lists]
         out = []
         for f in futures:
@@ -1038,7 +1076,7 @@ class CassandraStore(Store):
             except _DRIVER_ERRORS as exc:
                 if timeout is not None:
                     deadline.check("querying the store")
-                raise _translate(exc) from exc
+                raise self._fail(exc, route) from exc
         return out
 
     def _lwt(self, cql: str, params: Iterable[Any], *, cell: str | None = None) -> tuple[bool, Any]:
@@ -1921,7 +1959,10 @@ class CassandraStore(Store):
         # A plain write of a cell no transaction writes: no generation bump,
         # no Paxos round. Checked first so a heartbeat never creates a provider.
         self._read_state(uuid)
-        self._run(q.WRITE_HEARTBEAT, [self.clock() if at is None else at, uuid])
+        # In the provider's home cell: an agent beats on while another DC is down.
+        self._run(
+            q.WRITE_HEARTBEAT, [self.clock() if at is None else at, uuid], cell=self._home(uuid)
+        )
 
     # -- queries ------------------------------------------------------------------
     def _group_matcher(
@@ -2129,13 +2170,20 @@ class CassandraStore(Store):
     def _read_many(self, stmts: list[tuple[str, list[Any]]]) -> list[list[Any]]:
         """Different reads at once (execute_async), results in order."""
         session = self._use_keyspace()
-        futures = [session.execute_async(self._prep(cql).bind(p)) for cql, p in stmts]
+        local = self._route(self.dc)
+        routes = [local if cql in _LOCAL else None for cql, _ in stmts]
+        futures = [
+            session.execute_async(
+                self._prep(cql).bind(p), execution_profile=route or EXEC_PROFILE_DEFAULT
+            )
+            for (cql, p), route in zip(stmts, routes, strict=True)
+        ]
         out = []
-        for f in futures:
+        for f, route in zip(futures, routes, strict=True):
             try:
                 out.append(list(f.result()))
             except _DRIVER_ERRORS as exc:
-                raise _translate(exc) from exc
+                raise self._fail(exc, route) from exc
         return out
 
     def has_nested_providers(self) -> bool:
@@ -2280,17 +2328,22 @@ class CassandraStore(Store):
         return rows[0].provider_uuid if rows and not rows[0].gone else None
 
     def _locator_rows(self, claim_uuid: str) -> list[Any]:
-        """A claim's locator row: read here, else in each other cell that
-        answers (it is written plainly in the provider's home cell, or where
-        the write that made it ran: docs/cells.md)."""
-        rows = self._run(q.LOCATE, [claim_uuid])
+        """A claim's locator row (written plainly in the provider's home
+        cell, or where the write that made it ran: docs/cells.md)."""
+        return self._in_any_cell(q.LOCATE, [claim_uuid])
+
+    def _in_any_cell(self, cql: str, params: list[Any]) -> list[Any]:
+        """A plain read here; if it finds nothing, in each other cell that
+        answers: a row written at LOCAL_QUORUM in another cell may not have
+        reached this one yet."""
+        rows = self._run(cql, params)  # in _LOCAL: this cell
         if rows or len(self.dcs) < 2:
             return rows
         for other in self.dcs:
             if other == self.dc:
                 continue
             try:
-                rows = self._run(q.LOCATE, [claim_uuid], cell=other)
+                rows = self._run(cql, params, cell=other)
             except CellUnavailable:
                 continue
             if rows:
@@ -3228,9 +3281,11 @@ class CassandraStore(Store):
         return saved
 
     def _write_request(self, saved: Request) -> None:
+        # In its home cell (create_request); read back by _in_any_cell.
         self._run(
             q.SAVE_REQUEST,
             [saved.uuid, saved.status.value, saved.created_at, json.dumps(request_to_dict(saved))],
+            cell=saved.cell or self.local_cell(),
         )
 
     def summary(self, heartbeat_after: float | None) -> CloudSummary:
@@ -3258,7 +3313,7 @@ class CassandraStore(Store):
         return _events.list_events(self, subject, subject_id, limit)
 
     def get_request(self, uuid: str) -> Request:
-        rows = self._run(q.GET_REQUEST, [uuid])
+        rows = self._in_any_cell(q.GET_REQUEST, [uuid])
         if not rows:
             raise NotFound(f"no request {uuid}", kind="request", uuid=uuid)
         return request_from_dict(json.loads(rows[0].body))
