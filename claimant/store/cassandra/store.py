@@ -827,9 +827,9 @@ class CassandraStore(Store):
         return sorted({h.datacenter for h in self._cluster.metadata.all_hosts() if h.datacenter})
 
     def local_cell(self) -> str | None:
-        if self.dc is not None:
-            return self.dc
         cells = self.cells()
+        if self.dc in cells:
+            return self.dc
         return cells[0] if len(cells) == 1 else None
 
     def _route(self, cell: str | None) -> str | None:
