@@ -866,7 +866,7 @@ class CassandraStore(Store):
     def _fail(self, exc: BaseException, route: str | None) -> ClaimantError:
         return _cell_error(exc, route[5:]) if route is not None else _translate(exc)
 
-    def _home(self, uuid: str) -> str | None:
+    def _home(self, uuid: str, *, found: bool = False) -> str | None:
         """A provider's home cell, for a write or SERIAL read of its
         partition. Read where this service is, else in each other cell (a
         provider just made elsewhere may not be here yet); None: no home
@@ -890,7 +890,12 @@ class CassandraStore(Store):
                     continue
                 if rows and rows[0].version is not None:
                     break
-        cell = rows[0].cell if rows and rows[0].version is not None else None
+        exists = bool(rows) and rows[0].version is not None
+        if found and not exists:
+            # Not a global SERIAL round on a partition whose home this
+            # service cannot see: that would be a second Paxos group.
+            raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)
+        cell = rows[0].cell if exists else None
         if cell is not None:
             self._homes[uuid] = cell
         return cell
@@ -1294,7 +1299,7 @@ class CassandraStore(Store):
 
     def _read_state(self, uuid: str, *, serial: bool = False) -> _State:
         # A plain read is local (may be stale); a SERIAL one goes home.
-        cell = self._home(uuid) if serial else None
+        cell = self._home(uuid, found=True) if serial else None
         rows = self._run(q.READ_STATE, [uuid], serial=serial, cell=cell)
         state = _state_from_row(rows[0]) if rows else None
         if state is None:
@@ -1303,7 +1308,7 @@ class CassandraStore(Store):
         return self._remember(state)
 
     def _read_partition(self, uuid: str, *, serial: bool = True) -> _Partition:
-        cell = self._home(uuid) if serial else None
+        cell = self._home(uuid, found=True) if serial else None
         rows = self._run(q.READ_PARTITION, [uuid], serial=serial, cell=cell)
         state = _state_from_row(rows[0]) if rows else None
         if state is None:
