@@ -258,6 +258,18 @@ def _schedule(sched: Scheduler, request: Request) -> str:
     return placement.claims[0].provider_uuid
 
 
+def _reconnected(st: CassandraStore, provider: str, rounds: int = 60) -> None:
+    """Wait until ``st`` reaches ``provider``'s home again: the driver
+    reconnects to a node that was down with a growing backoff."""
+    for _ in range(rounds):
+        try:
+            st.get_usage(provider)  # a SERIAL read in the home cell
+            return
+        except StoreUnavailable:
+            time.sleep(2)
+    raise AssertionError(f"no way back to {provider}'s cell after {rounds} rounds")
+
+
 def _stop_dc2(cells: Cluster) -> None:
     cells.stop(dc="dc2", timeout=120, echo=print)
 
@@ -298,6 +310,7 @@ def test_dc2_down_dc1_schedules_on_and_dc2_requests_fail_fast(cells: Cluster) ->
                 assert dc1.get_usage(u).usages["VCPU"].used == DC1_UNITS
         finally:
             _start_dc2(cells)
+        _reconnected(dc2, home2)
         # Back: dc2's own provider is schedulable again through the dc2 service.
         assert _schedule(Scheduler(dc2), _one_vcpu("dc2")) == home2
     finally:
@@ -320,6 +333,7 @@ def test_dc2_back_sees_dc1_allocations_after_repair(cells: Cluster) -> None:
             assert went == [provider] * 4
         finally:
             _start_dc2(cells)
+        _reconnected(dc2, provider)
         url = dc2.url
         # The command an operator runs, from this interpreter's environment.
         claimant = Path(sys.executable).with_name("claimant")

@@ -1096,10 +1096,20 @@ class CassandraStore(Store):
         return _applied(row), row
 
     def _ddl(self, cql: str) -> None:
-        try:
-            self._connect().execute(cql, timeout=120)
-        except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+        for attempt in range(5):
+            try:
+                self._connect().execute(cql, timeout=120)
+                return
+            except NoHostAvailable as exc:
+                # Just after connecting to a busy cluster, a node's pool may
+                # not be up yet ("marked down"; the driver reconnects). Every
+                # statement here is idempotent (IF [NOT] EXISTS): ask again.
+                if attempt == 4:
+                    raise _translate(exc) from exc
+                log.warning("schema change waiting for a node: %r", exc)
+                time.sleep(2.0 * (attempt + 1))
+            except _DRIVER_ERRORS as exc:
+                raise _translate(exc) from exc
 
     # -- lifecycle -------------------------------------------------------------------
     def migrate(self) -> int:
