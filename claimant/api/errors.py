@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from claimant.api.auth import Forbidden, Unauthorized
 from claimant.model import errors as codes
 from claimant.model.errors import (
+    CellUnavailable,
     ClaimantError,
     Conflict,
     DeadlineExceeded,
@@ -79,6 +80,10 @@ async def _claimant_error(request: Request, exc: Exception) -> JSONResponse:
     err = cast(ClaimantError, exc)  # registered for ClaimantError only
     status = status_of(err)
     headers = {"WWW-Authenticate": "x-auth-token"} if status == 401 else None
+    if isinstance(err, CellUnavailable):
+        # Written by claimant (the cell and why), never the driver's text.
+        log.warning("cell unavailable on %s %s: %s", request.method, request.url.path, err)
+        return error_response(status, err.code, err.message, err.details or None)
     if isinstance(err, StoreUnavailable):
         # The store's message may quote the driver: log it, never send it.
         log.warning("store unavailable on %s %s: %s", request.method, request.url.path, err)

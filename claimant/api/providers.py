@@ -177,6 +177,7 @@ def create_provider(body: ProviderCreate, store: StoreDep, response: Response) -
         aggregates=frozenset(resolve_aggregates(store, body.aggregates, "aggregates")),
         inventories=inventories,
         enabled=body.enabled,
+        cell=body.cell,
     )
     created = store.create_provider(provider)
     response.headers["Location"] = f"/v1/providers/{created.uuid}"

@@ -45,7 +45,7 @@ from claimant.model.codec import claim_to_dict, request_to_dict
 from claimant.model.types import ResourceType, check_constraint, infer_spec
 from claimant.scheduler import Scheduler, ScheduleResult, lifecycle
 from claimant.scheduler.explain import explain
-from claimant.store import Store
+from claimant.store import Store, check_cell
 
 # Only an admin (or the conductor) gets here without a project: a non-admin
 # without one is refused first. A request charged to "" could never be read
@@ -156,6 +156,7 @@ def build_request(body: RequestCreate, ctx: Context, store: Store) -> ClaimantRe
         count=body.count,
         all_or_nothing=body.all_or_nothing,
         consumers=tuple(body.consumers),
+        cell=check_cell(store, body.cell) if body.cell is not None else None,
         created_at=now,
         updated_at=now,
     )

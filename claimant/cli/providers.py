@@ -39,18 +39,23 @@ def render_providers(out: Out, providers: list[dict[str, Any]]) -> None:
         key = tuple(class_order(list(p.get("usages", p["inventories"]))))
         sections.setdefault(key, []).append(p)
     out.line("USED/FREE per resource class" + ("" if out.wide else " (-o wide: full uuids)"))
+    # A CELL column only when there is more than one (docs/cells.md); it
+    # takes a class column's place to keep 80 columns.
+    cells = len({p.get("cell") for p in providers}) > 1
     for i, (classes, members) in enumerate(sections.items()):
         if i:
             out.line("")
-        limit = len(classes) if out.wide else TABLE_CLASSES
+        limit = len(classes) if out.wide else TABLE_CLASSES - cells
         shown, others = list(classes[:limit]), list(classes[limit:])
-        columns = ["NAME", "UUID", "HEALTH", "ENABLED", *shown]
+        columns = ["NAME", "UUID", *(["CELL"] if cells else []), "HEALTH", "ENABLED", *shown]
         if others:
             columns.append("OTHER")
         rows = []
         for p in members:
             usages = p.get("usages", {})
-            row = [p["name"], out.uuid(p["uuid"]), p.get("health", ""), _yes(p["enabled"])]
+            row = [p["name"], out.uuid(p["uuid"])]
+            row += [p.get("cell") or "-"] if cells else []
+            row += [p.get("health", ""), _yes(p["enabled"])]
             row += [used_free(usages[rc], out.wide) if rc in usages else "" for rc in shown]
             if others:
                 row.append(
@@ -113,6 +118,7 @@ def render_provider(out: Out, p: dict[str, Any], names: dict[str, str]) -> None:
         [
             ("uuid", p["uuid"]),
             ("type", p["type"]),
+            ("cell", p.get("cell") or "- (no home: global SERIAL)"),
             ("health", health),
             ("enabled", _yes(p["enabled"])),
             ("parent", f"{names.get(parent, '?')} ({out.uuid(parent)})" if parent else None),
@@ -213,6 +219,7 @@ def provider_show(api: Api, ref: str) -> None:
 @click.option("--aggregate", multiple=True, help="Aggregate names or uuids.")
 @click.option("--attribute", multiple=True, help="key=value (JSON scalars or strings).")
 @click.option("--disabled", is_flag=True, help="Create it disabled (not scheduled onto).")
+@click.option("--cell", help="Home cell (data centre); default: the service's own.")
 def provider_create(
     api: Api,
     name: str,
@@ -224,6 +231,7 @@ def provider_create(
     aggregate: tuple[str, ...],
     attribute: tuple[str, ...],
     disabled: bool,
+    cell: str | None,
 ) -> None:
     """Create a provider."""
     body: dict[str, Any] = {
@@ -237,6 +245,8 @@ def provider_create(
         "attributes": parse.pairs(attribute, "--attribute", parse.scalar),
         "enabled": not disabled,
     }
+    if cell:
+        body["cell"] = cell
     if uuid_:
         body["uuid"] = uuid_
     if parent:

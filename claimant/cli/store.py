@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
+from claimant.cli.cluster import dir_option
 from claimant.model.errors import ClaimantError
 
 store_option = click.option(
@@ -72,3 +74,40 @@ def drop(store_url: str | None, yes: bool) -> None:
         finally:
             s.close()
     click.echo(f"{url}: dropped")
+
+
+@store.command()
+@store_option
+@dir_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Seconds per node.",
+)
+def repair(store_url: str | None, directory: Path, timeout: float) -> None:
+    """Repair a Cassandra store's keyspace on a local cluster (`claimant
+    cluster`): `nodetool repair -pr` on every node, so that every DC holds
+    what the others wrote (docs/cells.md: a cell back after an outage).
+    Exit 0 once every node is repaired, 1 on the first failure."""
+    from claimant.cluster import ClusterError
+    from claimant.cluster.launcher import Cluster
+    from claimant.store import open_store
+    from claimant.store.cassandra import CassandraStore
+
+    url = _url(store_url)
+    with _errors():
+        s = open_store(url)
+        s.close()
+    if not isinstance(s, CassandraStore):
+        raise click.ClickException(
+            f"{url}: only a Cassandra store has replicas to repair (SQLite keeps one copy)"
+        )
+    try:
+        Cluster(directory).repair(
+            s.keyspace, timeout=timeout, echo=lambda m: click.echo(m, err=True)
+        )
+    except ClusterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{url}: keyspace {s.keyspace} repaired on every node of {directory}")

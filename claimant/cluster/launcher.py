@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -460,6 +461,38 @@ class Cluster:
             # Refuse to rm -rf a directory we did not create.
             raise ClusterError(f"{self.dir} holds no {STATE_FILE}; not removing it")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def repair(self, keyspace: str, *, timeout: float = 3600.0, echo: Echo = _noop) -> None:
+        """``nodetool repair -pr KEYSPACE`` on every node in turn: each repairs
+        its primary ranges with every replica (all DCs), so together they
+        cover every range once. Every node must be up (docs/cells.md)."""
+        state = self.load()
+        down = [f"node{n.index} ({n.dc})" for n in self.status() if n.state != "up"]
+        if down:
+            raise ClusterError(f"repair needs every node up; not up: {', '.join(down)}")
+        java = proc.find_java()
+        lib = jars.resolve(state.version, echo=echo)
+        for ns in state.nodes:
+            spec = self.spec(ns.index)
+            tools = spec.conf_dir / "logback-tools.xml"
+            if not tools.is_file():
+                tools.write_text(config.TOOLS_LOGBACK)
+            cmd = config.nodetool_command(java, spec, lib, ["repair", "-pr", keyspace])
+            echo(f"node{ns.index} ({spec.address}, {spec.dc}): nodetool repair -pr {keyspace}")
+            try:
+                done = subprocess.run(
+                    cmd, capture_output=True, text=True, timeout=timeout, check=False
+                )
+            except subprocess.TimeoutExpired:
+                raise ClusterError(
+                    f"repair on node{ns.index} did not finish in {timeout:.0f}s"
+                ) from None
+            if done.returncode != 0:
+                said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+                raise ClusterError(
+                    f"repair on node{ns.index} failed (nodetool exit {done.returncode})"
+                    + (f": {said[-1]}" if said else "")
+                )
 
     def _select(self, state: State, only: int | None, dc: str | None = None) -> list[NodeState]:
         if only is not None and dc is not None:

@@ -9,6 +9,7 @@ from claimant.model.claim import (
 )
 from claimant.model.errors import (
     AlreadyExists,
+    CellUnavailable,
     ClaimantError,
     ClaimNotActive,
     Conflict,
@@ -22,6 +23,7 @@ from claimant.model.errors import (
     StoreUnavailable,
 )
 from claimant.model.provider import (
+    LOCAL_CELL,
     Health,
     Provider,
     ProviderUsage,
@@ -50,9 +52,11 @@ from claimant.model.types import (
 __all__ = [
     "BUILTIN_TYPES",
     "DEFAULT_CLAIM_TTL",
+    "LOCAL_CELL",
     "AlreadyExists",
     "AttributeConstraint",
     "AttributeSpec",
+    "CellUnavailable",
     "Claim",
     "ClaimNotActive",
     "ClaimStatus",

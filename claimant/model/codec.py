@@ -99,6 +99,7 @@ def request_to_dict(r: Request) -> dict[str, Any]:
         "reason": r.reason,
         "created_at": r.created_at,
         "updated_at": r.updated_at,
+        "cell": r.cell,
     }
 
 
@@ -120,6 +121,7 @@ def request_from_dict(d: dict[str, Any]) -> Request:
         reason=d.get("reason", ""),
         created_at=d.get("created_at", 0.0),
         updated_at=d.get("updated_at", 0.0),
+        cell=d.get("cell"),
     )
 
 

@@ -16,6 +16,7 @@ scripts) match on ``code``, never on ``message``.
     │   ├── ClaimNotActive        confirm/release of an expired or released claim
     │   └── NoValidHost           the scheduler found no provider for a request
     ├── StoreUnavailable      503 the backend could not be reached / timed out
+    │   └── CellUnavailable       a cell (data centre) is cut off, nowhere else to go
     └── DeadlineExceeded      503 the request ran out of its time budget
 """
 
@@ -40,6 +41,12 @@ DEADLINE_EXCEEDED = "deadline_exceeded"
 BUILD_FAILED = "build_failed"
 # An aggregate named in a request that has no such name (claimant.api.aggregates).
 UNKNOWN_AGGREGATE = "unknown_aggregate"
+# A cell (data centre, docs/cells.md) the store has no replicas in.
+UNKNOWN_CELL = "unknown_cell"
+# The request could only be placed in cells that are unreachable (503).
+CELL_UNAVAILABLE = "cell_unavailable"
+# A write that would put one consumer in two cells (400).
+CROSS_CELL = "cross_cell"
 
 
 class ClaimantError(Exception):
@@ -112,6 +119,13 @@ class BuildFailed(Conflict):
 
 class StoreUnavailable(ClaimantError):
     code = STORE_UNAVAILABLE
+
+
+class CellUnavailable(StoreUnavailable):
+    """No coordinator of a cell answers: what is homed there can't be
+    written. Its message names the cell and never quotes the driver."""
+
+    code = CELL_UNAVAILABLE
 
 
 class DeadlineExceeded(ClaimantError):

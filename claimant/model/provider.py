@@ -12,6 +12,8 @@ from claimant.model.resources import Inventory, Usage
 from claimant.model.types import AttributeValue
 
 MAX_NAME = 200
+# The name of the one cell of a store that has no data centres (SQLite).
+LOCAL_CELL = "local"
 
 
 def new_uuid() -> str:
@@ -53,6 +55,12 @@ class Provider:
     heartbeat_at: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    # The home cell (docs/cells.md): the data centre whose Paxos group decides
+    # every write to this provider. LOCAL_CELL on a store of one unnamed cell
+    # (SQLite); None for a provider made before cells on a store of several
+    # (its writes are global SERIAL). On create, None or LOCAL_CELL means the
+    # creating store's own cell.
+    cell: str | None = LOCAL_CELL
 
     def __post_init__(self) -> None:
         if not self.root_uuid:

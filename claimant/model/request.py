@@ -119,6 +119,9 @@ class Request:
     reason: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
+    # The cell (data centre, docs/cells.md) the request is confined to; None:
+    # the service's own cell first, then any other.
+    cell: str | None = None
 
     def validate(self) -> Request:
         if not self.groups:

@@ -77,6 +77,8 @@ class RequestState:
     placed_roots: list[str] = field(default_factory=list)
     # Candidates the previous instance did not use (single-group requests).
     leftover: list[ProviderUsage] | None = None
+    # Cells a claim found unreachable: skipped for the rest of the request.
+    down_cells: set[str] = field(default_factory=set)
     _roots: dict[str, str] = field(default_factory=dict)
     _group_hosts: dict[str, int] | None = None
     _same_hosts: frozenset[str] | None = None

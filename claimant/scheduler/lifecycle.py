@@ -35,7 +35,7 @@ from claimant.model import (
 )
 from claimant.model.events import EVENTS_PER_SUBJECT, EXPIRED, RELEASED, Event, Subject
 from claimant.scheduler.scheduler import Scheduler, ScheduleResult, validate_request
-from claimant.store.base import Store
+from claimant.store.base import Store, check_cell
 
 
 def prepare(request: Request, now: float, history: Iterable[dict[str, Any]] = ()) -> Request:
@@ -56,6 +56,8 @@ def prepare(request: Request, now: float, history: Iterable[dict[str, Any]] = ()
 def create(store: Store, request: Request, *, event: dict[str, Any] | None = None) -> Request:
     """Record a new request (``pending``). A uuid already recorded is
     ``AlreadyExists``: a retried create never rewrites a request's history."""
+    if request.cell is not None:
+        check_cell(store, request.cell)  # before anything is recorded
     now = store.clock()
     history = [{"at": now, **event}] if event else []
     pending = prepare(request, now, history)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from claimant.model import (
+    CellUnavailable,
     Claim,
     ClaimantError,
     ClaimNotActive,
@@ -45,10 +46,13 @@ from claimant.scheduler.config import SchedulerConfig
 from claimant.scheduler.context import FailureCounter, PlacementContext, RequestState
 from claimant.scheduler.filters import FILTERS, Filter, applies
 from claimant.scheduler.weighers import WEIGHERS, BuildFailureWeigher, Weigher, combine
-from claimant.store.base import CandidateQuery, ClaimSpec, Store
+from claimant.store.base import CandidateQuery, ClaimSpec, Store, check_cell
 
 # Reasons kept per filter and group in NoValidHost details; the counts are exact.
 _MAX_EXAMPLES = 5
+# Who rejects a candidate for its cell in a group's diagnostics (not a filter
+# plugin: a request's cell is always honoured, whatever filters are on).
+CELL = "cell"
 
 
 @dataclass(slots=True)
@@ -239,6 +243,8 @@ class Scheduler:
         """
         started = time.perf_counter()
         request = validate_request(request)
+        if request.cell is not None:
+            check_cell(self.store, request.cell)
         consumers = request.consumers
         if not consumers:
             consumers = tuple(new_uuid() for _ in range(request.count))
@@ -272,6 +278,16 @@ class Scheduler:
             return ScheduleResult(request, placements, stats)
 
         index, exc, diags = failure
+        if state.down_cells:
+            # Placeable nowhere else: the cells it could go to are cut off.
+            self._release_all(placements, stats, stuck, quiet=True)
+            cells = ", ".join(sorted(state.down_cells))
+            raise CellUnavailable(
+                f"request {request.uuid}: no reachable cell can place instance {index + 1}"
+                f" of {request.count}; unreachable: {cells} ({exc.why})",
+                request_uuid=request.uuid,
+                cells=sorted(state.down_cells),
+            )
         details = {
             "request_uuid": request.uuid,
             "instance": index,
@@ -479,9 +495,18 @@ class _InstancePlacer:
             if self.check_group:
                 self.members_seen = set(self.state.server_group_hosts())
         passed = []
+        confined = self.request.cell
+        down = self.state.down_cells
         for cand in found:
             deadline.check("filtering candidates")
             self.state.remember_root(cand)
+            cell = cand.provider.cell
+            if confined is not None and cell != confined:
+                diag.reject(CELL, cand, f"in cell {cell}; the request is confined to {confined}")
+                continue
+            if cell in down:
+                diag.reject(CELL, cand, f"cell {cell} is unreachable")
+                continue
             for flt in filters:
                 result = flt.filter(cand, ctx)
                 if not result.passed:
@@ -491,7 +516,11 @@ class _InstancePlacer:
                 passed.append(cand)
         diag.passed += len(passed)
         weights = combine(passed, self.s.weighers, ctx)
-        order = sorted(range(len(passed)), key=lambda i: -weights[i])
+        # The service's own cell first (docs/cells.md), then by weight.
+        own = self.store.local_cell() if confined is None else None
+        order = sorted(
+            range(len(passed)), key=lambda i: (passed[i].provider.cell != own, -weights[i])
+        )
         return [passed[i] for i in order]
 
     def explain_empty(self, q: CandidateQuery) -> str:
@@ -704,6 +733,12 @@ class _InstancePlacer:
             spec = self._claim_spec(uuid, self.gens[uuid], self.groups[gi].resources)
             try:
                 claim = self.store.claim(spec)
+            except CellUnavailable as exc:
+                # Skip the cell: its providers are out of every pool. A claim
+                # whose outcome it left unknown lives until its TTL.
+                self.give_back(taken, quiet=True)
+                self.cell_down(gi, cand, exc)
+                return None
             except (GenerationConflict, InsufficientCapacity, NotFound) as exc:
                 if not isinstance(exc, NotFound):
                     self.stats.conflicts += 1
@@ -739,6 +774,10 @@ class _InstancePlacer:
             fresh = self.store.get_usage(uuid)
         except NotFound:
             return None, "provider is gone"
+        except CellUnavailable as exc:
+            cell = exc.details.get("cell")
+            self.state.down_cells.add(cell or "?")
+            return None, f"cell {cell} is unreachable"
         if not fresh.provider.enabled:
             return None, "provider was disabled"
         need: dict[str, int] = {}
@@ -771,6 +810,13 @@ class _InstancePlacer:
             self.gens[uuid] = self.gens.get(uuid, 0) + 1
         if error is not None and not quiet:
             raise error
+
+    def cell_down(self, gi: int, cand: ProviderUsage, exc: CellUnavailable) -> None:
+        cell = exc.details.get("cell") or cand.provider.cell or "?"
+        self.state.down_cells.add(cell)
+        self.drop(gi, cand, f"cell {cell} is unreachable", lost=False)
+        for pool in self.pools.values():
+            pool[:] = [c for c in pool if c.provider.cell != cell]
 
     def drop(self, gi: int, cand: ProviderUsage, reason: str, *, lost: bool) -> None:
         self.diags[gi].drop(cand.provider.name, reason)

@@ -24,6 +24,7 @@ from claimant.store.base import (
     Store,
     TreePage,
     TreeQuery,
+    check_cell,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Store",
     "TreePage",
     "TreeQuery",
+    "check_cell",
     "default_store_url",
     "open_store",
 ]

@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from claimant.model import (
     DEFAULT_CLAIM_TTL,
+    LOCAL_CELL,
     Claim,
     ClaimStatus,
     Consumer,
@@ -39,6 +40,7 @@ from claimant.model import (
     ResourceType,
     Strategy,
 )
+from claimant.model.errors import UNKNOWN_CELL
 from claimant.model.events import Event, Subject
 
 
@@ -214,6 +216,27 @@ class Store(abc.ABC):
     url: str
     #: the clock used for claim expiry; tests swap it instead of sleeping.
     clock: Callable[[], float] = staticmethod(time.time)
+
+    # -- cells (docs/cells.md) ---------------------------------------------
+    def cells(self) -> list[str]:
+        """The cells (data centres) this store has replicas in, sorted. A
+        store of one unnamed cell (SQLite) has ``[LOCAL_CELL]``."""
+        return [LOCAL_CELL]
+
+    def local_cell(self) -> str | None:
+        """This service's own cell: where providers it creates are homed and
+        which a request prefers. None on a store of several cells that was
+        not told which is its own (``dc=``)."""
+        return LOCAL_CELL
+
+    def home_of(self, cell: str | None) -> str | None:
+        """The cell a new provider asking for ``cell`` gets (None or
+        LOCAL_CELL: this store's own); InvalidInput ``unknown_cell`` if the
+        store has no such cell."""
+        if cell is None or cell == LOCAL_CELL:
+            return self.local_cell()
+        check_cell(self, cell)
+        return cell
 
     # -- lifecycle ---------------------------------------------------------
     @abc.abstractmethod
@@ -570,3 +593,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_events(self, subject: Subject, subject_id: str, *, limit: int = 100) -> list[Event]:
         """The newest ``limit`` events of one subject, oldest first."""
+
+
+def check_cell(store: Store, cell: str) -> str:
+    """``cell`` if ``store`` has it; else InvalidInput with code unknown_cell."""
+    known = store.cells()
+    if cell not in known:
+        raise InvalidInput(
+            f"unknown cell {cell!r}: this store's cells are {', '.join(known)}",
+            code=UNKNOWN_CELL,
+            field="cell",
+            cell=cell,
+        )
+    return cell

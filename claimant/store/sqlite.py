@@ -548,6 +548,7 @@ class SQLiteStore(Store):
 
     # -- providers ---------------------------------------------------------
     def create_provider(self, provider: Provider) -> Provider:
+        self.home_of(provider.cell)  # one cell: any other is unknown_cell
         now = self.clock()
         with self._write() as conn:
             rtype = self._get_type(conn, provider.type)

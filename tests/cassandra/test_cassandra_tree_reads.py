@@ -1,4 +1,4 @@
-"""Issue 10: candidate_trees reads each tree in one read (schema V8's index
+"""Issue 10: candidate_trees reads each tree in one read (schema V9's index
 on the static ``root_uuid``), not a level at a time through
 ``provider_children``: before, a root with 8 children cost 1 + 1 + 8
 statements over three round trips; now one per root, in one round."""
@@ -90,7 +90,7 @@ def test_a_keyspace_without_the_index_is_walked_until_migrated(
     cstore: CassandraStore, statements: list[str]
 ) -> None:
     root, members = _tree(cstore)
-    # As a keyspace made before V8 would be.
+    # As a keyspace made before V9 would be.
     cstore._ddl(f"DROP INDEX IF EXISTS {cstore.keyspace}.{TREE_INDEX}")
     cstore._run(q.SET_META, ["schema_version", str(TREE_INDEX_SINCE - 1)])
     try:

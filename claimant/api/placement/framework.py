@@ -34,6 +34,7 @@ from claimant.api.placement.microversion import HEADER, MIN_VERSION, Version, ne
 from claimant.api.placement.options import CandidateOptions
 from claimant.api.policy import Policy, default_policy
 from claimant.model.errors import (
+    CellUnavailable,
     ClaimantError,
     DeadlineExceeded,
     InvalidInput,
@@ -573,6 +574,10 @@ def map_store_error(exc: ClaimantError) -> PlacementError:
         return PlacementError(404, exc.message)
     if isinstance(exc, InvalidInput):
         return PlacementError(400, exc.message)
+    if isinstance(exc, CellUnavailable):
+        # claimant's own words (which cell), never the driver's.
+        LOG.warning("placement: %s", exc.message)
+        return PlacementError(503, exc.message, exc.code)
     if isinstance(exc, StoreUnavailable):
         # The store's message may quote the driver: log it, never send it.
         LOG.warning("placement: store unavailable: %s", exc.message)

@@ -41,6 +41,14 @@ class Body(BaseModel):
 # Any form uuid.UUID parses is accepted; the canonical dashed form is returned.
 UuidStr = Annotated[StrictStr, AfterValidator(_uuid), Field(json_schema_extra={"format": "uuid"})]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+# A cell: a data centre's name as the snitch reports it (docs/cells.md).
+CellName = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="a cell (data centre, docs/cells.md); unknown ones are 400 unknown_cell",
+    ),
+]
 ResourceClassName = Annotated[StrictStr, Field(pattern=r"^[A-Z0-9_]+$", max_length=255)]
 TraitName = Annotated[StrictStr, Field(pattern=r"^[A-Z0-9_]+$", max_length=255)]
 CustomName = Annotated[StrictStr, Field(pattern=r"^CUSTOM_[A-Z0-9_]+$", max_length=255)]

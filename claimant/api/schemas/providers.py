@@ -5,7 +5,14 @@ from typing import Any
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from claimant.api.schemas.aggregates import AggregateRef
-from claimant.api.schemas.common import Body, Generation, Name, ResourceClassName, TraitName
+from claimant.api.schemas.common import (
+    Body,
+    CellName,
+    Generation,
+    Name,
+    ResourceClassName,
+    TraitName,
+)
 from claimant.api.schemas.common import UuidStr as Uuid
 from claimant.api.schemas.inventories import InventoryBody, inventory_to_dict
 from claimant.model import Provider
@@ -23,6 +30,8 @@ class ProviderCreate(Body):
     aggregates: list[AggregateRef] = []  # uuids or names (resolved by the handler)
     inventories: dict[ResourceClassName, InventoryBody] = {}
     enabled: StrictBool = True
+    # The home cell; left out: the cell of the service that creates it.
+    cell: CellName | None = None
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -61,4 +70,5 @@ def provider_to_dict(p: Provider) -> dict[str, Any]:
         "heartbeat_at": p.heartbeat_at,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
+        "cell": p.cell,
     }

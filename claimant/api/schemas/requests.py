@@ -15,6 +15,7 @@ from claimant.api.schemas.aggregates import AggregateRef
 from claimant.api.schemas.common import (
     Amount,
     Body,
+    CellName,
     Integral,
     ResourceClassName,
     TraitName,
@@ -111,6 +112,9 @@ class RequestCreate(Body):
     count: Annotated[StrictInt, Field(ge=1, le=1000), Integral] = 1
     all_or_nothing: StrictBool = True
     consumers: Annotated[list[UuidStr], Capped] = []
+    # Confined to this cell; left out: the service's own cell first, then
+    # any other (docs/cells.md).
+    cell: CellName | None = None
 
     def check_bounds(self) -> None:
         """Rules across fields (JSON schema cannot say them): 400s."""

@@ -31,12 +31,10 @@ TABLE: Final = (
     f" AND default_time_to_live = {EVENT_TTL}"
 )
 
-_INSERT: Final = (
+INSERT: Final = (
     "INSERT INTO events (subject, subject_id, at, id, event, details) VALUES (?, ?, ?, now(), ?, ?)"
 )
-_SELECT: Final = (
-    "SELECT at, event, details FROM events WHERE subject = ? AND subject_id = ? LIMIT ?"
-)
+SELECT: Final = "SELECT at, event, details FROM events WHERE subject = ? AND subject_id = ? LIMIT ?"
 
 
 def add_events(store: CassandraStore, events: Sequence[Event]) -> None:
@@ -47,7 +45,7 @@ def add_events(store: CassandraStore, events: Sequence[Event]) -> None:
         for e in events
     ]
     try:
-        store._run_many(_INSERT, params)
+        store._run_many(INSERT, params)
     except ClaimantError as exc:
         log.warning("dropped %d event(s) (%s): %s", len(events), events[0].event, exc.message)
 
@@ -55,7 +53,7 @@ def add_events(store: CassandraStore, events: Sequence[Event]) -> None:
 def list_events(
     store: CassandraStore, subject: Subject, subject_id: str, limit: int = 100
 ) -> list[Event]:
-    rows = store._run(_SELECT, [Subject(subject).value, subject_id, int(limit)])
+    rows = store._run(SELECT, [Subject(subject).value, subject_id, int(limit)])
     return [
         Event(Subject(subject), subject_id, r.at, r.event, json.loads(r.details))
         for r in reversed(rows)

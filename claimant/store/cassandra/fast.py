@@ -169,7 +169,8 @@ def finish(store: CassandraStore, txn: str, consumer: str) -> str:
         log.error("fast write %s locked consumer %s without a plan", txn, consumer)
         return PENDING
     entry = entry_uuid(txn, plan.provider, consumer)
-    if store._run(q.READ_ENTRY_KEY, [plan.provider, "l:" + entry], serial=True):
+    home = store._home(plan.provider)
+    if store._run(q.READ_ENTRY_KEY, [plan.provider, "l:" + entry], serial=True, cell=home):
         _commit_consumer(store, consumer, txn, plan)
         store.stats["txns_resolved"] += 1
         return COMMITTED

@@ -8,7 +8,7 @@ from typing import Final
 STATIC_COLUMNS: Final = (
     "provider_uuid, generation, version, prev_version, name, type, parent_uuid, root_uuid,"
     " attributes, traits, aggregates, enabled, heartbeat_at, created_at, seq, updated_at,"
-    " inventories, alloc_used, holds, pending"
+    " inventories, alloc_used, holds, pending, cell"
 )
 ENTRY_COLUMNS: Final = (
     "ckey, consumer_uuid, amounts, status, request_uuid, grp, project_id, user_id,"
@@ -25,6 +25,8 @@ READ_ENTRY: Final = (
 )
 READ_VERSION: Final = "SELECT version, prev_version FROM providers WHERE provider_uuid = ? LIMIT 1"
 READ_ENTRY_KEY: Final = "SELECT ckey FROM providers WHERE provider_uuid = ? AND ckey = ?"
+# A provider's home cell (V8; docs/cells.md), fixed when it is created.
+READ_CELL: Final = "SELECT version, cell FROM providers WHERE provider_uuid = ? LIMIT 1"
 
 # The decision state is rewritten whole by every change, so any read that
 # returns a version returns that version's state (docs/cassandra.md).
@@ -32,7 +34,7 @@ WRITE_STATE: Final = (
     "UPDATE providers SET generation = ?, version = ?, prev_version = ?, name = ?, type = ?,"
     " parent_uuid = ?, root_uuid = ?, attributes = ?, traits = ?, aggregates = ?, enabled = ?,"
     " created_at = ?, seq = ?, updated_at = ?, inventories = ?, alloc_used = ?, holds = ?,"
-    " pending = ? WHERE provider_uuid = ? IF version = ?"
+    " pending = ?, cell = ? WHERE provider_uuid = ? IF version = ?"
 )
 # Bulk loading only (CassandraStore.load_providers_unchecked).
 WRITE_STATE_UNCONDITIONAL: Final = WRITE_STATE.removesuffix(" IF version = ?")
@@ -49,7 +51,8 @@ INSERT_ENTRY: Final = (
     " USING TTL ?"
 )
 # A conditional delete cannot drop a whole partition: drop its statics under
-# the condition, and each row it has in the same batch.
+# the condition, and each row it has in the same batch. ``cell`` stays: a
+# uuid made again keeps its home, so its partition keeps one Paxos group.
 DELETE_STATICS: Final = (
     "DELETE generation, version, prev_version, name, type, parent_uuid, root_uuid, attributes,"
     " traits, aggregates, enabled, heartbeat_at, created_at, seq, updated_at, inventories,"
@@ -93,7 +96,7 @@ NAME_OWNER: Final = "SELECT provider_uuid FROM provider_names WHERE name = ?"
 ADD_CHILD: Final = "INSERT INTO provider_children (parent_uuid, child_uuid) VALUES (?, ?)"
 DROP_CHILD: Final = "DELETE FROM provider_children WHERE parent_uuid = ? AND child_uuid = ?"
 CHILDREN: Final = "SELECT child_uuid FROM provider_children WHERE parent_uuid = ?"
-# Every provider of one tree (schema V8's index on the static root_uuid).
+# Every provider of one tree (schema V9's index on the static root_uuid).
 TREE: Final = f"SELECT DISTINCT {STATIC_COLUMNS} FROM providers WHERE root_uuid = ?"
 ANY_CHILD: Final = "SELECT child_uuid FROM provider_children LIMIT 1"
 ADD_SHARING: Final = "INSERT INTO sharing_providers (bucket, provider_uuid) VALUES (0, ?)"

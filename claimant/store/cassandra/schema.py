@@ -144,22 +144,26 @@ _V6: Final[list[str]] = AGGREGATES_MIGRATION
 # V7: a commit point for aggregate names, so a half-failed create heals.
 _V7: Final[list[str]] = AGGREGATES_HEAL
 
-# V8 (issue 10): the providers of a tree by its root, in one read per tree
+# V8: a provider's home cell (docs/cells.md). Providers made before it have
+# none: on a keyspace of several DCs their writes stay global SERIAL.
+_V8: Final[list[str]] = ["ALTER TABLE {ks}.providers ADD IF NOT EXISTS cell text static"]
+
+# V9 (issue 10): the providers of a tree by its root, in one read per tree
 # (SAI on the static ``root_uuid``; ``SELECT DISTINCT ... WHERE root_uuid =
 # ?``), instead of walking ``provider_children`` a level at a time.
 # Cassandra keeps it; no write of ours changes.
 TREE_INDEX: Final = "providers_root"
-_V8: Final[list[str]] = [
+_V9: Final[list[str]] = [
     f"CREATE CUSTOM INDEX IF NOT EXISTS {TREE_INDEX} ON {{ks}}.providers (root_uuid)"
     " USING 'StorageAttachedIndex'",
 ]
 
-MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
 # The schema version that made ``sharing_providers``: ``migrate()`` from below
 # it fills the table (found by the list, should the migrations be renumbered).
 SHARING_SINCE: Final = MIGRATIONS.index(_V4) + 1
 # The schema version that made the tree index (likewise found by the list).
-TREE_INDEX_SINCE: Final = MIGRATIONS.index(_V8) + 1
+TREE_INDEX_SINCE: Final = MIGRATIONS.index(_V9) + 1
 
 # Tables emptied by reset() (everything but the schema version).
 DATA_TABLES: Final[tuple[str, ...]] = (

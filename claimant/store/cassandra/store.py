@@ -24,6 +24,7 @@ from cassandra import (
     ReadTimeout,
     RequestValidationException,
     Unauthorized,
+    Unavailable,
     WriteFailure,
     WriteTimeout,
     WriteType,
@@ -41,8 +42,10 @@ from cassandra.query import BatchStatement, BatchType, PreparedStatement
 
 from claimant.model import (
     BUILTIN_TYPES,
+    LOCAL_CELL,
     AlreadyExists,
     AttributeSpec,
+    CellUnavailable,
     Claim,
     ClaimantError,
     ClaimNotActive,
@@ -70,6 +73,7 @@ from claimant.model import (
     new_uuid,
 )
 from claimant.model.codec import request_from_dict, request_to_dict
+from claimant.model.errors import CROSS_CELL
 from claimant.model.events import (
     CLAIMED,
     CONFIRMED,
@@ -192,6 +196,24 @@ class OutcomeUnknown(StoreUnavailable):
     whether it was applied."""
 
 
+class _CellLostMidWrite(OutcomeUnknown, CellUnavailable):
+    """The cell a write went to stopped answering before its outcome was
+    known: unknown (a claim it may have made lives until its TTL), and a
+    cell the scheduler can skip."""
+
+    code = CellUnavailable.code
+
+
+def _cell_error(exc: BaseException, cell: str) -> ClaimantError:
+    """A driver error on a statement routed to ``cell``: no coordinator or
+    too few replicas there is that cell being unreachable (nothing was
+    applied); anything else as ``_translate``."""
+    if isinstance(exc, Unavailable) or (isinstance(exc, NoHostAvailable) and not exc.errors):
+        log.warning("cell %s unreachable: %r", cell, exc)
+        return CellUnavailable(f"cell {cell} is unreachable", cell=cell)
+    return _translate(exc)
+
+
 _ROW_TYPES: dict[tuple[str, ...], Any] = {}
 
 
@@ -246,6 +268,41 @@ def _translate(exc: BaseException) -> ClaimantError:
 
 _DRIVER_ERRORS = (DriverException, NoHostAvailable, ConnectionException, OSError)
 
+# Plain statements a service of a cell runs in its own cell (LOCAL_QUORUM
+# there) on a keyspace of several: reads whose staleness a compare-and-set or
+# a SERIAL re-read catches (provider states, candidates), views, the catalog,
+# events, and rows looked for in every cell (``_in_any_cell``). Every other
+# plain statement stays QUORUM: consumers and transaction records are read to
+# decide, and their LWTs are global (docs/cells.md).
+_LOCAL: Final = frozenset(
+    {
+        q.READ_STATE,
+        q.READ_PARTITION,
+        q.READ_CELL,
+        q.READ_VERSION,
+        q.CANDIDATES_RANGE,
+        q.CANDIDATES_EXPIRED,
+        q.CLASS_IN_USE,
+        q.ALL_STATES,
+        q.NAME_OWNER,
+        q.CHILDREN,
+        q.ANY_CHILD,
+        q.ANY_SHARING,
+        q.LOCATE,
+        q.LIST_CLASSES,
+        q.GET_CLASS,
+        q.LIST_TRAITS,
+        q.GET_TRAIT,
+        q.LIST_TYPES,
+        q.GET_TYPE,
+        q.GET_REQUEST,
+        q.ALL_REQUESTS,
+        q.GET_META,
+        _events.INSERT,
+        _events.SELECT,
+    }
+)
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -288,6 +345,8 @@ def _cut_timeout(default: float) -> float | None:
 
 def _is_unknown_outcome(exc: BaseException) -> bool:
     """A CAS write whose fate the coordinator could not learn."""
+    if isinstance(exc, NoHostAvailable) and not exc.errors:
+        return False  # no host was even tried (a whole cell down): never sent
     if isinstance(exc, WriteTimeout | WriteFailure):
         return exc.write_type in (WriteType.CAS, "CAS")
     if getattr(exc, "code", None) == _CAS_WRITE_UNKNOWN:
@@ -327,6 +386,8 @@ class _State:
     seq: float = 0.0
     # Uncommitted parts of multi-provider transactions (txn.Pending).
     pending: tuple[Pending, ...] = ()
+    # Home cell (docs/cells.md); None: made before cells, no home.
+    cell: str | None = None
 
     def live_holds(self, now: float) -> list[Hold]:
         return [h for h in self.holds if h[1] > now]
@@ -390,6 +451,7 @@ class _State:
             heartbeat_at=self.heartbeat_at,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            cell=self.cell,
         )
 
     def usage(self, now: float) -> ProviderUsage:
@@ -479,6 +541,7 @@ def _state_from_row(row: Any) -> _State | None:
         holds=tuple((h[0], h[1], h[2]) for h in json.loads(row.holds or "[]")),
         seq=row.seq or 0.0,
         pending=pending_from_text(row.pending),
+        cell=row.cell,
     )
 
 
@@ -678,6 +741,10 @@ class CassandraStore(Store):
         self._session: Session | None = None
         self._profile: ExecutionProfile | None = None
         self._prepared: dict[str, PreparedStatement] = {}
+        # Execution profiles made for cells (``_route``), on this connection.
+        self._cell_profiles: set[str] = set()
+        # provider uuid -> home cell: fixed at creation, so never stale.
+        self._homes: dict[str, str] = {}
         # provider uuid -> the newest state this process has seen; a claim
         # against that generation needs no read first (docs/cassandra.md).
         self._states: dict[str, _State] = {}
@@ -691,6 +758,7 @@ class CassandraStore(Store):
         # making its own Cluster (a control connection and a schema read
         # apiece) swamped a busy node until connecting timed out.
         self._connect_guard = threading.Lock()
+        self._keyspace_guard = threading.Lock()
         # Tests and the torture harness step in between the phases of a
         # transaction ("record", "locked", "pending", "committed"; a fast-path
         # write: "fast-locked", "fast-committed").
@@ -734,6 +802,8 @@ class CassandraStore(Store):
                 ", ".join(dcs),
             )
         if self._consistency_asked is None:
+            # What is safe to do in this service's own cell alone is listed
+            # in _LOCAL (docs/cells.md); the rest stays QUORUM.
             self.consistency = ConsistencyLevel.QUORUM
 
     def _keyspace_dcs(self, cluster: Cluster) -> list[str] | None:
@@ -748,6 +818,88 @@ class CassandraStore(Store):
             return sorted(dc for dc, n in per_dc.items() if int(n) > 0)
         # SimpleStrategy (or another): replicas anywhere in the ring.
         return sorted({h.datacenter for h in cluster.metadata.all_hosts() if h.datacenter})
+
+    # -- cells (docs/cells.md) --------------------------------------------------------
+    def cells(self) -> list[str]:
+        self._connect()
+        if self.dcs:
+            return list(self.dcs)
+        assert self._cluster is not None
+        return sorted({h.datacenter for h in self._cluster.metadata.all_hosts() if h.datacenter})
+
+    def local_cell(self) -> str | None:
+        cells = self.cells()
+        if self.dc in cells:
+            return self.dc
+        return cells[0] if len(cells) == 1 else None
+
+    def _route(self, cell: str | None) -> str | None:
+        """The execution profile of what is homed in ``cell``: LOCAL_SERIAL
+        and LOCAL_QUORUM on coordinators of that cell only. None (the
+        default profile) where there is one cell, or no home."""
+        if cell is None or self._serial_asked == "LOCAL_SERIAL_UNSAFE":
+            return None
+        self._connect()  # the keyspace's DCs are known once connected
+        if len(self.dcs) < 2 or cell not in self.dcs:
+            return None
+        name = "cell:" + cell
+        if name not in self._cell_profiles:
+            # A DC that joined the ring after this service connected.
+            raise CellUnavailable(
+                f"cell {cell} is not known to this service's connection: restart it",
+                cell=cell,
+            )
+        return name
+
+    def _cell_profile(self, cell: str) -> ExecutionProfile:
+        return ExecutionProfile(
+            # No remote hosts: a cell that is down fails fast, and the Paxos
+            # round never leaves its home.
+            load_balancing_policy=TokenAwarePolicy(
+                DCAwareRoundRobinPolicy(local_dc=cell, used_hosts_per_remote_dc=0)
+            ),
+            consistency_level=ConsistencyLevel.LOCAL_QUORUM,
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
+            request_timeout=self.timeout,
+            row_factory=_row_factory,
+        )
+
+    def _fail(self, exc: BaseException, route: str | None) -> ClaimantError:
+        return _cell_error(exc, route[5:]) if route is not None else _translate(exc)
+
+    def _home(self, uuid: str, *, found: bool = False) -> str | None:
+        """A provider's home cell, for a write or SERIAL read of its
+        partition. Read where this service is, else in each other cell (a
+        provider just made elsewhere may not be here yet); None: no home
+        (or no such provider, which the read that follows finds out)."""
+        if len(self.dcs) < 2:
+            return None
+        known = self._homes.get(uuid)
+        if known is not None:
+            return known
+        state = self._states.get(uuid)
+        if state is not None:
+            return state.cell
+        rows = self._run(q.READ_CELL, [uuid])
+        if not rows or rows[0].version is None:
+            for other in self.dcs:
+                if other == self.dc:
+                    continue
+                try:
+                    rows = self._run(q.READ_CELL, [uuid], cell=other)
+                except CellUnavailable:
+                    continue
+                if rows and rows[0].version is not None:
+                    break
+        exists = bool(rows) and rows[0].version is not None
+        if found and not exists:
+            # Not a global SERIAL round on a partition whose home this
+            # service cannot see: that would be a second Paxos group.
+            raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)
+        cell = rows[0].cell if exists else None
+        if cell is not None:
+            self._homes[uuid] = cell
+        return cell
 
     def _lock(self, provider_uuid: str) -> threading.RLock:
         lock = self._locks.get(provider_uuid)
@@ -767,7 +919,8 @@ class CassandraStore(Store):
                 return self._session
             return self._connect_locked()
 
-    def _connect_locked(self) -> Session:
+    def _connect_locked(self, cells: Iterable[str] = ()) -> Session:
+        wanted = sorted({*cells, *(self.replication or ())})
         child = DCAwareRoundRobinPolicy(local_dc=self.dc) if self.dc else RoundRobinPolicy()
         profile = self._profile = ExecutionProfile(
             load_balancing_policy=TokenAwarePolicy(child),
@@ -779,7 +932,10 @@ class CassandraStore(Store):
         options: dict[str, Any] = {
             "contact_points": self.hosts,
             "port": self.port,
-            "execution_profiles": {EXEC_PROFILE_DEFAULT: profile},
+            "execution_profiles": {
+                EXEC_PROFILE_DEFAULT: profile,
+                **{"cell:" + c: self._cell_profile(c) for c in wanted},
+            },
             "connect_timeout": self.timeout,
             # Claims are small and CPU is what runs out first (profiled): no LZ4.
             "compression": False,
@@ -799,6 +955,14 @@ class CassandraStore(Store):
                 session = cluster.connect()
         except _DRIVER_ERRORS as exc:
             raise connect.connect_error(exc, self.security, where) from exc
+        # Every DC of the ring gets its profile with the connection: the
+        # driver never marks up a host no profile used when it connected, and
+        # a profile added later routes nowhere (its hosts are "not up").
+        ring = sorted({h.datacenter for h in cluster.metadata.all_hosts() if h.datacenter})
+        if len(ring) > 1 and set(ring) - set(wanted):
+            cluster.shutdown()
+            return self._connect_locked(ring)
+        self._cell_profiles = {"cell:" + c for c in wanted}
         # The keyspace as it is, not as this URL would make it: another
         # service may have made it over more DCs.
         dcs = self._keyspace_dcs(cluster)
@@ -814,14 +978,25 @@ class CassandraStore(Store):
 
     def _use_keyspace(self) -> Session:
         session = self._connect()
-        if session.keyspace != self.keyspace:
-            try:
-                session.set_keyspace(self.keyspace)
-            except _DRIVER_ERRORS as exc:
-                log.warning("cannot use keyspace %s: %r", self.keyspace, exc)
-                raise StoreUnavailable(
-                    f"keyspace {self.keyspace} is not there: run migrate first"
-                ) from exc
+        if session.keyspace == self.keyspace:
+            return session
+        # One thread at a time: threads that first use the store at once each
+        # sent USE on every pool, and with pools in several DCs some failed.
+        with self._keyspace_guard:
+            for attempt in range(3):
+                if session.keyspace == self.keyspace:
+                    break
+                try:
+                    session.set_keyspace(self.keyspace)
+                except _DRIVER_ERRORS as exc:
+                    log.warning("cannot use keyspace %s: %r", self.keyspace, exc)
+                    if attempt == 2:
+                        raise StoreUnavailable(
+                            f"keyspace {self.keyspace} is not there: run migrate first"
+                        ) from exc
+                    # A node of a busy cluster the driver marked down a
+                    # moment ago (it reconnects on its own): ask again.
+                    time.sleep(1.0 + attempt)
         return session
 
     def _prep(self, cql: str) -> PreparedStatement:
@@ -835,11 +1010,23 @@ class CassandraStore(Store):
             self._prepared[cql] = stmt
         return stmt
 
-    def _run(self, cql: str, params: Iterable[Any] = (), *, serial: bool = False) -> list[Any]:
+    def _run(
+        self,
+        cql: str,
+        params: Iterable[Any] = (),
+        *,
+        serial: bool = False,
+        cell: str | None = None,
+    ) -> list[Any]:
+        """One statement; ``cell``: what it reads or writes is homed there
+        (``_route``)."""
         stmt = self._prep(cql).bind(list(params))
+        local = cell is None and not serial and cql in _LOCAL
+        route = self._route(self.dc if local else cell)
         if serial:
-            stmt.consistency_level = self.serial
+            stmt.consistency_level = ConsistencyLevel.LOCAL_SERIAL if route else self.serial
             self.stats["serial_reads"] += 1
+        profile = route or EXEC_PROFILE_DEFAULT
         read = cql.startswith("SELECT")
         # A plain read is cut at the request's deadline. A write, or a SERIAL
         # read that settles a transaction, keeps the store's timeout: cut, its
@@ -855,13 +1042,15 @@ class CassandraStore(Store):
             try:
                 session = self._use_keyspace()
                 if timeout is None:
-                    return list(session.execute(stmt))
-                return self._drain(session.execute(stmt, timeout=timeout))
+                    return list(session.execute(stmt, execution_profile=profile))
+                return self._drain(
+                    session.execute(stmt, timeout=timeout, execution_profile=profile)
+                )
             except _DRIVER_ERRORS as exc:
                 if cut:
                     deadline.check("querying the store")
                 if attempt + 1 == attempts or not _is_timeout(exc):
-                    raise _translate(exc) from exc
+                    raise self._fail(exc, route) from exc
                 _pause(attempt)
         raise AssertionError("unreachable")
 
@@ -882,7 +1071,9 @@ class CassandraStore(Store):
         session = self._use_keyspace()
         stmt = self._prep(cql)
         timeout = _cut_timeout(self.timeout) if cql.startswith("SELECT") else None
+        route = self._route(self.dc) if cql in _LOCAL else None
         kw: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        kw["execution_profile"] = route or EXEC_PROFILE_DEFAULT
         futures = [session.execute_async(stmt.bind(p), **kw) for p in param_lists]
         out = []
         for f in futures:
@@ -891,24 +1082,35 @@ class CassandraStore(Store):
             except _DRIVER_ERRORS as exc:
                 if timeout is not None:
                     deadline.check("querying the store")
-                raise _translate(exc) from exc
+                raise self._fail(exc, route) from exc
         return out
 
-    def _lwt(self, cql: str, params: Iterable[Any]) -> tuple[bool, Any]:
+    def _lwt(self, cql: str, params: Iterable[Any], *, cell: str | None = None) -> tuple[bool, Any]:
         """A single-statement LWT on a lookup table; (applied, current row)."""
         stmt = self._prep(cql).bind(list(params))
+        route = self._route(cell)
         try:
-            rs = self._use_keyspace().execute(stmt)
+            rs = self._use_keyspace().execute(stmt, execution_profile=route or EXEC_PROFILE_DEFAULT)
         except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+            raise self._fail(exc, route) from exc
         row = rs.one()
         return _applied(row), row
 
     def _ddl(self, cql: str) -> None:
-        try:
-            self._connect().execute(cql, timeout=120)
-        except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
+        for attempt in range(5):
+            try:
+                self._connect().execute(cql, timeout=120)
+                return
+            except NoHostAvailable as exc:
+                # Just after connecting to a busy cluster, a node's pool may
+                # not be up yet ("marked down"; the driver reconnects). Every
+                # statement here is idempotent (IF [NOT] EXISTS): ask again.
+                if attempt == 4:
+                    raise _translate(exc) from exc
+                log.warning("schema change waiting for a node: %r", exc)
+                time.sleep(2.0 * (attempt + 1))
+            except _DRIVER_ERRORS as exc:
+                raise _translate(exc) from exc
 
     # -- lifecycle -------------------------------------------------------------------
     def migrate(self) -> int:
@@ -948,6 +1150,8 @@ class CassandraStore(Store):
         self._ddl(f"DROP KEYSPACE IF EXISTS {self.keyspace}")
         self._prepared.clear()
         self._states.clear()
+        self._homes.clear()
+        self._cell_profiles.clear()
         if self._session is not None:
             self._cluster.shutdown() if self._cluster is not None else None
             self._cluster = self._session = None
@@ -970,6 +1174,7 @@ class CassandraStore(Store):
         self._cluster = self._session = None
         self._prepared.clear()
         self._states.clear()
+        self._cell_profiles.clear()
 
     # -- resource classes -------------------------------------------------------------
     def _custom_classes(self) -> dict[str, bool]:
@@ -1104,7 +1309,9 @@ class CassandraStore(Store):
         return self._remember(state) if state is not None else None
 
     def _read_state(self, uuid: str, *, serial: bool = False) -> _State:
-        rows = self._run(q.READ_STATE, [uuid], serial=serial)
+        # A plain read is local (may be stale); a SERIAL one goes home.
+        cell = self._home(uuid, found=True) if serial else None
+        rows = self._run(q.READ_STATE, [uuid], serial=serial, cell=cell)
         state = _state_from_row(rows[0]) if rows else None
         if state is None:
             self._states.pop(uuid, None)
@@ -1112,7 +1319,8 @@ class CassandraStore(Store):
         return self._remember(state)
 
     def _read_partition(self, uuid: str, *, serial: bool = True) -> _Partition:
-        rows = self._run(q.READ_PARTITION, [uuid], serial=serial)
+        cell = self._home(uuid, found=True) if serial else None
+        rows = self._run(q.READ_PARTITION, [uuid], serial=serial, cell=cell)
         state = _state_from_row(rows[0]) if rows else None
         if state is None:
             self._states.pop(uuid, None)
@@ -1188,6 +1396,7 @@ class CassandraStore(Store):
             {rc: n for rc, n in state.alloc_used.items() if n} or None,
             json.dumps([list(h) for h in state.holds]),
             pending_to_text(state.pending),
+            state.cell,
             state.uuid,
             old.version if old is not None else None,
         ]
@@ -1205,10 +1414,12 @@ class CassandraStore(Store):
         """Write ``new`` (whose version is fresh) if the partition is still at
         ``old``'s version: ONE conditional batch on the provider's partition.
         An unknown outcome is resolved by a SERIAL re-read."""
+        # One Paxos group per provider: its home cell's (docs/cells.md).
+        route = self._route(new.cell)
         batch = BatchStatement(
             batch_type=BatchType.LOGGED,
-            consistency_level=self.consistency,
-            serial_consistency_level=self.serial,
+            consistency_level=ConsistencyLevel.LOCAL_QUORUM if route else self.consistency,
+            serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL if route else self.serial,
         )
         batch.add(self._prep(q.WRITE_STATE), self._state_params(new, old))
         # Claims that expired leave the ledger with this write.
@@ -1229,11 +1440,13 @@ class CassandraStore(Store):
             self._run(q.ADD_SHARING, [new.uuid])
         self.stats["cas"] += 1
         try:
-            rs = self._use_keyspace().execute(batch)
+            rs = self._use_keyspace().execute(
+                batch, execution_profile=route or EXEC_PROFILE_DEFAULT
+            )
             applied = _applied(rs.one())
         except _DRIVER_ERRORS as exc:
             if not _is_unknown_outcome(exc):
-                raise _translate(exc) from exc
+                raise self._fail(exc, route) from exc
             self.stats["unknown"] += 1
             log.warning("outcome of a write to provider %s unknown (%s): re-reading", new.uuid, exc)
             applied = self._resolve(new, entry_key, absent_key)
@@ -1253,13 +1466,18 @@ class CassandraStore(Store):
         the one after it, or still the one the write expected: not applied)
         exactly when the write applied."""
         last: BaseException | None = None
+        home = new.cell
         for attempt in range(2):
             try:
                 if entry_key is not None:
-                    return bool(self._run(q.READ_ENTRY_KEY, [new.uuid, entry_key], serial=True))
+                    return bool(
+                        self._run(q.READ_ENTRY_KEY, [new.uuid, entry_key], serial=True, cell=home)
+                    )
                 if absent_key is not None:
-                    return not self._run(q.READ_ENTRY_KEY, [new.uuid, absent_key], serial=True)
-                rows = self._run(q.READ_VERSION, [new.uuid], serial=True)
+                    return not self._run(
+                        q.READ_ENTRY_KEY, [new.uuid, absent_key], serial=True, cell=home
+                    )
+                rows = self._run(q.READ_VERSION, [new.uuid], serial=True, cell=home)
                 if not rows:
                     return False
                 if new.version in (rows[0].version, rows[0].prev_version):
@@ -1276,6 +1494,13 @@ class CassandraStore(Store):
             except StoreUnavailable as exc:
                 last = exc
                 _pause(attempt)
+        if isinstance(last, CellUnavailable):
+            raise _CellLostMidWrite(
+                f"cell {home} became unreachable during a write to provider {new.uuid};"
+                " an unconfirmed claim it may have written expires with its TTL",
+                uuid=new.uuid,
+                cell=home,
+            )
         raise OutcomeUnknown(
             f"a write to provider {new.uuid} timed out and re-reading it failed: {last}; "
             "an unconfirmed claim it may have written expires with its TTL",
@@ -1391,9 +1616,20 @@ class CassandraStore(Store):
                     kind="provider",
                     uuid=provider.parent_uuid,
                 ) from None
-        existing = self._run(q.READ_VERSION, [provider.uuid])
+        cell = self.home_of(provider.cell)
+        existing = self._run(q.READ_CELL, [provider.uuid])
         if existing and existing[0].version:
             raise _exists("uuid", provider.uuid)
+        if existing and existing[0].cell and existing[0].cell != cell:
+            # Its partition keeps the Paxos group it had (DELETE_STATICS).
+            if provider.cell not in (None, LOCAL_CELL):
+                raise InvalidInput(
+                    f"provider uuid {provider.uuid} was homed in cell {existing[0].cell}"
+                    " before; made again, it keeps that home",
+                    code=CROSS_CELL,
+                    field="cell",
+                )
+            cell = existing[0].cell
         applied, row = self._lwt(q.RESERVE_NAME, [provider.name, provider.uuid])
         if not applied and row.provider_uuid != provider.uuid:
             raise _exists("name", provider.name)
@@ -1417,6 +1653,7 @@ class CassandraStore(Store):
             alloc_used={},
             holds=(),
             seq=time.time(),
+            cell=cell,
         )
         if not self._cas(None, state, now):
             self._lwt(q.FREE_NAME, [provider.name, provider.uuid])
@@ -1440,6 +1677,7 @@ class CassandraStore(Store):
         pending: list[Any] = []
         now = self.clock()
         for p in providers:
+            cell = self.home_of(p.cell)
             state = _State(
                 uuid=p.uuid,
                 generation=0,
@@ -1460,6 +1698,7 @@ class CassandraStore(Store):
                 alloc_used={},
                 holds=(),
                 seq=time.time(),
+                cell=cell,
             )
             pending.append(session.execute_async(write.bind(self._state_params(state)[:-1])))
             pending.append(session.execute_async(name.bind([p.name, p.uuid])))
@@ -1649,10 +1888,13 @@ class CassandraStore(Store):
                     raise InUse(f"provider {uuid} has children", uuid=uuid)
                 if any(e.live(now) for e in part.entries.values()) or part.state.pending:
                     raise InUse(f"provider {uuid} has claims or allocations", uuid=uuid)
+                route = self._route(part.state.cell)
                 batch = BatchStatement(
                     batch_type=BatchType.LOGGED,
-                    consistency_level=self.consistency,
-                    serial_consistency_level=self.serial,
+                    consistency_level=ConsistencyLevel.LOCAL_QUORUM if route else self.consistency,
+                    serial_consistency_level=(
+                        ConsistencyLevel.LOCAL_SERIAL if route else self.serial
+                    ),
                 )
                 batch.add(self._prep(q.DELETE_STATICS), [uuid, part.state.version])
                 keys = ["i:" + rc for rc in part.state.inventories]
@@ -1660,9 +1902,13 @@ class CassandraStore(Store):
                 for key in keys:
                     batch.add(self._prep(q.DELETE_ROW), [uuid, key])
                 try:
-                    applied = _applied(self._use_keyspace().execute(batch).one())
+                    applied = _applied(
+                        self._use_keyspace()
+                        .execute(batch, execution_profile=route or EXEC_PROFILE_DEFAULT)
+                        .one()
+                    )
                 except _DRIVER_ERRORS as exc:
-                    raise _translate(exc) from exc
+                    raise self._fail(exc, route) from exc
                 if applied:
                     break
             else:
@@ -1729,7 +1975,10 @@ class CassandraStore(Store):
         # A plain write of a cell no transaction writes: no generation bump,
         # no Paxos round. Checked first so a heartbeat never creates a provider.
         self._read_state(uuid)
-        self._run(q.WRITE_HEARTBEAT, [self.clock() if at is None else at, uuid])
+        # In the provider's home cell: an agent beats on while another DC is down.
+        self._run(
+            q.WRITE_HEARTBEAT, [self.clock() if at is None else at, uuid], cell=self._home(uuid)
+        )
 
     # -- queries ------------------------------------------------------------------
     def _group_matcher(
@@ -1940,13 +2189,20 @@ class CassandraStore(Store):
     def _read_many(self, stmts: list[tuple[str, list[Any]]]) -> list[list[Any]]:
         """Different reads at once (execute_async), results in order."""
         session = self._use_keyspace()
-        futures = [session.execute_async(self._prep(cql).bind(p)) for cql, p in stmts]
+        local = self._route(self.dc)
+        routes = [local if cql in _LOCAL else None for cql, _ in stmts]
+        futures = [
+            session.execute_async(
+                self._prep(cql).bind(p), execution_profile=route or EXEC_PROFILE_DEFAULT
+            )
+            for (cql, p), route in zip(stmts, routes, strict=True)
+        ]
         out = []
-        for f in futures:
+        for f, route in zip(futures, routes, strict=True):
             try:
                 out.append(list(f.result()))
             except _DRIVER_ERRORS as exc:
-                raise _translate(exc) from exc
+                raise self._fail(exc, route) from exc
         return out
 
     def has_nested_providers(self) -> bool:
@@ -1964,7 +2220,7 @@ class CassandraStore(Store):
         return not (children or sharing)
 
     def _has_tree_index(self) -> bool:
-        """Schema V8's index, as the driver's schema metadata has it (kept
+        """Schema V9's index, as the driver's schema metadata has it (kept
         current by the cluster's schema events): a keyspace not yet migrated
         is walked through ``provider_children`` instead."""
         cluster = self._cluster
@@ -2018,7 +2274,7 @@ class CassandraStore(Store):
             raise InvalidInput("a claim's ttl must be positive", field="ttl")
         _check_amounts(spec.amounts, "a claim")
         claim_uuid = spec.claim_uuid or new_uuid()
-        if spec.claim_uuid and self._run(q.LOCATE, [claim_uuid]):
+        if spec.claim_uuid and self._locator_rows(claim_uuid):
             raise AlreadyExists(f"claim {claim_uuid} already exists", uuid=claim_uuid)
         session = self._use_keyspace()
         locator = None
@@ -2055,7 +2311,8 @@ class CassandraStore(Store):
                     expires_at=now + spec.ttl,
                 )
                 if locator is None:
-                    # In parallel with the transaction: a claim is found by uuid later.
+                    # In parallel with the transaction: a claim is found by
+                    # uuid later. In the provider's home, as the claim is.
                     locator = session.execute_async(
                         self._prep(q.WRITE_LOCATOR).bind(
                             [
@@ -2063,7 +2320,8 @@ class CassandraStore(Store):
                                 spec.provider_uuid,
                                 self._ttl(entry.expires_at, now) + int(TOMBSTONE_TTL),
                             ]
-                        )
+                        ),
+                        execution_profile=self._route(state.cell) or EXEC_PROFILE_DEFAULT,
                     )
                 hold: Hold = (claim_uuid, now + spec.ttl, dict(spec.amounts))
                 new = self._next_state(
@@ -2090,7 +2348,7 @@ class CassandraStore(Store):
             pass
         # The claim is written; its locator must be too, or nobody finds it.
         ttl = self._ttl(entry.expires_at, now) + int(TOMBSTONE_TTL)
-        self._run(q.WRITE_LOCATOR, [claim_uuid, provider_uuid, ttl])
+        self._run(q.WRITE_LOCATOR, [claim_uuid, provider_uuid, ttl], cell=self._home(provider_uuid))
 
     def _write_locator_sure(self, claim_uuid: str, provider_uuid: str) -> None:
         """The locator of a confirmed allocation, without TTL. Retried: left
@@ -2099,7 +2357,9 @@ class CassandraStore(Store):
         for attempt in range(RESOLVE_ATTEMPTS):
             _backoff(attempt)
             try:
-                self._run(q.WRITE_LOCATOR, [claim_uuid, provider_uuid, 0])
+                self._run(
+                    q.WRITE_LOCATOR, [claim_uuid, provider_uuid, 0], cell=self._home(provider_uuid)
+                )
                 return
             except StoreUnavailable:
                 if attempt == RESOLVE_ATTEMPTS - 1:
@@ -2107,15 +2367,42 @@ class CassandraStore(Store):
 
     def _locate(self, claim_uuid: str) -> str | None:
         """The claim's provider; None if unknown or gone."""
-        rows = self._run(q.LOCATE, [claim_uuid])
+        rows = self._locator_rows(claim_uuid)
         return rows[0].provider_uuid if rows and not rows[0].gone else None
 
+    def _locator_rows(self, claim_uuid: str) -> list[Any]:
+        """A claim's locator row (written plainly in the provider's home
+        cell, or where the write that made it ran: docs/cells.md)."""
+        return self._in_any_cell(q.LOCATE, [claim_uuid])
+
+    def _in_any_cell(self, cql: str, params: list[Any]) -> list[Any]:
+        """A plain read here; if it finds nothing, in each other cell that
+        answers: a row written at LOCAL_QUORUM in another cell may not have
+        reached this one yet."""
+        rows = self._run(cql, params)  # in _LOCAL: this cell
+        if rows or len(self.dcs) < 2:
+            return rows
+        for other in self.dcs:
+            if other == self.dc:
+                continue
+            try:
+                rows = self._run(cql, params, cell=other)
+            except CellUnavailable:
+                continue
+            if rows:
+                return rows
+        return []
+
     def _bury(self, claim_uuid: str, provider_uuid: str, why: str) -> None:
-        self._run(q.BURY_LOCATOR, [claim_uuid, provider_uuid, why, int(TOMBSTONE_TTL)])
+        self._run(
+            q.BURY_LOCATOR,
+            [claim_uuid, provider_uuid, why, int(TOMBSTONE_TTL)],
+            cell=self._home(provider_uuid),
+        )
 
     @_uncut
     def confirm_claim(self, claim_uuid: str) -> Claim:
-        rows = self._run(q.LOCATE, [claim_uuid])
+        rows = self._locator_rows(claim_uuid)
         if not rows:
             raise NotFound(f"no claim {claim_uuid}", kind="claim", uuid=claim_uuid)
         if rows[0].gone:
@@ -3013,11 +3300,14 @@ class CassandraStore(Store):
         now = self.clock()
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)
         owner = new_uuid()
+        # Homed in the cell it is confined to, else this service's: a cell
+        # cut off from the others still takes requests (docs/cells.md).
+        home = saved.cell or self.local_cell()
         try:
-            applied, _ = self._lwt(q.CLAIM_REQUEST_ID, [saved.uuid, owner, now])
+            applied, _ = self._lwt(q.CLAIM_REQUEST_ID, [saved.uuid, owner, now], cell=home)
         except StoreUnavailable:
             # The outcome may be unknown: a SERIAL read says whether ours landed.
-            rows = self._run(q.REQUEST_ID_OWNER, [saved.uuid], serial=True)
+            rows = self._run(q.REQUEST_ID_OWNER, [saved.uuid], serial=True, cell=home)
             if not rows or rows[0].owner != owner:
                 raise
             applied = True
@@ -3034,9 +3324,11 @@ class CassandraStore(Store):
         return saved
 
     def _write_request(self, saved: Request) -> None:
+        # In its home cell (create_request); read back by _in_any_cell.
         self._run(
             q.SAVE_REQUEST,
             [saved.uuid, saved.status.value, saved.created_at, json.dumps(request_to_dict(saved))],
+            cell=saved.cell or self.local_cell(),
         )
 
     def summary(self, heartbeat_after: float | None) -> CloudSummary:
@@ -3064,7 +3356,7 @@ class CassandraStore(Store):
         return _events.list_events(self, subject, subject_id, limit)
 
     def get_request(self, uuid: str) -> Request:
-        rows = self._run(q.GET_REQUEST, [uuid])
+        rows = self._in_any_cell(q.GET_REQUEST, [uuid])
         if not rows:
             raise NotFound(f"no request {uuid}", kind="request", uuid=uuid)
         return request_from_dict(json.loads(rows[0].body))
