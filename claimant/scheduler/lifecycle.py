@@ -3,8 +3,9 @@ a history event. The native API, the conductor and the simulator all go
 through here, so a request's record is written one way.
 
     create(store, request)          pending; insert-if-absent (AlreadyExists)
-    schedule(scheduler, request)    create (unless already created), place,
-                                    record scheduled / partial / failed / error
+    schedule(scheduler, request)    place, then record scheduled / partial /
+                                    failed / error: one write, insert-if-absent
+                                    (unless already created)
     record(store, request, ...)     one more status + history event
     follow(store, request)          scheduled or partial, but every claim
                                     expired: record it expired
@@ -25,8 +26,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from claimant.model import (
+    AlreadyExists,
     Claim,
     ClaimantError,
+    NotFound,
     NoValidHost,
     Request,
     RequestStatus,
@@ -70,10 +73,12 @@ def record(
     *,
     claims: Iterable[str] | None = None,
     events: Iterable[dict[str, Any]] = (),
+    new: bool = False,
 ) -> Request:
     """Save ``request`` with a new status, ``events`` (already stamped) and
     ``event`` (stamped now) appended to its history, and, if given, the
-    claims it now holds."""
+    claims it now holds. ``new``: the request has no record yet; it is
+    created insert-if-absent (``AlreadyExists``)."""
     now = store.clock()
     changes: dict[str, Any] = {
         "status": status,
@@ -84,20 +89,29 @@ def record(
     if claims is not None:
         changes["claims"] = tuple(claims)
     updated = request.evolve(**changes)
+    if new:
+        return store.create_request(updated) or updated
     return store.save_request(updated) or updated
 
 
 def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -> ScheduleResult:
-    """Create the request's record (unless ``created``: it already is, pending),
-    place it, and record the outcome. Raises what ``Scheduler.place`` raises,
-    after recording it."""
+    """Place a request and record the outcome. Unless ``created`` (its record
+    exists already, pending), the outcome is the request's first record,
+    written insert-if-absent: one write per placement instead of two (a
+    pending record, then the outcome), the cost that matters on SQLite. A
+    uuid already recorded is ``AlreadyExists``, checked before placing (a
+    retried create places nothing) and again by the insert (a concurrent
+    create with the same uuid: its claims are given back). Raises what
+    ``Scheduler.place`` raises, after recording it."""
     store = scheduler.store
     if created:
         request = prepare(request, store.clock(), request.history).evolve(
             created_at=request.created_at
         )
     else:
-        request = create(store, request)
+        request = prepare(request, store.clock())
+        _refuse_recorded(store, request.uuid)
+    new = not created
     held: list[Claim] = []
     try:
         result = scheduler.place(request, held=held)
@@ -109,6 +123,7 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
                 RequestStatus.FAILED,
                 {"event": "failed", "message": exc.message, "details": exc.details},
                 claims=[c.uuid for c in held],
+                new=new,
             )
         raise
     except BaseException as exc:
@@ -121,6 +136,7 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
                 RequestStatus.FAILED,
                 _error_event(exc),
                 claims=[c.uuid for c in held],
+                new=new,
             )
         raise
     placed = len(result.placements)
@@ -135,16 +151,27 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
         }
     else:
         event = {"event": "scheduled", "placed": placed, "count": request.count}
+    claims = [c for p in result.placements for c in p.claims]
     with deadline.shielded():
-        saved = record(
-            store,
-            request,
-            status,
-            event,
-            claims=[c.uuid for p in result.placements for c in p.claims],
-        )
+        try:
+            saved = record(
+                store, request, status, event, claims=[c.uuid for c in claims], new=new
+            )
+        except AlreadyExists:
+            # Created meanwhile by another caller with the same uuid: that
+            # record stands, and what this call took goes back.
+            scheduler.release_claims(claims)
+            raise
     result.request = saved
     return result
+
+
+def _refuse_recorded(store: Store, uuid: str) -> None:
+    try:
+        store.get_request(uuid)
+    except NotFound:
+        return
+    raise AlreadyExists(f"request {uuid} already exists", uuid=uuid)
 
 
 def follow(store: Store, request: Request) -> Request:

@@ -307,6 +307,12 @@ class Scheduler:
         if error is not None and not quiet:
             raise error
 
+    def release_claims(self, claims: Sequence[Claim]) -> int:
+        """Give claims back, last first; how many were. Best effort: a claim
+        the store would not release (an outage) lives until its TTL."""
+        released, _ = self._release(claims, [])
+        return released
+
     def _release(
         self, claims: Sequence[Claim], held: list[Claim]
     ) -> tuple[int, ClaimantError | None]:

@@ -86,6 +86,9 @@ from claimant.store.base import (
 from claimant.store.sqlite_schema import MIGRATIONS, TABLES
 
 _LIVE = "(l.status = 'confirmed' OR l.expires_at > ?)"
+# Any claim past its expiry (one lookup in the partial index ledger_expiry;
+# confirmed entries have no expiry).
+_DUE = "SELECT 1 FROM ledger WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1"
 # How long a released or expired claim is remembered (for ClaimNotActive).
 TOMBSTONE_TTL = 86400.0
 # A trait, aggregate or tree matching at most this many providers drives the
@@ -1285,7 +1288,7 @@ class SQLiteStore(Store):
                 c.request_uuid,
                 c.group,
                 c.status.value,
-                json.dumps(c.ledger_amounts(), sort_keys=True),
+                orjson.dumps(c.ledger_amounts(), option=orjson.OPT_SORT_KEYS).decode(),
                 c.project_id,
                 c.user_id,
                 c.created_at,
@@ -1434,7 +1437,11 @@ class SQLiteStore(Store):
     def _sweep(self, conn: sqlite3.Connection, now: float) -> int:
         """Delete expired claims inside the caller's write transaction. No
         generation bump: an expired claim already counted for nothing, so the
-        provider's state as anyone may read it does not change."""
+        provider's state as anyone may read it does not change. Every claim
+        and release sweeps first: a probe of the expiry index keeps that to
+        one statement when nothing is due."""
+        if not conn.execute(_DUE, (now,)).fetchone():
+            return 0
         self.expired_seen += sqlite_events.expiring(conn, now)
         rows = conn.execute(
             "DELETE FROM ledger WHERE status = 'claimed' AND expires_at <= ?"
@@ -1454,10 +1461,7 @@ class SQLiteStore(Store):
     def _sweep_if_due(self, now: float) -> None:
         """Before a read of ``used``: sweep if any claim has expired, so that
         expired claims never show as held. The probe is one index lookup."""
-        due = self._one(
-            "SELECT 1 FROM ledger WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1", (now,)
-        )
-        if due:
+        if self._one(_DUE, (now,)):
             with self._write() as conn:
                 self._sweep(conn, now)
 
@@ -1872,7 +1876,7 @@ class SQLiteStore(Store):
         row = (
             saved.uuid,
             saved.status.value,
-            json.dumps(request_to_dict(saved)),
+            _request_json(saved),
             saved.created_at,
             saved.updated_at,
         )
@@ -1894,7 +1898,7 @@ class SQLiteStore(Store):
         row = (
             saved.uuid,
             saved.status.value,
-            json.dumps(request_to_dict(saved)),
+            _request_json(saved),
             saved.created_at,
             saved.updated_at,
         )
@@ -1924,7 +1928,7 @@ class SQLiteStore(Store):
         row = self._one("SELECT body FROM requests WHERE uuid = ?", (uuid,))
         if row is None:
             raise NotFound(f"no request {uuid}", kind="request", uuid=uuid)
-        return request_from_dict(json.loads(row[0]))
+        return request_from_dict(orjson.loads(row[0]))
 
     def list_requests(
         self, *, status: str | None = None, project_id: str | None = None, limit: int = 100
@@ -1942,7 +1946,7 @@ class SQLiteStore(Store):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC LIMIT ?"
         params.append(int(limit))
-        return [request_from_dict(json.loads(r[0])) for r in self._select(sql, params)]
+        return [request_from_dict(orjson.loads(r[0])) for r in self._select(sql, params)]
 
 
 # REALs as JSON that round-trips (see _PROVIDER_JSON): a ratio is what a
@@ -2028,6 +2032,16 @@ def _attribute_condition(c: AttributeConstraint) -> tuple[str, list[Any]]:
         return f"EXISTS ({base} AND x.{column} IN ({marks}))", [c.name, *values]
     op = "=" if c.op == "==" else c.op
     return f"EXISTS ({base} AND x.{column} {op} ?)", [c.name, values[0]]
+
+
+def _request_json(request: Request) -> str:
+    body = request_to_dict(request)
+    # orjson writes a NaN as null and refuses integers beyond 64 bits: an
+    # attribute constraint may hold either, so those go through json.
+    if not any(g.attributes for g in request.groups):
+        with suppress(orjson.JSONEncodeError):
+            return orjson.dumps(body).decode()
+    return json.dumps(body)
 
 
 def _type_from_json(body: str) -> ResourceType:
