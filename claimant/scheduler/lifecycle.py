@@ -154,9 +154,7 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
     claims = [c for p in result.placements for c in p.claims]
     with deadline.shielded():
         try:
-            saved = record(
-                store, request, status, event, claims=[c.uuid for c in claims], new=new
-            )
+            saved = record(store, request, status, event, claims=[c.uuid for c in claims], new=new)
         except AlreadyExists:
             # Created meanwhile by another caller with the same uuid: that
             # record stands, and what this call took goes back.
