@@ -49,6 +49,7 @@ from claimant.model import (
     deadline,
     new_uuid,
 )
+from claimant.model.build import maker
 from claimant.model.codec import request_from_dict, request_to_dict
 from claimant.model.errors import DeadlineExceeded
 from claimant.model.events import (
@@ -1122,7 +1123,7 @@ class SQLiteStore(Store):
         rows = orjson.loads(packed)
         # An aggregate's input order is not promised: sort as ORDER BY did.
         rows.sort(key=lambda r: (r[0], r[1][0]), reverse=query.strategy == Strategy.SPREAD)
-        return [ProviderUsage(*_provider_row(r[1])) for r in rows]
+        return [_make_provider_usage(*_provider_row(r[1])) for r in rows]
 
     def _selective_driver(
         self, conn: sqlite3.Connection, query: CandidateQuery
@@ -1170,7 +1171,7 @@ class SQLiteStore(Store):
         return None if best is None else best[1]
 
     def _usages(self, conn: sqlite3.Connection, ids: list[int]) -> list[ProviderUsage]:
-        return [ProviderUsage(p, u) for p, u in self._load_rows(conn, ids)]
+        return [_make_provider_usage(p, u) for p, u in self._load_rows(conn, ids)]
 
     def get_usage(self, uuid: str) -> ProviderUsage:
         self._sweep_if_due(self.clock())
@@ -1189,7 +1190,7 @@ class SQLiteStore(Store):
         rows = orjson.loads(packed)
         if not rows:
             raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)
-        return ProviderUsage(*_provider_row(rows[0]))
+        return _make_provider_usage(*_provider_row(rows[0]))
 
     # -- claims ------------------------------------------------------------
     def claim(self, spec: ClaimSpec) -> Claim:
@@ -1949,19 +1950,20 @@ class SQLiteStore(Store):
         return [request_from_dict(orjson.loads(r[0])) for r in self._select(sql, params)]
 
 
-# REALs as JSON that round-trips (see _PROVIDER_JSON): a ratio is what a
+# REALs as text that round-trips (see _PROVIDER_JSON): a ratio is what a
 # claim's capacity check multiplies by.
-_RATIO = "json(printf('%!.17g', i.allocation_ratio))"
+_RATIO = "printf('%!.17g', i.allocation_ratio)"
 
 # Everything loaded about a provider, as one JSON array (see _provider_row):
 # candidate reads are the hot path, and each extra statement, row or
-# JSON parse costs more than SQLite building the JSON. Times go through
-# printf('%!.17g'): SQLite 3.40 writes REALs into JSON with 15 digits, which
-# does not round-trip a timestamp.
+# JSON parse costs more than SQLite building the JSON. REALs go through
+# printf('%!.17g') as strings, which Python parses: SQLite 3.40 writes REALs
+# into JSON with 15 digits, which does not round-trip a timestamp, and
+# json(printf(...)) costs SQLite a second parse of each number.
 _PROVIDER_JSON = (
     "json_array(p.id, p.uuid, p.name, p.type, par.uuid, root.uuid, p.enabled, p.generation,"
-    " json(iif(p.heartbeat_at IS NULL, NULL, printf('%!.17g', p.heartbeat_at))),"
-    " json(printf('%!.17g', p.created_at)), json(printf('%!.17g', p.updated_at)),"
+    " iif(p.heartbeat_at IS NULL, NULL, printf('%!.17g', p.heartbeat_at)),"
+    " printf('%!.17g', p.created_at), printf('%!.17g', p.updated_at),"
     " json(p.attributes),"
     " (SELECT json_group_array(json_array(i.rc, i.total, i.reserved, i.min_unit,"
     f"  i.max_unit, i.step_size, {_RATIO}, i.capacity, i.used))"
@@ -1977,10 +1979,16 @@ _PROVIDER_FROM = (
 
 
 # Inventories are immutable values and rarely change: one object per distinct
-# inventory saves building three per candidate row. Bounded; a race between
-# threads only builds an equal object twice.
+# inventory saves building three per candidate row. Keyed by the row's fields
+# (the ratio as its exact text). Bounded; a race between threads only builds
+# an equal object twice.
 _INVENTORIES: dict[tuple[Any, ...], Inventory] = {}
 _INVENTORIES_MAX = 65536
+
+# Rows the store just read are valid by construction: no __init__ checks.
+_make_provider = maker(Provider)
+_make_usage = maker(Usage)
+_make_provider_usage = maker(ProviderUsage)
 
 
 def _inventory(key: tuple[Any, ...]) -> Inventory:
@@ -1988,7 +1996,10 @@ def _inventory(key: tuple[Any, ...]) -> Inventory:
     if inv is None:
         if len(_INVENTORIES) >= _INVENTORIES_MAX:
             _INVENTORIES.clear()
-        inv = _INVENTORIES[key] = Inventory(*key)
+        rc, total, reserved, min_unit, max_unit, step, ratio = key
+        inv = _INVENTORIES[key] = Inventory(
+            rc, total, reserved, min_unit, max_unit, step, float(ratio)
+        )
     return inv
 
 
@@ -1998,23 +2009,24 @@ def _provider_row(row: list[Any]) -> tuple[Provider, dict[str, Usage]]:
     usages: dict[str, Usage] = {}
     for rc, total, reserved, min_unit, max_unit, step, ratio, capacity, used in row[12]:
         inventories[rc] = _inventory((rc, total, reserved, min_unit, max_unit, step, ratio))
-        usages[rc] = Usage(rc, capacity, used)
+        usages[rc] = _make_usage(rc, capacity, used)
+    heartbeat = row[8]
     # Positional, in field order: the hot path builds thousands of these.
-    provider = Provider(
+    provider = _make_provider(
         row[1],  # uuid
         row[2],  # name
         row[3],  # type
         row[4],  # parent_uuid
-        row[5],  # root_uuid
+        row[5],  # root_uuid (the JOIN always finds one: a root is its own)
         row[11],  # attributes
         frozenset(row[13]),  # traits
         frozenset(row[14]),  # aggregates
         inventories,
         bool(row[6]),  # enabled
         row[7],  # generation
-        row[8],  # heartbeat_at
-        row[9],  # created_at
-        row[10],  # updated_at
+        None if heartbeat is None else float(heartbeat),
+        float(row[9]),  # created_at
+        float(row[10]),  # updated_at
     )
     return provider, usages
 
