@@ -22,6 +22,7 @@ request is finished or rolled back, never left half-done.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -79,7 +80,24 @@ def record(
     ``event`` (stamped now) appended to its history, and, if given, the
     claims it now holds. ``new``: the request has no record yet; it is
     created insert-if-absent (``AlreadyExists``)."""
-    now = store.clock()
+    updated = _updated(store, request, status, event, claims=claims, events=events)
+    if new:
+        return store.create_request(updated) or updated
+    return store.save_request(updated) or updated
+
+
+def _updated(
+    store: Store,
+    request: Request,
+    status: RequestStatus,
+    event: dict[str, Any],
+    *,
+    claims: Iterable[str] | None = None,
+    events: Iterable[dict[str, Any]] = (),
+    at: float | None = None,
+) -> Request:
+    """``request`` as ``record`` writes it (stamped ``at``, default now)."""
+    now = store.clock() if at is None else at
     changes: dict[str, Any] = {
         "status": status,
         "history": (*request.history, *events, {"at": now, **event}),
@@ -88,10 +106,7 @@ def record(
     }
     if claims is not None:
         changes["claims"] = tuple(claims)
-    updated = request.evolve(**changes)
-    if new:
-        return store.create_request(updated) or updated
-    return store.save_request(updated) or updated
+    return request.evolve(**changes)
 
 
 def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -> ScheduleResult:
@@ -113,8 +128,21 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
         _refuse_recorded(store, request.uuid)
     new = not created
     held: list[Claim] = []
+    scheduled = {"event": "scheduled", "placed": 1, "count": request.count}
+
+    def placed(claims: list[Claim]) -> Request:
+        # Stamped just after its claim (the store's time for it), so a
+        # request's events read claimed, then scheduled.
+        at = math.nextafter(max(c.created_at for c in claims), math.inf)
+        uuids = [c.uuid for c in claims]
+        return _updated(store, request, RequestStatus.SCHEDULED, scheduled, claims=uuids, at=at)
+
     try:
-        result = scheduler.place(request, held=held)
+        # A new request whose only claim is its last step is recorded with
+        # that claim, in one write.
+        result = scheduler.place(request, held=held, record=placed if new else None)
+    except AlreadyExists:
+        raise  # recorded by another caller meanwhile; the scheduler gave back its claims
     except NoValidHost as exc:
         with deadline.shielded():
             record(
@@ -139,18 +167,21 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
                 new=new,
             )
         raise
-    placed = len(result.placements)
+    if result.recorded is not None:
+        result.request = result.recorded
+        return result
+    placed_count = len(result.placements)
     status = RequestStatus.SCHEDULED
     if result.partial is not None:
         status = RequestStatus.PARTIAL
         event = {
             "event": "partial",
-            "placed": placed,
+            "placed": placed_count,
             "count": request.count,
             "message": result.partial.message,
         }
     else:
-        event = {"event": "scheduled", "placed": placed, "count": request.count}
+        event = {"event": "scheduled", "placed": placed_count, "count": request.count}
     claims = [c for p in result.placements for c in p.claims]
     with deadline.shielded():
         try:

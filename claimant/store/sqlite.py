@@ -1194,7 +1194,27 @@ class SQLiteStore(Store):
 
     # -- claims ------------------------------------------------------------
     def claim(self, spec: ClaimSpec) -> Claim:
+        _, write = self._claim_write(spec, self.clock())
+        return self._group(write)
+
+    def claim_and_record(
+        self, spec: ClaimSpec, record: Callable[[Claim], Request]
+    ) -> tuple[Claim, Request]:
+        # One transaction (one group-commit entry): a placement's only write.
         now = self.clock()
+        claim, write_claim = self._claim_write(spec, now)
+        saved, row = self._request_row(record(claim), now)
+
+        def write(conn: sqlite3.Connection) -> Claim:
+            self._insert_request(conn, saved, row)
+            return write_claim(conn)
+
+        return self._group(write), saved
+
+    def _claim_write(
+        self, spec: ClaimSpec, now: float
+    ) -> tuple[Claim, Callable[[sqlite3.Connection], Claim]]:
+        """The claim ``spec`` makes at ``now``, and the write that takes it."""
         if spec.ttl <= 0:
             raise InvalidInput("a claim's ttl must be positive", field="ttl")
         if not spec.amounts:
@@ -1242,7 +1262,7 @@ class SQLiteStore(Store):
             sqlite_events.insert(conn, claim_events(claim, CLAIMED, now))
             return claim
 
-        return self._group(write)
+        return claim, write
 
     def _check_fit(
         self,
@@ -1872,7 +1892,12 @@ class SQLiteStore(Store):
 
     # -- requests ----------------------------------------------------------
     def create_request(self, request: Request) -> Request:
-        now = self.clock()
+        saved, row = self._request_row(request, self.clock())
+        self._group(lambda conn: self._insert_request(conn, saved, row))
+        return saved
+
+    @staticmethod
+    def _request_row(request: Request, now: float) -> tuple[Request, tuple[Any, ...]]:
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)
         row = (
             saved.uuid,
@@ -1881,17 +1906,14 @@ class SQLiteStore(Store):
             saved.created_at,
             saved.updated_at,
         )
+        return saved, row
 
-        def write(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute("INSERT INTO requests VALUES (?, ?, ?, ?, ?)", row)
-            except sqlite3.IntegrityError:
-                raise AlreadyExists(
-                    f"request {saved.uuid} already exists", uuid=saved.uuid
-                ) from None
-
-        self._group(write)
-        return saved
+    @staticmethod
+    def _insert_request(conn: sqlite3.Connection, saved: Request, row: tuple[Any, ...]) -> None:
+        try:
+            conn.execute("INSERT INTO requests VALUES (?, ?, ?, ?, ?)", row)
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"request {saved.uuid} already exists", uuid=saved.uuid) from None
 
     def save_request(self, request: Request) -> Request:
         now = self.clock()

@@ -1,5 +1,6 @@
 """A placement writes its request's record once (issue 10): the outcome is
-the first record, created insert-if-absent, not a pending record saved again.
+the first record, created insert-if-absent, not a pending record saved again;
+for a request of one instance and one group, in the claim's own transaction.
 A uuid already recorded still places nothing, and a create that wins the
 uuid while we place keeps it: our claims go back."""
 
@@ -41,6 +42,21 @@ def test_a_placement_writes_its_record_once(store: Store) -> None:
     assert list(saved.claims) == [c.uuid for p in result.placements for c in p.claims]
     assert [e["event"] for e in saved.history] == ["scheduled"]
     assert saved.created_at > 0
+
+
+def test_a_placement_is_one_write_transaction(store: Store) -> None:
+    """The record goes with the claim (``Store.claim_and_record``)."""
+    host(store, "a")
+    begun: list[str] = []
+    conn = store._conn()  # type: ignore[attr-defined]
+    conn.set_trace_callback(lambda sql: begun.append(sql) if sql.startswith("BEGIN") else None)
+    try:
+        result = scheduler(store).schedule(req())
+    finally:
+        conn.set_trace_callback(None)
+    assert begun == ["BEGIN IMMEDIATE"]
+    assert result.request.status is RequestStatus.SCHEDULED
+    assert store.get_request(result.request.uuid) == result.request
 
 
 def test_a_failed_placement_writes_its_record_once(store: Store) -> None:
