@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from claimant.model import NotFound, ProviderUsage, Request, RequestGroup
+from claimant.model import Claim, NotFound, ProviderUsage, Request, RequestGroup
 from claimant.store.base import Store
 
 
@@ -79,6 +79,11 @@ class RequestState:
     leftover: list[ProviderUsage] | None = None
     # Cells a claim found unreachable: skipped for the rest of the request.
     down_cells: set[str] = field(default_factory=set)
+    # The request's record as it will read once placed, given its claims:
+    # written with the last claim when nothing can follow that claim
+    # (Scheduler.place's ``record``); ``recorded`` is what the store saved.
+    record: Callable[[list[Claim]], Request] | None = None
+    recorded: Request | None = None
     _roots: dict[str, str] = field(default_factory=dict)
     _group_hosts: dict[str, int] | None = None
     _same_hosts: frozenset[str] | None = None

@@ -3,8 +3,9 @@ a history event. The native API, the conductor and the simulator all go
 through here, so a request's record is written one way.
 
     create(store, request)          pending; insert-if-absent (AlreadyExists)
-    schedule(scheduler, request)    create (unless already created), place,
-                                    record scheduled / partial / failed / error
+    schedule(scheduler, request)    place, then record scheduled / partial /
+                                    failed / error: one write, insert-if-absent
+                                    (unless already created)
     record(store, request, ...)     one more status + history event
     follow(store, request)          scheduled or partial, but every claim
                                     expired: record it expired
@@ -21,12 +22,15 @@ request is finished or rolled back, never left half-done.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable
 from typing import Any
 
 from claimant.model import (
+    AlreadyExists,
     Claim,
     ClaimantError,
+    NotFound,
     NoValidHost,
     Request,
     RequestStatus,
@@ -72,11 +76,30 @@ def record(
     *,
     claims: Iterable[str] | None = None,
     events: Iterable[dict[str, Any]] = (),
+    new: bool = False,
 ) -> Request:
     """Save ``request`` with a new status, ``events`` (already stamped) and
     ``event`` (stamped now) appended to its history, and, if given, the
-    claims it now holds."""
-    now = store.clock()
+    claims it now holds. ``new``: the request has no record yet; it is
+    created insert-if-absent (``AlreadyExists``)."""
+    updated = _updated(store, request, status, event, claims=claims, events=events)
+    if new:
+        return store.create_request(updated) or updated
+    return store.save_request(updated) or updated
+
+
+def _updated(
+    store: Store,
+    request: Request,
+    status: RequestStatus,
+    event: dict[str, Any],
+    *,
+    claims: Iterable[str] | None = None,
+    events: Iterable[dict[str, Any]] = (),
+    at: float | None = None,
+) -> Request:
+    """``request`` as ``record`` writes it (stamped ``at``, default now)."""
+    now = store.clock() if at is None else at
     changes: dict[str, Any] = {
         "status": status,
         "history": (*request.history, *events, {"at": now, **event}),
@@ -85,24 +108,43 @@ def record(
     }
     if claims is not None:
         changes["claims"] = tuple(claims)
-    updated = request.evolve(**changes)
-    return store.save_request(updated) or updated
+    return request.evolve(**changes)
 
 
 def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -> ScheduleResult:
-    """Create the request's record (unless ``created``: it already is, pending),
-    place it, and record the outcome. Raises what ``Scheduler.place`` raises,
-    after recording it."""
+    """Place a request and record the outcome. Unless ``created`` (its record
+    exists already, pending), the outcome is the request's first record,
+    written insert-if-absent: one write per placement instead of two (a
+    pending record, then the outcome), the cost that matters on SQLite. A
+    uuid already recorded is ``AlreadyExists``, checked before placing (a
+    retried create places nothing) and again by the insert (a concurrent
+    create with the same uuid: its claims are given back). Raises what
+    ``Scheduler.place`` raises, after recording it."""
     store = scheduler.store
     if created:
         request = prepare(request, store.clock(), request.history).evolve(
             created_at=request.created_at
         )
     else:
-        request = create(store, request)
+        request = prepare(request, store.clock())
+        _refuse_recorded(store, request.uuid)
+    new = not created
     held: list[Claim] = []
+    scheduled = {"event": "scheduled", "placed": 1, "count": request.count}
+
+    def placed(claims: list[Claim]) -> Request:
+        # Stamped just after its claim (the store's time for it), so a
+        # request's events read claimed, then scheduled.
+        at = math.nextafter(max(c.created_at for c in claims), math.inf)
+        uuids = [c.uuid for c in claims]
+        return _updated(store, request, RequestStatus.SCHEDULED, scheduled, claims=uuids, at=at)
+
     try:
-        result = scheduler.place(request, held=held)
+        # A new request whose only claim is its last step is recorded with
+        # that claim, in one write.
+        result = scheduler.place(request, held=held, record=placed if new else None)
+    except AlreadyExists:
+        raise  # recorded by another caller meanwhile; the scheduler gave back its claims
     except NoValidHost as exc:
         with deadline.shielded():
             record(
@@ -111,6 +153,7 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
                 RequestStatus.FAILED,
                 {"event": "failed", "message": exc.message, "details": exc.details},
                 claims=[c.uuid for c in held],
+                new=new,
             )
         raise
     except BaseException as exc:
@@ -123,30 +166,43 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
                 RequestStatus.FAILED,
                 _error_event(exc),
                 claims=[c.uuid for c in held],
+                new=new,
             )
         raise
-    placed = len(result.placements)
+    if result.recorded is not None:
+        result.request = result.recorded
+        return result
+    placed_count = len(result.placements)
     status = RequestStatus.SCHEDULED
     if result.partial is not None:
         status = RequestStatus.PARTIAL
         event = {
             "event": "partial",
-            "placed": placed,
+            "placed": placed_count,
             "count": request.count,
             "message": result.partial.message,
         }
     else:
-        event = {"event": "scheduled", "placed": placed, "count": request.count}
+        event = {"event": "scheduled", "placed": placed_count, "count": request.count}
+    claims = [c for p in result.placements for c in p.claims]
     with deadline.shielded():
-        saved = record(
-            store,
-            request,
-            status,
-            event,
-            claims=[c.uuid for p in result.placements for c in p.claims],
-        )
+        try:
+            saved = record(store, request, status, event, claims=[c.uuid for c in claims], new=new)
+        except AlreadyExists:
+            # Created meanwhile by another caller with the same uuid: that
+            # record stands, and what this call took goes back.
+            scheduler.release_claims(claims)
+            raise
     result.request = saved
     return result
+
+
+def _refuse_recorded(store: Store, uuid: str) -> None:
+    try:
+        store.get_request(uuid)
+    except NotFound:
+        return
+    raise AlreadyExists(f"request {uuid} already exists", uuid=uuid)
 
 
 def follow(store: Store, request: Request) -> Request:

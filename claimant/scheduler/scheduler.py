@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,8 @@ class ScheduleResult:
     stats: ScheduleStats
     # Set when all_or_nothing is off and not every instance could be placed.
     partial: NoValidHost | None = None
+    # The request's record, when place() wrote it with the last claim.
+    recorded: Request | None = None
 
 
 @dataclass(slots=True)
@@ -229,6 +231,7 @@ class Scheduler:
         *,
         exclude: Iterable[str] = (),
         held: list[Claim] | None = None,
+        record: Callable[[list[Claim]], Request] | None = None,
     ) -> ScheduleResult:
         """Claims for every instance of ``request``: query, filter, weigh, pick,
         claim. Reads and writes nothing but candidates and claims (the request
@@ -240,6 +243,13 @@ class Scheduler:
         carries ``partial``). On *any* error every claim this call took is given
         back first; a claim the store would not release either (an outage) is
         appended to ``held`` and lives until its TTL.
+
+        ``record``: the request's record once placed, from its claims.
+        Where nothing can follow the last claim (one instance, one group, no
+        server-group check) it is created with that claim in one write
+        (``Store.claim_and_record``, ``AlreadyExists`` if the uuid is taken)
+        and the result's ``recorded`` is it; else ``recorded`` is None and
+        the caller records.
         """
         started = time.perf_counter()
         request = validate_request(request)
@@ -252,6 +262,7 @@ class Scheduler:
         stuck: list[Claim] = held if held is not None else []
         stats = ScheduleStats()
         state = RequestState(self.store, request, self.failures)
+        state.record = record
         skip = frozenset(exclude)
         placements: list[InstancePlacement] = []
         failure: tuple[int, _Failed, list[_GroupDiag]] | None = None
@@ -275,7 +286,7 @@ class Scheduler:
             raise
         stats.elapsed_s = time.perf_counter() - started
         if failure is None:
-            return ScheduleResult(request, placements, stats)
+            return ScheduleResult(request, placements, stats, recorded=state.recorded)
 
         index, exc, diags = failure
         if state.down_cells:
@@ -322,6 +333,12 @@ class Scheduler:
             error = error or exc
         if error is not None and not quiet:
             raise error
+
+    def release_claims(self, claims: Sequence[Claim]) -> int:
+        """Give claims back, last first; how many were. Best effort: a claim
+        the store would not release (an outage) lives until its TTL."""
+        released, _ = self._release(claims, [])
+        return released
 
     def _release(
         self, claims: Sequence[Claim], held: list[Claim]
@@ -732,7 +749,10 @@ class _InstancePlacer:
             uuid = cand.provider.uuid
             spec = self._claim_spec(uuid, self.gens[uuid], self.groups[gi].resources)
             try:
-                claim = self.store.claim(spec)
+                if self.records_with_claim():
+                    claim, self.state.recorded = self.store.claim_and_record(spec, self.record_of)
+                else:
+                    claim = self.store.claim(spec)
             except CellUnavailable as exc:
                 # Skip the cell: its providers are out of every pool. A claim
                 # whose outcome it left unknown lives until its TTL.
@@ -764,6 +784,23 @@ class _InstancePlacer:
             self.gens[uuid] += 1
             pos += 1
         return [c for _, c in sorted(taken, key=lambda t: t[0])]
+
+    def records_with_claim(self) -> bool:
+        """The request's record goes with this claim: it is the request's
+        only claim and nothing after it can give it back (a server-group
+        re-check can)."""
+        return (
+            self.state.record is not None
+            and self.request.count == 1
+            and len(self.groups) == 1
+            and not self.check_group
+        )
+
+    def record_of(self, claim: Claim) -> Request:
+        """The request's record, holding ``claim`` (see records_with_claim)."""
+        if self.state.record is None:
+            raise ValueError("no record to write with the claim")
+        return self.state.record([claim])
 
     def reread(
         self, uuid: str, rest: Sequence[tuple[int, ProviderUsage]]

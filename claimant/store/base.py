@@ -16,6 +16,7 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import abc
+import contextlib
 import time
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +27,7 @@ from claimant.model import (
     DEFAULT_CLAIM_TTL,
     LOCAL_CELL,
     Claim,
+    ClaimantError,
     ClaimStatus,
     Consumer,
     ConsumerAllocations,
@@ -39,6 +41,7 @@ from claimant.model import (
     ResourceClass,
     ResourceType,
     Strategy,
+    deadline,
 )
 from claimant.model.errors import UNKNOWN_CELL
 from claimant.model.events import Event, Subject
@@ -411,6 +414,24 @@ class Store(abc.ABC):
         """Write a claim with compare-and-set on the provider generation.
         GenerationConflict if the generation moved; InsufficientCapacity if
         it does not fit; NotFound if the provider is gone."""
+
+    def claim_and_record(
+        self, spec: ClaimSpec, record: Callable[[Claim], Request]
+    ) -> tuple[Claim, Request]:
+        """``claim(spec)`` and ``create_request(record(claim))``
+        (insert-if-absent) as one write where the backend can: a placement's
+        last claim and its request's only record. Either both or neither:
+        ``AlreadyExists`` (the uuid is taken) leaves no claim, a failed claim
+        no record. This default writes the claim, then the record, and gives
+        the claim back if the record is refused."""
+        claim = self.claim(spec)
+        try:
+            saved = self.create_request(record(claim))
+        except BaseException:
+            with contextlib.suppress(ClaimantError), deadline.shielded():
+                self.release_claim(claim.uuid)
+            raise
+        return claim, saved
 
     @abc.abstractmethod
     def confirm_claim(self, claim_uuid: str) -> Claim:

@@ -49,6 +49,7 @@ from claimant.model import (
     deadline,
     new_uuid,
 )
+from claimant.model.build import maker
 from claimant.model.codec import request_from_dict, request_to_dict
 from claimant.model.errors import DeadlineExceeded
 from claimant.model.events import (
@@ -86,6 +87,9 @@ from claimant.store.base import (
 from claimant.store.sqlite_schema import MIGRATIONS, TABLES
 
 _LIVE = "(l.status = 'confirmed' OR l.expires_at > ?)"
+# Any claim past its expiry (one lookup in the partial index ledger_expiry;
+# confirmed entries have no expiry).
+_DUE = "SELECT 1 FROM ledger WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1"
 # How long a released or expired claim is remembered (for ClaimNotActive).
 TOMBSTONE_TTL = 86400.0
 # A trait, aggregate or tree matching at most this many providers drives the
@@ -1120,7 +1124,7 @@ class SQLiteStore(Store):
         rows = orjson.loads(packed)
         # An aggregate's input order is not promised: sort as ORDER BY did.
         rows.sort(key=lambda r: (r[0], r[1][0]), reverse=query.strategy == Strategy.SPREAD)
-        return [ProviderUsage(*_provider_row(r[1])) for r in rows]
+        return [_make_provider_usage(*_provider_row(r[1])) for r in rows]
 
     def _selective_driver(
         self, conn: sqlite3.Connection, query: CandidateQuery
@@ -1168,7 +1172,7 @@ class SQLiteStore(Store):
         return None if best is None else best[1]
 
     def _usages(self, conn: sqlite3.Connection, ids: list[int]) -> list[ProviderUsage]:
-        return [ProviderUsage(p, u) for p, u in self._load_rows(conn, ids)]
+        return [_make_provider_usage(p, u) for p, u in self._load_rows(conn, ids)]
 
     def get_usage(self, uuid: str) -> ProviderUsage:
         self._sweep_if_due(self.clock())
@@ -1187,11 +1191,31 @@ class SQLiteStore(Store):
         rows = orjson.loads(packed)
         if not rows:
             raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)
-        return ProviderUsage(*_provider_row(rows[0]))
+        return _make_provider_usage(*_provider_row(rows[0]))
 
     # -- claims ------------------------------------------------------------
     def claim(self, spec: ClaimSpec) -> Claim:
+        _, write = self._claim_write(spec, self.clock())
+        return self._group(write)
+
+    def claim_and_record(
+        self, spec: ClaimSpec, record: Callable[[Claim], Request]
+    ) -> tuple[Claim, Request]:
+        # One transaction (one group-commit entry): a placement's only write.
         now = self.clock()
+        claim, write_claim = self._claim_write(spec, now)
+        saved, row = self._request_row(record(claim), now)
+
+        def write(conn: sqlite3.Connection) -> Claim:
+            self._insert_request(conn, saved, row)
+            return write_claim(conn)
+
+        return self._group(write), saved
+
+    def _claim_write(
+        self, spec: ClaimSpec, now: float
+    ) -> tuple[Claim, Callable[[sqlite3.Connection], Claim]]:
+        """The claim ``spec`` makes at ``now``, and the write that takes it."""
         if spec.ttl <= 0:
             raise InvalidInput("a claim's ttl must be positive", field="ttl")
         if not spec.amounts:
@@ -1239,7 +1263,7 @@ class SQLiteStore(Store):
             sqlite_events.insert(conn, claim_events(claim, CLAIMED, now))
             return claim
 
-        return self._group(write)
+        return claim, write
 
     def _check_fit(
         self,
@@ -1286,7 +1310,7 @@ class SQLiteStore(Store):
                 c.request_uuid,
                 c.group,
                 c.status.value,
-                json.dumps(c.ledger_amounts(), sort_keys=True),
+                orjson.dumps(c.ledger_amounts(), option=orjson.OPT_SORT_KEYS).decode(),
                 c.project_id,
                 c.user_id,
                 c.created_at,
@@ -1435,7 +1459,11 @@ class SQLiteStore(Store):
     def _sweep(self, conn: sqlite3.Connection, now: float) -> int:
         """Delete expired claims inside the caller's write transaction. No
         generation bump: an expired claim already counted for nothing, so the
-        provider's state as anyone may read it does not change."""
+        provider's state as anyone may read it does not change. Every claim
+        and release sweeps first: a probe of the expiry index keeps that to
+        one statement when nothing is due."""
+        if not conn.execute(_DUE, (now,)).fetchone():
+            return 0
         self.expired_seen += sqlite_events.expiring(conn, now)
         rows = conn.execute(
             "DELETE FROM ledger WHERE status = 'claimed' AND expires_at <= ?"
@@ -1455,10 +1483,7 @@ class SQLiteStore(Store):
     def _sweep_if_due(self, now: float) -> None:
         """Before a read of ``used``: sweep if any claim has expired, so that
         expired claims never show as held. The probe is one index lookup."""
-        due = self._one(
-            "SELECT 1 FROM ledger WHERE expires_at IS NOT NULL AND expires_at <= ? LIMIT 1", (now,)
-        )
-        if due:
+        if self._one(_DUE, (now,)):
             with self._write() as conn:
                 self._sweep(conn, now)
 
@@ -1868,26 +1893,28 @@ class SQLiteStore(Store):
 
     # -- requests ----------------------------------------------------------
     def create_request(self, request: Request) -> Request:
-        now = self.clock()
+        saved, row = self._request_row(request, self.clock())
+        self._group(lambda conn: self._insert_request(conn, saved, row))
+        return saved
+
+    @staticmethod
+    def _request_row(request: Request, now: float) -> tuple[Request, tuple[Any, ...]]:
         saved = request.evolve(created_at=request.created_at or now, updated_at=now)
         row = (
             saved.uuid,
             saved.status.value,
-            json.dumps(request_to_dict(saved)),
+            _request_json(saved),
             saved.created_at,
             saved.updated_at,
         )
+        return saved, row
 
-        def write(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute("INSERT INTO requests VALUES (?, ?, ?, ?, ?)", row)
-            except sqlite3.IntegrityError:
-                raise AlreadyExists(
-                    f"request {saved.uuid} already exists", uuid=saved.uuid
-                ) from None
-
-        self._group(write)
-        return saved
+    @staticmethod
+    def _insert_request(conn: sqlite3.Connection, saved: Request, row: tuple[Any, ...]) -> None:
+        try:
+            conn.execute("INSERT INTO requests VALUES (?, ?, ?, ?, ?)", row)
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"request {saved.uuid} already exists", uuid=saved.uuid) from None
 
     def save_request(self, request: Request) -> Request:
         now = self.clock()
@@ -1895,7 +1922,7 @@ class SQLiteStore(Store):
         row = (
             saved.uuid,
             saved.status.value,
-            json.dumps(request_to_dict(saved)),
+            _request_json(saved),
             saved.created_at,
             saved.updated_at,
         )
@@ -1925,7 +1952,7 @@ class SQLiteStore(Store):
         row = self._one("SELECT body FROM requests WHERE uuid = ?", (uuid,))
         if row is None:
             raise NotFound(f"no request {uuid}", kind="request", uuid=uuid)
-        return request_from_dict(json.loads(row[0]))
+        return request_from_dict(orjson.loads(row[0]))
 
     def list_requests(
         self, *, status: str | None = None, project_id: str | None = None, limit: int = 100
@@ -1943,22 +1970,23 @@ class SQLiteStore(Store):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC LIMIT ?"
         params.append(int(limit))
-        return [request_from_dict(json.loads(r[0])) for r in self._select(sql, params)]
+        return [request_from_dict(orjson.loads(r[0])) for r in self._select(sql, params)]
 
 
-# REALs as JSON that round-trips (see _PROVIDER_JSON): a ratio is what a
+# REALs as text that round-trips (see _PROVIDER_JSON): a ratio is what a
 # claim's capacity check multiplies by.
-_RATIO = "json(printf('%!.17g', i.allocation_ratio))"
+_RATIO = "printf('%!.17g', i.allocation_ratio)"
 
 # Everything loaded about a provider, as one JSON array (see _provider_row):
 # candidate reads are the hot path, and each extra statement, row or
-# JSON parse costs more than SQLite building the JSON. Times go through
-# printf('%!.17g'): SQLite 3.40 writes REALs into JSON with 15 digits, which
-# does not round-trip a timestamp.
+# JSON parse costs more than SQLite building the JSON. REALs go through
+# printf('%!.17g') as strings, which Python parses: SQLite 3.40 writes REALs
+# into JSON with 15 digits, which does not round-trip a timestamp, and
+# json(printf(...)) costs SQLite a second parse of each number.
 _PROVIDER_JSON = (
     "json_array(p.id, p.uuid, p.name, p.type, par.uuid, root.uuid, p.enabled, p.generation,"
-    " json(iif(p.heartbeat_at IS NULL, NULL, printf('%!.17g', p.heartbeat_at))),"
-    " json(printf('%!.17g', p.created_at)), json(printf('%!.17g', p.updated_at)),"
+    " iif(p.heartbeat_at IS NULL, NULL, printf('%!.17g', p.heartbeat_at)),"
+    " printf('%!.17g', p.created_at), printf('%!.17g', p.updated_at),"
     " json(p.attributes),"
     " (SELECT json_group_array(json_array(i.rc, i.total, i.reserved, i.min_unit,"
     f"  i.max_unit, i.step_size, {_RATIO}, i.capacity, i.used))"
@@ -1974,10 +2002,16 @@ _PROVIDER_FROM = (
 
 
 # Inventories are immutable values and rarely change: one object per distinct
-# inventory saves building three per candidate row. Bounded; a race between
-# threads only builds an equal object twice.
+# inventory saves building three per candidate row. Keyed by the row's fields
+# (the ratio as its exact text). Bounded; a race between threads only builds
+# an equal object twice.
 _INVENTORIES: dict[tuple[Any, ...], Inventory] = {}
 _INVENTORIES_MAX = 65536
+
+# Rows the store just read are valid by construction: no __init__ checks.
+_make_provider = maker(Provider)
+_make_usage = maker(Usage)
+_make_provider_usage = maker(ProviderUsage)
 
 
 def _inventory(key: tuple[Any, ...]) -> Inventory:
@@ -1985,7 +2019,10 @@ def _inventory(key: tuple[Any, ...]) -> Inventory:
     if inv is None:
         if len(_INVENTORIES) >= _INVENTORIES_MAX:
             _INVENTORIES.clear()
-        inv = _INVENTORIES[key] = Inventory(*key)
+        rc, total, reserved, min_unit, max_unit, step, ratio = key
+        inv = _INVENTORIES[key] = Inventory(
+            rc, total, reserved, min_unit, max_unit, step, float(ratio)
+        )
     return inv
 
 
@@ -1995,23 +2032,24 @@ def _provider_row(row: list[Any]) -> tuple[Provider, dict[str, Usage]]:
     usages: dict[str, Usage] = {}
     for rc, total, reserved, min_unit, max_unit, step, ratio, capacity, used in row[12]:
         inventories[rc] = _inventory((rc, total, reserved, min_unit, max_unit, step, ratio))
-        usages[rc] = Usage(rc, capacity, used)
+        usages[rc] = _make_usage(rc, capacity, used)
+    heartbeat = row[8]
     # Positional, in field order: the hot path builds thousands of these.
-    provider = Provider(
+    provider = _make_provider(
         row[1],  # uuid
         row[2],  # name
         row[3],  # type
         row[4],  # parent_uuid
-        row[5],  # root_uuid
+        row[5],  # root_uuid (the JOIN always finds one: a root is its own)
         row[11],  # attributes
         frozenset(row[13]),  # traits
         frozenset(row[14]),  # aggregates
         inventories,
         bool(row[6]),  # enabled
         row[7],  # generation
-        row[8],  # heartbeat_at
-        row[9],  # created_at
-        row[10],  # updated_at
+        None if heartbeat is None else float(heartbeat),
+        float(row[9]),  # created_at
+        float(row[10]),  # updated_at
     )
     return provider, usages
 
@@ -2029,6 +2067,16 @@ def _attribute_condition(c: AttributeConstraint) -> tuple[str, list[Any]]:
         return f"EXISTS ({base} AND x.{column} IN ({marks}))", [c.name, *values]
     op = "=" if c.op == "==" else c.op
     return f"EXISTS ({base} AND x.{column} {op} ?)", [c.name, values[0]]
+
+
+def _request_json(request: Request) -> str:
+    body = request_to_dict(request)
+    # orjson writes a NaN as null and refuses integers beyond 64 bits: an
+    # attribute constraint may hold either, so those go through json.
+    if not any(g.attributes for g in request.groups):
+        with suppress(orjson.JSONEncodeError):
+            return orjson.dumps(body).decode()
+    return json.dumps(body)
 
 
 def _type_from_json(body: str) -> ResourceType:

@@ -18,6 +18,7 @@ from claimant.model import (
     GroupPolicyKind,
     Hints,
     NoValidHost,
+    Request,
     RequestGroup,
     RequestStatus,
     StoreUnavailable,
@@ -42,6 +43,16 @@ class RacingStore(SQLiteStore):
         self.rival_claims: list[Claim] = []
 
     def claim(self, spec: ClaimSpec) -> Claim:
+        self.race(spec)
+        return super().claim(spec)
+
+    def claim_and_record(
+        self, spec: ClaimSpec, record: Callable[[Claim], Request]
+    ) -> tuple[Claim, Request]:
+        self.race(spec)
+        return super().claim_and_record(spec, record)
+
+    def race(self, spec: ClaimSpec) -> None:
         if self.races > 0 and self.only in (None, spec.provider_uuid):
             self.races -= 1
             self.rival_claims.append(
@@ -54,7 +65,6 @@ class RacingStore(SQLiteStore):
                     )
                 )
             )
-        return super().claim(spec)
 
 
 @pytest.fixture

@@ -66,7 +66,8 @@ class Version:
         return f"{self.major}.{self.minor}"
 
     def at_least(self, minor: int) -> bool:
-        return (self.major, self.minor) >= (1, minor)
+        # No tuples: a candidates response asks this once per provider and class.
+        return self.major > 1 or (self.major == 1 and self.minor >= minor)
 
     @classmethod
     def parse(cls, text: str) -> Version:
