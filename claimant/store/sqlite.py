@@ -21,6 +21,7 @@ import orjson
 
 from claimant.model import (
     BUILTIN_TYPES,
+    LOCAL_CELL,
     AlreadyExists,
     AttributeConstraint,
     AttributeSpec,
@@ -2050,6 +2051,7 @@ def _provider_row(row: list[Any]) -> tuple[Provider, dict[str, Usage]]:
         None if heartbeat is None else float(heartbeat),
         float(row[9]),  # created_at
         float(row[10]),  # updated_at
+        LOCAL_CELL,  # cell: SQLite is one cell
     )
     return provider, usages
 

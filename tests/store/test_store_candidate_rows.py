@@ -52,6 +52,7 @@ def test_made_objects_equal_constructed_ones() -> None:
         None,
         1.5,
         2.5,
+        "dc1",
     )
     made = maker(Provider)(*fields)
     assert made == Provider(*fields)
