@@ -187,6 +187,9 @@ class FlowStats:
     conflicts: int = 0
     refetches: int = 0
     conflict_codes: Counter[str] = field(default_factory=Counter)
+    # 5xx answers: the placement is given up, as Nova gives up an instance
+    # (a PUT's may or may not have applied: the usage check reads the truth).
+    server_errors: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     # provider uuid -> resource class -> amount the client saw accepted
     ledger: dict[str, Counter[str]] = field(default_factory=dict)
@@ -202,6 +205,22 @@ def _candidates_query(resources: dict[str, int], member_of: str | None) -> dict[
     return q
 
 
+def _error_code(r: httpx.Response) -> str:
+    try:
+        return str(r.json()["errors"][0].get("code", "?"))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "?"
+
+
+def _server_error(r: httpx.Response, stats: FlowStats) -> bool:
+    """Counts a 5xx (e.g. a store deadline under load) and says so; a 4xx
+    other than the flow's own 409 still stops the run: that is a bug."""
+    if r.status_code < 500:
+        return False
+    stats.server_errors[f"{r.status_code} {_error_code(r)}"] += 1
+    return True
+
+
 async def place_one(
     c: httpx.AsyncClient,
     rng: random.Random,
@@ -215,7 +234,10 @@ async def place_one(
     t0 = time.perf_counter()
     puts = 0
     while puts < MAX_PUTS:
-        r = _check(await c.get("/allocation_candidates", params=query), 200)
+        r = await c.get("/allocation_candidates", params=query)
+        if _server_error(r, stats):
+            return True
+        _check(r, 200)
         reqs = r.json()["allocation_requests"]
         if not reqs:
             stats.no_candidates += 1
@@ -239,14 +261,12 @@ async def place_one(
                 for rp, a in body["allocations"].items():
                     stats.ledger.setdefault(rp, Counter()).update(a["resources"])
                 return True
+            if _server_error(r, stats):
+                return True
             if r.status_code != 409:
                 _check(r, 204)
             stats.conflicts += 1
-            try:
-                code = r.json()["errors"][0].get("code", "?")
-            except (ValueError, KeyError, IndexError):
-                code = "?"
-            stats.conflict_codes[code] += 1
+            stats.conflict_codes[_error_code(r)] += 1
         stats.refetches += 1
     stats.failed += 1
     return True
@@ -474,6 +494,8 @@ class Result:
     no_candidates: int = 0
     failed: int = 0
     conflict_codes: dict[str, int] = field(default_factory=dict)
+    server_errors: int = 0
+    server_error_codes: dict[str, int] = field(default_factory=dict)
     overcommitted: int = 0
     ledger_mismatch: int = 0
     server_cpu_ms_per_placement: float = math.nan
@@ -523,6 +545,8 @@ async def bench_one(
     res.conflicts, res.refetches = stats.conflicts, stats.refetches
     res.no_candidates, res.failed = stats.no_candidates, stats.failed
     res.conflict_codes = dict(stats.conflict_codes)
+    res.server_errors = sum(stats.server_errors.values())
+    res.server_error_codes = dict(stats.server_errors)
     say(f"{name}: {res.placements_per_s:.1f} placements/s; checking usages")
     chk = await check(url, [s.uuid for s in specs], stats.ledger)
     res.overcommitted, res.ledger_mismatch = chk.overcommitted, chk.ledger_mismatch
@@ -552,6 +576,9 @@ async def bench_one(
         res.race_free_units += args.free_units * len(hot)
         res.race_placed += st.placed
         res.race_conflicts += st.conflicts
+        res.server_errors += sum(st.server_errors.values())
+        for k, v in st.server_errors.items():
+            res.server_error_codes[k] = res.server_error_codes.get(k, 0) + v
         res.race_overcommitted += chk.overcommitted
         res.race_examples += chk.examples[: 5 - len(res.race_examples)]
     if args.contention_rounds:
@@ -606,6 +633,7 @@ def table(results: list[Result], meta: dict[str, Any]) -> None:
     row("409 conflicts", "conflicts", "d")
     row("no candidates", "no_candidates", "d")
     row(f"failed (> {MAX_PUTS} PUTs)", "failed", "d")
+    row("5xx answers (placement given up)", "server_errors", "d")
     row("overcommitted providers", "overcommitted", "d")
     row("usage < accepted allocations", "ledger_mismatch", "d")
     row("server CPU ms/placement", "server_cpu_ms_per_placement", ".2f", "down")
@@ -620,6 +648,10 @@ def table(results: list[Result], meta: dict[str, Any]) -> None:
         row("race: overcommitted providers", "race_overcommitted", "d")
     console = Console()
     console.print(t)
+    for r in results:
+        if r.server_error_codes:
+            codes = ", ".join(f"{k} x{v}" for k, v in sorted(r.server_error_codes.items()))
+            console.print(f"{r.name} 5xx: {codes}")
     console.print(
         " ".join(f"{k}={v}" for k, v in meta.items() if k not in ("providers", "clients"))
     )
