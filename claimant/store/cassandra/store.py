@@ -3,6 +3,7 @@ per change to it. docs/cassandra.md explains the layout and the round trips."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -13,7 +14,7 @@ import re
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, ParamSpec, TypeVar
 
@@ -272,10 +273,11 @@ _DRIVER_ERRORS = (DriverException, NoHostAvailable, ConnectionException, OSError
 
 # Plain statements a service of a cell runs in its own cell (LOCAL_QUORUM
 # there) on a keyspace of several: reads whose staleness a compare-and-set or
-# a SERIAL re-read catches (provider states, candidates), views, the catalog,
-# events, and rows looked for in every cell (``_in_any_cell``). Every other
-# plain statement stays QUORUM: consumers and transaction records are read to
-# decide, and their LWTs are global (docs/cells.md).
+# a SERIAL re-read catches (provider states, candidates, what the expiry sweep
+# should look at), views, the catalog, events, and rows looked for in every
+# cell (``_in_any_cell``, a consumer's home). Statements on what is homed
+# elsewhere name its cell (``_run(cell=)``); every other plain statement
+# stays QUORUM (docs/cells.md).
 _LOCAL: Final = frozenset(
     {
         q.READ_STATE,
@@ -301,6 +303,9 @@ _LOCAL: Final = frozenset(
         q.ALL_REQUESTS,
         q.GET_META,
         q.FIND_CONSUMER,
+        q.STALE_LOCKS,
+        q.STALE_HOLDS,
+        q.EXPIRED_ENTRIES,
         _events.INSERT,
         _events.SELECT,
     }
@@ -2624,13 +2629,24 @@ class CassandraStore(Store):
         # found only here (no provider names them).
         for r in self._run(q.STALE_LOCKS, [now]):
             if r.txn is not None:
-                self._finish(r.txn, consumer=r.uuid)
+                with self._unless_cell_lost("a lock of consumer " + r.uuid):
+                    self._finish(r.txn, consumer=r.uuid)
         providers = {r.provider_uuid for r in self._run(q.STALE_HOLDS, [now])}
         providers |= {r.provider_uuid for r in self._run(q.EXPIRED_ENTRIES, [now])}
         removed = 0
         for uuid in sorted(providers):
-            removed += self._sweep(uuid)
+            with self._unless_cell_lost("provider " + uuid):
+                removed += self._sweep(uuid)
         return removed
+
+    @contextlib.contextmanager
+    def _unless_cell_lost(self, what: str) -> Iterator[None]:
+        """The sweep goes on past what is homed in a cell that is down: the
+        next sweep after it is back finds it again (docs/cells.md)."""
+        try:
+            yield
+        except CellUnavailable as exc:
+            log.warning("expiry sweep: %s left for later: %s", what, exc.message)
 
     def _sweep(self, uuid: str) -> int:
         """Finish the transactions a dead writer left past their deadline,
