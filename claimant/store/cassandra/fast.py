@@ -38,6 +38,7 @@ from claimant.store.cassandra.txn import (
     TXN_RECORD_TTL,
     FastPlan,
     entry_uuid,
+    home_param,
     new_txn_id,
     txn_cell,
 )
@@ -114,7 +115,7 @@ def write(store: CassandraStore, w: ConsumerAllocations) -> bool:
     )
     applied, row = store._lwt_sure(
         q.LOCK_CONSUMER_FAST,
-        [txn, deadline, plan.to_text(), cell, c, generation],
+        [txn, deadline, plan.to_text(), home_param(cell), c, generation],
         done=lambda: store._consumer_txn(c, cell) == txn,
         cell=cell,
     )
@@ -319,7 +320,14 @@ def _commit_consumer(store: CassandraStore, consumer: str, txn: str, plan: FastP
     cell = txn_cell(txn)
     if plan.consumer_type is None:
         cql = q.COMMIT_CONSUMER_FAST_KEEP_TYPE
-        params: list[Any] = [plan.project_id, plan.user_id, generation, cell, consumer, txn]
+        params: list[Any] = [
+            plan.project_id,
+            plan.user_id,
+            generation,
+            home_param(cell),
+            consumer,
+            txn,
+        ]
     else:
         cql = q.COMMIT_CONSUMER_FAST
         params = [
@@ -327,7 +335,7 @@ def _commit_consumer(store: CassandraStore, consumer: str, txn: str, plan: FastP
             plan.user_id,
             plan.consumer_type,
             generation,
-            cell,
+            home_param(cell),
             consumer,
             txn,
         ]
@@ -341,7 +349,7 @@ def _release(store: CassandraStore, consumer: str, txn: str, created: bool) -> N
     cql, params = (
         (q.DROP_CONSUMER, [consumer, txn])
         if created
-        else (q.UNLOCK_CONSUMER_FAST, [cell, consumer, txn])
+        else (q.UNLOCK_CONSUMER_FAST, [home_param(cell), consumer, txn])
     )
     try:
         store._lwt_sure(

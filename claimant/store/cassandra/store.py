@@ -129,6 +129,7 @@ from claimant.store.cassandra.txn import (
     Pending,
     Plan,
     entry_uuid,
+    home_param,
     is_fast,
     new_txn_id,
     pending_from_text,
@@ -2463,7 +2464,7 @@ class CassandraStore(Store):
         claim on a provider homed in ``cell`` is concerned: a write that
         could replace that claim is homed in ``cell`` too (it may touch no
         other), so its lock is read there (docs/cells.md)."""
-        if cell is not None:
+        if cell is not None and len(self.dcs) > 1:
             rows = self._run(q.FIND_CONSUMER, [consumer], cell=cell)
             if not rows or rows[0].cell not in (None, cell):
                 return []  # none, or homed elsewhere: never writes here
@@ -3159,7 +3160,7 @@ class CassandraStore(Store):
         cell = txn_cell(txn)
         applied, row = self._lwt_sure(
             q.LOCK_CONSUMER,
-            [txn, deadline, cell, uuid, generation],
+            [txn, deadline, home_param(cell), uuid, generation],
             done=lambda: self._consumer_txn(uuid, cell) == txn,
             cell=cell,
         )
@@ -3364,14 +3365,14 @@ class CassandraStore(Store):
                 plan.user_id,
                 plan.consumer_type,
                 (plan.generation or 0) + 1,
-                cell,
+                home_param(cell),
                 uuid,
                 txn,
             ]
         elif commit or created:
             cql, params = q.DROP_CONSUMER, [uuid, txn]
         else:
-            cql, params = q.UNLOCK_CONSUMER, [cell, uuid, txn]
+            cql, params = q.UNLOCK_CONSUMER, [home_param(cell), uuid, txn]
         self._lwt_sure(cql, params, done=lambda: self._consumer_txn(uuid, cell) != txn, cell=cell)
 
     def _settle_consumers(self, uuids: Iterable[str]) -> bool:

@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from cassandra.query import UNSET_VALUE
+
 from claimant.model import Inventory
 
 # How long a writer has between its record and its commit (store clock). Past
@@ -38,6 +40,12 @@ def txn_cell(txn: str) -> str | None:
     consumers had homes, or on a keyspace of one cell)."""
     _, mark, cell = txn.rpartition(_CELL_MARK)
     return cell if mark else None
+
+
+def home_param(cell: str | None) -> Any:
+    """The value bound to ``consumers.cell``: a global write leaves the
+    column alone (unset) rather than writing a null (a tombstone) each time."""
+    return UNSET_VALUE if cell is None else cell
 
 
 def entry_uuid(txn: str, provider_uuid: str, consumer_uuid: str) -> str:
