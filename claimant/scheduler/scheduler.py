@@ -1001,6 +1001,9 @@ class _TreePlacer(_InstancePlacer):
                 root = self.store.get_usage(anchor)
             except NotFound:
                 return None
+            except CellUnavailable as exc:
+                self.state.down_cells.add(exc.details.get("cell") or "?")
+                return None
         self.state.remember_root(root)
         for flt in filters:
             result = flt.filter(root, ctx)

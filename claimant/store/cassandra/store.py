@@ -291,6 +291,7 @@ _LOCAL: Final = frozenset(
         q.ALL_STATES,
         q.NAME_OWNER,
         q.CHILDREN,
+        q.TREE,
         q.ANY_CHILD,
         q.ANY_SHARING,
         q.LOCATE,
