@@ -14,7 +14,8 @@ group per DC and overcommits.
 
 The consumers' test stops dc2 too: a consumer is homed in its providers'
 cell, so Placement writes, confirms and builds go on in dc1 (before, they
-all failed with store_unavailable: consumers were global SERIAL).
+all failed with store_unavailable: consumers were global SERIAL). The trees'
+test: span=tree requests skip dc2 while it is down (before, store_unavailable).
 
 Tests (b) and (c) stop dc2 and start it again (docs/cells.md): with home
 cells the dc1 service schedules on while dc2 is down (before home cells,
