@@ -1001,6 +1001,9 @@ class _TreePlacer(_InstancePlacer):
                 root = self.store.get_usage(anchor)
             except NotFound:
                 return None
+            except CellUnavailable as exc:
+                self.state.down_cells.add(exc.details.get("cell") or "?")
+                return None
         self.state.remember_root(root)
         for flt in filters:
             result = flt.filter(root, ctx)
@@ -1010,7 +1013,12 @@ class _TreePlacer(_InstancePlacer):
         return root
 
     def pick_tree(self, pool: list[_TreeCandidate], stale: set[str]) -> _TreeCandidate | None:
-        usable = (c for c in pool if not (stale & c[1].allocations.keys()))
+        down = self.state.down_cells
+        usable = (
+            c
+            for c in pool
+            if not (stale & c[1].allocations.keys()) and not (down and down & _cells_of(c[1], c[2]))
+        )
         best = list(itertools.islice(usable, self.cfg.host_subset_size))
         if not best:
             return None
@@ -1035,6 +1043,14 @@ class _TreePlacer(_InstancePlacer):
                 spec = self._claim_spec(uuid, gen, areq.allocations[uuid])
                 try:
                     claim = self.store.claim(spec)
+                except CellUnavailable as exc:
+                    # Skip the cell, as the flat placer does: no tree with a
+                    # provider there is picked again for this request.
+                    self.give_back(taken, quiet=True)
+                    cell = exc.details.get("cell") or _cell_of(uuid, usages)
+                    self.state.down_cells.add(cell)
+                    self.drop(0, root, f"cell {cell} is unreachable", lost=False)
+                    return None
                 except (GenerationConflict, InsufficientCapacity, NotFound) as exc:
                     if not isinstance(exc, NotFound):
                         self.stats.conflicts += 1
@@ -1048,3 +1064,13 @@ class _TreePlacer(_InstancePlacer):
             self.give_back(taken, quiet=True)
             raise
         return [c for _, c in taken]
+
+
+def _cell_of(uuid: str, usages: dict[str, ProviderUsage]) -> str:
+    pu = usages.get(uuid)
+    return (pu.provider.cell if pu is not None else None) or "?"
+
+
+def _cells_of(areq: AllocationRequest, usages: dict[str, ProviderUsage]) -> set[str]:
+    """The cells of the providers a tree candidate would claim on."""
+    return {_cell_of(u, usages) for u in areq.allocations}

@@ -14,8 +14,11 @@ from claimant.store.cassandra.txn import (
     Pending,
     Plan,
     entry_uuid,
+    is_fast,
+    new_txn_id,
     pending_from_text,
     pending_to_text,
+    txn_cell,
 )
 
 
@@ -78,3 +81,25 @@ def test_parts_and_plans_survive_json() -> None:
 def test_entry_uuids_are_derived() -> None:
     assert entry_uuid("t", "p", "c") == entry_uuid("t", "p", "c")
     assert entry_uuid("t", "p", "c") != entry_uuid("t", "p", "d")
+
+
+@pytest.mark.parametrize(
+    ("cell", "fast"),
+    [
+        pytest.param(None, False, id="global"),
+        pytest.param(None, True, id="global-fast"),
+        pytest.param("dc1", False, id="homed"),
+        pytest.param("eu-west.2_b", True, id="homed-fast-dotted-cell"),
+    ],
+)
+def test_a_transaction_id_carries_its_home_cell(cell: str | None, fast: bool) -> None:
+    """Issue 12: whoever meets a transaction id knows where it is decided."""
+    txn = new_txn_id(cell, fast=fast)
+    assert txn_cell(txn) == cell
+    assert is_fast(txn) == fast
+    assert txn != new_txn_id(cell, fast=fast)
+
+
+def test_ids_made_before_homes_are_global() -> None:
+    assert txn_cell("6f1d7b1e-35a4-4b8e-9a51-2b8f0e3c7d10") is None
+    assert txn_cell("fast-6f1d7b1e-35a4-4b8e-9a51-2b8f0e3c7d10") is None

@@ -12,6 +12,11 @@ The second test shows the hazard the default avoids: the same race with
 ``serial=LOCAL_SERIAL_UNSAFE`` (what ``dc=`` used to imply) runs one Paxos
 group per DC and overcommits.
 
+The consumers' test stops dc2 too: a consumer is homed in its providers'
+cell, so Placement writes, confirms and builds go on in dc1 (before, they
+all failed with store_unavailable: consumers were global SERIAL). The trees'
+test: span=tree requests skip dc2 while it is down (before, store_unavailable).
+
 Tests (b) and (c) stop dc2 and start it again (docs/cells.md): with home
 cells the dc1 service schedules on while dc2 is down (before home cells,
 every claim failed with store_unavailable: global SERIAL needs dc2), and
@@ -32,23 +37,29 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cassandra import ConsistencyLevel
+from fastapi.testclient import TestClient
 
+from claimant.api.placement import create_placement_app
 from claimant.cluster import ClusterError
 from claimant.cluster import node as proc
 from claimant.cluster.config import NodeSpec
 from claimant.cluster.launcher import Cluster
 from claimant.model import (
+    CellUnavailable,
     ClaimantError,
     Conflict,
     ConsumerAllocations,
+    ConsumerGenerationConflict,
     InvalidInput,
     Inventory,
     Provider,
     Request,
     RequestGroup,
+    Span,
     StoreUnavailable,
     new_uuid,
 )
@@ -353,6 +364,161 @@ def test_dc2_back_sees_dc1_allocations_after_repair(cells: Cluster) -> None:
         (usage,) = [u for u in seen if u.provider.uuid == provider]
         assert usage.usages["VCPU"].used == 4
         assert usage.provider.cell == "dc1"
+    finally:
+        for st in (dc1, dc2):
+            st.close()
+
+
+# -- consumers homed in their providers' cell ----------------------------------------
+def _write(
+    consumer: str, allocations: dict[str, int], generation: int | str | None = None
+) -> ConsumerAllocations:
+    return ConsumerAllocations(
+        consumer_uuid=consumer,
+        project_id="project-a",
+        user_id="user-a",
+        allocations={p: {"VCPU": n} for p, n in allocations.items()},
+        expected_generation=generation,
+    )
+
+
+def _used(st: CassandraStore, provider: str) -> int:
+    usage = st.get_usage(provider).usages.get("VCPU")
+    return usage.used if usage is not None else 0
+
+
+PLACEMENT = {"x-auth-token": "admin", "openstack-api-version": "placement 1.39"}
+
+
+def _put(client: TestClient, consumer: str, provider: str, generation: int | None) -> Any:
+    return client.put(
+        f"/allocations/{consumer}",
+        json={
+            "allocations": {provider: {"resources": {"VCPU": 1}}},
+            "project_id": "project-a",
+            "user_id": "user-a",
+            "consumer_generation": generation,
+            "consumer_type": "INSTANCE",
+        },
+    )
+
+
+def test_dc2_down_consumers_homed_in_dc1_are_written_and_confirmed(cells: Cluster) -> None:
+    """Consumers are homed in their providers' cell (docs/cells.md). Both DCs
+    up: a write spanning cells is refused whole (400 cross_cell), and so is
+    moving a dc1 consumer to dc2. dc2 stopped: on the dc1 service a native
+    placement is confirmed, Placement PUT /allocations of a new consumer on a
+    dc1 provider is 204 and a second write at a stale consumer generation is
+    a 409; the one-provider fast path, a two-provider transaction, a move
+    within dc1 and a DELETE all go through; a write onto the dc2 provider is
+    a 503 cell_unavailable and writes nothing; the expiry sweep runs. On the
+    old main every dc1 write here (and the sweep) failed with
+    store_unavailable: consumers were global SERIAL."""
+    dc1, dc2 = _stores(cells, "cells_homes")
+    try:
+        a, b = (_provider(dc1, DC1_UNITS, "dc1-host") for _ in range(2))
+        far = _provider(dc2, DC1_UNITS, "dc2-host")
+        assert [dc1.get_provider(u).cell for u in (a, b, far)] == ["dc1", "dc1", "dc2"]
+        spanning = new_uuid()
+        with pytest.raises(InvalidInput) as err:
+            dc1.write_allocations([_write(spanning, {a: 1, far: 1})])
+        assert err.value.code == "cross_cell", err.value
+        assert dc1.get_consumer(spanning) is None
+        kept = new_uuid()  # made while both are up: homed in dc1, its provider's
+        dc2.write_allocations([_write(kept, {a: 1})])
+        with pytest.raises(InvalidInput) as err:
+            dc2.write_allocations([_write(kept, {far: 1}, 1)])
+        assert err.value.code == "cross_cell", err.value
+        assert dc1.list_claims(consumer_uuid=kept)[0].provider_uuid == a
+        _stop_dc2(cells)
+        try:
+            # A build: the scheduler claims, the agent confirms.
+            result = Scheduler(dc1).schedule(_one_vcpu("dc1"))
+            (placement,) = result.placements
+            for claim in placement.claims:
+                assert dc1.confirm_claim(claim.uuid).status.value == "confirmed"
+            # Placement, through its API on the dc1 service.
+            with TestClient(create_placement_app(dc1), headers=PLACEMENT) as client:
+                nova = new_uuid()
+                put = _put(client, nova, a, None)
+                assert put.status_code == 204, put.text
+                again = _put(client, nova, a, None)
+                assert again.status_code == 409, again.text
+                assert again.json()["errors"][0]["code"] == "placement.concurrent_update"
+                assert _put(client, nova, a, 1).status_code == 204
+                started = time.monotonic()
+                lost = _put(client, new_uuid(), far, None)
+                took = time.monotonic() - started
+                assert lost.status_code == 503, lost.text
+                assert lost.json()["errors"][0]["code"] == "cell_unavailable", lost.text
+                assert "Cassandra" not in lost.text
+                print(f"PUT /allocations onto dc2 while it is down: 503 in {took:.2f}s")
+            # The transaction (two providers), a move within dc1, a DELETE.
+            multi = new_uuid()
+            dc1.write_allocations([_write(multi, {a: 1, b: 1})])
+            dc1.write_allocations([_write(kept, {b: 2}, 1)])
+            assert dc1.remove_consumer_allocations(multi)
+            stray = new_uuid()
+            with pytest.raises(CellUnavailable):
+                dc1.write_allocations([_write(stray, {far: 1}), _write(new_uuid(), {far: 1})])
+            with pytest.raises(ConsumerGenerationConflict):
+                dc1.write_allocations([_write(kept, {b: 1}, 1)])
+            # The expiry sweep goes on in dc1 (its finders read dc1; what is
+            # homed in dc2 is left for a later sweep).
+            assert dc1.expire_claims() >= 0
+            # nova 1, kept 2, the build 1 (on either): the DELETE freed multi's.
+            assert _used(dc1, a) + _used(dc1, b) == 4
+        finally:
+            _start_dc2(cells)
+        _reconnected(dc2, far)
+        assert _used(dc2, far) == 0  # nothing of the refused writes landed
+        assert dc2.get_consumer(stray) is None
+        for st in (dc1, dc2):  # each provider read in its home's group
+            assert _used(st, a) + _used(st, b) == 4
+            assert st.get_consumer(kept) is not None
+    finally:
+        for st in (dc1, dc2):
+            st.close()
+
+
+# -- span=tree requests --------------------------------------------------------------
+def _tree(st: CassandraStore, units: int, name: str) -> str:
+    """A root with one child holding ``units`` VCPU; the child's uuid."""
+    root = st.create_provider(Provider(uuid=new_uuid(), name=f"{name}-{new_uuid()[:8]}"))
+    return st.create_provider(
+        Provider(
+            uuid=new_uuid(),
+            name=f"{name}-child-{new_uuid()[:8]}",
+            parent_uuid=root.uuid,
+            inventories={"VCPU": Inventory("VCPU", units)},
+        )
+    ).uuid
+
+
+def test_dc2_down_tree_requests_skip_dc2(cells: Cluster) -> None:
+    """The tree placer (span=tree) skips a cell it finds unreachable, as the
+    flat placer does, instead of failing on its first claim there. Six
+    requests, each with an even chance of trying the dc2 tree first: on the
+    old main all but one in 64 runs failed with cell_unavailable."""
+    dc1, dc2 = _stores(cells, "cells_trees")
+    try:
+        near = _tree(dc1, 8, "dc1-tree")
+        far = _tree(dc2, 8, "dc2-tree")
+        assert [dc1.get_provider(u).cell for u in (near, far)] == ["dc1", "dc2"]
+        sched = Scheduler(dc1)
+        tree = RequestGroup(resources={"VCPU": 1}, span=Span.TREE)
+        _stop_dc2(cells)
+        try:
+            went = [_schedule(sched, Request(uuid=new_uuid(), groups=(tree,))) for _ in range(6)]
+            assert went == [near] * 6, went
+            # dc1's tree full: only dc2's could take one more.
+            rest = [_schedule(sched, Request(uuid=new_uuid(), groups=(tree,))) for _ in range(2)]
+            assert rest == [near] * 2, rest
+            last = _schedule(sched, Request(uuid=new_uuid(), groups=(tree,)))
+            assert last == "cell_unavailable", last
+            assert dc1.get_usage(near).usages["VCPU"].used == 8
+        finally:
+            _start_dc2(cells)
     finally:
         for st in (dc1, dc2):
             st.close()

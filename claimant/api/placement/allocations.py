@@ -32,6 +32,7 @@ from claimant.model import (
     NotFound,
     Provider,
 )
+from claimant.model.errors import CROSS_CELL
 from claimant.model.names import is_standard_resource_class
 
 _RESOURCES: dict[str, Any] = {
@@ -379,6 +380,9 @@ def _store_write(req: Req, writes: list[ConsumerAllocations]) -> None:
             errors.CONCURRENT_UPDATE,
         ) from None
     except InvalidInput as exc:
+        if exc.code == CROSS_CELL:
+            # claimant's own stable code: a bad request, not a capacity story.
+            raise bad_request(exc.message, CROSS_CELL) from None
         raise conflict(f"Unable to allocate inventory: {exc.message}") from None
 
 

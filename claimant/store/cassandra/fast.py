@@ -18,6 +18,8 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
+from cassandra.cluster import EXEC_PROFILE_DEFAULT
+
 from claimant.model import (
     ClaimantError,
     ClaimStatus,
@@ -26,18 +28,19 @@ from claimant.model import (
     InsufficientCapacity,
     InvalidInput,
     NotFound,
-    new_uuid,
 )
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.txn import (
     ABORTED,
     COMMITTED,
-    FAST_PREFIX,
     PENDING,
     TXN_DEADLINE,
     TXN_RECORD_TTL,
     FastPlan,
     entry_uuid,
+    home_param,
+    new_txn_id,
+    txn_cell,
 )
 
 if TYPE_CHECKING:
@@ -67,10 +70,19 @@ def write(store: CassandraStore, w: ConsumerAllocations) -> bool:
         return False
     (puuid,) = providers
     c = w.consumer_uuid
+    # The consumer's home and the provider's must agree (docs/cells.md); the
+    # transaction refuses or explains whatever does not.
+    home = store._consumer_home(c)
+    pcell = store._home(puuid)
+    if home.new and home.unreachable and w.expected_generation is not None:
+        return False
+    if not home.new and home.cell not in (None, pcell):
+        return False
+    cell = pcell if home.new else home.cell
     now = store.clock()
     ctype = w.consumer_type or None
     if w.expected_generation == "any":
-        consumer, holder = store._read_consumer(c, serial=True)
+        consumer, holder = store._read_consumer(c, serial=True, home=home)
         if holder is not None:
             return False
         generation = None if consumer is None else consumer.generation
@@ -78,7 +90,7 @@ def write(store: CassandraStore, w: ConsumerAllocations) -> bool:
     else:
         # The lock's condition checks it; no read needed.
         generation = w.expected_generation  # type: ignore[assignment]
-    if generation is not None and _elsewhere(store, c, puuid, now):
+    if generation is not None and _elsewhere(store, c, puuid, now, cell):
         return False  # a move: the transaction
     expected = w.provider_generations.get(puuid)
     try:
@@ -88,7 +100,7 @@ def write(store: CassandraStore, w: ConsumerAllocations) -> bool:
         return False  # the transaction says so, the same way
     if expected is not None and part.state.generation != expected:
         raise _conflict(puuid, part.state.generation, expected)
-    txn = FAST_PREFIX + new_uuid()
+    txn = new_txn_id(cell, fast=True)
     deadline = now + TXN_DEADLINE
     entry = entry_uuid(txn, puuid, c)
     # Refuse what cannot fit before writing anything.
@@ -97,11 +109,15 @@ def write(store: CassandraStore, w: ConsumerAllocations) -> bool:
     session = store._use_keyspace()
     # Findable by uuid before it exists (as a roll-forward's entries); sent
     # with the lock, waited for before the write.
-    located = session.execute_async(store._prep(q.WRITE_LOCATOR).bind([entry, puuid, 0]))
+    located = session.execute_async(
+        store._prep(q.WRITE_LOCATOR).bind([entry, puuid, 0]),
+        execution_profile=store._route(pcell) or EXEC_PROFILE_DEFAULT,
+    )
     applied, row = store._lwt_sure(
         q.LOCK_CONSUMER_FAST,
-        [txn, deadline, plan.to_text(), c, generation],
-        done=lambda: store._consumer_txn(c) == txn,
+        [txn, deadline, plan.to_text(), home_param(cell), c, generation],
+        done=lambda: store._consumer_txn(c, cell) == txn,
+        cell=cell,
     )
     if not applied and not (row is not None and row.txn == txn):
         # Locked by another write or at another generation: the transaction
@@ -113,7 +129,7 @@ def write(store: CassandraStore, w: ConsumerAllocations) -> bool:
     try:
         # Locked: the consumer's allocations cannot change under us, but a
         # claim made since could be confirmed unseen elsewhere.
-        if _elsewhere(store, c, puuid, now):
+        if _elsewhere(store, c, puuid, now, cell):
             raise _Fallback
         _wait(located)
         gone: list[Any] = []
@@ -161,7 +177,7 @@ def finish(store: CassandraStore, txn: str, consumer: str) -> str:
     """Resolve a fast-path lock met on ``consumer``: committed if its entry is
     on the provider; else, past its deadline, fenced and aborted; else
     PENDING (left alone). Idempotent."""
-    rows = store._run(q.GET_CONSUMER_FAST, [consumer], serial=True)
+    rows = store._run(q.GET_CONSUMER_FAST, [consumer], serial=True, cell=txn_cell(txn))
     if not rows or rows[0].txn != txn:
         return COMMITTED  # finished by someone: read again
     plan = FastPlan.from_text(rows[0].txn_plan)
@@ -202,10 +218,12 @@ def finish(store: CassandraStore, txn: str, consumer: str) -> str:
     return status
 
 
-def _elsewhere(store: CassandraStore, consumer: str, puuid: str, now: float) -> bool:
+def _elsewhere(
+    store: CassandraStore, consumer: str, puuid: str, now: float, cell: str | None
+) -> bool:
     return any(
         e.live(now) and e.provider_uuid != puuid
-        for e in store._entries_by("consumer_uuid", consumer)
+        for e in store._entries_by("consumer_uuid", consumer, cell=cell)
     )
 
 
@@ -299,21 +317,44 @@ def _change(
 
 def _commit_consumer(store: CassandraStore, consumer: str, txn: str, plan: FastPlan) -> None:
     generation = (plan.generation or 0) + 1
+    cell = txn_cell(txn)
     if plan.consumer_type is None:
         cql = q.COMMIT_CONSUMER_FAST_KEEP_TYPE
-        params: list[Any] = [plan.project_id, plan.user_id, generation, consumer, txn]
+        params: list[Any] = [
+            plan.project_id,
+            plan.user_id,
+            generation,
+            home_param(cell),
+            consumer,
+            txn,
+        ]
     else:
         cql = q.COMMIT_CONSUMER_FAST
-        params = [plan.project_id, plan.user_id, plan.consumer_type, generation, consumer, txn]
-    store._lwt_sure(cql, params, done=lambda: store._consumer_txn(consumer) != txn)
+        params = [
+            plan.project_id,
+            plan.user_id,
+            plan.consumer_type,
+            generation,
+            home_param(cell),
+            consumer,
+            txn,
+        ]
+    store._lwt_sure(cql, params, done=lambda: store._consumer_txn(consumer, cell) != txn, cell=cell)
 
 
 def _release(store: CassandraStore, consumer: str, txn: str, created: bool) -> None:
     """Unlock after a write that did not apply (a consumer it was creating
     goes). Left to whoever meets the lock if the store is unreachable."""
-    cql = q.DROP_CONSUMER if created else q.UNLOCK_CONSUMER_FAST
+    cell = txn_cell(txn)
+    cql, params = (
+        (q.DROP_CONSUMER, [consumer, txn])
+        if created
+        else (q.UNLOCK_CONSUMER_FAST, [home_param(cell), consumer, txn])
+    )
     try:
-        store._lwt_sure(cql, [consumer, txn], done=lambda: store._consumer_txn(consumer) != txn)
+        store._lwt_sure(
+            cql, params, done=lambda: store._consumer_txn(consumer, cell) != txn, cell=cell
+        )
     except ClaimantError as exc:
         log.warning("fast write %s: consumer %s left locked: %s", txn, consumer, exc)
 

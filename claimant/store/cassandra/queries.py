@@ -131,17 +131,24 @@ GET_CONSUMER: Final = (
     "SELECT uuid, project_id, user_id, consumer_type, generation, txn, txn_deadline"
     " FROM consumers WHERE uuid = ?"
 )
+# A consumer's home cell (V10; docs/cells.md), with its lock: a plain read
+# in one cell, to learn where its compare-and-sets go.
+FIND_CONSUMER: Final = "SELECT uuid, cell, generation, txn FROM consumers WHERE uuid = ?"
 # Locks a consumer for a transaction (also one that does not exist yet:
-# ``generation = null`` holds for a missing row).
+# ``generation = null`` holds for a missing row). ``cell`` is the home it is
+# made with (null: global), rewritten unchanged by later locks.
 LOCK_CONSUMER: Final = (
-    "UPDATE consumers SET txn = ?, txn_deadline = ? WHERE uuid = ? IF generation = ? AND txn = null"
+    "UPDATE consumers SET txn = ?, txn_deadline = ?, cell = ? WHERE uuid = ?"
+    " IF generation = ? AND txn = null"
 )
+# Every write that keeps the row writes ``cell`` again: a replica that got
+# any of them knows the home, whatever order they arrive in.
 COMMIT_CONSUMER: Final = (
     "UPDATE consumers SET project_id = ?, user_id = ?, consumer_type = ?, generation = ?,"
-    " txn = null, txn_deadline = null WHERE uuid = ? IF txn = ?"
+    " txn = null, txn_deadline = null, cell = ? WHERE uuid = ? IF txn = ?"
 )
 UNLOCK_CONSUMER: Final = (
-    "UPDATE consumers SET txn = null, txn_deadline = null WHERE uuid = ? IF txn = ?"
+    "UPDATE consumers SET txn = null, txn_deadline = null, cell = ? WHERE uuid = ? IF txn = ?"
 )
 DROP_CONSUMER: Final = "DELETE FROM consumers WHERE uuid = ? IF txn = ?"
 # The one-provider fast path (V4): its lock carries its plan (txn.FastPlan).
@@ -149,20 +156,20 @@ GET_CONSUMER_FAST: Final = (
     "SELECT generation, txn, txn_deadline, txn_plan FROM consumers WHERE uuid = ?"
 )
 LOCK_CONSUMER_FAST: Final = (
-    "UPDATE consumers SET txn = ?, txn_deadline = ?, txn_plan = ? WHERE uuid = ?"
+    "UPDATE consumers SET txn = ?, txn_deadline = ?, txn_plan = ?, cell = ? WHERE uuid = ?"
     " IF generation = ? AND txn = null"
 )
 COMMIT_CONSUMER_FAST: Final = (
     "UPDATE consumers SET project_id = ?, user_id = ?, consumer_type = ?, generation = ?,"
-    " txn = null, txn_deadline = null, txn_plan = null WHERE uuid = ? IF txn = ?"
+    " txn = null, txn_deadline = null, txn_plan = null, cell = ? WHERE uuid = ? IF txn = ?"
 )
 COMMIT_CONSUMER_FAST_KEEP_TYPE: Final = (
     "UPDATE consumers SET project_id = ?, user_id = ?, generation = ?,"
-    " txn = null, txn_deadline = null, txn_plan = null WHERE uuid = ? IF txn = ?"
+    " txn = null, txn_deadline = null, txn_plan = null, cell = ? WHERE uuid = ? IF txn = ?"
 )
 UNLOCK_CONSUMER_FAST: Final = (
-    "UPDATE consumers SET txn = null, txn_deadline = null, txn_plan = null WHERE uuid = ?"
-    " IF txn = ?"
+    "UPDATE consumers SET txn = null, txn_deadline = null, txn_plan = null, cell = ?"
+    " WHERE uuid = ? IF txn = ?"
 )
 # A fast-path write abandoned past its deadline: this row in the provider's
 # partition (with a new version) keeps its LWT from ever applying.

@@ -158,7 +158,11 @@ _V9: Final[list[str]] = [
     " USING 'StorageAttachedIndex'",
 ]
 
-MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
+# V10: a consumer's home cell (docs/cells.md), set by the first lock that
+# makes it. Consumers made before it have none: their writes stay global.
+_V10: Final[list[str]] = ["ALTER TABLE {ks}.consumers ADD IF NOT EXISTS cell text"]
+
+MIGRATIONS: Final[list[list[str]]] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10]
 # The schema version that made ``sharing_providers``: ``migrate()`` from below
 # it fills the table (found by the list, should the migrations be renumbered).
 SHARING_SINCE: Final = MIGRATIONS.index(_V4) + 1

@@ -3,6 +3,7 @@ per change to it. docs/cassandra.md explains the layout and the round trips."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -13,7 +14,7 @@ import re
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, ParamSpec, TypeVar
 
@@ -128,9 +129,12 @@ from claimant.store.cassandra.txn import (
     Pending,
     Plan,
     entry_uuid,
+    home_param,
     is_fast,
+    new_txn_id,
     pending_from_text,
     pending_to_text,
+    txn_cell,
 )
 
 log = logging.getLogger(__name__)
@@ -270,10 +274,11 @@ _DRIVER_ERRORS = (DriverException, NoHostAvailable, ConnectionException, OSError
 
 # Plain statements a service of a cell runs in its own cell (LOCAL_QUORUM
 # there) on a keyspace of several: reads whose staleness a compare-and-set or
-# a SERIAL re-read catches (provider states, candidates), views, the catalog,
-# events, and rows looked for in every cell (``_in_any_cell``). Every other
-# plain statement stays QUORUM: consumers and transaction records are read to
-# decide, and their LWTs are global (docs/cells.md).
+# a SERIAL re-read catches (provider states, candidates, what the expiry sweep
+# should look at), views, the catalog, events, and rows looked for in every
+# cell (``_in_any_cell``, a consumer's home). Statements on what is homed
+# elsewhere name its cell (``_run(cell=)``); every other plain statement
+# stays QUORUM (docs/cells.md).
 _LOCAL: Final = frozenset(
     {
         q.READ_STATE,
@@ -286,6 +291,7 @@ _LOCAL: Final = frozenset(
         q.ALL_STATES,
         q.NAME_OWNER,
         q.CHILDREN,
+        q.TREE,
         q.ANY_CHILD,
         q.ANY_SHARING,
         q.LOCATE,
@@ -298,6 +304,10 @@ _LOCAL: Final = frozenset(
         q.GET_REQUEST,
         q.ALL_REQUESTS,
         q.GET_META,
+        q.FIND_CONSUMER,
+        q.STALE_LOCKS,
+        q.STALE_HOLDS,
+        q.EXPIRED_ENTRIES,
         _events.INSERT,
         _events.SELECT,
     }
@@ -668,6 +678,22 @@ class _Busy(Exception):
     def __init__(self, consumer: str) -> None:
         super().__init__(consumer)
         self.consumer = consumer
+
+
+@dataclass(frozen=True, slots=True)
+class _ConsumerHome:
+    """Where a consumer's compare-and-sets go (``CassandraStore._consumer_home``).
+
+    ``new``: no row in any cell that answered (``unreachable``: the cells
+    that did not); else ``cell`` is its home, None for a global consumer
+    (made before schema V10, on providers without a home, or on one cell)."""
+
+    cell: str | None
+    new: bool = False
+    unreachable: tuple[str, ...] = ()
+
+
+_GLOBAL = _ConsumerHome(None)
 
 
 class CassandraStore(Store):
@@ -1066,12 +1092,15 @@ class CassandraStore(Store):
             rows.extend(rs.current_rows)
         return rows
 
-    def _run_many(self, cql: str, param_lists: list[list[Any]]) -> list[list[Any]]:
-        """The same statement for many partitions, in parallel (execute_async)."""
+    def _run_many(
+        self, cql: str, param_lists: list[list[Any]], *, cell: str | None = None
+    ) -> list[list[Any]]:
+        """The same statement for many partitions, in parallel (execute_async);
+        ``cell``: they are homed there (``_route``)."""
         session = self._use_keyspace()
         stmt = self._prep(cql)
         timeout = _cut_timeout(self.timeout) if cql.startswith("SELECT") else None
-        route = self._route(self.dc) if cql in _LOCAL else None
+        route = self._route(cell if cell is not None else self.dc if cql in _LOCAL else None)
         kw: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         kw["execution_profile"] = route or EXEC_PROFILE_DEFAULT
         futures = [session.execute_async(stmt.bind(p), **kw) for p in param_lists]
@@ -2431,9 +2460,18 @@ class CassandraStore(Store):
             _backoff(min(attempt + 1, 6))
         raise AssertionError("unreachable")
 
-    def _writes_of(self, consumer: str) -> list[str]:
-        """The transaction holding the consumer's lock, if any."""
-        rows = self._run(q.GET_CONSUMER, [consumer])
+    def _writes_of(self, consumer: str, cell: str | None) -> list[str]:
+        """The transaction holding the consumer's lock, if any, as far as a
+        claim on a provider homed in ``cell`` is concerned: a write that
+        could replace that claim is homed in ``cell`` too (it may touch no
+        other), so its lock is read there (docs/cells.md)."""
+        if cell is not None and len(self.dcs) > 1:
+            rows = self._run(q.FIND_CONSUMER, [consumer], cell=cell)
+            if not rows or rows[0].cell not in (None, cell):
+                return []  # none, or homed elsewhere: never writes here
+            if rows[0].cell == cell:
+                return [rows[0].txn] if rows[0].txn else []
+        rows = self._run(q.GET_CONSUMER, [consumer])  # a global consumer
         return [rows[0].txn] if rows and rows[0].txn else []
 
     def _confirm_once(self, claim_uuid: str, provider_uuid: str) -> Claim | tuple[str, list[str]]:
@@ -2466,7 +2504,7 @@ class CassandraStore(Store):
                 # later finds the claim and plans a part here.
                 blocking = [p.txn for p in old.pending if entry.consumer_uuid in p.consumers]
                 if not blocking:
-                    blocking = self._writes_of(entry.consumer_uuid)
+                    blocking = self._writes_of(entry.consumer_uuid, old.cell)
                 if blocking:
                     return entry.consumer_uuid, blocking
                 confirmed = replace(entry, status=ClaimStatus.CONFIRMED, expires_at=None)
@@ -2533,8 +2571,8 @@ class CassandraStore(Store):
             raise NotFound(f"no live claim {claim_uuid}", kind="claim", uuid=claim_uuid)
         return entry.claim()
 
-    def _entries_by(self, column: str, value: str) -> list[_Entry]:
-        rows = self._run(q.ENTRIES_BY[column], [value])
+    def _entries_by(self, column: str, value: str, *, cell: str | None = None) -> list[_Entry]:
+        rows = self._run(q.ENTRIES_BY[column], [value], cell=cell)
         return [e for e in map(_entry_from_row, rows) if e is not None]
 
     def list_claims(
@@ -2557,8 +2595,11 @@ class CassandraStore(Store):
             entries = list(part.entries.values())
         elif consumer_uuid is not None:
             # Finishes a decided transaction still holding the consumer first.
-            self._read_consumer(consumer_uuid)
-            entries = self._entries_by("consumer_uuid", consumer_uuid)
+            home = self._consumer_home(consumer_uuid)
+            self._read_consumer(consumer_uuid, home=home)
+            entries = self._entries_by(
+                "consumer_uuid", consumer_uuid, cell=self._consumer_cell(home)
+            )
         elif request_uuid is not None or group is not None:
             column, value = (
                 ("request_uuid", request_uuid) if request_uuid is not None else ("grp", group)
@@ -2590,13 +2631,24 @@ class CassandraStore(Store):
         # found only here (no provider names them).
         for r in self._run(q.STALE_LOCKS, [now]):
             if r.txn is not None:
-                self._finish(r.txn, consumer=r.uuid)
+                with self._unless_cell_lost("a lock of consumer " + r.uuid):
+                    self._finish(r.txn, consumer=r.uuid)
         providers = {r.provider_uuid for r in self._run(q.STALE_HOLDS, [now])}
         providers |= {r.provider_uuid for r in self._run(q.EXPIRED_ENTRIES, [now])}
         removed = 0
         for uuid in sorted(providers):
-            removed += self._sweep(uuid)
+            with self._unless_cell_lost("provider " + uuid):
+                removed += self._sweep(uuid)
         return removed
+
+    @contextlib.contextmanager
+    def _unless_cell_lost(self, what: str) -> Iterator[None]:
+        """The sweep goes on past what is homed in a cell that is down: the
+        next sweep after it is back finds it again (docs/cells.md)."""
+        try:
+            yield
+        except CellUnavailable as exc:
+            log.warning("expiry sweep: %s left for later: %s", what, exc.message)
 
     def _sweep(self, uuid: str) -> int:
         """Finish the transactions a dead writer left past their deadline,
@@ -2669,14 +2721,103 @@ class CassandraStore(Store):
     def get_consumer(self, uuid: str) -> Consumer | None:
         return self._read_consumer(uuid)[0]
 
+    def _consumer_home(self, uuid: str) -> _ConsumerHome:
+        """Where a consumer's compare-and-sets go, by plain reads of its row
+        (docs/cells.md, "A consumer has a home cell"): here first, then each
+        other cell. A copy of a row names its home, and the home's own read
+        decides (a copy left by a row its home dropped is stale)."""
+        if len(self.dcs) < 2:
+            return _GLOBAL
+        here = [self.dc] if self.dc in self.dcs else []
+        absent: set[str] = set()
+        unreachable: list[str] = []
+        for cell in [*here, *(c for c in self.dcs if c not in here)]:
+            if cell in absent:
+                continue
+            try:
+                rows = self._run(q.FIND_CONSUMER, [uuid], cell=cell)
+            except CellUnavailable:
+                unreachable.append(cell)
+                continue
+            home = rows[0].cell if rows else None
+            if not rows:
+                absent.add(cell)
+            elif home is None:
+                return _GLOBAL
+            elif home == cell:
+                return _ConsumerHome(home)
+            elif home not in absent:
+                try:
+                    there = self._run(q.FIND_CONSUMER, [uuid], cell=home)
+                except CellUnavailable:
+                    # Its home is down: writes of it fail there, as they should.
+                    return _ConsumerHome(home)
+                if there and there[0].cell == home:
+                    return _ConsumerHome(home)
+                absent.add(home)
+        return _ConsumerHome(None, new=True, unreachable=tuple(unreachable))
+
+    def _write_home(
+        self,
+        writes: list[ConsumerAllocations],
+        inventories: dict[str, tuple[int, dict[str, Inventory]]],
+        homes: dict[str, _ConsumerHome],
+    ) -> str | None:
+        """The one cell every partition of an allocation write is homed in:
+        its consumers' homes and its providers'. None: global, as before
+        homes (a consumer made before them, providers without a home, one
+        cell). A write that would span cells is refused before anything is
+        written (docs/cells.md, "A consumer has a home cell")."""
+        if len(self.dcs) < 2:
+            return None
+        for w in writes:
+            home = homes[w.consumer_uuid]
+            if home.new and home.unreachable and w.expected_generation is not None:
+                # It may exist there: made here too, it would be two consumers.
+                raise CellUnavailable(
+                    f"consumer {w.consumer_uuid} is in no cell that answers, and cell"
+                    f" {', '.join(home.unreachable)} is unreachable: it may be homed there",
+                    cell=home.unreachable[0],
+                    cells=list(home.unreachable),
+                )
+        if any(not h.new and h.cell is None for h in homes.values()):
+            # Made before consumers had homes: global, as it always was.
+            if any(h.cell is not None for h in homes.values()):
+                raise _cross_cell("consumers homed in a cell and a global one", [])
+            return None
+        cells = {h.cell for h in homes.values() if not h.new}
+        named = {p for w in writes for p, a in w.allocations.items() if a}
+        named |= {p for w in writes for p in w.provider_generations}
+        cells |= {self._home(p, found=True) for p in sorted(named | set(inventories))}
+        if not cells:
+            # New consumers and no provider named (a DELETE of what native
+            # claims confirmed): the providers of their entries, read here.
+            now = self.clock()
+            for w in writes:
+                for e in self._entries_by("consumer_uuid", w.consumer_uuid, cell=self.dc):
+                    if e.live(now):
+                        cells.add(self._home(e.provider_uuid))
+        if len(cells) > 1:
+            raise _cross_cell("providers or consumers homed in different cells", cells)
+        return cells.pop() if cells else self.local_cell()
+
+    def _consumer_cell(self, home: _ConsumerHome) -> str | None:
+        """Where a consumer's entries are read: its home; a new one's (it may
+        have claims, no row) here."""
+        return self.local_cell() if home.new else home.cell
+
     def _read_consumer(
-        self, uuid: str, *, serial: bool = False
+        self, uuid: str, *, serial: bool = False, home: _ConsumerHome | None = None
     ) -> tuple[Consumer | None, str | None]:
         """The consumer as committed, and the transaction that still holds its
         lock. A lock of a decided or abandoned transaction is finished first,
         so a reader never sees half of a committed write."""
+        home = home or self._consumer_home(uuid)
+        if home.new:
+            # In no cell that answered. Its lock's condition decides the rest.
+            return None, None
         for _ in range(3):
-            rows = self._run(q.GET_CONSUMER, [uuid], serial=serial)
+            rows = self._run(q.GET_CONSUMER, [uuid], serial=serial, cell=home.cell)
             r = rows[0] if rows else None
             if r is None or r.txn is None or self._finish(r.txn, consumer=uuid) == PENDING:
                 break
@@ -2700,10 +2841,13 @@ class CassandraStore(Store):
 
     @_uncut
     def remove_consumer_allocations(self, consumer_uuid: str) -> bool:
-        current, _ = self._read_consumer(consumer_uuid)
+        home = self._consumer_home(consumer_uuid)
+        current, _ = self._read_consumer(consumer_uuid, home=home)
         held = [
             e
-            for e in self._entries_by("consumer_uuid", consumer_uuid)
+            for e in self._entries_by(
+                "consumer_uuid", consumer_uuid, cell=self._consumer_cell(home)
+            )
             if e.status == ClaimStatus.CONFIRMED
         ]
         if not held:
@@ -2770,10 +2914,15 @@ class CassandraStore(Store):
         bump: bool,
     ) -> None:
         now = self.clock()
-        txn, deadline = new_uuid(), now + TXN_DEADLINE
+        homes = {w.consumer_uuid: self._consumer_home(w.consumer_uuid) for w in writes}
+        # Every partition of the write in this one cell: its record too.
+        cell = self._write_home(writes, inventories, homes)
+        txn, deadline = new_txn_id(cell), now + TXN_DEADLINE
         current: dict[str, Consumer | None] = {}
         for w in sorted(writes, key=lambda w: w.consumer_uuid):
-            consumer, holder = self._read_consumer(w.consumer_uuid, serial=True)
+            consumer, holder = self._read_consumer(
+                w.consumer_uuid, serial=True, home=homes[w.consumer_uuid]
+            )
             if holder is not None:
                 raise _Busy(w.consumer_uuid)
             current[w.consumer_uuid] = consumer
@@ -2795,7 +2944,7 @@ class CassandraStore(Store):
             # writing anything; checked again once the lock is held.
             # Providers of its live claims too: the pending part there keeps
             # them from being confirmed until this write is decided.
-            for e in self._entries_by("consumer_uuid", w.consumer_uuid):
+            for e in self._entries_by("consumer_uuid", w.consumer_uuid, cell=cell):
                 if e.live(now):
                     plans.setdefault(e.provider_uuid, _Plan())
             for puuid, gen in w.provider_generations.items():
@@ -2807,6 +2956,14 @@ class CassandraStore(Store):
                         w.user_id,
                         dict(amounts),
                     )
+        if cell is not None:
+            # A live claim of a consumer elsewhere (the native scheduler does
+            # not know consumers' homes) is a part the write cannot have.
+            elsewhere = {self._home(p, found=True) for p in plans} - {cell}
+            if elsewhere:
+                raise _cross_cell(
+                    "a consumer homed in one cell holds claims in another", {cell, *elsewhere}
+                )
         names = frozenset(current)
         # Every provider exists and the write fits now: a write that can never
         # fit is refused before anything is written. A plain read: the pending
@@ -2840,7 +2997,7 @@ class CassandraStore(Store):
             # generation back but maybe other providers: then it moved. A
             # claim made since the read could be confirmed unseen: retry.
             for c in sorted(plan.consumers):
-                for e in self._entries_by("consumer_uuid", c):
+                for e in self._entries_by("consumer_uuid", c, cell=cell):
                     if e.live(now) and e.provider_uuid not in plans:
                         raise _Busy(c)
             self._hook("locked", txn)
@@ -2989,19 +3146,24 @@ class CassandraStore(Store):
         return _Partition(new, dict(base[0].entries))
 
     def _create_txn(self, txn: str, deadline: float, plan: Plan) -> None:
+        cell = txn_cell(txn)
         applied, row = self._lwt_sure(
             q.CREATE_TXN,
             [txn, deadline, plan.to_text(), self.clock(), TXN_RECORD_TTL],
-            done=lambda: bool(self._run(q.READ_TXN, [txn], serial=True)),
+            done=lambda: bool(self._run(q.READ_TXN, [txn], serial=True, cell=cell)),
+            cell=cell,
         )
         if not applied and (row is None or row.status != PENDING):
             raise StoreUnavailable(f"transaction record {txn} could not be written")
 
     def _lock_consumer(self, uuid: str, txn: str, deadline: float, generation: int | None) -> None:
+        # The consumer's home is the transaction's: a new one is made there.
+        cell = txn_cell(txn)
         applied, row = self._lwt_sure(
             q.LOCK_CONSUMER,
-            [txn, deadline, uuid, generation],
-            done=lambda: self._consumer_txn(uuid) == txn,
+            [txn, deadline, home_param(cell), uuid, generation],
+            done=lambda: self._consumer_txn(uuid, cell) == txn,
+            cell=cell,
         )
         if applied or (row is not None and row.txn == txn):
             return
@@ -3009,24 +3171,33 @@ class CassandraStore(Store):
         # caller's reading is stale.
         raise _Busy(uuid)
 
-    def _consumer_txn(self, uuid: str) -> str | None:
-        rows = self._run(q.GET_CONSUMER, [uuid], serial=True)
+    def _consumer_txn(self, uuid: str, cell: str | None) -> str | None:
+        rows = self._run(q.GET_CONSUMER, [uuid], serial=True, cell=cell)
         return rows[0].txn if rows else None
 
     def _decide(self, txn: str, status: str) -> str:
         """Commit or abort by ONE LWT on the record (``IF status = 'pending'``);
         returns the status the record ends with, whoever set it."""
         stmt = self._prep(q.DECIDE_TXN)
+        cell = txn_cell(txn)
+        route = self._route(cell)
         for attempt in range(RESOLVE_ATTEMPTS):
             _backoff(attempt)
             try:
-                row = self._use_keyspace().execute(stmt.bind([TXN_RECORD_TTL, status, txn])).one()
+                row = (
+                    self._use_keyspace()
+                    .execute(
+                        stmt.bind([TXN_RECORD_TTL, status, txn]),
+                        execution_profile=route or EXEC_PROFILE_DEFAULT,
+                    )
+                    .one()
+                )
             except _DRIVER_ERRORS as exc:
                 if not _is_unknown_outcome(exc):
-                    raise _translate(exc) from exc
+                    raise self._fail(exc, route) from exc
                 self.stats["unknown"] += 1
                 try:
-                    rows = self._run(q.READ_TXN, [txn], serial=True)
+                    rows = self._run(q.READ_TXN, [txn], serial=True, cell=cell)
                 except StoreUnavailable:
                     continue
                 if rows and rows[0].status != PENDING:
@@ -3059,14 +3230,16 @@ class CassandraStore(Store):
         if is_fast(txn):
             # Only consumers are locked by a fast-path write.
             return fast.finish(self, txn, consumer) if consumer is not None else PENDING
-        rows = self._run(q.READ_TXN, [txn], serial=True)
+        cell = txn_cell(txn)
+        rows = self._run(q.READ_TXN, [txn], serial=True, cell=cell)
         if not rows:
             self._lwt_sure(
                 q.ABORT_LOST_TXN,
                 [txn, self.clock(), TXN_RECORD_TTL],
-                done=lambda: bool(self._run(q.READ_TXN, [txn], serial=True)),
+                done=lambda: bool(self._run(q.READ_TXN, [txn], serial=True, cell=cell)),
+                cell=cell,
             )
-            rows = self._run(q.READ_TXN, [txn], serial=True)
+            rows = self._run(q.READ_TXN, [txn], serial=True, cell=cell)
             if not rows:
                 raise StoreUnavailable(f"transaction record {txn} could not be read")
         status, plan = str(rows[0].status), Plan.from_text(rows[0].plan)
@@ -3124,6 +3297,7 @@ class CassandraStore(Store):
                 self._run_many(
                     q.WRITE_LOCATOR,
                     [[entry_uuid(txn, puuid, c), puuid, 0] for c in sorted(item.add)],
+                    cell=self._home(puuid),
                 )
                 located.append(True)
             gone[:] = [e for e in part.entries.values() if e.uuid in item.old]
@@ -3177,8 +3351,9 @@ class CassandraStore(Store):
             # A committed record always carries its plan: nothing to go on.
             log.error("transaction %s committed without a plan for consumer %s", txn, uuid)
             return
+        cell = txn_cell(txn)
         if plan is None:
-            rows = self._run(q.GET_CONSUMER, [uuid], serial=True)
+            rows = self._run(q.GET_CONSUMER, [uuid], serial=True, cell=cell)
             if not rows or rows[0].txn != txn:
                 return
             created = rows[0].generation is None
@@ -3191,14 +3366,15 @@ class CassandraStore(Store):
                 plan.user_id,
                 plan.consumer_type,
                 (plan.generation or 0) + 1,
+                home_param(cell),
                 uuid,
                 txn,
             ]
         elif commit or created:
             cql, params = q.DROP_CONSUMER, [uuid, txn]
         else:
-            cql, params = q.UNLOCK_CONSUMER, [uuid, txn]
-        self._lwt_sure(cql, params, done=lambda: self._consumer_txn(uuid) != txn)
+            cql, params = q.UNLOCK_CONSUMER, [home_param(cell), uuid, txn]
+        self._lwt_sure(cql, params, done=lambda: self._consumer_txn(uuid, cell) != txn, cell=cell)
 
     def _settle_consumers(self, uuids: Iterable[str]) -> bool:
         """Resolve the transactions holding these consumers' locks (rolled
@@ -3225,19 +3401,29 @@ class CassandraStore(Store):
         return moved
 
     def _lwt_sure(
-        self, cql: str, params: list[Any], *, done: Callable[[], bool]
+        self,
+        cql: str,
+        params: list[Any],
+        *,
+        done: Callable[[], bool],
+        cell: str | None = None,
     ) -> tuple[bool, Any]:
         """A single-statement LWT whose unknown outcome is settled by ``done``
         (a SERIAL read), retried while that says it did not apply. Callers'
-        conditions make a repeat harmless."""
+        conditions make a repeat harmless. ``cell``: what it writes is homed
+        there (``_route``)."""
         stmt = self._prep(cql)
+        route = self._route(cell)
+        profile = route or EXEC_PROFILE_DEFAULT
         for attempt in range(RESOLVE_ATTEMPTS):
             _backoff(attempt)
             try:
-                row = self._use_keyspace().execute(stmt.bind(params)).one()
+                row = (
+                    self._use_keyspace().execute(stmt.bind(params), execution_profile=profile).one()
+                )
             except _DRIVER_ERRORS as exc:
                 if not _is_unknown_outcome(exc):
-                    raise _translate(exc) from exc
+                    raise self._fail(exc, route) from exc
                 self.stats["unknown"] += 1
                 try:
                     if done():
@@ -3392,6 +3578,17 @@ def _without(state: _State, entries: Iterable[_Entry]) -> _State:
 
 
 _Change = tuple[_State, list[tuple[str, list[Any]]]]
+
+
+def _cross_cell(why: str, cells: Iterable[str | None]) -> InvalidInput:
+    named = sorted(c or "global" for c in cells)
+    return InvalidInput(
+        f"this allocation write would span cells ({why}): a consumer's allocations"
+        " are all in its home cell; to move one to another cell, delete its"
+        " allocations and write them anew (docs/cells.md)",
+        code=CROSS_CELL,
+        cells=named,
+    )
 
 
 def _conflict(uuid: str, have: int, expected: int | None) -> GenerationConflict:

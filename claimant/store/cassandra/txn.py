@@ -10,6 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from cassandra.query import UNSET_VALUE
+
 from claimant.model import Inventory
 
 # How long a writer has between its record and its commit (store clock). Past
@@ -19,7 +21,31 @@ TXN_DEADLINE: Final = 30.0
 # gone anyway is resolved as aborted (queries.ABORT_LOST_TXN).
 TXN_RECORD_TTL: Final = 7 * 86400
 PENDING, COMMITTED, ABORTED = "pending", "committed", "aborted"
+# A transaction homed in a cell (docs/cells.md) carries it in its id,
+# ``<uuid>@<cell>``: whoever meets the id knows where its record and its
+# consumers' locks are decided before any read. Ids without one are global.
+# ``@`` is never in a cell's name (the store checks ``dc`` against _DC).
+_CELL_MARK: Final = "@"
 _ENTRY_NS: Final = uuid.UUID("6f1d7b1e-35a4-4b8e-9a51-2b8f0e3c7d10")
+
+
+def new_txn_id(cell: str | None, *, fast: bool = False) -> str:
+    """A fresh transaction id, homed in ``cell`` (None: global)."""
+    txn = (FAST_PREFIX if fast else "") + str(uuid.uuid4())
+    return txn if cell is None else txn + _CELL_MARK + cell
+
+
+def txn_cell(txn: str) -> str | None:
+    """The cell a transaction id is homed in; None: global (ids made before
+    consumers had homes, or on a keyspace of one cell)."""
+    _, mark, cell = txn.rpartition(_CELL_MARK)
+    return cell if mark else None
+
+
+def home_param(cell: str | None) -> Any:
+    """The value bound to ``consumers.cell``: a global write leaves the
+    column alone (unset) rather than writing a null (a tombstone) each time."""
+    return UNSET_VALUE if cell is None else cell
 
 
 def entry_uuid(txn: str, provider_uuid: str, consumer_uuid: str) -> str:
