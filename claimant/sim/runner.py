@@ -137,11 +137,14 @@ def build_cloud(store: Store, cloud: Cloud, cfg: SimConfig) -> dict[str, Agent]:
     return agents
 
 
-def overcommitted(store: Store) -> list[str]:
+def overcommitted(store: Store, only: set[str] | None = None) -> list[str]:
     """Providers holding more than their capacity, read back from the store two
-    ways: its usage arithmetic, and the ledger entries summed here."""
+    ways: its usage arithmetic, and the ledger entries summed here. ``only``:
+    just these provider uuids."""
     bad = []
     for p in store.list_providers():
+        if only is not None and p.uuid not in only:
+            continue
         usage = store.get_usage(p.uuid)
         summed: dict[str, int] = {}
         for c in store.list_claims(provider_uuid=p.uuid):
