@@ -1,8 +1,10 @@
 """``claimant top`` per cell (issue 12): per-cell tables when the store has
-several cells, within 80 columns; unchanged with one; ``--cell`` filters."""
+several cells, within 80 columns; unchanged with one; ``--cell`` filters;
+``request create --cell``."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
@@ -92,5 +94,19 @@ def test_top_cell_option(server: str, store: Store) -> None:
     assert "providers: 1 (1 enabled" in one.output
     assert "per cell" not in one.output
     bad = CliRunner().invoke(main, ["top", "--cell", "dc9"])
+    assert bad.exit_code != 0
+    assert "unknown_cell" in bad.output or "unknown cell" in bad.output
+
+
+def test_request_create_cell(server: str, store: Store) -> None:
+    # Before: no such option --cell (the API took `cell`, the CLI could not send it).
+    made = CliRunner().invoke(main, ["provider", "create", "cn-1", "--inventory", "VCPU=8"])
+    assert made.exit_code == 0, made.output
+    placed = CliRunner().invoke(
+        main, ["request", "create", "--resources", "VCPU=1", "--cell", LOCAL_CELL, "--json"]
+    )
+    assert placed.exit_code == 0, placed.output
+    assert json.loads(placed.stdout)["cell"] == LOCAL_CELL
+    bad = CliRunner().invoke(main, ["request", "create", "--resources", "VCPU=1", "--cell", "dc9"])
     assert bad.exit_code != 0
     assert "unknown_cell" in bad.output or "unknown cell" in bad.output
