@@ -103,6 +103,7 @@ def render_cells(result: CellsResult, echo: Callable[[str], None] = click.echo) 
     rows = []
     for c in result.cells:
         row = _row(c.result, cols[1:])
+        row[-1] = f"{c.result.p99_ms:.0f}"  # a stopped DC's tail runs to minutes
         rows.append([c.cell, *row])
     out.table(titles, rows, title=f"claimant sim: {len(result.cells)} cells", right=titles[1:])
     for c in result.cells:
@@ -137,11 +138,15 @@ def render_cells(result: CellsResult, echo: Callable[[str], None] = click.echo) 
 
 def _p50(values: list[float]) -> str:
     ordered = sorted(values)
-    return f"{ordered[len(ordered) // 2]:.0f}"
+    return _ms(ordered[len(ordered) // 2])
+
+
+def _ms(v: float) -> str:
+    return f"{v:.1f}" if v < 10 else f"{v:.0f}"
 
 
 def _dash(v: float | None) -> str:
-    return "-" if v is None else f"{v:.0f}"
+    return "-" if v is None else _ms(v)
 
 
 def _check_plot_path(path: str) -> None:

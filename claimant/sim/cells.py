@@ -24,7 +24,7 @@ from typing import Any
 
 from claimant.agent import Agent
 from claimant.conductor import AgentDirectory, Conductor
-from claimant.model import ClaimantError, InvalidInput, Request, RequestStatus
+from claimant.model import ClaimantError, InvalidInput, Request, RequestStatus, StoreUnavailable
 from claimant.scheduler import Scheduler, SchedulerConfig
 from claimant.sim.runner import (
     HEARTBEAT_INTERVAL,
@@ -335,6 +335,22 @@ def _restart(stop: DcStop, fired: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+def _when_up(read: Callable[[], list[str]], patience: float = 300.0) -> list[str]:
+    """``read`` once the store answers it. After a DC is started again the
+    driver finds its nodes only on its own reconnection schedule (backing off
+    to a minute or more), so the first reads there fail for a while."""
+    deadline = time.monotonic() + patience
+    pause = 0.5
+    while True:
+        try:
+            return read()
+        except StoreUnavailable:  # CellUnavailable too
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+
 def _finish(
     out: CellResult,
     store: Store,
@@ -348,7 +364,7 @@ def _finish(
     r.placements_per_s = r.placed / r.elapsed_s if r.elapsed_s else 0.0
     r.p50_ms = _percentile(r.latencies_ms, 50)
     r.p99_ms = _percentile(r.latencies_ms, 99)
-    r.overcommitted_providers = len(overcommitted(store, only=owned))
+    r.overcommitted_providers = len(_when_up(lambda: overcommitted(store, only=owned)))
     if split is None or stop is None:
         return
     before, after = Phase("both up"), Phase(f"{stop.cell} stopped")

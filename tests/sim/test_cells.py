@@ -162,11 +162,10 @@ def test_two_cells_with_dc2_stopped(tmp_path: Path) -> None:
     for c in (dc1, dc2):
         assert c["requests_active"] + c["requests_failed"] == 24
         assert c["phases"][0]["placed"] > 0  # both up: each cell placed
-    # While dc2 is stopped, its requests are refused, each with a code.
-    stopped = dc2["phases"][1]
-    if stopped["requests_failed"]:
-        assert set(dc2["failures_by_code"]) - {"no_valid_host"}
-    assert (
-        stopped["requests_active"] + stopped["requests_failed"] > 0
-        or dc2["phases"][0]["requests_active"] + dc2["phases"][0]["requests_failed"] == 24
-    )
+    for c in (dc1, dc2):
+        assert sum(c["failures_by_code"].values()) >= c["requests_failed"]
+    # While dc2 is stopped its requests are refused, and say why. (dc1's
+    # builds fail meanwhile too, build:store, until consumers have a home
+    # cell: confirming reads the consumer at global QUORUM; docs/cells.md.)
+    if dc2["phases"][1]["requests_failed"]:
+        assert {"cell_unavailable", "store_unavailable"} & set(dc2["failures_by_code"])
