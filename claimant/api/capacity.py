@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from claimant.api.deps import HeartbeatTimeoutDep, StoreDep
-from claimant.model import Health, ProviderUsage, provider_health
+from claimant.model import Health, ProviderUsage, StoreUnavailable, provider_health
 from claimant.store import check_cell
 
 # The cell of a provider with no home (made before cells, on a keyspace of
@@ -84,7 +84,13 @@ def get_capacity(
         name: (_Providers(), {}) for name in ([cell] if cell is not None else store.cells())
     }
     usages = store.list_usages()
-    names = {a.uuid: a.name for a in store.list_aggregates()}
+    try:
+        names = {a.uuid: a.name for a in store.list_aggregates()}
+    except StoreUnavailable:
+        # Aggregate names are global rows (QUORUM over every DC): while a DC
+        # is down they can't be read, but the sums, read in this cell, can.
+        # Unnamed aggregates show their uuid (docs/cells.md).
+        names = {}
     for pu in usages:
         p = pu.provider
         home = p.cell or NO_CELL
