@@ -8,7 +8,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from claimant.api import AuthConfig, create_app
 from claimant.model import LOCAL_CELL
+from claimant.store import Store
+from tests.faults import ALWAYS, FaultyStore
+
+AGG = "5b0bd5c8-6d8e-4c3e-9c56-0a3f7a7f1a11"
 
 
 def test_capacity_has_a_block_per_cell(
@@ -57,3 +62,21 @@ def test_empty_store_still_lists_its_cell(client: TestClient) -> None:
             "resource_classes": {},
         }
     }
+
+
+def test_capacity_survives_unreadable_aggregate_names(store: Store) -> None:
+    # Seen with dc2 stopped: `top --cell dc1` was 503 store_unavailable, as
+    # aggregate names are global (QUORUM over every DC); the sums are local.
+    faulty = FaultyStore(store, list_aggregates=ALWAYS)
+    app = create_app(faulty, auth=AuthConfig.noauth2())  # type: ignore[arg-type]
+    with TestClient(app, headers={"x-auth-token": "admin", "x-roles": "admin"}) as client:
+        r = client.post(
+            "/v1/providers",
+            json={"name": "a", "inventories": {"VCPU": {"total": 8}}, "aggregates": [AGG]},
+        )
+        assert r.status_code == 201, r.text
+        cap = client.get("/v1/capacity", params={"cell": LOCAL_CELL})
+        assert cap.status_code == 200, cap.text
+        (agg,) = cap.json()["aggregates"]
+        assert agg["uuid"] == AGG and agg["name"] is None
+        assert cap.json()["resource_classes"]["VCPU"]["capacity"] == 8
