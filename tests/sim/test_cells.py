@@ -4,6 +4,8 @@ rendering on real stores; the run across a real 2-DC cluster is slow."""
 from __future__ import annotations
 
 import json
+import socket
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,20 @@ def test_cli_takes_cells(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "no cluster in" in result.output
     assert "No such option" not in result.output
+
+
+def test_cli_setup_failure_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A node's address is taken: the launcher refuses before any JVM starts,
+    # the run says why and exits 2 (not 1: nothing was measured), and leaves
+    # no cluster directory behind.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.201", 9042))
+        taken.listen()
+        result = CliRunner().invoke(main, ["sim", "--cells", "2", "--base-address", "127.0.0.201"])
+    assert result.exit_code == 2, result.output
+    assert "port already in use" in result.output or "java" in result.output.lower()
+    assert not list(tmp_path.glob("claimant-sim-cells-*"))
 
 
 @pytest.mark.parametrize(
