@@ -185,6 +185,13 @@ def _check_plot_path(path: str) -> None:
 @click.option("--failure-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
 @click.option("--host-subset-size", default=3, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1, 100))
+@click.option(
+    "--claim-ttl",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds an unconfirmed claim lives (an agent retries a failing confirm that long).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per run.")
 @click.option(
     "--plot",
@@ -248,6 +255,7 @@ def sim(
     failure_rate: float,
     host_subset_size: int,
     max_attempts: int,
+    claim_ttl: float,
     as_json: bool,
     plot: str | None,
     cells: int | None,
@@ -298,6 +306,7 @@ def sim(
             failure_rate=failure_rate,
             host_subset_size=host_subset_size,
             max_attempts=max_attempts,
+            claim_ttl=claim_ttl,
         )
         result = _cells(cfg, cells, cluster_dir, base_address, heap, cluster_timeout, stop_dc, at)
         if as_json:
@@ -326,6 +335,7 @@ def sim(
                     failure_rate=failure_rate,
                     host_subset_size=host_subset_size,
                     max_attempts=max_attempts,
+                    claim_ttl=claim_ttl,
                 )
                 err = Console(stderr=True)
                 with Progress(

@@ -254,7 +254,7 @@ def run_cells(
             store,
             Scheduler(
                 store,
-                SchedulerConfig(host_subset_size=cfg.host_subset_size),
+                SchedulerConfig(host_subset_size=cfg.host_subset_size, claim_ttl=cfg.claim_ttl),
                 rng=random.Random(f"{cfg.seed}-{cell}-{k}"),
             ),
             directory,

@@ -161,10 +161,11 @@ def test_one_cell_on_cassandra(cassandra_store: Store) -> None:
 @pytest.mark.cassandra
 def test_two_cells_with_dc2_stopped(tmp_path: Path) -> None:
     """2 DCs x 1 node on 127.0.0.6/.7 from the launcher, made and destroyed by
-    the command; dc2 is stopped once half the requests have finished."""
+    the command; dc2 is stopped once half the requests have finished. A short
+    claim TTL bounds how long dc1's agents retry confirming meanwhile."""
     args = [
         "sim", "--cells", "2", "--base-address", "127.0.0.6", "--hosts", "2",
-        "--requests", "24", "--schedulers", "2", "--stop-dc", "dc2", "--at", "50%", "--json",
+        "--requests", "24", "--schedulers", "2", "--stop-dc", "dc2", "--at", "50%", "--claim-ttl", "20", "--json",
     ]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
