@@ -165,7 +165,8 @@ def test_two_cells_with_dc2_stopped(tmp_path: Path) -> None:
     claim TTL bounds how long dc1's agents retry confirming meanwhile."""
     args = [
         "sim", "--cells", "2", "--base-address", "127.0.0.6", "--hosts", "2",
-        "--requests", "24", "--schedulers", "2", "--stop-dc", "dc2", "--at", "50%", "--claim-ttl", "20", "--json",
+        "--requests", "24", "--schedulers", "2", "--stop-dc", "dc2", "--at", "50%",
+        "--claim-ttl", "20", "--json",
     ]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
