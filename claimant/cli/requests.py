@@ -138,6 +138,11 @@ def request() -> None:
 @click.option("--strategy", type=click.Choice(["spread", "pack"]), default="spread")
 @click.option("--partial", is_flag=True, help="Keep what fits (not all-or-nothing).")
 @click.option("--project")
+@click.option(
+    "--cell",
+    help="Only on providers of this cell (data centre, docs/cells.md); default: "
+    "the service's own cell first, then any other.",
+)
 @click.option("--body", "body_file", type=click.File(), help="A whole JSON request body.")
 def request_create(
     api: Api,
@@ -160,6 +165,7 @@ def request_create(
     strategy: str,
     partial: bool,
     project: str | None,
+    cell: str | None,
     body_file: Any,
 ) -> None:
     """Create a request; the server schedules it and returns its claims.
@@ -187,6 +193,8 @@ def request_create(
             body["hints"]["different_host"] = parse.names(different_host)
         if project:
             body["project_id"] = project
+        if cell:
+            body["cell"] = cell
         for g in body.get("groups", []):
             if g.get("in_tree"):
                 g["in_tree"] = api.provider_uuid(g["in_tree"])

@@ -1,5 +1,16 @@
 """``claimant sim``: Nova's FilterScheduler against claimant's pipeline."""
 
+from claimant.sim.cells import CellResult, CellsResult, DcStop, run_cells
 from claimant.sim.runner import MODES, SimConfig, SimResult, overcommitted, run
 
-__all__ = ["MODES", "SimConfig", "SimResult", "overcommitted", "run"]
+__all__ = [
+    "MODES",
+    "CellResult",
+    "CellsResult",
+    "DcStop",
+    "SimConfig",
+    "SimResult",
+    "overcommitted",
+    "run",
+    "run_cells",
+]

@@ -51,6 +51,9 @@ class SimConfig:
     build_time: float = 0.005
     failure_rate: float = 0.0
     host_subset_size: int = 3
+    # What an unconfirmed claim lives for; an agent that can't confirm (a DC
+    # down) retries for that long, so a shorter one ends such runs sooner.
+    claim_ttl: float = 300.0
     max_attempts: int = 3
 
     def __post_init__(self) -> None:
@@ -64,6 +67,8 @@ class SimConfig:
             raise InvalidInput("failure_rate must be between 0 and 1", field="failure_rate")
         if self.build_time < 0:
             raise InvalidInput("build_time must be >= 0", field="build_time")
+        if not self.claim_ttl > 0:
+            raise InvalidInput("claim_ttl must be > 0", field="claim_ttl")
 
 
 @dataclass(slots=True)
@@ -137,11 +142,14 @@ def build_cloud(store: Store, cloud: Cloud, cfg: SimConfig) -> dict[str, Agent]:
     return agents
 
 
-def overcommitted(store: Store) -> list[str]:
+def overcommitted(store: Store, only: set[str] | None = None) -> list[str]:
     """Providers holding more than their capacity, read back from the store two
-    ways: its usage arithmetic, and the ledger entries summed here."""
+    ways: its usage arithmetic, and the ledger entries summed here. ``only``:
+    just these provider uuids."""
     bad = []
     for p in store.list_providers():
+        if only is not None and p.uuid not in only:
+            continue
         usage = store.get_usage(p.uuid)
         summed: dict[str, int] = {}
         for c in store.list_claims(provider_uuid=p.uuid):
@@ -210,7 +218,9 @@ def run(
         rng = random.Random(f"{cfg.seed}-{k}")
         step: Callable[[Request], None]
         if cfg.mode == "claimant":
-            sched_cfg = SchedulerConfig(host_subset_size=cfg.host_subset_size)
+            sched_cfg = SchedulerConfig(
+                host_subset_size=cfg.host_subset_size, claim_ttl=cfg.claim_ttl
+            )
             conductor = Conductor(
                 store,
                 Scheduler(store, sched_cfg, rng=rng),

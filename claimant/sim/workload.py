@@ -74,15 +74,17 @@ def _uuid(rng: random.Random) -> str:
     return str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
 
 
-def make_cloud(hosts: int, seed: int = 0) -> Cloud:
-    rng = random.Random(f"cloud-{seed}")
+def make_cloud(hosts: int, seed: int = 0, prefix: str = "") -> Cloud:
+    """``prefix`` names the hosts (and seeds their uuids): one cloud per cell
+    of a multi-cell run, since provider names are global."""
+    rng = random.Random(f"cloud-{seed}-{prefix}" if prefix else f"cloud-{seed}")
     zones = [_uuid(rng) for _ in range(max(1, min(4, hosts // 4)))]
     out: list[HostSpec] = []
     for i in range(hosts):
         zone = zones[i % len(zones)]
         out.append(
             HostSpec(
-                name=f"compute-{i:04d}",
+                name=f"{prefix}compute-{i:04d}",
                 uuid=_uuid(rng),
                 type="compute",
                 inventories={
@@ -98,7 +100,7 @@ def make_cloud(hosts: int, seed: int = 0) -> Cloud:
         rc = BAREMETAL_CLASSES[i % len(BAREMETAL_CLASSES)]
         out.append(
             HostSpec(
-                name=f"baremetal-{i:04d}",
+                name=f"{prefix}baremetal-{i:04d}",
                 uuid=_uuid(rng),
                 type="baremetal",
                 inventories={rc: Inventory(rc, 1)},
@@ -108,7 +110,7 @@ def make_cloud(hosts: int, seed: int = 0) -> Cloud:
     for z, zone in enumerate(zones):
         out.append(
             HostSpec(
-                name=f"pool-az{z}",
+                name=f"{prefix}pool-az{z}",
                 uuid=_uuid(rng),
                 type="block_storage",
                 inventories={"DISK_GB": Inventory("DISK_GB", 1500 * max(1, hosts // len(zones)))},
