@@ -6,10 +6,9 @@ requests and partial placement.
 
 from __future__ import annotations
 
-import itertools
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +44,7 @@ from claimant.scheduler.candidates import (
 from claimant.scheduler.config import SchedulerConfig
 from claimant.scheduler.context import FailureCounter, PlacementContext, RequestState
 from claimant.scheduler.filters import FILTERS, Filter, applies
+from claimant.scheduler.inflight import InFlight
 from claimant.scheduler.weighers import WEIGHERS, BuildFailureWeigher, Weigher, combine
 from claimant.store.base import CandidateQuery, ClaimSpec, Store, check_cell
 
@@ -173,6 +173,10 @@ def _amount_problems(usage: ProviderUsage, amounts: dict[str, int]) -> list[str]
     return reasons
 
 
+def _provider_of(candidate: ProviderUsage) -> tuple[str]:
+    return (candidate.provider.uuid,)
+
+
 def _add(total: dict[str, int], amounts: dict[str, int]) -> None:
     for rc, n in amounts.items():
         total[rc] = total.get(rc, 0) + n
@@ -208,6 +212,8 @@ class Scheduler:
             (w.half_life for w, _ in self.weighers if isinstance(w, BuildFailureWeigher)), 600.0
         )
         self.failures = FailureCounter(half_life, clock=lambda: self.store.clock())
+        # Providers this scheduler's threads are claiming now; picks avoid them.
+        self.in_flight = InFlight()
 
     # -- build failures ----------------------------------------------------
     def record_build_failure(self, provider_uuid: str) -> float:
@@ -275,6 +281,8 @@ class Scheduler:
                 except _Failed as exc:
                     failure = (index, exc, placer.diags)
                     break
+                finally:
+                    placer.unmark_all()
                 placements.append(InstancePlacement(consumer, claims))
                 state.placed_roots.append(placer.host_root())
         except BaseException:
@@ -412,6 +420,8 @@ class _InstancePlacer:
         # Best known generation per provider (generations only grow).
         self.gens: dict[str, int] = {}
         self.dropped_since_query: dict[int, int] = {}
+        # Group -> providers its choice marked in the scheduler's in-flight set.
+        self.marks: dict[int, list[str]] = {}
         self.diags = [_GroupDiag(g) for g in self.groups]
         # Server-group hosts the host group's filters saw (hard policies).
         self.members_seen: set[str] = set()
@@ -594,21 +604,44 @@ class _InstancePlacer:
         return not _amount_problems(cand, pending)
 
     def pick(self, gi: int) -> ProviderUsage | None:
+        self.unmark(gi)
         pool = self.pools[gi]
-        best = list(
-            itertools.islice((c for c in pool if self.usable(c, gi)), self.cfg.host_subset_size)
+        picked = self.s.in_flight.pick(
+            (c for c in pool if self.usable(c, gi)),
+            _provider_of,
+            self.cfg.host_subset_size,
+            self.s.rng,
+            self.own_marks(),
         )
-        if not best:
+        if picked is None:
             return None
-        chosen = self.s.rng.choice(best)
+        chosen, self.marks[gi] = picked
         pool.remove(chosen)
         uuid = chosen.provider.uuid
         self.gens[uuid] = max(self.gens.get(uuid, -1), chosen.provider.generation)
         return chosen
 
+    def own_marks(self) -> dict[str, int]:
+        own: dict[str, int] = {}
+        for marked in self.marks.values():
+            for p in marked:
+                own[p] = own.get(p, 0) + 1
+        return own
+
+    def unmark(self, gi: int) -> None:
+        marked = self.marks.pop(gi, None)
+        if marked:
+            self.s.in_flight.release(marked)
+
+    def unmark_all(self) -> None:
+        """The instance is placed, failed or raised: its claims' outcome is known."""
+        for gi in list(self.marks):
+            self.unmark(gi)
+
     def clear_after_host(self) -> None:
         for j in range(1, len(self.groups)):
             if self.confined(j):
+                self.unmark(j)
                 self.choice.pop(j, None)
                 self.pools.pop(j, None)
                 self.dropped_since_query.pop(j, None)
@@ -860,6 +893,7 @@ class _InstancePlacer:
         if lost:
             self.dropped_since_query[gi] = self.dropped_since_query.get(gi, 0) + 1
         self.choice.pop(gi, None)
+        self.unmark(gi)
         if gi == 0:
             self.clear_after_host()
 
@@ -881,6 +915,10 @@ def _spec(g: RequestGroup) -> GroupSpec:
 
 # (the tree's root as filters and weighers see it, the candidate, the usages it was read with)
 _TreeCandidate = tuple[ProviderUsage, AllocationRequest, dict[str, ProviderUsage]]
+
+
+def _providers_of_tree(candidate: _TreeCandidate) -> Collection[str]:
+    return candidate[1].allocations.keys()
 
 
 class _TreePlacer(_InstancePlacer):
@@ -1010,11 +1048,16 @@ class _TreePlacer(_InstancePlacer):
         return root
 
     def pick_tree(self, pool: list[_TreeCandidate], stale: set[str]) -> _TreeCandidate | None:
-        usable = (c for c in pool if not (stale & c[1].allocations.keys()))
-        best = list(itertools.islice(usable, self.cfg.host_subset_size))
-        if not best:
+        self.unmark(0)
+        picked = self.s.in_flight.pick(
+            (c for c in pool if not (stale & c[1].allocations.keys())),
+            _providers_of_tree,
+            self.cfg.host_subset_size,
+            self.s.rng,
+        )
+        if picked is None:
             return None
-        chosen = self.s.rng.choice(best)
+        chosen, self.marks[0] = picked
         pool.remove(chosen)
         return chosen
 
