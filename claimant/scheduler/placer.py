@@ -6,6 +6,7 @@ provider per group; ``TreePlacer`` (tree.py) a candidate of the engine."""
 
 from __future__ import annotations
 
+import abc
 from typing import TYPE_CHECKING
 
 from claimant.model import Claim, GroupPolicyKind, ProviderUsage
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from claimant.scheduler.scheduler import Scheduler
 
 
-class Placer:
+class Placer(abc.ABC):
     """Places one instance of a request; ``place`` gives its claims or raises
     ``InstanceFailed``. On any error the claims it took are given back."""
 
@@ -54,8 +55,9 @@ class Placer:
         self.members_seen: set[str] = set()
         self.check_group = False
 
+    @abc.abstractmethod
     def place(self) -> list[Claim]:
-        raise NotImplementedError
+        """The instance's claims, or ``InstanceFailed``."""
 
     def host_root(self) -> str:
         return self.choice[0].provider.root_uuid
@@ -162,5 +164,6 @@ class Placer:
         self.unmark(gi)
         self.dropped(gi, lost=lost)
 
+    @abc.abstractmethod
     def dropped(self, gi: int, *, lost: bool) -> None:
         """What else a placer forgets when it drops group ``gi``'s choice."""

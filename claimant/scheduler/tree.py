@@ -98,6 +98,9 @@ class TreePlacer(Placer):
             stale.clear()
             pool = self.candidates()
 
+    def dropped(self, gi: int, *, lost: bool) -> None:
+        """Nothing more: a lost provider is in ``place``'s ``stale`` set."""
+
     def candidates(self) -> list[_TreeCandidate]:
         """The engine's candidates whose trees pass the filters, best root first."""
         creq = CandidateRequest(
