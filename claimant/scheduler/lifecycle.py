@@ -145,33 +145,37 @@ def schedule(scheduler: Scheduler, request: Request, *, created: bool = False) -
         result = scheduler.place(request, held=held, record=placed if new else None)
     except AlreadyExists:
         raise  # recorded by another caller meanwhile; the scheduler gave back its claims
-    except NoValidHost as exc:
-        with deadline.shielded():
-            record(
-                store,
-                request,
-                RequestStatus.FAILED,
-                {"event": "failed", "message": exc.message, "details": exc.details},
-                claims=[c.uuid for c in held],
-                new=new,
-            )
-        raise
     except BaseException as exc:
-        # The store may be what failed: record it if we can, and let the
-        # caller see the original error either way.
-        with contextlib.suppress(ClaimantError), deadline.shielded():
-            record(
-                store,
-                request,
-                RequestStatus.FAILED,
-                _error_event(exc),
-                claims=[c.uuid for c in held],
-                new=new,
-            )
+        _record_failure(store, request, exc, held, new=new)
         raise
     if result.recorded is not None:
         result.request = result.recorded
         return result
+    return _record_placed(scheduler, request, result, new=new)
+
+
+def _record_failure(
+    store: Store, request: Request, exc: BaseException, held: list[Claim], *, new: bool
+) -> None:
+    """Record a placement that raised, with the claims it could not give back."""
+    claims = [c.uuid for c in held]
+    if isinstance(exc, NoValidHost):
+        event = {"event": "failed", "message": exc.message, "details": exc.details}
+        with deadline.shielded():
+            record(store, request, RequestStatus.FAILED, event, claims=claims, new=new)
+        return
+    # The store may be what failed: record it if we can; the caller sees the
+    # original error either way.
+    with contextlib.suppress(ClaimantError), deadline.shielded():
+        record(store, request, RequestStatus.FAILED, _error_event(exc), claims=claims, new=new)
+
+
+def _record_placed(
+    scheduler: Scheduler, request: Request, result: ScheduleResult, *, new: bool
+) -> ScheduleResult:
+    """Record a placement that ended (all placed, or partial) but was not
+    recorded with its last claim."""
+    store = scheduler.store
     placed_count = len(result.placements)
     status = RequestStatus.SCHEDULED
     if result.partial is not None:
