@@ -14,7 +14,7 @@ from claimant.model import InvalidInput, NotFound, ProviderUsage, Strategy
 from claimant.store.base import CandidateQuery, TreePage, TreeQuery
 from claimant.store.sqlite import conditions, reads
 from claimant.store.sqlite.catalog import get_type
-from claimant.store.sqlite.connection import SQLiteBase, _translate
+from claimant.store.sqlite.connection import SQLiteBase, translate, translating
 
 # Placement's trait for a provider whose inventory every tree in one of its
 # aggregates may use.
@@ -59,7 +59,8 @@ class CandidatesMixin(SQLiteBase):
                 f" ({','.join('?' * len(roots))}))"
             )
             params += roots
-        rtype = get_type(self._conn(), group.provider_type) if group.provider_type else None
+        with translating():
+            rtype = get_type(self._conn(), group.provider_type) if group.provider_type else None
         gw, gp = conditions.group_conditions(group, rtype)
         for cond in gw:
             where += " AND " + cond
@@ -105,7 +106,7 @@ class CandidatesMixin(SQLiteBase):
                 args,
             ).fetchone()
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         rows = orjson.loads(packed)
         # An aggregate's input order is not promised: sort as ORDER BY did.
         rows.sort(key=lambda r: (r[0], r[1][0]), reverse=query.strategy == Strategy.SPREAD)
@@ -125,7 +126,7 @@ class CandidatesMixin(SQLiteBase):
                 .fetchone()
             )
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         rows = orjson.loads(packed)
         if not rows:
             raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)

@@ -1,11 +1,12 @@
 """Connections, transactions and group commit of the SQLite store, and the
-one place its driver errors become claimant's (``_translate``). Every section
+one place its driver errors become claimant's (``translate``). Every section
 of the store (``catalog``, ``providers``, ...) is a mixin of ``SQLiteBase``
 and reaches the database only through ``_read``, ``_write``, ``_group`` and
 ``_select``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -18,6 +19,8 @@ from claimant.model.errors import DeadlineExceeded
 from claimant.store.base import Store
 from claimant.store.sqlite import ledger
 
+log = logging.getLogger("claimant.store.sqlite")
+
 _T = TypeVar("_T")
 
 
@@ -25,7 +28,11 @@ _T = TypeVar("_T")
 PROGRESS_STEPS = 1000
 
 
-def _translate(exc: sqlite3.Error) -> Exception:
+def translate(exc: sqlite3.Error) -> Exception:
+    """The one mapping of an ``sqlite3`` error to claimant's: the deadline's
+    error if the deadline is what stopped the statement, else
+    ``StoreUnavailable`` saying what an operator can do. The driver's text
+    goes to the log only: messages reach clients and never quote a driver."""
     d = deadline.current()
     if d is not None and d.expired():
         # The progress handler interrupted the statement, or a busy wait
@@ -34,7 +41,30 @@ def _translate(exc: sqlite3.Error) -> Exception:
             d.check("querying the store")
         except DeadlineExceeded as cut:
             return cut
-    return StoreUnavailable(f"SQLite store error: {exc}")
+    log.warning("SQLite error (%s): %s", type(exc).__name__, exc)
+    return StoreUnavailable(_describe(str(exc).lower()))
+
+
+def _describe(text: str) -> str:
+    if "no such table" in text or "no such column" in text:
+        return "the store's schema is missing or out of date: run `claimant store migrate`"
+    if "not a database" in text or "malformed" in text:
+        return "the store's file is not a usable SQLite database"
+    if "locked" in text or "busy" in text:
+        return "the store's database is locked by another writer; retry later"
+    if "unable to open" in text or "readonly" in text or "i/o" in text or "full" in text:
+        return "the store's file cannot be opened or written (permissions, disk)"
+    return "the SQLite store failed (the service log has the detail)"
+
+
+@contextmanager
+def translating() -> Iterator[None]:
+    """For a connection used outside ``_read``, ``_write``, ``_group`` and
+    ``_select``: its driver errors become claimant's (``translate``)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc
 
 
 def _past_deadline() -> int:
@@ -109,7 +139,7 @@ class SQLiteBase(Store):
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.set_progress_handler(_past_deadline, PROGRESS_STEPS)
             except sqlite3.Error as exc:
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
             except OSError as exc:
                 raise StoreUnavailable(f"cannot create {self.path}: {exc.strerror}") from exc
             self._local.conn = conn
@@ -134,13 +164,13 @@ class SQLiteBase(Store):
             try:
                 self._begin(conn)
             except sqlite3.Error as exc:
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
             try:
                 yield conn
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(conn)
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
             except BaseException:
                 self._rollback(conn)
                 raise
@@ -166,7 +196,7 @@ class SQLiteBase(Store):
         try:
             return self._conn().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
 
     def _one(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Any:
         rows = self._select(sql, params)
@@ -214,7 +244,7 @@ class SQLiteBase(Store):
             # next holder of the lock tries BEGIN for them.
             with self._pending_lock:
                 self._pending.remove(mine)
-            mine.error = _translate(exc)
+            mine.error = translate(exc)
             mine.done = True
             return
         # Taken once SQLite's lock is ours: writes queued while we waited for
@@ -233,7 +263,7 @@ class SQLiteBase(Store):
                     try:
                         op.result = op.fn(conn)
                     except Exception as exc:
-                        op.error = _translate(exc) if isinstance(exc, sqlite3.Error) else exc
+                        op.error = translate(exc) if isinstance(exc, sqlite3.Error) else exc
                         if not single:
                             conn.execute("ROLLBACK TO op")
                             conn.execute("RELEASE op")
@@ -250,7 +280,7 @@ class SQLiteBase(Store):
                 op.result = None
                 if op.error is None:
                     op.error = (
-                        _translate(exc)
+                        translate(exc)
                         if isinstance(exc, sqlite3.Error)
                         else StoreUnavailable("the write was interrupted and rolled back")
                     )
@@ -269,14 +299,15 @@ class SQLiteBase(Store):
         try:
             conn.execute("BEGIN DEFERRED")
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         try:
             yield conn
         except sqlite3.Error as exc:
-            raise _translate(exc) from exc
+            raise translate(exc) from exc
         finally:
             if conn.in_transaction:
-                conn.execute("COMMIT")
+                with translating():
+                    conn.execute("COMMIT")
 
     # -- expired claims ----------------------------------------------------
     def _sweep(self, conn: sqlite3.Connection, now: float) -> int:

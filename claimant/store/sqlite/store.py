@@ -27,6 +27,7 @@ from claimant.store.sqlite import summary as cloud
 from claimant.store.sqlite.candidates import CandidatesMixin
 from claimant.store.sqlite.catalog import CatalogMixin
 from claimant.store.sqlite.claims import ClaimsMixin
+from claimant.store.sqlite.connection import translating
 from claimant.store.sqlite.consumers import ConsumersMixin
 from claimant.store.sqlite.providers import ProvidersMixin
 from claimant.store.sqlite.requests import RequestsMixin
@@ -76,7 +77,8 @@ class SQLiteStore(
             conn.execute("PRAGMA foreign_keys=OFF")
             for table in TABLES:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
-        self._conn().execute("PRAGMA foreign_keys=ON")
+        with translating():
+            self._conn().execute("PRAGMA foreign_keys=ON")
 
     def reset(self) -> None:
         with self._write() as conn:
