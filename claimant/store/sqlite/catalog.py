@@ -3,7 +3,6 @@ SQLite store: the catalog every provider refers to."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import orjson
@@ -11,7 +10,6 @@ import orjson
 from claimant.model import (
     BUILTIN_TYPES,
     AlreadyExists,
-    AttributeSpec,
     InUse,
     InvalidInput,
     NotFound,
@@ -19,6 +17,13 @@ from claimant.model import (
     ResourceType,
 )
 from claimant.model.names import validate_custom_name
+from claimant.store._common import (
+    check_type_deletable,
+    custom_type,
+    type_from_json,
+    type_taken,
+    type_to_json,
+)
 from claimant.store.base import AggregateName
 from claimant.store.sqlite import aggregates
 from claimant.store.sqlite.connection import SQLiteBase
@@ -104,34 +109,26 @@ class CatalogMixin(SQLiteBase):
     # -- resource types ----------------------------------------------------
     def list_resource_types(self) -> list[ResourceType]:
         rows = self._select("SELECT body FROM resource_types ORDER BY name")
-        return list(BUILTIN_TYPES.values()) + [_type_from_json(r[0]) for r in rows]
+        return list(BUILTIN_TYPES.values()) + [type_from_json(r[0]) for r in rows]
 
     def get_resource_type(self, name: str) -> ResourceType:
         with self._read() as conn:
             return get_type(conn, name)
 
     def create_resource_type(self, rtype: ResourceType) -> ResourceType:
-        rtype.validate_type()
-        if rtype.name in BUILTIN_TYPES:
-            raise AlreadyExists(f"{rtype.name} is a built-in resource type", name=rtype.name)
-        custom = ResourceType(
-            rtype.name, tuple(rtype.attributes.values()), rtype.description, builtin=False
-        )
+        custom = custom_type(rtype)
         with self._write() as conn:
             try:
                 conn.execute(
                     "INSERT INTO resource_types VALUES (?, ?, ?)",
-                    (custom.name, json.dumps(custom.to_dict()), self.clock()),
+                    (custom.name, type_to_json(custom), self.clock()),
                 )
             except sqlite3.IntegrityError:
-                raise AlreadyExists(
-                    f"resource type {rtype.name} already exists", name=rtype.name
-                ) from None
+                raise type_taken(rtype.name) from None
         return custom
 
     def delete_resource_type(self, name: str) -> None:
-        if name in BUILTIN_TYPES:
-            raise InvalidInput(f"{name} is a built-in resource type and cannot be deleted")
+        check_type_deletable(name)
         with self._write() as conn:
             get_type(conn, name)
             if conn.execute("SELECT 1 FROM providers WHERE type = ? LIMIT 1", (name,)).fetchone():
@@ -158,17 +155,4 @@ def get_type(conn: sqlite3.Connection, name: str) -> ResourceType:
     row = conn.execute("SELECT body FROM resource_types WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise NotFound(f"no resource type {name!r}", kind="resource_type", name=name)
-    return _type_from_json(row[0])
-
-
-def _type_from_json(body: str) -> ResourceType:
-    d = json.loads(body)
-    return ResourceType(
-        d["name"],
-        tuple(
-            AttributeSpec(a["name"], a["kind"], a.get("required", False), a.get("description", ""))
-            for a in d["attributes"]
-        ),
-        d.get("description", ""),
-        builtin=False,
-    )
+    return type_from_json(row[0])

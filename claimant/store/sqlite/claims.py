@@ -15,14 +15,13 @@ from claimant.model import (
     Claim,
     ClaimNotActive,
     ClaimStatus,
-    InvalidInput,
     Inventory,
     NotFound,
     Request,
     deadline,
-    new_uuid,
 )
 from claimant.model.events import CLAIMED, CONFIRMED, RELEASED, claim_events
+from claimant.store._common import new_claim, raise_unless_fits
 from claimant.store.base import ClaimSpec
 from claimant.store.sqlite import events, ledger, reads
 from claimant.store.sqlite.connection import SQLiteBase
@@ -52,26 +51,7 @@ class ClaimsMixin(SQLiteBase):
         self, spec: ClaimSpec, now: float
     ) -> tuple[Claim, Callable[[sqlite3.Connection], Claim]]:
         """The claim ``spec`` makes at ``now``, and the write that takes it."""
-        if spec.ttl <= 0:
-            raise InvalidInput("a claim's ttl must be positive", field="ttl")
-        if not spec.amounts:
-            raise InvalidInput("a claim needs at least one resource amount")
-        for rc, amount in spec.amounts.items():
-            if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-                raise InvalidInput(f"{rc}: claim amounts are positive integers", field=rc)
-        claim = Claim(
-            uuid=spec.claim_uuid or new_uuid(),
-            provider_uuid=spec.provider_uuid,
-            consumer_uuid=spec.consumer_uuid,
-            amounts=dict(spec.amounts),
-            status=ClaimStatus.CLAIMED,
-            request_uuid=spec.request_uuid,
-            group=spec.group,
-            project_id=spec.project_id,
-            user_id=spec.user_id,
-            created_at=now,
-            expires_at=now + spec.ttl,
-        )
+        claim = new_claim(spec, now)
 
         def write(conn: sqlite3.Connection) -> Claim:
             self._sweep(conn, now)
@@ -89,7 +69,7 @@ class ClaimsMixin(SQLiteBase):
             for rc, *fields, n in orjson.loads(row[2]):
                 invs[rc] = reads.inventory((rc, *fields))
                 in_use[rc] = n
-            ledger.raise_unless_fits(spec.provider_uuid, invs, in_use, spec.amounts)
+            raise_unless_fits(spec.provider_uuid, invs, in_use, spec.amounts)
             try:
                 ledger.insert_ledger(conn, pid, claim)
             except sqlite3.IntegrityError:

@@ -13,12 +13,12 @@ from claimant.model import (
     ClaimStatus,
     Consumer,
     ConsumerAllocations,
-    ConsumerGenerationConflict,
     InsufficientCapacity,
     InUse,
     InvalidInput,
     new_uuid,
 )
+from claimant.store._common import check_amounts, check_consumer_generation, does_not_fit
 from claimant.store.base import ReshapeSpec
 from claimant.store.sqlite import ledger
 from claimant.store.sqlite.connection import SQLiteBase
@@ -56,15 +56,9 @@ class ConsumersMixin(SQLiteBase):
             row = conn.execute(
                 "SELECT generation FROM consumers WHERE uuid = ?", (w.consumer_uuid,)
             ).fetchone()
-            if w.expected_generation != "any":
-                current = None if row is None else row[0]
-                if current != w.expected_generation:
-                    raise ConsumerGenerationConflict(
-                        f"consumer {w.consumer_uuid} is at generation {current}, "
-                        f"not {w.expected_generation}",
-                        uuid=w.consumer_uuid,
-                        generation=current,
-                    )
+            check_consumer_generation(
+                w.consumer_uuid, w.expected_generation, None if row is None else row[0]
+            )
             for puuid, gen in w.provider_generations.items():
                 ledger.check_generation(conn, puuid, gen)
             # Give back what the consumer holds now.
@@ -82,11 +76,8 @@ class ConsumersMixin(SQLiteBase):
                     continue
                 pid = ledger.pid(conn, puuid)
                 invs = ledger.inventories(conn, pid)
+                check_amounts(amounts, "an allocation")
                 for rc, amount in amounts.items():
-                    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-                        raise InvalidInput(
-                            f"{rc}: allocation amounts are positive integers", field=rc
-                        )
                     if rc not in invs:
                         raise InsufficientCapacity(
                             f"provider {puuid} has no inventory of {rc}",
@@ -145,11 +136,7 @@ class ConsumersMixin(SQLiteBase):
             if over:
                 puuid = conn.execute("SELECT uuid FROM providers WHERE id = ?", (pid,)).fetchone()
                 reasons = [f"{rc}: used {u} would exceed capacity {c}" for rc, u, c in over]
-                raise InsufficientCapacity(
-                    f"does not fit on provider {puuid[0]}: " + "; ".join(reasons),
-                    uuid=puuid[0],
-                    reasons=reasons,
-                )
+                raise does_not_fit(puuid[0], reasons)
         for pid in sorted(touched):
             ledger.bump(conn, pid, now)
         return touched

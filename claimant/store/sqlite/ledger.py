@@ -13,12 +13,10 @@ import orjson
 from claimant.model import (
     Claim,
     ClaimStatus,
-    GenerationConflict,
-    InsufficientCapacity,
     Inventory,
     NotFound,
-    check_fit,
 )
+from claimant.store._common import generation_conflict
 from claimant.store.sqlite import events
 
 LIVE = "(l.status = 'confirmed' OR l.expires_at > ?)"
@@ -47,11 +45,7 @@ def generation_matches(row: Any, uuid: str, expected: int | None) -> int:
     if row is None:
         raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)
     if expected is not None and row[1] != expected:
-        raise GenerationConflict(
-            f"provider {uuid} is at generation {row[1]}, not {expected}: re-read and retry",
-            uuid=uuid,
-            generation=row[1],
-        )
+        raise generation_conflict(uuid, row[1], expected)
     return int(row[0])
 
 
@@ -60,18 +54,6 @@ def bump(conn: sqlite3.Connection, pid: int, now: float) -> None:
         "UPDATE providers SET generation = generation + 1, updated_at = ? WHERE id = ?",
         (now, pid),
     )
-
-
-def raise_unless_fits(
-    uuid: str, invs: dict[str, Inventory], used: dict[str, int], amounts: dict[str, int]
-) -> None:
-    report = check_fit(invs, used, amounts)
-    if not report.fits:
-        raise InsufficientCapacity(
-            f"does not fit on provider {uuid}: " + "; ".join(report.reasons),
-            uuid=uuid,
-            reasons=report.reasons,
-        )
 
 
 def insert_ledger(conn: sqlite3.Connection, pid: int, c: Claim) -> None:

@@ -19,7 +19,8 @@ from claimant.model import (
     Usage,
 )
 from claimant.model.events import DISABLED, ENABLED, Event, Subject
-from claimant.store.base import UNSET, ProviderFilter, _Unset
+from claimant.store._common import provider_taken
+from claimant.store.base import UNSET, ProviderFilter, Unset
 from claimant.store.sqlite import conditions, events, ledger, reads
 from claimant.store.sqlite.catalog import get_type
 from claimant.store.sqlite.connection import SQLiteBase
@@ -53,7 +54,7 @@ class ProvidersMixin(SQLiteBase):
             if clash:
                 what = "uuid" if clash[0] == provider.uuid else "name"
                 value = provider.uuid if what == "uuid" else provider.name
-                raise AlreadyExists(f"a provider with {what} {value!r} already exists", field=what)
+                raise provider_taken(what, value)
             cur = conn.execute(
                 "INSERT INTO providers (uuid, name, type, parent_id, root_id, enabled, generation,"
                 " heartbeat_at, attributes, created_at, updated_at)"
@@ -132,16 +133,16 @@ class ProvidersMixin(SQLiteBase):
         uuid: str,
         expected_generation: int | None,
         *,
-        name: str | _Unset = UNSET,
-        parent_uuid: str | _Unset | None = UNSET,
-        attributes: dict[str, Any] | _Unset = UNSET,
-        enabled: bool | _Unset = UNSET,
+        name: str | Unset = UNSET,
+        parent_uuid: str | Unset | None = UNSET,
+        attributes: dict[str, Any] | Unset = UNSET,
+        enabled: bool | Unset = UNSET,
     ) -> Provider:
         now = self.clock()
         with self._write() as conn:
             pid, _ = ledger.check_generation(conn, uuid, expected_generation)
             self._rename_reparent(conn, pid, name, parent_uuid)
-            if not isinstance(attributes, _Unset):
+            if not isinstance(attributes, Unset):
                 ptype = conn.execute("SELECT type FROM providers WHERE id = ?", (pid,)).fetchone()
                 checked = get_type(conn, ptype[0]).validate_attributes(attributes)
                 conn.execute(
@@ -149,7 +150,7 @@ class ProvidersMixin(SQLiteBase):
                     (json.dumps(checked, sort_keys=True), pid),
                 )
                 write_attributes(conn, pid, checked)
-            if not isinstance(enabled, _Unset):
+            if not isinstance(enabled, Unset):
                 was = conn.execute("SELECT enabled FROM providers WHERE id = ?", (pid,)).fetchone()
                 conn.execute("UPDATE providers SET enabled = ? WHERE id = ?", (int(enabled), pid))
                 if bool(was[0]) != bool(enabled):
@@ -162,17 +163,17 @@ class ProvidersMixin(SQLiteBase):
         self,
         conn: sqlite3.Connection,
         pid: int,
-        name: str | _Unset,
-        parent_uuid: str | _Unset | None,
+        name: str | Unset,
+        parent_uuid: str | Unset | None,
     ) -> None:
-        if not isinstance(name, _Unset):
+        if not isinstance(name, Unset):
             clash = conn.execute(
                 "SELECT 1 FROM providers WHERE name = ? AND id != ?", (name, pid)
             ).fetchone()
             if clash:
                 raise AlreadyExists(f"a provider named {name!r} already exists", field="name")
             conn.execute("UPDATE providers SET name = ? WHERE id = ?", (name, pid))
-        if not isinstance(parent_uuid, _Unset):
+        if not isinstance(parent_uuid, Unset):
             self._reparent(conn, pid, parent_uuid)
 
     def _reparent(self, conn: sqlite3.Connection, pid: int, parent_uuid: str | None) -> None:
@@ -270,8 +271,8 @@ class ProvidersMixin(SQLiteBase):
         self,
         uuid: str,
         *,
-        name: str | _Unset = UNSET,
-        parent_uuid: str | _Unset | None = UNSET,
+        name: str | Unset = UNSET,
+        parent_uuid: str | Unset | None = UNSET,
     ) -> Provider:
         now = self.clock()
         with self._write() as conn:
