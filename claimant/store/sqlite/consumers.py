@@ -53,90 +53,8 @@ class ConsumersMixin(SQLiteBase):
         touched: set[int] = set()
         added: dict[int, set[str]] = {}
         for w in writes:
-            row = conn.execute(
-                "SELECT generation FROM consumers WHERE uuid = ?", (w.consumer_uuid,)
-            ).fetchone()
-            check_consumer_generation(
-                w.consumer_uuid, w.expected_generation, None if row is None else row[0]
-            )
-            for puuid, gen in w.provider_generations.items():
-                ledger.check_generation(conn, puuid, gen)
-            # Give back what the consumer holds now.
-            for lid, pid, amounts in conn.execute(
-                "SELECT id, provider_id, amounts FROM ledger WHERE consumer_uuid = ?"
-                " AND status = 'confirmed'",
-                (w.consumer_uuid,),
-            ).fetchall():
-                conn.execute("DELETE FROM ledger WHERE id = ?", (lid,))
-                ledger.add_used(conn, pid, json.loads(amounts))
-                touched.add(pid)
-            adds: list[tuple[int, str, dict[str, int]]] = []
-            for puuid, amounts in w.allocations.items():
-                if not amounts:
-                    continue
-                pid = ledger.pid(conn, puuid)
-                invs = ledger.inventories(conn, pid)
-                check_amounts(amounts, "an allocation")
-                for rc, amount in amounts.items():
-                    if rc not in invs:
-                        raise InsufficientCapacity(
-                            f"provider {puuid} has no inventory of {rc}",
-                            uuid=puuid,
-                            reasons=[f"{rc}: provider has no inventory of this class"],
-                        )
-                    problems = invs[rc].amount_problems(amount)
-                    if problems:
-                        raise InvalidInput("; ".join(problems), field=rc, uuid=puuid)
-                adds.append((pid, puuid, amounts))
-            for pid, puuid, amounts in adds:
-                ledger.insert_ledger(
-                    conn,
-                    pid,
-                    Claim(
-                        uuid=new_uuid(),
-                        provider_uuid=puuid,
-                        consumer_uuid=w.consumer_uuid,
-                        amounts=dict(amounts),
-                        status=ClaimStatus.CONFIRMED,
-                        project_id=w.project_id,
-                        user_id=w.user_id,
-                        created_at=now,
-                    ),
-                )
-                ledger.add_used(conn, pid, amounts)
-                touched.add(pid)
-                added.setdefault(pid, set()).update(amounts)
-            if adds:
-                if row is None:
-                    conn.execute(
-                        "INSERT INTO consumers VALUES (?, ?, ?, ?, 1, ?, ?)",
-                        (w.consumer_uuid, w.project_id, w.user_id, w.consumer_type, now, now),
-                    )
-                else:
-                    conn.execute(
-                        "UPDATE consumers SET generation = generation + 1, project_id = ?,"
-                        " user_id = ?, consumer_type = COALESCE(?, consumer_type),"
-                        " updated_at = ? WHERE uuid = ?",
-                        (w.project_id, w.user_id, w.consumer_type, now, w.consumer_uuid),
-                    )
-            elif row is not None:
-                conn.execute("DELETE FROM consumers WHERE uuid = ?", (w.consumer_uuid,))
-        # Checked after the whole batch, so moving amounts between consumers of
-        # one provider never fails spuriously. Only classes being allocated are
-        # checked: a provider an operator shrank below its usage (Placement
-        # allows that) can still have its other allocations rewritten.
-        for pid in sorted(added):
-            classes = sorted(added[pid])
-            marks = ",".join("?" * len(classes))
-            over = conn.execute(
-                "SELECT rc, used, capacity FROM inventories WHERE provider_id = ?"
-                f" AND rc IN ({marks}) AND used > capacity",
-                [pid, *classes],
-            ).fetchall()
-            if over:
-                puuid = conn.execute("SELECT uuid FROM providers WHERE id = ?", (pid,)).fetchone()
-                reasons = [f"{rc}: used {u} would exceed capacity {c}" for rc, u, c in over]
-                raise does_not_fit(puuid[0], reasons)
+            _write_consumer(conn, w, now, touched, added)
+        _check_added(conn, added)
         for pid in sorted(touched):
             ledger.bump(conn, pid, now)
         return touched
@@ -240,3 +158,119 @@ class ConsumersMixin(SQLiteBase):
                 ledger.add_used(conn, pid, json.loads(amounts))
             conn.execute("DELETE FROM consumers WHERE uuid = ?", (consumer_uuid,))
             return bool(rows)
+
+
+def _write_consumer(
+    conn: sqlite3.Connection,
+    w: ConsumerAllocations,
+    now: float,
+    touched: set[int],
+    added: dict[int, set[str]],
+) -> None:
+    """One consumer's write: its generation checked, what it holds given
+    back, its new allocations written, its record bumped (or deleted when it
+    is left with nothing). Adds to ``touched`` and ``added`` (provider id ->
+    classes allocated)."""
+    row = conn.execute(
+        "SELECT generation FROM consumers WHERE uuid = ?", (w.consumer_uuid,)
+    ).fetchone()
+    check_consumer_generation(
+        w.consumer_uuid, w.expected_generation, None if row is None else row[0]
+    )
+    for puuid, gen in w.provider_generations.items():
+        ledger.check_generation(conn, puuid, gen)
+    touched.update(_give_back(conn, w.consumer_uuid))
+    adds = _checked_adds(conn, w)
+    for pid, puuid, amounts in adds:
+        ledger.insert_ledger(
+            conn,
+            pid,
+            Claim(
+                uuid=new_uuid(),
+                provider_uuid=puuid,
+                consumer_uuid=w.consumer_uuid,
+                amounts=dict(amounts),
+                status=ClaimStatus.CONFIRMED,
+                project_id=w.project_id,
+                user_id=w.user_id,
+                created_at=now,
+            ),
+        )
+        ledger.add_used(conn, pid, amounts)
+        touched.add(pid)
+        added.setdefault(pid, set()).update(amounts)
+    if adds:
+        if row is None:
+            conn.execute(
+                "INSERT INTO consumers VALUES (?, ?, ?, ?, 1, ?, ?)",
+                (w.consumer_uuid, w.project_id, w.user_id, w.consumer_type, now, now),
+            )
+        else:
+            conn.execute(
+                "UPDATE consumers SET generation = generation + 1, project_id = ?,"
+                " user_id = ?, consumer_type = COALESCE(?, consumer_type),"
+                " updated_at = ? WHERE uuid = ?",
+                (w.project_id, w.user_id, w.consumer_type, now, w.consumer_uuid),
+            )
+    elif row is not None:
+        conn.execute("DELETE FROM consumers WHERE uuid = ?", (w.consumer_uuid,))
+
+
+def _give_back(conn: sqlite3.Connection, consumer_uuid: str) -> set[int]:
+    """Delete the consumer's confirmed allocations; the provider ids."""
+    touched: set[int] = set()
+    for lid, pid, amounts in conn.execute(
+        "SELECT id, provider_id, amounts FROM ledger WHERE consumer_uuid = ?"
+        " AND status = 'confirmed'",
+        (consumer_uuid,),
+    ).fetchall():
+        conn.execute("DELETE FROM ledger WHERE id = ?", (lid,))
+        ledger.add_used(conn, pid, json.loads(amounts))
+        touched.add(pid)
+    return touched
+
+
+def _checked_adds(
+    conn: sqlite3.Connection, w: ConsumerAllocations
+) -> list[tuple[int, str, dict[str, int]]]:
+    """(provider id, uuid, amounts) of each non-empty allocation of ``w``,
+    its amounts checked against the provider's inventories' units (capacity
+    is checked once the whole batch is written: ``_check_added``)."""
+    adds: list[tuple[int, str, dict[str, int]]] = []
+    for puuid, amounts in w.allocations.items():
+        if not amounts:
+            continue
+        pid = ledger.pid(conn, puuid)
+        invs = ledger.inventories(conn, pid)
+        check_amounts(amounts, "an allocation")
+        for rc, amount in amounts.items():
+            if rc not in invs:
+                raise InsufficientCapacity(
+                    f"provider {puuid} has no inventory of {rc}",
+                    uuid=puuid,
+                    reasons=[f"{rc}: provider has no inventory of this class"],
+                )
+            problems = invs[rc].amount_problems(amount)
+            if problems:
+                raise InvalidInput("; ".join(problems), field=rc, uuid=puuid)
+        adds.append((pid, puuid, amounts))
+    return adds
+
+
+def _check_added(conn: sqlite3.Connection, added: dict[int, set[str]]) -> None:
+    """Checked after the whole batch, so moving amounts between consumers of
+    one provider never fails spuriously. Only classes being allocated are
+    checked: a provider an operator shrank below its usage (Placement allows
+    that) can still have its other allocations rewritten."""
+    for pid in sorted(added):
+        classes = sorted(added[pid])
+        marks = ",".join("?" * len(classes))
+        over = conn.execute(
+            "SELECT rc, used, capacity FROM inventories WHERE provider_id = ?"
+            f" AND rc IN ({marks}) AND used > capacity",
+            [pid, *classes],
+        ).fetchall()
+        if over:
+            puuid = conn.execute("SELECT uuid FROM providers WHERE id = ?", (pid,)).fetchone()
+            reasons = [f"{rc}: used {u} would exceed capacity {c}" for rc, u, c in over]
+            raise does_not_fit(puuid[0], reasons)
