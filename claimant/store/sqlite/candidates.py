@@ -30,6 +30,39 @@ class CandidatesMixin(SQLiteBase):
         order_rc = query.order_class()
         if order_rc not in group.resources:
             raise InvalidInput(f"sort class {order_rc} is not requested by the group")
+        found = self._candidate_where(query, order_rc)
+        if found is None:
+            return []
+        where, params = found
+        self._sweep_if_due(now)
+        # No read transaction: the answer is ONE statement, so it sees one
+        # state anyway (the counts before it only choose the plan), and
+        # BEGIN and COMMIT would be two more GIL releases.
+        conn = self._conn()
+        with translating():
+            sql, args = _candidate_sql(conn, query, where, params)
+            # The candidates and everything loaded about them come back as ONE
+            # row: the sqlite3 module releases the GIL on every row it steps,
+            # and with many scheduler threads each release is a thread switch.
+            (packed,) = conn.execute(
+                f"SELECT json_group_array(json_array(c.free, {reads.PROVIDER_JSON}))"
+                f" FROM ({sql}) c CROSS JOIN providers p ON p.id = c.id"
+                " LEFT JOIN providers par ON par.id = p.parent_id"
+                " JOIN providers root ON root.id = p.root_id",
+                args,
+            ).fetchone()
+        rows = orjson.loads(packed)
+        # An aggregate's input order is not promised: sort as ORDER BY did.
+        rows.sort(key=lambda r: (r[0], r[1][0]), reverse=query.strategy == Strategy.SPREAD)
+        return [reads.make_provider_usage(*reads.provider_row(r[1])) for r in rows]
+
+    def _candidate_where(
+        self, query: CandidateQuery, order_rc: str
+    ) -> tuple[str, list[Any]] | None:
+        """The WHERE clause of a candidate query (``o``: the sort class's
+        inventory row, ``p``: the provider) and its parameters; None when the
+        query restricts to no tree at all."""
+        group = query.group
         amount = group.resources[order_rc]
         others = {rc: n for rc, n in group.resources.items() if rc != order_rc}
         where = (
@@ -53,7 +86,7 @@ class CandidatesMixin(SQLiteBase):
         if query.roots is not None:
             roots = sorted(query.roots)
             if not roots:
-                return []
+                return None
             where += (
                 " AND p.root_id IN (SELECT id FROM providers WHERE uuid IN"
                 f" ({','.join('?' * len(roots))}))"
@@ -65,52 +98,7 @@ class CandidatesMixin(SQLiteBase):
         for cond in gw:
             where += " AND " + cond
         params += gp
-        direction = "DESC" if query.strategy == Strategy.SPREAD else "ASC"
-        order = f" ORDER BY o.free {direction}, o.provider_id {direction} LIMIT ?"
-        self._sweep_if_due(now)
-        # No read transaction: the answer is ONE statement, so it sees one
-        # state anyway (the counts before it only choose the plan), and
-        # BEGIN and COMMIT would be two more GIL releases.
-        conn = self._conn()
-        try:
-            driver = conditions.selective_driver(conn, query)
-            if driver is None:
-                # The sort class drives the scan: CROSS JOIN pins it as the
-                # outer loop so SQLite walks the (rc, free, provider_id) index
-                # in order and stops at LIMIT instead of sorting every fit.
-                sql = (
-                    "SELECT o.free AS free, p.id AS id FROM inventories o CROSS JOIN providers p"
-                    " ON p.id = o.provider_id" + where + order
-                )
-                args = [*params, int(query.limit)]
-            else:
-                # A rare trait, aggregate or one tree: walking the index would
-                # visit nearly every provider to find none; start from the few
-                # that qualify and sort them instead.
-                dsql, dparams = driver
-                sql = (
-                    f"SELECT o.free AS free, p.id AS id FROM ({dsql}) sel CROSS JOIN providers p"
-                    " ON p.id = sel.id CROSS JOIN inventories o ON o.provider_id = p.id"
-                    + where
-                    + order
-                )
-                args = [*dparams, *params, int(query.limit)]
-            # The candidates and everything loaded about them come back as ONE
-            # row: the sqlite3 module releases the GIL on every row it steps,
-            # and with many scheduler threads each release is a thread switch.
-            (packed,) = conn.execute(
-                f"SELECT json_group_array(json_array(c.free, {reads.PROVIDER_JSON}))"
-                f" FROM ({sql}) c CROSS JOIN providers p ON p.id = c.id"
-                " LEFT JOIN providers par ON par.id = p.parent_id"
-                " JOIN providers root ON root.id = p.root_id",
-                args,
-            ).fetchone()
-        except sqlite3.Error as exc:
-            raise translate(exc) from exc
-        rows = orjson.loads(packed)
-        # An aggregate's input order is not promised: sort as ORDER BY did.
-        rows.sort(key=lambda r: (r[0], r[1][0]), reverse=query.strategy == Strategy.SPREAD)
-        return [reads.make_provider_usage(*reads.provider_row(r[1])) for r in rows]
+        return where, params
 
     def get_usage(self, uuid: str) -> ProviderUsage:
         self._sweep_if_due(self.clock())
@@ -245,3 +233,32 @@ class CandidatesMixin(SQLiteBase):
                 (json.dumps(sharing_ids),),
             )
         ]
+
+
+def _candidate_sql(
+    conn: sqlite3.Connection, query: CandidateQuery, where: str, params: list[Any]
+) -> tuple[str, list[Any]]:
+    """The ordered, limited SELECT of (free, provider id) of the candidates,
+    and its arguments: driven by the sort class's free index, or by the most
+    selective narrowing condition when one matches few providers."""
+    direction = "DESC" if query.strategy == Strategy.SPREAD else "ASC"
+    order = f" ORDER BY o.free {direction}, o.provider_id {direction} LIMIT ?"
+    driver = conditions.selective_driver(conn, query)
+    if driver is None:
+        # The sort class drives the scan: CROSS JOIN pins it as the outer
+        # loop so SQLite walks the (rc, free, provider_id) index in order and
+        # stops at LIMIT instead of sorting every fit.
+        sql = (
+            "SELECT o.free AS free, p.id AS id FROM inventories o CROSS JOIN providers p"
+            " ON p.id = o.provider_id" + where + order
+        )
+        return sql, [*params, int(query.limit)]
+    # A rare trait, aggregate or one tree: walking the index would visit
+    # nearly every provider to find none; start from the few that qualify
+    # and sort them instead.
+    dsql, dparams = driver
+    sql = (
+        f"SELECT o.free AS free, p.id AS id FROM ({dsql}) sel CROSS JOIN providers p"
+        " ON p.id = sel.id CROSS JOIN inventories o ON o.provider_id = p.id" + where + order
+    )
+    return sql, [*dparams, *params, int(query.limit)]
