@@ -130,109 +130,133 @@ class CandidatesMixin(SQLiteBase):
             return TreePage([], [], None)
         self._sweep_if_due(self.clock())
         with self._read() as conn:
-            sharing = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT provider_id FROM provider_traits WHERE trait = ?", (SHARING_TRAIT,)
-                )
-            ]
-            # Per class: sharing providers with room for it, and the roots of
-            # every tree that shares an aggregate with one of them.
-            useful: set[int] = set()
-            anchored: list[list[int]] = []
-            for rc, amount in needs:
-                ids: list[int] = []
-                for chunk in reads.chunks(sharing):
-                    marks = ",".join("?" * len(chunk))
-                    ids += [
-                        r[0]
-                        for r in conn.execute(
-                            "SELECT provider_id FROM inventories WHERE rc = ? AND free >= ?"
-                            f" AND provider_id IN ({marks})",
-                            [rc, amount, *chunk],
-                        )
-                    ]
-                useful.update(ids)
-                anchored.append(self._anchor_roots(conn, ids))
-            # The class fewest providers have room for drives the scan.
-            counts = [
-                conn.execute(
-                    "SELECT COUNT(*) FROM inventories WHERE rc = ? AND free >= ?", (rc, amount)
-                ).fetchone()[0]
-                + len(anchored[n])
-                for n, (rc, amount) in enumerate(needs)
-            ]
-            d = counts.index(min(counts))
-            params: list[Any] = [needs[d][0], needs[d][1], json.dumps(anchored[d])]
-            sql = (
-                "SELECT r.id, r.uuid FROM providers r WHERE r.id IN ("
-                " SELECT p.root_id FROM inventories i JOIN providers p ON p.id = i.provider_id"
-                " WHERE i.rc = ? AND i.free >= ?"
-                " UNION SELECT value FROM json_each(?))"
-            )
-            for n, (rc, amount) in enumerate(needs):
-                if n == d:
-                    continue
-                sql += (
-                    " AND (EXISTS (SELECT 1 FROM providers c JOIN inventories j"
-                    " ON j.provider_id = c.id WHERE c.root_id = r.id AND j.rc = ? AND j.free >= ?)"
-                    " OR r.id IN (SELECT value FROM json_each(?)))"
-                )
-                params += [rc, amount, json.dumps(anchored[n])]
-            if query.after is not None:
-                sql += " AND r.uuid > ?"
-                params.append(query.after)
-            sql += " ORDER BY r.uuid LIMIT ?"
+            useful, anchored = _sharing_with_room(conn, needs)
+            sql, params = _roots_sql(conn, needs, anchored, query.after)
             params.append(int(query.max_roots) + 1)
             rows = conn.execute(sql, params).fetchall()
             more = len(rows) > query.max_roots
             rows = rows[: query.max_roots]
-            root_ids = [r[0] for r in rows]
-            members: list[int] = []
-            for chunk in reads.chunks(root_ids):
-                marks = ",".join("?" * len(chunk))
-                members += [
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT id FROM providers WHERE root_id IN ({marks}) ORDER BY id", chunk
-                    )
-                ]
-            linked: set[int] = set()
-            if useful and root_ids:
-                # Sharing providers that share an aggregate with a loaded tree.
-                linked = {
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT DISTINCT a.provider_id FROM provider_aggregates a"
-                        " JOIN provider_aggregates b ON b.aggregate = a.aggregate"
-                        " JOIN providers p ON p.id = b.provider_id"
-                        " WHERE a.provider_id IN (SELECT value FROM json_each(?))"
-                        " AND p.root_id IN (SELECT value FROM json_each(?))",
-                        (json.dumps(sorted(useful)), json.dumps(root_ids)),
-                    )
-                }
-            ids = members + sorted(linked - set(members))
+            ids = _tree_members(conn, [r[0] for r in rows], useful)
             return TreePage(
                 [r[1] for r in rows],
                 reads.usages(conn, ids),
                 rows[-1][1] if more and rows else None,
             )
 
-    @staticmethod
-    def _anchor_roots(conn: sqlite3.Connection, sharing_ids: list[int]) -> list[int]:
-        """Roots of the trees that share an aggregate with these providers."""
-        if not sharing_ids:
-            return []
-        return [
+
+def _sharing_with_room(
+    conn: sqlite3.Connection, needs: list[tuple[str, int]]
+) -> tuple[set[int], list[list[int]]]:
+    """Per class of ``needs``: sharing providers with room for it (all of
+    them, as one set), and the roots of every tree that shares an aggregate
+    with one of them (a list per class)."""
+    sharing = [
+        r[0]
+        for r in conn.execute(
+            "SELECT provider_id FROM provider_traits WHERE trait = ?", (SHARING_TRAIT,)
+        )
+    ]
+    useful: set[int] = set()
+    anchored: list[list[int]] = []
+    for rc, amount in needs:
+        ids: list[int] = []
+        for chunk in reads.chunks(sharing):
+            marks = ",".join("?" * len(chunk))
+            ids += [
+                r[0]
+                for r in conn.execute(
+                    "SELECT provider_id FROM inventories WHERE rc = ? AND free >= ?"
+                    f" AND provider_id IN ({marks})",
+                    [rc, amount, *chunk],
+                )
+            ]
+        useful.update(ids)
+        anchored.append(_anchor_roots(conn, ids))
+    return useful, anchored
+
+
+def _roots_sql(
+    conn: sqlite3.Connection,
+    needs: list[tuple[str, int]],
+    anchored: list[list[int]],
+    after: str | None,
+) -> tuple[str, list[Any]]:
+    """The SELECT of (id, uuid) of the roots that may host ``needs``, in uuid
+    order after ``after``, without its LIMIT's value (the caller appends it)."""
+    # The class fewest providers have room for drives the scan.
+    counts = [
+        conn.execute(
+            "SELECT COUNT(*) FROM inventories WHERE rc = ? AND free >= ?", (rc, amount)
+        ).fetchone()[0]
+        + len(anchored[n])
+        for n, (rc, amount) in enumerate(needs)
+    ]
+    d = counts.index(min(counts))
+    params: list[Any] = [needs[d][0], needs[d][1], json.dumps(anchored[d])]
+    sql = (
+        "SELECT r.id, r.uuid FROM providers r WHERE r.id IN ("
+        " SELECT p.root_id FROM inventories i JOIN providers p ON p.id = i.provider_id"
+        " WHERE i.rc = ? AND i.free >= ?"
+        " UNION SELECT value FROM json_each(?))"
+    )
+    for n, (rc, amount) in enumerate(needs):
+        if n == d:
+            continue
+        sql += (
+            " AND (EXISTS (SELECT 1 FROM providers c JOIN inventories j"
+            " ON j.provider_id = c.id WHERE c.root_id = r.id AND j.rc = ? AND j.free >= ?)"
+            " OR r.id IN (SELECT value FROM json_each(?)))"
+        )
+        params += [rc, amount, json.dumps(anchored[n])]
+    if after is not None:
+        sql += " AND r.uuid > ?"
+        params.append(after)
+    sql += " ORDER BY r.uuid LIMIT ?"
+    return sql, params
+
+
+def _tree_members(conn: sqlite3.Connection, root_ids: list[int], useful: set[int]) -> list[int]:
+    """Every provider of these trees, then the ``useful`` sharing providers
+    that share an aggregate with one of them."""
+    members: list[int] = []
+    for chunk in reads.chunks(root_ids):
+        marks = ",".join("?" * len(chunk))
+        members += [
             r[0]
             for r in conn.execute(
-                "SELECT DISTINCT p.root_id FROM provider_aggregates a"
-                " JOIN provider_aggregates b ON b.aggregate = a.aggregate"
-                " JOIN providers p ON p.id = b.provider_id"
-                " WHERE a.provider_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(sharing_ids),),
+                f"SELECT id FROM providers WHERE root_id IN ({marks}) ORDER BY id", chunk
             )
         ]
+    linked: set[int] = set()
+    if useful and root_ids:
+        linked = {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT a.provider_id FROM provider_aggregates a"
+                " JOIN provider_aggregates b ON b.aggregate = a.aggregate"
+                " JOIN providers p ON p.id = b.provider_id"
+                " WHERE a.provider_id IN (SELECT value FROM json_each(?))"
+                " AND p.root_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(useful)), json.dumps(root_ids)),
+            )
+        }
+    return members + sorted(linked - set(members))
+
+
+def _anchor_roots(conn: sqlite3.Connection, sharing_ids: list[int]) -> list[int]:
+    """Roots of the trees that share an aggregate with these providers."""
+    if not sharing_ids:
+        return []
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT p.root_id FROM provider_aggregates a"
+            " JOIN provider_aggregates b ON b.aggregate = a.aggregate"
+            " JOIN providers p ON p.id = b.provider_id"
+            " WHERE a.provider_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sharing_ids),),
+        )
+    ]
 
 
 def _candidate_sql(
