@@ -224,6 +224,11 @@ class Store(abc.ABC):
     url: str
     #: the clock used for claim expiry; tests swap it instead of sleeping.
     clock: Callable[[], float] = staticmethod(time.time)
+    #: How many writers of one process the backend serves at once to any
+    #: gain: callers size their pools by it instead of asking which backend
+    #: this is. A backend with one write lock (SQLite) says 1: more writers
+    #: only queue, and schedulers that queue lose compare-and-sets.
+    write_concurrency: int = 64
 
     # -- cells (docs/cells.md) ---------------------------------------------
     def cells(self) -> list[str]:
