@@ -22,15 +22,7 @@ class RequestsMixin(SQLiteBase):
         return saved
 
     def save_request(self, request: Request) -> Request:
-        now = self.clock()
-        saved = request.evolve(created_at=request.created_at or now, updated_at=now)
-        row = (
-            saved.uuid,
-            saved.status.value,
-            request_json(saved),
-            saved.created_at,
-            saved.updated_at,
-        )
+        saved, row = request_row(request, self.clock())
         self._group(
             lambda conn: conn.execute(
                 "INSERT INTO requests VALUES (?, ?, ?, ?, ?) ON CONFLICT(uuid) DO UPDATE SET"
