@@ -14,7 +14,7 @@ from claimant.model import InvalidInput, NotFound, ProviderUsage, Strategy
 from claimant.store.base import CandidateQuery, TreePage, TreeQuery
 from claimant.store.sqlite import conditions, reads
 from claimant.store.sqlite.catalog import get_type
-from claimant.store.sqlite.connection import SQLiteBase, translate, translating
+from claimant.store.sqlite.connection import SQLiteBase, translating
 
 # Placement's trait for a provider whose inventory every tree in one of its
 # aggregates may use.
@@ -103,7 +103,7 @@ class CandidatesMixin(SQLiteBase):
     def get_usage(self, uuid: str) -> ProviderUsage:
         self._sweep_if_due(self.clock())
         # One statement (a scheduler's re-read after a lost compare-and-set).
-        try:
+        with translating():
             (packed,) = (
                 self._conn()
                 .execute(
@@ -113,8 +113,6 @@ class CandidatesMixin(SQLiteBase):
                 )
                 .fetchone()
             )
-        except sqlite3.Error as exc:
-            raise translate(exc) from exc
         rows = orjson.loads(packed)
         if not rows:
             raise NotFound(f"provider {uuid} not found", kind="provider", uuid=uuid)

@@ -2,7 +2,8 @@
 one place its driver errors become claimant's (``translate``). Every section
 of the store (``catalog``, ``providers``, ...) is a mixin of ``SQLiteBase``
 and reaches the database only through ``_read``, ``_write``, ``_group`` and
-``_select``."""
+``_select``, or a bare connection inside ``translating()`` (the hot reads
+that are one statement and skip BEGIN and COMMIT)."""
 
 from __future__ import annotations
 
