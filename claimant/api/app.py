@@ -9,7 +9,7 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -82,11 +82,10 @@ def create_app(
 
     ``placement_options``: keyword arguments of ``create_placement_app``
     (``candidates``, ``cors_origins``), from Placement's config options.
-
     ``expire_interval``: seconds between ``store.expire_claims()`` sweeps (None:
     no sweep). ``close_store``: close the store when the app shuts down.
     ``schedule_concurrency``: requests scheduled at once in this process
-    (default: 1 on SQLite, 64 otherwise). ``policy``: the rules of both APIs
+    (default: the store's ``write_concurrency``). ``policy``: the rules of both APIs
     (default: ``claimant.api.policy.default_policy()``). ``max_body``: the
     largest request body in bytes (413 beyond). ``trusted_hosts``: the only
     Host header values answered (None: any). ``request_timeout``: the
@@ -98,23 +97,97 @@ def create_app(
     scheduler = Scheduler(store, scheduler_config)
     metrics.watch_store(store, scheduler.config.heartbeat_timeout)
     if schedule_concurrency is None:
-        # SQLite writes one transaction at a time anyway; concurrent schedulers
-        # in one process only add lost compare-and-sets (8 at once: ~1 claim in
-        # 4 conflicted and was retried; one at a time: none).
-        schedule_concurrency = 1 if store.url.startswith("sqlite") else 64
+        # As many placements at once as the store has use for writers.
+        schedule_concurrency = store.write_concurrency
     # Its own threads, not the shared pool: POST /v1/requests waiting for a
     # slot must not hold threads other routes need.
     executor = ThreadPoolExecutor(schedule_concurrency, thread_name_prefix="schedule")
     inflight = Inflight()
-    shutdown = shutdown or Shutdown()
+    lifespan = _lifespan(
+        store, scheduler, inflight, shutdown or Shutdown(), sweep=expire_interval, close=close_store
+    )
+    app = FastAPI(
+        title="claimant", openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan
+    )
+    native = _native_app()
+    placement = _placement_app(store, auth, policy, max_body, placement_options or {})
+    if placement is not None:
+        # Added before the error handlers' middleware, so inside it.
+        app.add_middleware(PlacementFirst, root=app, placement=placement)
+    shared = dict(store=store, auth=auth, policy=policy, metrics=metrics, scheduler=scheduler)
+    shared.update(schedule_executor=executor, inflight=inflight)
+    for a in (app, native):
+        for name, value in shared.items():
+            setattr(a.state, name, value)
+        install_error_handlers(a)
+    # Outermost last: the body limit, then the caller, then FastAPI (which
+    # reads and parses the body before any dependency runs).
+    native.add_middleware(
+        AuthGate, routes_of=native, auth=auth, policy=policy, public=PUBLIC_NATIVE
+    )
+    native.add_middleware(BodyLimitMiddleware, max_body=max_body)
+    _add_root_routes(app, store, metrics)
+    app.mount("/v1", native)
+    ui.install(app)
+    if placement is not None:
+        # Placement clients use the root; it comes last so /v1, /ui, /healthz
+        # and /metrics are never shadowed.
+        app.mount("/", placement)
+    _add_outer_middleware(
+        app,
+        metrics,
+        inflight,
+        unmatched="/*" if placement else "unmatched",
+        timeouts=(request_timeout, schedule_timeout),
+        trusted_hosts=trusted_hosts,
+    )
+    return app
+
+
+def _add_outer_middleware(
+    app: FastAPI,
+    metrics: Metrics,
+    inflight: Inflight,
+    *,
+    unmatched: str,
+    timeouts: tuple[float, float],
+    trusted_hosts: frozenset[str] | None,
+) -> None:
+    """Deadlines, then metrics, then the Host check, outermost last.
+    ``timeouts``: (a read's, any other request's)."""
+    app.add_middleware(
+        DeadlineMiddleware,
+        metrics=metrics,
+        inflight=inflight,
+        read_timeout=timeouts[0],
+        write_timeout=timeouts[1],
+        unmatched=unmatched,
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics, unmatched=unmatched)
+    if trusted_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, hosts=trusted_hosts)
+
+
+def _lifespan(
+    store: Store,
+    scheduler: Scheduler,
+    inflight: Inflight,
+    shutdown: Shutdown,
+    *,
+    sweep: float | None,
+    close: bool,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the expiry sweep every ``sweep`` seconds while it
+    runs; at shutdown, what still runs is cut and waited for, then the store
+    closes (``close``)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
         inflight.open()
-        if expire_interval:
+        if sweep:
             timeout = scheduler.config.heartbeat_timeout
-            task = asyncio.create_task(_sweep(store, expire_interval, timeout))
+            task = asyncio.create_task(_sweep(store, sweep, timeout))
         try:
             with drain_on_signal(shutdown, inflight.cancel_all):
                 yield
@@ -127,16 +200,13 @@ def create_app(
             # their claims back and record why, before the store closes.
             if inflight.cancel_all() and not await inflight.wait_idle(shutdown.final_wait):
                 log.warning("%d request(s) still running at shutdown", len(inflight))
-            if close_store:
+            if close:
                 store.close()
 
-    app = FastAPI(
-        title="claimant",
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
-        lifespan=lifespan,
-    )
+    return lifespan
+
+
+def _native_app() -> FastAPI:
     native = FastAPI(
         title="claimant native API",
         version=API_VERSION,
@@ -147,26 +217,10 @@ def create_app(
     )
     add_routes(native)
     openapi.install(native, "/v1")
-    placement = _placement_app(store, auth, policy, max_body, placement_options or {})
-    if placement is not None:
-        # Added before the error handlers' middleware, so inside it.
-        app.add_middleware(PlacementFirst, root=app, placement=placement)
-    for a in (app, native):
-        a.state.store = store
-        a.state.auth = auth
-        a.state.policy = policy
-        a.state.metrics = metrics
-        a.state.scheduler = scheduler
-        a.state.schedule_executor = executor
-        a.state.inflight = inflight
-        install_error_handlers(a)
-    # Outermost last: the body limit, then the caller, then FastAPI (which
-    # reads and parses the body before any dependency runs).
-    native.add_middleware(
-        AuthGate, routes_of=native, auth=auth, policy=policy, public=PUBLIC_NATIVE
-    )
-    native.add_middleware(BodyLimitMiddleware, max_body=max_body)
+    return native
 
+
+def _add_root_routes(app: FastAPI, store: Store, metrics: Metrics) -> None:
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         try:
@@ -184,26 +238,6 @@ def create_app(
     @app.get("/v1", include_in_schema=False)
     async def version() -> JSONResponse:
         return JSONResponse({"version": API_VERSION, "openapi": "/v1/openapi.json"})
-
-    app.mount("/v1", native)
-    ui.install(app)
-    if placement is not None:
-        # Placement clients use the root; it comes last so /v1, /ui, /healthz
-        # and /metrics are never shadowed.
-        app.mount("/", placement)
-    unmatched = "/*" if placement else "unmatched"
-    app.add_middleware(
-        DeadlineMiddleware,
-        metrics=metrics,
-        inflight=inflight,
-        read_timeout=request_timeout,
-        write_timeout=schedule_timeout,
-        unmatched=unmatched,
-    )
-    app.add_middleware(MetricsMiddleware, metrics=metrics, unmatched=unmatched)
-    if trusted_hosts is not None:
-        app.add_middleware(TrustedHostMiddleware, hosts=trusted_hosts)
-    return app
 
 
 class PlacementFirst:

@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
+from typing import Any
 
 import click
 
@@ -49,11 +51,10 @@ def _read_config_file(ctx: click.Context, _param: click.Parameter, value: str | 
 
 
 def default_store() -> str:
+    # The store makes its own directory when it first opens its file.
     from claimant.store import default_store_url
 
-    url = default_store_url()
-    os.makedirs(os.path.dirname("/" + url[len("sqlite:///") :]), exist_ok=True)
-    return url
+    return default_store_url()
 
 
 @click.command()
@@ -208,86 +209,86 @@ def default_store() -> str:
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @log_options
 @scheduler_options
-def serve(
-    store_url: str | None,
-    host: str,
-    port: int,
-    auth_mode: str,
-    token_file: str | None,
-    config_file: str | None,
-    workers: int,
-    migrate: bool,
-    expire_interval: float,
-    policy_file: str | None,
-    max_body_size: int,
-    limit_concurrency: int,
-    timeout_keep_alive: int,
-    header_timeout: float,
-    claim_ttl: float,
-    request_timeout: float,
-    schedule_timeout: float,
-    graceful_timeout: float,
-    max_allocation_candidates: int,
-    candidate_strategy: str,
-    randomize_candidates: bool,
-    cors_origin: tuple[str, ...],
-    access_log: bool,
-    log_level: str,
-    log_format: str,
-    host_subset_size: int,
-    heartbeat_timeout: float,
-    weigher: tuple[str, ...],
-    filter_: tuple[str, ...],
-) -> None:
+def serve(**given: Any) -> None:
     """Serve the native API under /v1 and the Placement-compatible API at /."""
-    if auth_mode == "noauth2" and not is_loopback(host):
+    o = ServeOptions(**given)
+    _check_auth(o)
+    if o.max_allocation_candidates == 0:
+        raise click.UsageError("--max-allocation-candidates: -1 (no cap) or a positive number")
+    url = o.store_url or default_store()
+    _check_and_migrate(o, url)
+    _export_env(o, url)
+    if o.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Workers are separate processes: metrics are summed through files.
+        metrics_dir = tempfile.mkdtemp(prefix="claimant-metrics-")
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    _run_uvicorn(o)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """``serve``'s options, as click parses them (one field per option)."""
+
+    store_url: str | None
+    host: str
+    port: int
+    auth_mode: str
+    token_file: str | None
+    config_file: str | None
+    workers: int
+    migrate: bool
+    expire_interval: float
+    policy_file: str | None
+    max_body_size: int
+    limit_concurrency: int
+    timeout_keep_alive: int
+    header_timeout: float
+    claim_ttl: float
+    request_timeout: float
+    schedule_timeout: float
+    graceful_timeout: float
+    max_allocation_candidates: int
+    candidate_strategy: str
+    randomize_candidates: bool
+    cors_origin: tuple[str, ...]
+    access_log: bool
+    log_level: str
+    log_format: str
+    host_subset_size: int
+    heartbeat_timeout: float
+    weigher: tuple[str, ...]
+    filter_: tuple[str, ...]
+
+
+def _check_auth(o: ServeOptions) -> None:
+    if o.auth_mode == "noauth2" and not is_loopback(o.host):
         raise click.UsageError(
-            f"refusing to bind {host} with --auth noauth2 (anyone could act as admin); "
+            f"refusing to bind {o.host} with --auth noauth2 (anyone could act as admin); "
             "use --auth tokens --token-file FILE, or bind 127.0.0.1"
         )
-    if auth_mode == "tokens" and not token_file:
+    if o.auth_mode == "tokens" and not o.token_file:
         raise click.UsageError("--auth tokens needs --token-file FILE")
-    if auth_mode == "keystone" and not config_file:
+    if o.auth_mode == "keystone" and not o.config_file:
         raise click.UsageError("--auth keystone needs --config-file FILE ([keystone_authtoken])")
-    from claimant.api.app import (
-        ENV_AUTH,
-        ENV_CANDIDATES,
-        ENV_CLAIM_TTL,
-        ENV_CONFIG_FILE,
-        ENV_CORS_ORIGINS,
-        ENV_EXPIRE_INTERVAL,
-        ENV_HOST,
-        ENV_MAX_BODY,
-        ENV_POLICY_FILE,
-        ENV_REQUEST_TIMEOUT,
-        ENV_SCHEDULE_TIMEOUT,
-        ENV_SCHEDULER,
-        ENV_STORE,
-        ENV_TOKEN_FILE,
-    )
-    from claimant.api.auth import load_tokens
+
+
+def _check_and_migrate(o: ServeOptions, url: str) -> None:
+    """Fail here, not in every worker: tokens, Keystone's config, the policy
+    file and the store; then migrate the store (``--migrate``)."""
+    from claimant.api.auth import AuthConfig, load_tokens
     from claimant.api.policy import load_policy
-    from claimant.api.server import (
-        ENV_GRACEFUL_TIMEOUT,
-        ENV_HEADER_TIMEOUT,
-        PROTOCOL,
-        Shutdown,
-    )
     from claimant.store import open_store
 
-    url = store_url or default_store()
     try:
-        # Fail here, not in every worker.
-        if token_file:
-            load_tokens(token_file)
-        if auth_mode == "keystone":
-            from claimant.api.auth import AuthConfig
-
-            AuthConfig.keystone(config_file or "")
-        load_policy(policy_file)
+        if o.token_file:
+            load_tokens(o.token_file)
+        if o.auth_mode == "keystone":
+            AuthConfig.keystone(o.config_file or "")
+        load_policy(o.policy_file)
         store = open_store(url)
         try:
-            if migrate:
+            if o.migrate:
                 version = store.migrate()
                 click.echo(f"store {url}: schema version {version}", err=True)
         finally:
@@ -295,62 +296,67 @@ def serve(
     except ClaimantError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
 
-    os.environ[ENV_STORE] = url
-    os.environ[ENV_AUTH] = auth_mode
-    os.environ[ENV_EXPIRE_INTERVAL] = str(expire_interval)
-    os.environ[ENV_MAX_BODY] = str(max_body_size)
-    os.environ[ENV_HOST] = host
-    os.environ[ENV_HEADER_TIMEOUT] = str(header_timeout)
-    os.environ[ENV_CLAIM_TTL] = str(claim_ttl)
-    os.environ[ENV_SCHEDULER] = to_env(
-        scheduler_config(
-            claim_ttl=claim_ttl,
-            host_subset_size=host_subset_size,
-            heartbeat_timeout=heartbeat_timeout,
-            weigher=weigher,
-            filter_=filter_,
-        )
-    )
-    os.environ[ENV_REQUEST_TIMEOUT] = str(request_timeout)
-    os.environ[ENV_SCHEDULE_TIMEOUT] = str(schedule_timeout)
-    os.environ[ENV_GRACEFUL_TIMEOUT] = str(graceful_timeout)
-    if token_file:
-        os.environ[ENV_TOKEN_FILE] = os.path.abspath(token_file)
-    if policy_file:
-        os.environ[ENV_POLICY_FILE] = os.path.abspath(policy_file)
-    if config_file:
-        os.environ[ENV_CONFIG_FILE] = os.path.abspath(config_file)
-    if max_allocation_candidates == 0:
-        raise click.UsageError("--max-allocation-candidates: -1 (no cap) or a positive number")
-    os.environ[ENV_CANDIDATES] = json.dumps(
-        {
-            "max_allocation_candidates": max_allocation_candidates,
-            "allocation_candidates_generation_strategy": candidate_strategy,
-            "randomize_allocation_candidates": randomize_candidates,
-        }
-    )
-    os.environ[ENV_CORS_ORIGINS] = ",".join(cors_origin)
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Workers are separate processes: metrics are summed through files.
-        metrics_dir = tempfile.mkdtemp(prefix="claimant-metrics-")
-        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
+def _export_env(o: ServeOptions, url: str) -> None:
+    """What each uvicorn worker reads (``claimant.api.app.app_from_env``)."""
+    from claimant.api import app
+    from claimant.api.server import ENV_GRACEFUL_TIMEOUT, ENV_HEADER_TIMEOUT
+
+    config = scheduler_config(
+        claim_ttl=o.claim_ttl,
+        host_subset_size=o.host_subset_size,
+        heartbeat_timeout=o.heartbeat_timeout,
+        weigher=o.weigher,
+        filter_=o.filter_,
+    )
+    candidates = {
+        "max_allocation_candidates": o.max_allocation_candidates,
+        "allocation_candidates_generation_strategy": o.candidate_strategy,
+        "randomize_allocation_candidates": o.randomize_candidates,
+    }
+    env = {
+        app.ENV_STORE: url,
+        app.ENV_AUTH: o.auth_mode,
+        app.ENV_EXPIRE_INTERVAL: str(o.expire_interval),
+        app.ENV_MAX_BODY: str(o.max_body_size),
+        app.ENV_HOST: o.host,
+        ENV_HEADER_TIMEOUT: str(o.header_timeout),
+        app.ENV_CLAIM_TTL: str(o.claim_ttl),
+        app.ENV_SCHEDULER: to_env(config),
+        app.ENV_REQUEST_TIMEOUT: str(o.request_timeout),
+        app.ENV_SCHEDULE_TIMEOUT: str(o.schedule_timeout),
+        ENV_GRACEFUL_TIMEOUT: str(o.graceful_timeout),
+        app.ENV_CANDIDATES: json.dumps(candidates),
+        app.ENV_CORS_ORIGINS: ",".join(o.cors_origin),
+    }
+    for name, path in (
+        (app.ENV_TOKEN_FILE, o.token_file),
+        (app.ENV_POLICY_FILE, o.policy_file),
+        (app.ENV_CONFIG_FILE, o.config_file),
+    ):
+        if path:
+            env[name] = os.path.abspath(path)
+    os.environ.update(env)
+
+
+def _run_uvicorn(o: ServeOptions) -> None:
     import uvicorn
+
+    from claimant.api.server import PROTOCOL, Shutdown
 
     uvicorn.run(
         "claimant.api.app:app_from_env",
         factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=access_log,
-        log_level=log_level,
-        log_config=logs.log_config(log_format, log_level),
+        host=o.host,
+        port=o.port,
+        workers=o.workers,
+        access_log=o.access_log,
+        log_level=o.log_level,
+        log_config=logs.log_config(o.log_format, o.log_level),
         http=PROTOCOL,
-        limit_concurrency=limit_concurrency,
-        timeout_keep_alive=timeout_keep_alive,
+        limit_concurrency=o.limit_concurrency,
+        timeout_keep_alive=o.timeout_keep_alive,
         h11_max_incomplete_event_size=64 * 1024,
         # uvicorn annotates an int but waits with asyncio.wait_for: a float works.
-        timeout_graceful_shutdown=Shutdown(graceful_timeout).uvicorn_timeout,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=Shutdown(o.graceful_timeout).uvicorn_timeout,  # type: ignore[arg-type]
     )

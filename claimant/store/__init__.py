@@ -24,6 +24,7 @@ from claimant.store.base import (
     Store,
     TreePage,
     TreeQuery,
+    Unset,
     check_cell,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "Store",
     "TreePage",
     "TreeQuery",
+    "Unset",
     "check_cell",
     "default_store_url",
     "open_store",

@@ -89,12 +89,17 @@ def aggregate_not_found(ref: str) -> NotFound:
     return NotFound(f"no aggregate named {ref!r}", kind="aggregate", name=ref)
 
 
-class _Unset:
+class Unset:
+    """The type of ``UNSET``: an argument left out, where None is a value
+    (``update_provider(parent_uuid=None)`` makes a root)."""
+
     def __repr__(self) -> str:
         return "UNSET"
 
 
-UNSET: Final = _Unset()
+UNSET: Final = Unset()
+# The old private name, which the Cassandra backend still imports.
+_Unset = Unset
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +224,11 @@ class Store(abc.ABC):
     url: str
     #: the clock used for claim expiry; tests swap it instead of sleeping.
     clock: Callable[[], float] = staticmethod(time.time)
+    #: How many writers of one process the backend serves at once to any
+    #: gain: callers size their pools by it instead of asking which backend
+    #: this is. A backend with one write lock (SQLite) says 1: more writers
+    #: only queue, and schedulers that queue lose compare-and-sets.
+    write_concurrency: int = 64
 
     # -- cells (docs/cells.md) ---------------------------------------------
     def cells(self) -> list[str]:
@@ -353,10 +363,10 @@ class Store(abc.ABC):
         uuid: str,
         expected_generation: int | None,
         *,
-        name: str | _Unset = UNSET,
-        parent_uuid: str | _Unset | None = UNSET,
-        attributes: dict[str, Any] | _Unset = UNSET,
-        enabled: bool | _Unset = UNSET,
+        name: str | Unset = UNSET,
+        parent_uuid: str | Unset | None = UNSET,
+        attributes: dict[str, Any] | Unset = UNSET,
+        enabled: bool | Unset = UNSET,
     ) -> Provider:
         """Compare-and-set; a new parent must not be a descendant (no cycles)."""
 
@@ -498,8 +508,8 @@ class Store(abc.ABC):
         self,
         uuid: str,
         *,
-        name: str | _Unset = UNSET,
-        parent_uuid: str | _Unset | None = UNSET,
+        name: str | Unset = UNSET,
+        parent_uuid: str | Unset | None = UNSET,
     ) -> Provider:
         """Placement's PUT /resource_providers/{uuid}: rename or re-parent with
         the checks of ``update_provider`` but without a generation bump

@@ -18,6 +18,14 @@ from claimant.model import (
 )
 from claimant.store.base import ImportedConsumer
 from claimant.store.importing import check_amounts, imported_entry_uuid
+from claimant.store.sqlite import ledger
+from claimant.store.sqlite.catalog import get_type
+from claimant.store.sqlite.providers import (
+    replace_aggregates,
+    replace_inventories,
+    replace_traits,
+    write_attributes,
+)
 
 if TYPE_CHECKING:
     from claimant.store.sqlite import SQLiteStore
@@ -29,7 +37,7 @@ def import_providers(store: SQLiteStore, providers: Sequence[Provider]) -> int:
         for p in providers:
             if conn.execute("SELECT 1 FROM providers WHERE uuid = ?", (p.uuid,)).fetchone():
                 continue
-            attributes = store._get_type(conn, p.type).validate_attributes(p.attributes)
+            attributes = get_type(conn, p.type).validate_attributes(p.attributes)
             if conn.execute("SELECT 1 FROM providers WHERE name = ?", (p.name,)).fetchone():
                 raise AlreadyExists(f"a provider named {p.name!r} already exists", field="name")
             parent_id = root_id = None
@@ -66,10 +74,10 @@ def import_providers(store: SQLiteStore, providers: Sequence[Provider]) -> int:
                 "UPDATE providers SET root_id = ? WHERE id = ?",
                 (root_id if root_id is not None else pid, pid),
             )
-            store._write_attributes(conn, pid, attributes)
-            store._replace_inventories(conn, pid, p.inventories, check_usage=False)
-            store._replace_traits(conn, pid, p.traits)
-            store._replace_aggregates(conn, pid, p.aggregates)
+            write_attributes(conn, pid, attributes)
+            replace_inventories(conn, pid, p.inventories, check_usage=False)
+            replace_traits(conn, pid, p.traits)
+            replace_aggregates(conn, pid, p.aggregates)
             written += 1
     return written
 
@@ -83,8 +91,8 @@ def import_allocations(store: SQLiteStore, consumers: Sequence[ImportedConsumer]
                 continue
             for puuid, amounts in sorted(ic.allocations.items()):
                 check_amounts(c.uuid, puuid, amounts)
-                pid = store._pid(conn, puuid)
-                have = store._inventories(conn, pid)
+                pid = ledger.pid(conn, puuid)
+                have = ledger.inventories(conn, pid)
                 missing = sorted(set(amounts) - set(have))
                 if missing:
                     raise InvalidInput(
@@ -92,7 +100,7 @@ def import_allocations(store: SQLiteStore, consumers: Sequence[ImportedConsumer]
                         " which has no inventory of it",
                         uuid=puuid,
                     )
-                store._insert_ledger(
+                ledger.insert_ledger(
                     conn,
                     pid,
                     Claim(
@@ -106,7 +114,7 @@ def import_allocations(store: SQLiteStore, consumers: Sequence[ImportedConsumer]
                         created_at=ic.created_at,
                     ),
                 )
-                store._add_used(conn, pid, amounts)
+                ledger.add_used(conn, pid, amounts)
             conn.execute(
                 "INSERT INTO consumers VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (

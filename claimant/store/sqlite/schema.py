@@ -119,7 +119,7 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL NOT NULL)""",
         "CREATE INDEX requests_status ON requests(status, created_at)",
     ],
-    # 2: events per request and per provider (store/sqlite_events.py).
+    # 2: events per request and per provider (store/sqlite/events.py).
     [
         """CREATE TABLE events (
             id INTEGER PRIMARY KEY,
@@ -130,7 +130,7 @@ MIGRATIONS: list[list[str]] = [
             details TEXT NOT NULL)""",
         "CREATE INDEX events_subject ON events(subject, subject_id, id)",
     ],
-    # 3: names for aggregates (store/sqlite_aggregates.py); membership stays
+    # 3: names for aggregates (store/sqlite/aggregates.py); membership stays
     # in provider_aggregates, keyed by uuid.
     [
         """CREATE TABLE aggregate_names (
