@@ -45,8 +45,13 @@ UNKNOWN_AGGREGATE = "unknown_aggregate"
 UNKNOWN_CELL = "unknown_cell"
 # The request could only be placed in cells that are unreachable (503).
 CELL_UNAVAILABLE = "cell_unavailable"
-# A write that would put one consumer in two cells (400).
+# A write that would put one consumer in two cells.
 CROSS_CELL = "cross_cell"
+# Plugins (claimant.plugins): a name no entry point has; one that cannot be
+# loaded (import error, wrong kind, registered twice); options it refuses.
+UNKNOWN_PLUGIN = "unknown_plugin"
+PLUGIN_UNAVAILABLE = "plugin_unavailable"
+INVALID_PLUGIN_OPTIONS = "invalid_plugin_options"
 
 
 class ClaimantError(Exception):

@@ -45,7 +45,7 @@ from claimant.scheduler.candidates import (
 from claimant.scheduler.config import SchedulerConfig
 from claimant.scheduler.context import FailureCounter, PlacementContext, RequestState
 from claimant.scheduler.filters import FILTERS, Filter, applies
-from claimant.scheduler.weighers import WEIGHERS, BuildFailureWeigher, Weigher, combine
+from claimant.scheduler.weighers import WEIGHERS, Weigher, combine
 from claimant.store.base import CandidateQuery, ClaimSpec, Store, check_cell
 
 # Reasons kept per filter and group in NoValidHost details; the counts are exact.
@@ -205,7 +205,7 @@ class Scheduler:
             (WEIGHERS.build(n, cfg.options.get(n)), float(m)) for n, m in cfg.weighers.items()
         ]
         half_life = next(
-            (w.half_life for w, _ in self.weighers if isinstance(w, BuildFailureWeigher)), 600.0
+            (h for w, _ in self.weighers if (h := w.failure_half_life()) is not None), 600.0
         )
         self.failures = FailureCounter(half_life, clock=lambda: self.store.clock())
 
@@ -506,9 +506,7 @@ class _InstancePlacer:
         ctx = self.ctx(gi)
         filters = [f for f in self.s.filters if applies(f, ctx)]
         if gi == 0:
-            self.check_group = any(
-                f.NAME in ("AffinityFilter", "AntiAffinityFilter") for f in filters
-            )
+            self.check_group = any(f.ENFORCES_SERVER_GROUP for f in filters)
             if self.check_group:
                 self.members_seen = set(self.state.server_group_hosts())
         passed = []
@@ -954,7 +952,7 @@ class _TreePlacer(_InstancePlacer):
             )
         ctx = self.ctx(0)
         filters = [f for f in self.s.filters if applies(f, ctx)]
-        self.check_group = any(f.NAME in ("AffinityFilter", "AntiAffinityFilter") for f in filters)
+        self.check_group = any(f.ENFORCES_SERVER_GROUP for f in filters)
         if self.check_group:
             self.members_seen = set(self.state.server_group_hosts())
         roots: dict[str, ProviderUsage | None] = {}
