@@ -1,22 +1,21 @@
 """Drivers: what actually builds an instance on a host.
 
-A driver is any object with the ``Driver`` methods. ``load_driver`` finds one
-by a built-in name (``fake``), an entry point in the ``claimant.drivers``
-group, or a dotted path ``package.module:Class``; it is built with the
-``[driver]`` table of the agent's config as keyword arguments."""
+A driver is a class that subclasses ``Driver``, registered as an entry point
+in the ``claimant.drivers`` group (``fake`` is claimant's own; docs/plugins.md).
+``load_driver`` finds one by name and builds it from the ``[driver]`` table of
+the agent's config, validated by its ``Options`` model."""
 
 from __future__ import annotations
 
-import importlib
 import random
 import threading
 import time
-from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Protocol
 
-from claimant.model.errors import InvalidInput
+from pydantic import Field
 
-ENTRY_POINT_GROUP = "claimant.drivers"
+from claimant.plugins import NoOptions, PluginGroup, PluginOptions, subclass_of
 
 
 class BuildError(Exception):
@@ -24,8 +23,11 @@ class BuildError(Exception):
     agent turns it into a failed build reply)."""
 
 
-@runtime_checkable
 class Driver(Protocol):
+    """What a driver is. Subclass it."""
+
+    Options: ClassVar[type[PluginOptions]] = NoOptions
+
     def discover(self) -> dict[str, Any]:
         """What the host has, merged over the config's ``[provider]`` table:
         any of ``inventories``, ``traits``, ``attributes`` (may be empty)."""
@@ -38,9 +40,15 @@ class Driver(Protocol):
     def destroy(self, consumer_uuid: str) -> None: ...
 
 
-class FakeDriver:
+class FakeDriver(Driver):
     """Builds nothing: sleeps ``build_time`` seconds and fails with probability
     ``failure_rate``. ``inventories`` (optional) is what it "discovers"."""
+
+    class Options(PluginOptions):
+        build_time: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+        failure_rate: Annotated[float, Field(ge=0, le=1)] = 0.0
+        seed: int | None = None
+        inventories: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -48,14 +56,8 @@ class FakeDriver:
         failure_rate: float = 0.0,
         seed: int | None = None,
         inventories: dict[str, Any] | None = None,
-        sleep: Any = time.sleep,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not isinstance(build_time, int | float) or build_time < 0:
-            raise InvalidInput("fake driver: build_time must be >= 0 seconds", field="build_time")
-        if not isinstance(failure_rate, int | float) or not 0 <= failure_rate <= 1:
-            raise InvalidInput(
-                "fake driver: failure_rate must be between 0 and 1", field="failure_rate"
-            )
         self.build_time = float(build_time)
         self.failure_rate = float(failure_rate)
         self.inventories = dict(inventories or {})
@@ -82,34 +84,8 @@ class FakeDriver:
             self.instances.discard(consumer_uuid)
 
 
-BUILTIN_DRIVERS: dict[str, type] = {"fake": FakeDriver}
-
-
-def _resolve(name: str) -> Any:
-    if name in BUILTIN_DRIVERS:
-        return BUILTIN_DRIVERS[name]
-    if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            return getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise InvalidInput(f"driver {name!r} cannot be loaded: {exc}", field="driver") from exc
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            return ep.load()
-    raise InvalidInput(
-        f"unknown driver {name!r}: use one of {', '.join(sorted(BUILTIN_DRIVERS))}, an entry "
-        f"point in {ENTRY_POINT_GROUP}, or package.module:Class",
-        field="driver",
-    )
+DRIVERS: PluginGroup[Driver] = PluginGroup("claimant.drivers", "driver", subclass_of(Driver))
 
 
 def load_driver(name: str, options: dict[str, Any] | None = None) -> Driver:
-    factory = _resolve(name)
-    try:
-        driver = factory(**(options or {}))
-    except TypeError as exc:
-        raise InvalidInput(f"driver {name!r}: bad options: {exc}", field="driver") from exc
-    if not isinstance(driver, Driver):
-        raise InvalidInput(f"driver {name!r} lacks discover/build/destroy", field="driver")
-    return driver
+    return DRIVERS.build(name, options)

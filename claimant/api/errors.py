@@ -1,5 +1,10 @@
 """The one JSON error format of the native API and the one place where
-claimant's exceptions become HTTP statuses.
+claimant's exceptions become HTTP statuses (``STATUS_BY_ERROR``, used by the
+native API, the agents' and conductor's apps and the Placement API):
+
+    InvalidInput 400 (422: a body FastAPI's schema refused) · Unauthorized 401
+    · Forbidden 403 · NotFound 404 · Conflict 409 · StoreUnavailable,
+    IdentityUnavailable, DeadlineExceeded 503 · anything else 500
 
 Every error body is ``{"error": {"code": ..., "message": ..., "details": ...}}``;
 codes are the stable strings of ``claimant.model.errors``.
@@ -17,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from claimant.api.auth import Forbidden, Unauthorized
+from claimant.api.auth import Forbidden, IdentityUnavailable, Unauthorized
 from claimant.model import errors as codes
 from claimant.model.errors import (
     CellUnavailable,
@@ -40,6 +45,7 @@ STATUS_BY_ERROR: tuple[tuple[type[ClaimantError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
     (StoreUnavailable, 503),
+    (IdentityUnavailable, 503),
     (DeadlineExceeded, 503),
 )
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
 
+from claimant.api import query
 from claimant.api.deps import (
     HeartbeatTimeoutDep,
     ProviderPath,
@@ -52,38 +54,59 @@ def parse_required(values: list[str]) -> tuple[set[str], set[str], list[frozense
     forbidden: set[str] = set()
     any_of: list[frozenset[str]] = []
     for value in values:
-        if value.startswith("in:"):
-            names = _names(value[3:], "required")
-            any_of.append(frozenset(names))
-            continue
-        for name in _names(value, "required"):
-            if name.startswith("!"):
-                forbidden.add(name[1:])
+        try:
+            traits = query.parse_traits(value)
+        except query.QuerySyntaxError as exc:
+            raise _syntax_error("required", exc) from None
+        for names in traits.required:
+            if value.startswith("in:"):
+                any_of.append(names)
             else:
-                required.add(name)
+                required |= names
+        forbidden |= traits.forbidden
+        _check_lengths("required", value, [*traits.required, traits.forbidden])
     return required, forbidden, any_of
 
 
 def parse_member_of(store: Store, values: list[str]) -> tuple[list[frozenset[str]], set[str]]:
-    """``member_of=in:A1,A2`` or ``member_of=A1`` (any of), ``member_of=!A3``
-    (none of); each A a uuid or an aggregate's name."""
+    """``member_of=in:A1,A2`` or ``member_of=A1,A2`` or ``member_of=A1`` (any
+    of), ``member_of=!A3`` or ``!in:A3,A4`` (none of); each A a uuid or an
+    aggregate's name."""
     any_of: list[frozenset[str]] = []
     forbidden: set[str] = set()
     for value in values:
-        if value.startswith("!"):
-            forbidden |= resolve_aggregates(store, _names(value[1:], "member_of"), "member_of")
-            continue
-        if value.startswith("in:"):
-            value = value[3:]
-        any_of.append(frozenset(resolve_aggregates(store, _names(value, "member_of"), "member_of")))
+        try:
+            term = query.parse_member_of(value)
+        except query.QuerySyntaxError as exc:
+            raise _syntax_error("member_of", exc) from None
+        refs = [r.strip() for r in (term.any_of if term.any_of is not None else term.none_of)]
+        if not all(refs):
+            raise _syntax_error(
+                "member_of", query.QuerySyntaxError(query.Problem.EMPTY_NAME, value)
+            )
+        _check_lengths("member_of", value, [refs])
+        aggs = resolve_aggregates(store, refs, "member_of")
+        if term.any_of is not None:
+            any_of.append(frozenset(aggs))
+        else:
+            forbidden |= aggs
     return any_of, forbidden
 
 
-def _names(value: str, field: str) -> list[str]:
-    names = [n.strip() for n in value.split(",")]
-    if not all(names) or any(len(n) > 255 for n in names):
-        raise InvalidInput(f"{field}: {value!r} is not a comma-separated list", field=field)
-    return names
+_SYNTAX = {
+    query.Problem.EMPTY_NAME: "an empty name in a comma-separated list",
+    query.Problem.FORBIDDEN_IN_ANY_OF: "in: takes no forbidden (!) names",
+}
+
+
+def _syntax_error(field: str, exc: query.QuerySyntaxError) -> InvalidInput:
+    why = _SYNTAX.get(exc.problem, str(exc.problem))
+    return InvalidInput(f"{field}: {exc.value!r}: {why}", field=field)
+
+
+def _check_lengths(field: str, value: str, names: Iterable[Iterable[str]]) -> None:
+    if any(len(n) > 255 for group in names for n in group):
+        raise InvalidInput(f"{field}: {value!r}: a name is longer than 255 characters", field=field)
 
 
 def usage_to_dict(u: Usage) -> dict[str, int]:

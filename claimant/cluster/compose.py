@@ -98,9 +98,19 @@ def host_compose(
     (uid, gid) the token file belongs to (default: this process's); ``dcs``
     data centres, hosts round-robin over them."""
     uid, gid = owner if owner is not None else (os.getuid(), os.getgid())
+    services = {
+        "cassandra": _cassandra_service(index, addresses, image=image, heap=heap, dcs=dcs),
+        "claimant": _claimant_service(index, addresses, claimant_image, (uid, gid), dcs),
+    }
+    return {"name": "claimant", "services": services}
+
+
+def _cassandra_service(
+    index: int, addresses: list[str], *, image: str, heap: str, dcs: int
+) -> dict[str, Any]:
     me = addresses[index - 1]
     extra = " ".join(f"-Dcassandra.settings.{k}={v}" for k, v in CASSANDRA_SETTINGS.items())
-    cassandra = {
+    return {
         "image": image,
         "container_name": "claimant-cassandra",
         "restart": "unless-stopped",
@@ -143,7 +153,13 @@ def host_compose(
             "start_period": "180s",
         },
     }
-    claimant = {
+
+
+def _claimant_service(
+    index: int, addresses: list[str], claimant_image: str, owner: tuple[int, int], dcs: int
+) -> dict[str, Any]:
+    uid, gid = owner
+    return {
         "image": claimant_image,
         "container_name": "claimant-api",
         "restart": "unless-stopped",
@@ -169,7 +185,6 @@ def host_compose(
             "/etc/claimant/tokens.json",
         ],
     }
-    return {"name": "claimant", "services": {"cassandra": cassandra, "claimant": claimant}}
 
 
 def _header(index: int, count: int) -> str:

@@ -6,6 +6,7 @@ tested table-driven without a JVM.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from dataclasses import dataclass
@@ -198,6 +199,56 @@ def rackdc_properties(node: NodeSpec) -> str:
     )
 
 
+# The settings every node shares, after its own (cassandra_yaml); split out
+# only to keep cassandra_yaml short: the order is the rendered file's.
+_LWT_STORAGE_AND_SIZING: dict[str, Any] = {
+    # --- lightweight transactions -------------------------------------
+    # Paxos v2 (4.1+): 2 round trips per conditional write instead of 4,
+    # and linearizable reads at SERIAL. The 5.0 default is still v1.
+    "paxos_variant": "v2",
+    # Keep system.paxos until Paxos repair has proven a quorum of replicas
+    # applied the commit; this is what makes commit consistency ANY /
+    # LOCAL_QUORUM safe under v2 (saves one more round trip). Cost:
+    # system.paxos is only purged by repair (`nodetool repair --paxos-only`
+    # or incremental repair). Never switch back to `legacy` afterwards.
+    "paxos_state_purging": "repaired",
+    "cas_contention_timeout": "1000ms",
+    "write_request_timeout": "2000ms",
+    "read_request_timeout": "5000ms",
+    # --- 5.0 storage formats ------------------------------------------
+    # NONE = no 4.x compatibility: newest sstable/commitlog/messaging
+    # versions; needed for SAI on new tables and for the BTI format.
+    "storage_compatibility_mode": "NONE",
+    "sstable": {"selected_format": "bti"},
+    "memtable": {
+        "configurations": {
+            "skiplist": {"class_name": "SkipListMemtable"},
+            "trie": {"class_name": "TrieMemtable"},
+            "default": {"inherits": "trie"},
+        }
+    },
+    "default_compaction": {
+        "class_name": "UnifiedCompactionStrategy",
+        "parameters": {"base_shard_count": 1},
+    },
+    # --- small machine ------------------------------------------------
+    "concurrent_compactors": 1,
+    "memtable_heap_space": "64MiB",
+    "memtable_offheap_space": "64MiB",
+    "key_cache_size": "16MiB",
+    "counter_cache_size": "0MiB",
+    "prepared_statements_cache_size": "16MiB",
+    # Cassandra 5.0's scan read-ahead leaks direct buffers under many
+    # concurrent range/SAI scans (CASSANDRA-21671): a dev node died with
+    # "Cannot reserve ... bytes of direct buffer memory". A read-ahead no
+    # larger than the chunk turns the scan reader off.
+    "compressed_read_ahead_buffer_size": "0KiB",
+    # A dev cluster is dropped and recreated often; snapshots on every
+    # DROP/TRUNCATE would only eat the disk.
+    "auto_snapshot": False,
+}
+
+
 def cassandra_yaml(
     node: NodeSpec,
     node_count: int,
@@ -243,50 +294,7 @@ def cassandra_yaml(
         "endpoint_snitch": snitch(node.dcs),
         "authenticator": {"class_name": "AllowAllAuthenticator"},
         "authorizer": {"class_name": "AllowAllAuthorizer"},
-        # --- lightweight transactions -------------------------------------
-        # Paxos v2 (4.1+): 2 round trips per conditional write instead of 4,
-        # and linearizable reads at SERIAL. The 5.0 default is still v1.
-        "paxos_variant": "v2",
-        # Keep system.paxos until Paxos repair has proven a quorum of replicas
-        # applied the commit; this is what makes commit consistency ANY /
-        # LOCAL_QUORUM safe under v2 (saves one more round trip). Cost:
-        # system.paxos is only purged by repair (`nodetool repair --paxos-only`
-        # or incremental repair). Never switch back to `legacy` afterwards.
-        "paxos_state_purging": "repaired",
-        "cas_contention_timeout": "1000ms",
-        "write_request_timeout": "2000ms",
-        "read_request_timeout": "5000ms",
-        # --- 5.0 storage formats ------------------------------------------
-        # NONE = no 4.x compatibility: newest sstable/commitlog/messaging
-        # versions; needed for SAI on new tables and for the BTI format.
-        "storage_compatibility_mode": "NONE",
-        "sstable": {"selected_format": "bti"},
-        "memtable": {
-            "configurations": {
-                "skiplist": {"class_name": "SkipListMemtable"},
-                "trie": {"class_name": "TrieMemtable"},
-                "default": {"inherits": "trie"},
-            }
-        },
-        "default_compaction": {
-            "class_name": "UnifiedCompactionStrategy",
-            "parameters": {"base_shard_count": 1},
-        },
-        # --- small machine ------------------------------------------------
-        "concurrent_compactors": 1,
-        "memtable_heap_space": "64MiB",
-        "memtable_offheap_space": "64MiB",
-        "key_cache_size": "16MiB",
-        "counter_cache_size": "0MiB",
-        "prepared_statements_cache_size": "16MiB",
-        # Cassandra 5.0's scan read-ahead leaks direct buffers under many
-        # concurrent range/SAI scans (CASSANDRA-21671): a dev node died with
-        # "Cannot reserve ... bytes of direct buffer memory". A read-ahead no
-        # larger than the chunk turns the scan reader off.
-        "compressed_read_ahead_buffer_size": "0KiB",
-        # A dev cluster is dropped and recreated often; snapshots on every
-        # DROP/TRUNCATE would only eat the disk.
-        "auto_snapshot": False,
+        **copy.deepcopy(_LWT_STORAGE_AND_SIZING),
     }
 
 

@@ -280,28 +280,7 @@ class Conductor:
                     }
                 )
                 return out
-            kind = reply.failure.value if reply.failure else Failure.AGENT.value
-            out.failures.append((kind, host))
-            event = {
-                "at": now,
-                "event": "build_failed",
-                "consumer": consumer,
-                "provider": host,
-                "attempt": out.attempts,
-                "failure": kind,
-                "message": reply.message,
-            }
-            out.events.append(event)
-            log.warning(
-                "build of %s on %s failed (%s, attempt %d): %s",
-                consumer,
-                host,
-                kind,
-                out.attempts,
-                reply.message,
-                extra={"request_id": request.uuid},
-            )
-            self._provider_event(host, event, request)
+            event = self._failed(request, out, host, reply, now)
             if reply.failure == Failure.UNKNOWN:
                 # It may be running there: building it elsewhere could run it
                 # twice, and its claims are not ours to free.
@@ -323,43 +302,88 @@ class Conductor:
                     }
                 )
                 return out
-            # Nova's RetryFilter, as a query condition: never the same host again.
-            one = request.evolve(
-                count=1, consumers=(consumer,), all_or_nothing=True, claims=(), history=()
-            )
-            held: list[Claim] = []
-            try:
-                again = self.scheduler.place(one, exclude={h for _, h in out.failures}, held=held)
-            except ClaimantError as exc:
-                out.held.extend(c.uuid for c in held)
-                out.events.append(
-                    {
-                        "at": self.store.clock(),
-                        "event": "reschedule_failed",
-                        "consumer": consumer,
-                        "message": exc.message,
-                    }
-                )
+            rescheduled = self._reschedule(request, out, host, stats, lock)
+            if rescheduled is None:
                 return out
-            with lock:
-                stats.add(again.stats)
-            claims = again.placements[0].claims
-            self._count(rescheduled=1)
-            log.info(
-                "rescheduled %s from %s to %s (attempt %d)",
-                consumer,
-                host,
-                claims[0].provider_uuid,
-                out.attempts + 1,
-            )
+            claims = rescheduled
+
+    def _failed(
+        self, request: Request, out: InstanceOutcome, host: str, reply: BuildReply, now: float
+    ) -> dict[str, Any]:
+        """Record a failed build attempt: the outcome, the log, the provider's events."""
+        consumer = out.consumer_uuid
+        kind = reply.failure.value if reply.failure else Failure.AGENT.value
+        out.failures.append((kind, host))
+        event = {
+            "at": now,
+            "event": "build_failed",
+            "consumer": consumer,
+            "provider": host,
+            "attempt": out.attempts,
+            "failure": kind,
+            "message": reply.message,
+        }
+        out.events.append(event)
+        log.warning(
+            "build of %s on %s failed (%s, attempt %d): %s",
+            consumer,
+            host,
+            kind,
+            out.attempts,
+            reply.message,
+            extra={"request_id": request.uuid},
+        )
+        self._provider_event(host, event, request)
+        return event
+
+    def _reschedule(
+        self,
+        request: Request,
+        out: InstanceOutcome,
+        host: str,
+        stats: ScheduleStats,
+        lock: threading.Lock,
+    ) -> list[Claim] | None:
+        """Claims for another try of a failed build elsewhere; None if none."""
+        consumer = out.consumer_uuid
+        # Nova's RetryFilter, as a query condition: never the same host again.
+        one = request.evolve(
+            count=1, consumers=(consumer,), all_or_nothing=True, claims=(), history=()
+        )
+        held: list[Claim] = []
+        try:
+            again = self.scheduler.place(one, exclude={h for _, h in out.failures}, held=held)
+        except ClaimantError as exc:
+            out.held.extend(c.uuid for c in held)
             out.events.append(
                 {
                     "at": self.store.clock(),
-                    "event": "rescheduled",
+                    "event": "reschedule_failed",
                     "consumer": consumer,
-                    "provider": claims[0].provider_uuid,
+                    "message": exc.message,
                 }
             )
+            return None
+        with lock:
+            stats.add(again.stats)
+        claims = again.placements[0].claims
+        self._count(rescheduled=1)
+        log.info(
+            "rescheduled %s from %s to %s (attempt %d)",
+            consumer,
+            host,
+            claims[0].provider_uuid,
+            out.attempts + 1,
+        )
+        out.events.append(
+            {
+                "at": self.store.clock(),
+                "event": "rescheduled",
+                "consumer": consumer,
+                "provider": claims[0].provider_uuid,
+            }
+        )
+        return claims
 
     def _count(self, outcome: str | None = None, *, rescheduled: int = 0) -> None:
         with self._counts:

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -58,6 +58,7 @@ from claimant.model import (
 from claimant.model.codec import request_to_dict
 from claimant.model.errors import BuildFailed
 from claimant.scheduler import lifecycle
+from claimant.store import Store
 
 MAX_AGENT_PROVIDERS = 256
 
@@ -83,6 +84,29 @@ def create_conductor_app(
 
     shutdown = shutdown or Shutdown()
 
+    app = FastAPI(
+        title="claimant conductor",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=_lifespan(conductor, pool, shutdown),
+    )
+    install_error_handlers(app)
+    app.add_middleware(ServiceGate, auth=service_auth, max_body=max_body)
+    app.state.conductor = conductor
+    app.state.max_body = max_body
+    store = conductor.store
+    observe.install(
+        app, lambda: store.list_requests(limit=1), lambda: observe.conductor_samples(conductor)
+    )
+    _build_routes(app, conductor, pool)
+    _agent_routes(app, conductor, service_auth, agent_token)
+    return app
+
+
+def _lifespan(
+    conductor: Conductor, pool: ThreadPoolExecutor, shutdown: Shutdown
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -105,22 +129,12 @@ def create_conductor_app(
             await asyncio.sleep(0.02)
         conductor.close()
 
-    app = FastAPI(
-        title="claimant conductor",
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
-        lifespan=lifespan,
-    )
-    install_error_handlers(app)
-    app.add_middleware(ServiceGate, auth=service_auth, max_body=max_body)
-    app.state.conductor = conductor
-    app.state.max_body = max_body
+    return lifespan
+
+
+def _build_routes(app: FastAPI, conductor: Conductor, pool: ThreadPoolExecutor) -> None:
+    """POST, GET and DELETE /v1/builds."""
     store = conductor.store
-    observe.install(
-        app, lambda: store.list_requests(limit=1), lambda: observe.conductor_samples(conductor)
-    )
-    register_lock = threading.Lock()
     running: set[str] = set()
     running_lock = threading.Lock()
 
@@ -173,6 +187,14 @@ def create_conductor_app(
         out: dict[str, Any] = await run_in_threadpool(_body, uuid)
         return out
 
+
+def _agent_routes(
+    app: FastAPI, conductor: Conductor, service_auth: ServiceAuth, agent_token: str | None
+) -> None:
+    """POST and GET /v1/agents."""
+    store = conductor.store
+    register_lock = threading.Lock()
+
     @app.post("/v1/agents", status_code=204)
     async def register_agent(request: Request) -> Response:
         data = await json_body(request)
@@ -197,56 +219,60 @@ def create_conductor_app(
             # identity registered and was allowed before costs no store read.
             return Response(status_code=204)
         if not caller.is_admin and (caller.providers is not None or service_auth.listed):
-            await run_in_threadpool(check_listed, caller, uuids)
-        register(caller, url, uuids)
-        return Response(status_code=204)
-
-    def check_listed(caller: Caller, uuids: list[str]) -> None:
-        """A token that lists providers registers those only; one that lists
-        none may not register a provider another token lists. A provider is
-        named by its uuid or by the name the store gives it."""
-        refused = []
-        for uuid in uuids:
-            keys = {uuid}
-            with contextlib.suppress(NotFound):
-                keys.add(store.get_provider(uuid).name)
-            if caller.providers is not None:
-                ok = bool(keys & caller.providers)
-            else:
-                ok = not keys & service_auth.listed
-            if not ok:
-                refused.append(uuid)
-        if refused:
-            raise Forbidden(
-                f"the token file does not let this token register provider(s) "
-                f"{', '.join(sorted(refused))}",
-                providers=sorted(refused),
-            )
-
-    def register(caller: Caller, url: str, uuids: list[str]) -> None:
-        # One registration at a time: the ownership check and the update
-        # must not interleave with another agent's.
+            await run_in_threadpool(_check_listed, store, service_auth, caller, uuids)
         with register_lock:
-            agents = conductor.agents
-            taken = sorted(u for u in uuids if agents.owner(u) not in (None, caller.identity))
-            if taken and not caller.is_admin:
-                raise Forbidden(
-                    f"provider(s) {', '.join(taken)} are registered by another agent; "
-                    "only it or an admin may register them again",
-                    providers=taken,
-                )
-            send = agent_token if agent_token is not None else caller.token
-            if not all(agents.registered(u, url, caller.identity, send) for u in uuids):
-                agents.add(
-                    uuids,
-                    HttpAgentClient(url, token=send),
-                    url,
-                    owner=caller.identity,
-                    token=send,
-                )
+            _register(conductor, agent_token, caller, url, uuids)
+        return Response(status_code=204)
 
     @app.get("/v1/agents")
     async def list_agents() -> dict[str, Any]:
         return {"agents": conductor.agents.listing()}
 
-    return app
+
+def _check_listed(
+    store: Store, service_auth: ServiceAuth, caller: Caller, uuids: list[str]
+) -> None:
+    """A token that lists providers registers those only; one that lists
+    none may not register a provider another token lists. A provider is
+    named by its uuid or by the name the store gives it."""
+    refused = []
+    for uuid in uuids:
+        keys = {uuid}
+        with contextlib.suppress(NotFound):
+            keys.add(store.get_provider(uuid).name)
+        if caller.providers is not None:
+            ok = bool(keys & caller.providers)
+        else:
+            ok = not keys & service_auth.listed
+        if not ok:
+            refused.append(uuid)
+    if refused:
+        raise Forbidden(
+            f"the token file does not let this token register provider(s) "
+            f"{', '.join(sorted(refused))}",
+            providers=sorted(refused),
+        )
+
+
+def _register(
+    conductor: Conductor, agent_token: str | None, caller: Caller, url: str, uuids: list[str]
+) -> None:
+    """Under the caller's register lock: one registration at a time, so the
+    ownership check and the update never interleave with another agent's."""
+    agents = conductor.agents
+    taken = sorted(u for u in uuids if agents.owner(u) not in (None, caller.identity))
+    if taken and not caller.is_admin:
+        raise Forbidden(
+            f"provider(s) {', '.join(taken)} are registered by another agent; "
+            "only it or an admin may register them again",
+            providers=taken,
+        )
+    send = agent_token if agent_token is not None else caller.token
+    if not all(agents.registered(u, url, caller.identity, send) for u in uuids):
+        agents.add(
+            uuids,
+            HttpAgentClient(url, token=send),
+            url,
+            owner=caller.identity,
+            token=send,
+        )

@@ -2,22 +2,25 @@
 
 Rules for codes: a code never changes meaning and is never reused. Clients
 (the CLI, Placement clients through the compatibility layer, operators'
-scripts) match on ``code``, never on ``message``.
+scripts) match on ``code``, never on ``message``. What HTTP status an
+error is belongs to the API layer (``claimant.api.errors.STATUS_BY_ERROR``).
 
     ClaimantError
-    ├── InvalidInput              400/422  the request itself is wrong
-    ├── NotFound                  404      a named thing does not exist
-    ├── Conflict                  409      the request is valid but the state says no
+    ├── InvalidInput              the request itself is wrong
+    │   └── (claimant.plugins)    UnknownPlugin, PluginUnavailable, InvalidPluginOptions
+    ├── NotFound                  a named thing does not exist
+    ├── Conflict                  the request is valid but the state says no
     │   ├── AlreadyExists
     │   ├── GenerationConflict    compare-and-set lost: re-read and retry
     │   ├── ConsumerGenerationConflict
     │   ├── InsufficientCapacity  does not fit (reasons carry the numbers)
     │   ├── InUse                 cannot delete / shrink: something holds it
     │   ├── ClaimNotActive        confirm/release of an expired or released claim
-    │   └── NoValidHost           the scheduler found no provider for a request
-    ├── StoreUnavailable      503 the backend could not be reached / timed out
+    │   ├── NoValidHost           the scheduler found no provider for a request
+    │   └── BuildFailed           placed, but its instances could not be built
+    ├── StoreUnavailable          the backend could not be reached / timed out
     │   └── CellUnavailable       a cell (data centre) is cut off, nowhere else to go
-    └── DeadlineExceeded      503 the request ran out of its time budget
+    └── DeadlineExceeded          the request ran out of its time budget
 """
 
 from __future__ import annotations
@@ -43,10 +46,15 @@ BUILD_FAILED = "build_failed"
 UNKNOWN_AGGREGATE = "unknown_aggregate"
 # A cell (data centre, docs/cells.md) the store has no replicas in.
 UNKNOWN_CELL = "unknown_cell"
-# The request could only be placed in cells that are unreachable (503).
+# The request could only be placed in cells that are unreachable.
 CELL_UNAVAILABLE = "cell_unavailable"
-# A write that would put one consumer in two cells (400).
+# A write that would put one consumer in two cells.
 CROSS_CELL = "cross_cell"
+# Plugins (claimant.plugins): a name no entry point has; one that cannot be
+# loaded (import error, wrong kind, registered twice); options it refuses.
+UNKNOWN_PLUGIN = "unknown_plugin"
+PLUGIN_UNAVAILABLE = "plugin_unavailable"
+INVALID_PLUGIN_OPTIONS = "invalid_plugin_options"
 
 
 class ClaimantError(Exception):
@@ -138,7 +146,8 @@ class DeadlineExceeded(ClaimantError):
     code = DEADLINE_EXCEEDED
 
 
-# HTTP-layer codes (claimant.api): no domain exception carries them.
+# Codes of the HTTP layer (claimant.api, the agents' gate): no domain
+# exception carries them; they are here so that every code is in one list.
 UNAUTHORIZED = "unauthorized"
 FORBIDDEN = "forbidden"
 METHOD_NOT_ALLOWED = "method_not_allowed"

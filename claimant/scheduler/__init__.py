@@ -1,14 +1,13 @@
 """The scheduler: request -> store query -> filters -> weighers -> pick -> claim.
 
-Filters and weighers are plugins registered by name in ``FILTERS`` and
-``WEIGHERS``; see docs/scheduler.md.
+Filters and weighers are plugins (entry points, ``claimant.plugins``) found
+by name through ``FILTERS`` and ``WEIGHERS``; see docs/plugins.md.
 """
 
 from claimant.scheduler import lifecycle
 from claimant.scheduler.config import DEFAULT_FILTERS, DEFAULT_WEIGHERS, SchedulerConfig
 from claimant.scheduler.context import FailureCounter, PlacementContext, RequestState
 from claimant.scheduler.filters import FILTERS, Filter, FilterResult
-from claimant.scheduler.registry import Registry
 from claimant.scheduler.scheduler import (
     InstancePlacement,
     Scheduler,
@@ -27,7 +26,6 @@ __all__ = [
     "FilterResult",
     "InstancePlacement",
     "PlacementContext",
-    "Registry",
     "RequestState",
     "ScheduleResult",
     "ScheduleStats",

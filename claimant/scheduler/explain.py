@@ -136,7 +136,7 @@ def _weigh(
     for weigher, multiplier in scheduler.weighers:
         if multiplier == 0 or not applies(weigher, ctx):
             continue
-        if flip and getattr(weigher, "FOLLOWS_STRATEGY", False):
+        if flip and weigher.FOLLOWS_STRATEGY:
             multiplier = -multiplier
         for i, w in enumerate(normalize(weigher.weigh(passed, ctx))):
             out[i]["weights"][weigher.NAME] = round(multiplier * w, 6)

@@ -3,38 +3,28 @@
 The store already returned only providers that fit the request group
 (amounts, traits, attributes, aggregates, tree, heartbeat). A filter here
 looks at one candidate and either passes it or rejects it with a reason that
-carries the numbers an operator needs. To add your own, write a class with a
-``NAME`` and a ``filter`` method and register it::
+carries the numbers an operator needs.
 
-    @FILTERS.register
-    class RackFilter:
-        NAME = "RackFilter"
-
-        def __init__(self, rack: str) -> None:  # options come from config.options
-            self.rack = rack
-
-        def filter(self, candidate: ProviderUsage, ctx: PlacementContext) -> FilterResult:
-            rack = candidate.provider.attributes.get("rack")
-            if rack == self.rack:
-                return FilterResult.ok()
-            return FilterResult.reject(f"rack is {rack!r}, want {self.rack!r}")
-
-then list ``"RackFilter"`` in ``SchedulerConfig.filters`` and its keyword
-arguments in ``SchedulerConfig.options["RackFilter"]``.
-
-A filter may also define ``applies(ctx) -> bool``: called once per query, a
-False skips the filter for every candidate of that query (the built-in hint
-filters use it, so a request without hints pays nothing for them).
+A filter is a class that subclasses ``Filter`` and is registered as an entry
+point in the ``claimant.filters`` group under its ``NAME`` (the built-in ones
+in pyproject.toml; yours in your package's: docs/plugins.md). Its options
+are a ``PluginOptions`` model, ``Options``, validated when the scheduler is
+built; its constructor takes them as keyword arguments.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Protocol
 
-from claimant.model import ClaimStatus, GroupPolicyKind, InvalidInput, ProviderUsage
+from pydantic import Field
+
+from claimant.model import ClaimStatus, GroupPolicyKind, ProviderUsage
+from claimant.plugins import NoOptions, PluginGroup, PluginOptions, subclass_of
 from claimant.scheduler.context import PlacementContext
-from claimant.scheduler.registry import Registry
+
+if TYPE_CHECKING:
+    from claimant.scheduler.weighers import Weigher
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,20 +44,31 @@ class FilterResult:
 _PASS = FilterResult(True)
 
 
-@runtime_checkable
 class Filter(Protocol):
+    """What a filter is. Subclass it: the optional hooks' defaults live here."""
+
     NAME: ClassVar[str]
+    Options: ClassVar[type[PluginOptions]] = NoOptions
+    #: The filter enforces a hard server-group policy (affinity, anti-affinity):
+    #: the scheduler then re-reads the group after claiming, since a concurrent
+    #: placement the filter could not see may have broken it.
+    ENFORCES_SERVER_GROUP: ClassVar[bool] = False
+
+    def applies(self, ctx: PlacementContext) -> bool:
+        """Called once per query: False skips the filter for every candidate
+        of that query (so a request without hints pays nothing for them)."""
+        return True
 
     def filter(self, candidate: ProviderUsage, ctx: PlacementContext) -> FilterResult: ...
 
 
-FILTERS: Registry[Filter] = Registry("filter")
+FILTERS: PluginGroup[Filter] = PluginGroup(
+    "claimant.filters", "filter", subclass_of(Filter), named=True
+)
 
 
-def applies(plugin: object, ctx: PlacementContext) -> bool:
-    """A plugin's optional ``applies(ctx)``; plugins without one always apply."""
-    check = getattr(plugin, "applies", None)
-    return True if check is None else bool(check(ctx))
+def applies(plugin: Filter | Weigher, ctx: PlacementContext) -> bool:
+    return plugin.applies(ctx)
 
 
 def _short(uuids: Any, n: int = 3) -> str:
@@ -76,11 +77,11 @@ def _short(uuids: Any, n: int = 3) -> str:
     return ", ".join(items[:n]) + more
 
 
-@FILTERS.register
-class AffinityFilter:
+class AffinityFilter(Filter):
     """Server group policy ``affinity``: every member on one host."""
 
     NAME = "AffinityFilter"
+    ENFORCES_SERVER_GROUP = True
 
     def applies(self, ctx: PlacementContext) -> bool:
         return ctx.is_host_group and ctx.request.hints.group_policy == GroupPolicyKind.AFFINITY
@@ -99,11 +100,11 @@ class AffinityFilter:
         )
 
 
-@FILTERS.register
-class AntiAffinityFilter:
+class AntiAffinityFilter(Filter):
     """Server group policy ``anti-affinity``: no two members on one host."""
 
     NAME = "AntiAffinityFilter"
+    ENFORCES_SERVER_GROUP = True
 
     def applies(self, ctx: PlacementContext) -> bool:
         return ctx.is_host_group and ctx.request.hints.group_policy == GroupPolicyKind.ANTI_AFFINITY
@@ -120,8 +121,7 @@ class AntiAffinityFilter:
         )
 
 
-@FILTERS.register
-class SameHostFilter:
+class SameHostFilter(Filter):
     """Hint ``same_host``: on a host that holds one of the named consumers."""
 
     NAME = "SameHostFilter"
@@ -146,8 +146,7 @@ class SameHostFilter:
         )
 
 
-@FILTERS.register
-class DifferentHostFilter:
+class DifferentHostFilter(Filter):
     """Hint ``different_host``: not on a host that holds any named consumer."""
 
     NAME = "DifferentHostFilter"
@@ -163,8 +162,7 @@ class DifferentHostFilter:
         return FilterResult.reject("different_host: this host holds a named consumer")
 
 
-@FILTERS.register
-class MaxClaimsPerProviderFilter:
+class MaxClaimsPerProviderFilter(Filter):
     """At most ``max_claims`` unconfirmed claims (builds in flight) on one
     provider, like Nova's IoOpsFilter: a burst of requests then spreads over
     more hosts instead of queueing builds on the emptiest one. Costs one store
@@ -172,12 +170,10 @@ class MaxClaimsPerProviderFilter:
 
     NAME = "MaxClaimsPerProviderFilter"
 
+    class Options(PluginOptions):
+        max_claims: Annotated[int, Field(ge=1)] = 8
+
     def __init__(self, max_claims: int = 8) -> None:
-        if isinstance(max_claims, bool) or not isinstance(max_claims, int) or max_claims < 1:
-            raise InvalidInput(
-                f"{self.NAME}: max_claims must be a positive integer, got {max_claims!r}",
-                field="max_claims",
-            )
         self.max_claims = max_claims
 
     def filter(self, candidate: ProviderUsage, ctx: PlacementContext) -> FilterResult:

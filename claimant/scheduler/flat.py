@@ -130,9 +130,7 @@ class FlatPlacer(Placer):
         ctx = self.ctx(gi)
         filters = [f for f in self.s.filters if applies(f, ctx)]
         if gi == 0:
-            self.check_group = any(
-                f.NAME in ("AffinityFilter", "AntiAffinityFilter") for f in filters
-            )
+            self.check_group = any(f.ENFORCES_SERVER_GROUP for f in filters)
             if self.check_group:
                 self.members_seen = set(self.state.server_group_hosts())
         passed = []

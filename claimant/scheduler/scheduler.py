@@ -34,7 +34,7 @@ from claimant.scheduler.flat import FlatPlacer
 from claimant.scheduler.inflight import InFlight
 from claimant.scheduler.results import InstancePlacement, ScheduleResult, ScheduleStats
 from claimant.scheduler.tree import TreePlacer
-from claimant.scheduler.weighers import WEIGHERS, BuildFailureWeigher, Weigher
+from claimant.scheduler.weighers import WEIGHERS, Weigher
 from claimant.store.base import Store, check_cell
 
 # An instance that could not be placed: its index, why, and every group's diagnostics.
@@ -68,7 +68,7 @@ class Scheduler:
             (WEIGHERS.build(n, cfg.options.get(n)), float(m)) for n, m in cfg.weighers.items()
         ]
         half_life = next(
-            (w.half_life for w, _ in self.weighers if isinstance(w, BuildFailureWeigher)), 600.0
+            (h for w, _ in self.weighers if (h := w.failure_half_life()) is not None), 600.0
         )
         self.failures = FailureCounter(half_life, clock=lambda: self.store.clock())
         # Providers this scheduler's threads are claiming now; picks avoid them.

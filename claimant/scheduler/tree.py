@@ -126,7 +126,7 @@ class TreePlacer(Placer):
             )
         ctx = self.ctx(0)
         filters = [f for f in self.s.filters if applies(f, ctx)]
-        self.check_group = any(f.NAME in ("AffinityFilter", "AntiAffinityFilter") for f in filters)
+        self.check_group = any(f.ENFORCES_SERVER_GROUP for f in filters)
         if self.check_group:
             self.members_seen = set(self.state.server_group_hosts())
         roots: dict[str, ProviderUsage | None] = {}

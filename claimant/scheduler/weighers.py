@@ -10,29 +10,46 @@ Resource weighers (``FOLLOWS_STRATEGY = True``) weigh free capacity: with a
 positive multiplier they spread, with a negative one they pack. A request
 whose hint says ``pack`` flips their sign.
 
-Like a filter, a weigher may define ``applies(ctx) -> bool`` to be skipped
-for a whole query.
+A weigher subclasses ``Weigher`` and is an entry point in the
+``claimant.weighers`` group under its ``NAME``, with typed ``Options``, as a
+filter is (docs/plugins.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Annotated, ClassVar, Protocol
+
+from pydantic import Field
 
 from claimant.model import GroupPolicyKind, InvalidInput, ProviderUsage, Strategy, deadline
+from claimant.plugins import NoOptions, PluginGroup, PluginOptions, subclass_of
 from claimant.scheduler.context import PlacementContext
-from claimant.scheduler.filters import applies
-from claimant.scheduler.registry import Registry
 
 
-@runtime_checkable
 class Weigher(Protocol):
+    """What a weigher is. Subclass it: the optional hooks' defaults live here."""
+
     NAME: ClassVar[str]
+    Options: ClassVar[type[PluginOptions]] = NoOptions
+    #: Weighs free capacity: a request whose hint says ``pack`` flips its sign.
+    FOLLOWS_STRATEGY: ClassVar[bool] = False
+
+    def applies(self, ctx: PlacementContext) -> bool:
+        """Called once per query: False skips the weigher for that query."""
+        return True
+
+    def failure_half_life(self) -> float | None:
+        """Seconds in which the scheduler's build-failure counts halve, for a
+        weigher that reads them (``ctx.state.failures``); None for the rest."""
+        return None
 
     def weigh(self, candidates: Sequence[ProviderUsage], ctx: PlacementContext) -> list[float]: ...
 
 
-WEIGHERS: Registry[Weigher] = Registry("weigher")
+WEIGHERS: PluginGroup[Weigher] = PluginGroup(
+    "claimant.weighers", "weigher", subclass_of(Weigher), named=True
+)
 
 
 def normalize(weights: Sequence[float]) -> list[float]:
@@ -58,9 +75,9 @@ def combine(
     flip = ctx.request.hints.strategy == Strategy.PACK
     for weigher, multiplier in weighers:
         deadline.check("weighing candidates")
-        if multiplier == 0 or not applies(weigher, ctx):
+        if multiplier == 0 or not weigher.applies(ctx):
             continue
-        if flip and getattr(weigher, "FOLLOWS_STRATEGY", False):
+        if flip and weigher.FOLLOWS_STRATEGY:
             multiplier = -multiplier
         raw = weigher.weigh(candidates, ctx)
         if len(raw) != len(candidates):
@@ -73,10 +90,9 @@ def combine(
     return totals
 
 
-class _FreeWeigher:
-    NAME: ClassVar[str] = ""
+class _FreeWeigher(Weigher):
     RESOURCE_CLASS: ClassVar[str] = ""
-    FOLLOWS_STRATEGY: ClassVar[bool] = True
+    FOLLOWS_STRATEGY = True
 
     def weigh(self, candidates: Sequence[ProviderUsage], ctx: PlacementContext) -> list[float]:
         rc = self.RESOURCE_CLASS
@@ -89,7 +105,6 @@ class _FreeWeigher:
         return out
 
 
-@WEIGHERS.register
 class RAMWeigher(_FreeWeigher):
     """Free MEMORY_MB."""
 
@@ -97,7 +112,6 @@ class RAMWeigher(_FreeWeigher):
     RESOURCE_CLASS = "MEMORY_MB"
 
 
-@WEIGHERS.register
 class CPUWeigher(_FreeWeigher):
     """Free VCPU."""
 
@@ -105,7 +119,6 @@ class CPUWeigher(_FreeWeigher):
     RESOURCE_CLASS = "VCPU"
 
 
-@WEIGHERS.register
 class DiskWeigher(_FreeWeigher):
     """Free DISK_GB."""
 
@@ -113,8 +126,7 @@ class DiskWeigher(_FreeWeigher):
     RESOURCE_CLASS = "DISK_GB"
 
 
-@WEIGHERS.register
-class ServerGroupSoftAffinityWeigher:
+class ServerGroupSoftAffinityWeigher(Weigher):
     """Policy ``soft-affinity``: more members of the group on the host weigh more."""
 
     NAME = "ServerGroupSoftAffinityWeigher"
@@ -130,8 +142,7 @@ class ServerGroupSoftAffinityWeigher:
         return [float(hosts.get(c.provider.root_uuid, 0)) for c in candidates]
 
 
-@WEIGHERS.register
-class ServerGroupSoftAntiAffinityWeigher:
+class ServerGroupSoftAntiAffinityWeigher(Weigher):
     """Policy ``soft-anti-affinity``: more members of the group on the host weigh less."""
 
     NAME = "ServerGroupSoftAntiAffinityWeigher"
@@ -148,8 +159,7 @@ class ServerGroupSoftAntiAffinityWeigher:
         return [-float(hosts.get(c.provider.root_uuid, 0)) for c in candidates]
 
 
-@WEIGHERS.register
-class BuildFailureWeigher:
+class BuildFailureWeigher(Weigher):
     """Recent build failures on the provider (``Scheduler.record_build_failure``)
     weigh against it. The counter is in memory, per scheduler process, and
     decays by half every ``half_life`` seconds (set through the options; the
@@ -157,17 +167,14 @@ class BuildFailureWeigher:
 
     NAME = "BuildFailureWeigher"
 
+    class Options(PluginOptions):
+        half_life: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 600.0
+
     def __init__(self, half_life: float = 600.0) -> None:
-        if (
-            isinstance(half_life, bool)
-            or not isinstance(half_life, int | float)
-            or not half_life > 0
-        ):
-            raise InvalidInput(
-                f"{self.NAME}: half_life must be a positive number of seconds, got {half_life!r}",
-                field="half_life",
-            )
         self.half_life = float(half_life)
+
+    def failure_half_life(self) -> float | None:
+        return self.half_life
 
     def applies(self, ctx: PlacementContext) -> bool:
         return bool(ctx.state.failures)

@@ -1,4 +1,6 @@
-"""Stores: the contract (``base``) and its backends, chosen by URL.
+"""Stores: the contract (``base``) and its backends, chosen by URL: the URL's
+scheme names a plugin in the ``claimant.stores`` entry-point group
+(``claimant.plugins``; the built-in openers are in ``urls``).
 
 - ``sqlite:///absolute/path.db`` or ``sqlite:relative/path.db``: embedded, one file
   shared by any number of threads and processes on one machine.
@@ -10,9 +12,10 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
-from claimant.model.errors import InvalidInput
+from claimant.plugins import PluginGroup, UnknownPlugin
 from claimant.store.base import (
     UNSET,
     CandidateQuery,
@@ -29,6 +32,7 @@ from claimant.store.base import (
 )
 
 __all__ = [
+    "STORES",
     "UNSET",
     "CandidateQuery",
     "ClaimSpec",
@@ -52,32 +56,23 @@ def default_store_url() -> str:
     return "sqlite:///" + os.path.join(user_data_dir("claimant"), "claimant.db").lstrip("/")
 
 
+def _opener(obj: object) -> str:
+    return "" if callable(obj) else "it is not a function of a URL"
+
+
+#: Store openers by URL scheme: each is ``(url: str) -> Store``.
+STORES: PluginGroup[Callable[[str], Store]] = PluginGroup("claimant.stores", "store", _opener)
+
+
 def open_store(url: str) -> Store:
     """Open (not migrate) the store a URL names."""
-    parts = urlsplit(url)
-    options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    if parts.scheme == "sqlite":
-        # sqlite:///abs/path -> /abs/path ; sqlite:rel/path -> rel/path
-        path = parts.path if parts.netloc == "" else parts.netloc + parts.path
-        if url.startswith("sqlite:///"):
-            path = "/" + url[len("sqlite:///") :].split("?")[0]
-        if not path:
-            raise InvalidInput(f"store URL {url!r} names no file: use sqlite:///path/to/file.db")
-        from claimant.store.sqlite import SQLiteStore
-
-        return SQLiteStore(path, url=url, **options)
-    if parts.scheme == "cassandra":
-        hosts = [h for h in (parts.netloc or "").split(",") if h]
-        keyspace = parts.path.strip("/")
-        if not hosts or not keyspace:
-            raise InvalidInput(
-                f"store URL {url!r} needs hosts and a keyspace: cassandra://h1,h2/keyspace?rf=3"
-            )
-        try:
-            from claimant.store.cassandra import CassandraStore
-            from claimant.store.cassandra.connect import refuse_inline_password
-        except ModuleNotFoundError as exc:
-            raise InvalidInput("the Cassandra backend is not installed") from exc
-        refuse_inline_password(set(options), parts.netloc)
-        return CassandraStore(hosts, keyspace, url=url, **options)
-    raise InvalidInput(f"unknown store URL scheme in {url!r}: use sqlite:/// or cassandra://")
+    scheme = urlsplit(url).scheme
+    if not scheme or scheme not in STORES:
+        schemes = STORES.names()
+        raise UnknownPlugin(
+            f"unknown store URL scheme in {url!r}: use " + " or ".join(f"{s}://" for s in schemes),
+            field="store",
+            known=schemes,
+        )
+    store: Store = STORES.load(scheme)(url)
+    return store

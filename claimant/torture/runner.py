@@ -281,6 +281,29 @@ class Run:
         work = self._workdir()
         self.workdir = work
         self.echo(f"run {self.run_id}: logs in {work}")
+        service_urls = self._start_services(work)
+        shared_trait = f"CUSTOM_TORTURE_{self.run_id.upper()}_SHARED"
+        build_trait = f"CUSTOM_TORTURE_{self.run_id.upper()}_BUILD"
+        for trait in (shared_trait, build_trait):
+            self._create_trait(service_urls[0], trait)
+        conductor_url = self._start_conductor(work)
+        shared, build = self._start_agents(work, conductor_url, shared_trait, build_trait)
+        self._wait_for_agents(conductor_url, build)
+        self.providers = shared + build
+        self.topology = Topology(
+            service_urls=service_urls,
+            conductor_url=conductor_url,
+            shared=shared,
+            build=build,
+            shared_trait=shared_trait,
+            build_trait=build_trait,
+            consumers=[str(uuidlib.uuid4()) for _ in range(self.cfg.consumers)],
+            timeout=self.cfg.client_timeout,
+            mix=self.cfg.mix,
+        )
+
+    def _start_services(self, work: Path) -> list[str]:
+        """``claimant serve`` processes; their base URLs."""
         ttl = self.cfg.claim_ttl
         dep = self.dep
         # At least one service per cell, so clients reach every cell.
@@ -311,12 +334,12 @@ class Run:
             # multi-DC cluster on a loaded machine took over two minutes.
             self._ready(p, MIGRATE_TIMEOUT if i == 0 else 120)
             dep.services.append(p)
-        service_urls = [p.ready_url.rsplit("/", 1)[0] for p in dep.services]
-        shared_trait = f"CUSTOM_TORTURE_{self.run_id.upper()}_SHARED"
-        build_trait = f"CUSTOM_TORTURE_{self.run_id.upper()}_BUILD"
-        for trait in (shared_trait, build_trait):
-            self._create_trait(service_urls[0], trait)
+        return [p.ready_url.rsplit("/", 1)[0] for p in dep.services]
 
+    def _start_conductor(self, work: Path) -> str:
+        """``claimant conductor serve``; its URL."""
+        ttl = self.cfg.claim_ttl
+        dep = self.dep
         cport = free_port()
         conductor_url = f"http://127.0.0.1:{cport}"
         dep.conductor = Proc(
@@ -340,9 +363,16 @@ class Run:
         )
         dep.conductor.start()
         self._ready(dep.conductor, 120)
+        return conductor_url
 
+    def _start_agents(
+        self, work: Path, conductor_url: str, shared_trait: str, build_trait: str
+    ) -> tuple[list[str], list[str]]:
+        """The shared and the build agents, each behind its reply proxy; the
+        uuids of their providers."""
         from claimant.agent.config import provider_uuid_for
 
+        dep = self.dep
         dep.proxy_thread = ProxyThread()
         shared: list[str] = []
         build: list[str] = []
@@ -392,19 +422,7 @@ class Run:
                 dep.build_agents[name] = f"http://127.0.0.1:{port}"
         for p in dep.agents:
             self._ready(p, 120)
-        self._wait_for_agents(conductor_url, build)
-        self.providers = shared + build
-        self.topology = Topology(
-            service_urls=service_urls,
-            conductor_url=conductor_url,
-            shared=shared,
-            build=build,
-            shared_trait=shared_trait,
-            build_trait=build_trait,
-            consumers=[str(uuidlib.uuid4()) for _ in range(self.cfg.consumers)],
-            timeout=self.cfg.client_timeout,
-            mix=self.cfg.mix,
-        )
+        return shared, build
 
     def _ready(self, p: Proc, timeout: float) -> None:
         """Wait until ``p`` answers; one that exits while starting is started

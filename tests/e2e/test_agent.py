@@ -208,10 +208,10 @@ def test_config_errors(tmp_path: Path, case: str, text: str, suffix: str, messag
     ("case", "name", "options"),
     [
         ("unknown name", "nope", {}),
-        ("bad dotted path", "claimant.nothing:Driver", {}),
+        # One plugin mechanism (issue 13): a driver is an entry point, never a dotted path.
+        ("dotted path", "claimant.agent.driver:FakeDriver", {}),
         ("bad option", "fake", {"colour": "red"}),
         ("bad failure rate", "fake", {"failure_rate": 2}),
-        ("not a driver", "builtins:dict", {}),
     ],
 )
 def test_driver_loading_errors(case: str, name: str, options: dict[str, Any]) -> None:
@@ -219,5 +219,5 @@ def test_driver_loading_errors(case: str, name: str, options: dict[str, Any]) ->
         load_driver(name, options)
 
 
-def test_driver_by_dotted_path() -> None:
-    assert isinstance(load_driver("claimant.agent.driver:FakeDriver", {}), FakeDriver)
+def test_driver_by_entry_point() -> None:
+    assert isinstance(load_driver("fake", {}), FakeDriver)

@@ -55,6 +55,13 @@ def test_the_wheel_installs_and_serves_from_a_clean_venv(tmp_path: Path) -> None
     missing = [f for f in PACKAGE_FILES if f not in names]
     assert missing == [], missing
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
+    # Every plugin, claimant's own included, is an entry point (issue 13): the
+    # clean venv's `claimant serve` below finds its store and scheduler plugins
+    # through them.
+    points = zipfile.ZipFile(wheel).read("claimant-0.1.0.dist-info/entry_points.txt").decode()
+    for group in ("claimant.filters", "claimant.weighers", "claimant.drivers", "claimant.stores"):
+        assert f"[{group}]" in points, group
+    assert "sqlite = claimant.store.urls:open_sqlite" in points
 
     venv = tmp_path / "venv"
     base = getattr(sys, "_base_executable", sys.executable)

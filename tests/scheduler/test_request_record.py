@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from claimant.model import AlreadyExists, NoValidHost, RequestStatus
-from claimant.scheduler import FILTERS, FilterResult, PlacementContext, lifecycle
+from claimant.scheduler import Filter, FilterResult, PlacementContext, lifecycle
 from claimant.store import Store
+from tests.plugin_dist import plugin_dist
 from tests.scheduler.builders import grp, host, req, scheduler, used
 
 
@@ -80,25 +82,27 @@ def test_a_recorded_uuid_places_nothing(store: Store) -> None:
     assert store.get_request(request.uuid).status is RequestStatus.PENDING
 
 
-def test_a_create_that_wins_the_uuid_meanwhile_keeps_it(store: Store) -> None:
+class RacingCreate(Filter):
+    """Another caller records the same uuid while this one places it."""
+
+    NAME = "TestRacingCreate"
+
+    def filter(self, candidate: Any, ctx: PlacementContext) -> FilterResult:
+        lifecycle.create(ctx.store, ctx.request, event={"event": "accepted"})
+        return FilterResult.ok()
+
+
+def test_a_create_that_wins_the_uuid_meanwhile_keeps_it(store: Store, tmp_path: Path) -> None:
     a = host(store, "a")
     request = req()
 
-    class RacingCreate:
-        """Another caller records the same uuid while this one places it."""
-
-        NAME = "TestRacingCreate"
-
-        def filter(self, candidate: Any, ctx: PlacementContext) -> FilterResult:
-            lifecycle.create(store, request, event={"event": "accepted"})
-            return FilterResult.ok()
-
-    FILTERS.register(RacingCreate)
-    try:
-        with pytest.raises(AlreadyExists):
-            scheduler(store, filters=["TestRacingCreate"]).schedule(request)
-    finally:
-        FILTERS.unregister("TestRacingCreate")
+    with (
+        plugin_dist(
+            tmp_path, {"claimant.filters": {RacingCreate.NAME: f"{__name__}:RacingCreate"}}
+        ),
+        pytest.raises(AlreadyExists),
+    ):
+        scheduler(store, filters=["TestRacingCreate"]).schedule(request)
     assert used(store, a) == 0
     assert store.list_claims(request_uuid=request.uuid) == []
     winner = store.get_request(request.uuid)

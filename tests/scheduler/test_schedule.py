@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +22,10 @@ from claimant.model import (
     Strategy,
     new_uuid,
 )
-from claimant.scheduler import FILTERS, FilterResult, PlacementContext, ScheduleResult
+from claimant.plugins import PluginOptions
+from claimant.scheduler import Filter, FilterResult, PlacementContext, ScheduleResult
 from claimant.store import Store
+from tests.plugin_dist import plugin_dist
 
 from .builders import grp, host, names, req, scheduler, used
 
@@ -342,21 +345,26 @@ def test_no_valid_host_explains_the_store(
     assert saved.history[-1]["details"]["groups"][0]["queries"] == 1
 
 
-def test_custom_filter_plugin(store: Store) -> None:
-    class RackFilter:
-        NAME = "TestRackFilter"
+class RackFilter(Filter):
+    """A plugin of a test's own (test_custom_filter_plugin registers it)."""
 
-        def __init__(self, rack: str) -> None:
-            self.rack = rack
+    NAME = "TestRackFilter"
 
-        def filter(self, candidate: Any, ctx: PlacementContext) -> FilterResult:
-            rack = candidate.provider.attributes.get("availability_zone")
-            if rack == self.rack:
-                return FilterResult.ok()
-            return FilterResult.reject(f"zone is {rack!r}, want {self.rack!r}")
+    class Options(PluginOptions):
+        rack: str
 
-    FILTERS.register(RackFilter)
-    try:
+    def __init__(self, rack: str) -> None:
+        self.rack = rack
+
+    def filter(self, candidate: Any, ctx: PlacementContext) -> FilterResult:
+        rack = candidate.provider.attributes.get("availability_zone")
+        if rack == self.rack:
+            return FilterResult.ok()
+        return FilterResult.reject(f"zone is {rack!r}, want {self.rack!r}")
+
+
+def test_custom_filter_plugin(store: Store, tmp_path: Path) -> None:
+    with plugin_dist(tmp_path, {"claimant.filters": {RackFilter.NAME: f"{__name__}:RackFilter"}}):
         host(store, "z1", attributes={"availability_zone": "z1"})
         host(store, "z2", attributes={"availability_zone": "z2"})
         sched = scheduler(
@@ -371,8 +379,10 @@ def test_custom_filter_plugin(store: Store) -> None:
         rejected = err.value.details["groups"][0]["rejected"]["TestRackFilter"]
         assert rejected["count"] == 2
         assert "want 'z9'" in rejected["examples"][0]
-    finally:
-        FILTERS.unregister("TestRackFilter")
+        with pytest.raises(InvalidInput, match="rack: Field required"):
+            scheduler(store, filters=["TestRackFilter"])
+    with pytest.raises(InvalidInput, match="unknown filter 'TestRackFilter'"):
+        scheduler(store, filters=["TestRackFilter"])
 
 
 def test_max_claims_per_provider_filter(store: Store) -> None:

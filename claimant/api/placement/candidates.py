@@ -156,6 +156,21 @@ def _parse_wide(req: Req) -> Wide:
 
 
 def _parse_groups(req: Req, wide: Wide) -> dict[str, Group]:
+    groups = _read_groups(req)
+    check_count("request groups", groups, MAX_PLACEMENT_GROUPS)
+    for suffix, g in groups.items():
+        g.check_bounds(suffix)
+    if req.want(36):
+        _check_same_subtree(groups, wide)
+    else:
+        _check_every_group_has_resources(groups)
+    if req.want(22):
+        _check_trait_clashes(groups)
+    return groups
+
+
+def _read_groups(req: Req) -> dict[str, Group]:
+    """The groups the query string names, by suffix ("" is the unnumbered one)."""
     pattern = _KEY_RE_1_33 if req.want(33) else _KEY_RE
     groups: dict[str, Group] = {}
     seen: set[tuple[str, str]] = set()
@@ -176,67 +191,74 @@ def _parse_groups(req: Req, wide: Wide) -> dict[str, Group]:
             g.member_of, g.forbidden_aggs = parse_member_of(req, suffix)
         else:
             g.in_tree = parse_in_tree(value)
-    check_count("request groups", groups, MAX_PLACEMENT_GROUPS)
-    for suffix, g in groups.items():
-        g.check_bounds(suffix)
-    if req.want(36):
-        resourceless = {s for s, g in groups.items() if not g.resources}
-        subtree = set().union(*wide.same_subtrees) if wide.same_subtrees else set()
-        if len(resourceless) == len(groups):
-            raise bad_request(
-                "There must be at least one resources or resources[$S] parameter.",
-                errors.QUERYPARAM_MISSING_VALUE,
-            )
-        bad = [s for s in resourceless if s not in subtree]
-        if bad:
-            raise bad_request(
-                "Resourceless suffixed group request should be specified in `same_subtree` "
-                f"query param: bad group(s) - {bad}.",
-                errors.QUERYPARAM_BAD_VALUE,
-            )
-        bad = [s for s in subtree if s not in groups]
-        if bad:
-            raise bad_request(
-                f"Real suffixes should be specified in `same_subtree`: {bad} not found in "
-                f"{list(groups)}.",
-                errors.QUERYPARAM_BAD_VALUE,
-            )
-    else:
-        orphans = [f"required{s}" for s, g in groups.items() if g.required and not g.resources]
-        if orphans:
-            raise bad_request(
-                "All traits parameters must be associated with resources.  Found the "
-                "following orphaned traits keys: " + ", ".join(orphans)
-            )
-        orphans = [
-            f"member_of{s}"
-            for s, g in groups.items()
-            if not g.resources and (g.member_of or g.forbidden_aggs)
-        ]
-        if orphans:
-            raise bad_request(
-                "All member_of parameters must be associated with resources. Found the "
-                "following orphaned member_of keys: " + ", ".join(orphans)
-            )
-        if not all(g.resources for g in groups.values()):
-            raise bad_request("All request groups must specify resources.")
-        if not groups:
-            raise bad_request(
-                "At least one request group (`resources` or `resources{$S}`) is required."
-            )
-    if req.want(22):
-        clashes = [
-            f"required{s}: ({', '.join(sorted(anyof))})"
-            for s, g in groups.items()
-            for anyof in g.required
-            if all(t in g.forbidden for t in anyof)
-        ]
-        if clashes:
-            raise bad_request(
-                "Conflicting required and forbidden traits found in the following traits "
-                "keys: " + ", ".join(sorted(clashes))
-            )
     return groups
+
+
+def _check_same_subtree(groups: dict[str, Group], wide: Wide) -> None:
+    """1.36+: a group without resources must be in a ``same_subtree``, which
+    names real suffixes only."""
+    resourceless = {s for s, g in groups.items() if not g.resources}
+    subtree = set().union(*wide.same_subtrees) if wide.same_subtrees else set()
+    if len(resourceless) == len(groups):
+        raise bad_request(
+            "There must be at least one resources or resources[$S] parameter.",
+            errors.QUERYPARAM_MISSING_VALUE,
+        )
+    bad = [s for s in resourceless if s not in subtree]
+    if bad:
+        raise bad_request(
+            "Resourceless suffixed group request should be specified in `same_subtree` "
+            f"query param: bad group(s) - {bad}.",
+            errors.QUERYPARAM_BAD_VALUE,
+        )
+    bad = [s for s in subtree if s not in groups]
+    if bad:
+        raise bad_request(
+            f"Real suffixes should be specified in `same_subtree`: {bad} not found in "
+            f"{list(groups)}.",
+            errors.QUERYPARAM_BAD_VALUE,
+        )
+
+
+def _check_every_group_has_resources(groups: dict[str, Group]) -> None:
+    """Before 1.36: traits and member_of only with resources, in every group."""
+    orphans = [f"required{s}" for s, g in groups.items() if g.required and not g.resources]
+    if orphans:
+        raise bad_request(
+            "All traits parameters must be associated with resources.  Found the "
+            "following orphaned traits keys: " + ", ".join(orphans)
+        )
+    orphans = [
+        f"member_of{s}"
+        for s, g in groups.items()
+        if not g.resources and (g.member_of or g.forbidden_aggs)
+    ]
+    if orphans:
+        raise bad_request(
+            "All member_of parameters must be associated with resources. Found the "
+            "following orphaned member_of keys: " + ", ".join(orphans)
+        )
+    if not all(g.resources for g in groups.values()):
+        raise bad_request("All request groups must specify resources.")
+    if not groups:
+        raise bad_request(
+            "At least one request group (`resources` or `resources{$S}`) is required."
+        )
+
+
+def _check_trait_clashes(groups: dict[str, Group]) -> None:
+    """1.22+: a group may not require (any of) only traits it forbids."""
+    clashes = [
+        f"required{s}: ({', '.join(sorted(anyof))})"
+        for s, g in groups.items()
+        for anyof in g.required
+        if all(t in g.forbidden for t in anyof)
+    ]
+    if clashes:
+        raise bad_request(
+            "Conflicting required and forbidden traits found in the following traits "
+            "keys: " + ", ".join(sorted(clashes))
+        )
 
 
 # -- the engine ---------------------------------------------------------------

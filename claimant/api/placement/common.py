@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from claimant.api import query
 from claimant.api.bounds import (
     MAX_CLASSES_PER_GROUP,
     MAX_INT64,
@@ -13,7 +14,7 @@ from claimant.api.bounds import (
     check_count,
     check_lists,
 )
-from claimant.api.placement.errors import bad_request, not_found
+from claimant.api.placement.errors import PlacementError, bad_request, not_found
 from claimant.api.placement.framework import Req, is_uuid
 from claimant.model import NotFound, Provider
 from claimant.model.names import STANDARD_RESOURCE_CLASSES
@@ -87,38 +88,40 @@ def parse_traits_value(
     val: str, allow_forbidden: bool, allow_any: bool
 ) -> tuple[list[frozenset[str]], set[str]]:
     """``required`` value -> (AND of OR-sets, forbidden)."""
-    if val.startswith("in:"):
-        if not allow_any:
-            raise bad_request(
-                "Invalid query string parameters: The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' "
-                f"only supported since microversion 1.39. Got: {val}"
+    try:
+        traits = query.parse_traits(val, query.Dialect(forbidden=allow_forbidden, any_of=allow_any))
+    except query.QuerySyntaxError as exc:
+        raise bad_request(_traits_message(exc, allow_forbidden)) from None
+    return list(traits.required), set(traits.forbidden)
+
+
+def _traits_message(exc: query.QuerySyntaxError, allow_forbidden: bool) -> str:
+    val = exc.value
+    if exc.problem is query.Problem.ANY_OF_UNSUPPORTED:
+        return (
+            "Invalid query string parameters: The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' "
+            f"only supported since microversion 1.39. Got: {val}"
+        )
+    if exc.problem is query.Problem.FORBIDDEN_IN_ANY_OF:
+        return (
+            "Invalid query string parameters: The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' "
+            f"does not support forbidden traits. Got: {val}"
+        )
+    if exc.problem is query.Problem.EMPTY_NAME:
+        if val.startswith("in:"):
+            form = "in:HW_CPU_X86_VMX,CUSTOM_MAGIC"
+        else:
+            form = (
+                "HW_CPU_X86_VMX,!CUSTOM_MAGIC" if allow_forbidden else "HW_CPU_X86_VMX,CUSTOM_MAGIC"
             )
-        anyof = {t.strip() for t in val[3:].split(",")}
-        if not all(anyof):
-            raise bad_request(
-                "Invalid query string parameters: Expected 'required' parameter value of "
-                f"the form: in:HW_CPU_X86_VMX,CUSTOM_MAGIC. Got an empty trait in: {val}"
-            )
-        if any(t.startswith("!") for t in anyof):
-            raise bad_request(
-                "Invalid query string parameters: The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' "
-                f"does not support forbidden traits. Got: {val}"
-            )
-        return [frozenset(anyof)], set()
-    names = [t.strip() for t in val.split(",")]
-    forbidden = {t.lstrip("!") for t in names if t.startswith("!")}
-    if not all(names) or not all(forbidden):
-        form = "HW_CPU_X86_VMX,!CUSTOM_MAGIC" if allow_forbidden else "HW_CPU_X86_VMX,CUSTOM_MAGIC"
-        raise bad_request(
+        return (
             "Invalid query string parameters: Expected 'required' parameter value of the "
             f"form: {form}. Got an empty trait in: {val}"
         )
-    if forbidden and not allow_forbidden:
-        raise bad_request(
-            "Invalid query string parameters: Expected 'required' parameter value of the "
-            f"form: HW_CPU_X86_VMX,CUSTOM_MAGIC. Got: {val}"
-        )
-    return [frozenset({t}) for t in names if not t.startswith("!")], forbidden
+    return (  # FORBIDDEN_UNSUPPORTED
+        "Invalid query string parameters: Expected 'required' parameter value of the "
+        f"form: HW_CPU_X86_VMX,CUSTOM_MAGIC. Got: {val}"
+    )
 
 
 def parse_required(req: Req, suffix: str = "") -> tuple[list[frozenset[str]], set[str]]:
@@ -134,6 +137,10 @@ def parse_required(req: Req, suffix: str = "") -> tuple[list[frozenset[str]], se
     return required, forbidden
 
 
+# Forbidden aggregates are checked after the uuids, as Placement does.
+_MEMBER_OF = query.Dialect(bare_list=False)
+
+
 def parse_member_of(req: Req, suffix: str = "") -> tuple[list[frozenset[str]], set[str]]:
     values = req.params("member_of" + suffix)
     if not req.want(24) and len(values) > 1:
@@ -141,37 +148,35 @@ def parse_member_of(req: Req, suffix: str = "") -> tuple[list[frozenset[str]], s
     required: list[frozenset[str]] = []
     forbidden: set[str] = set()
     for value in values:
-        if "," in value and not (value.startswith("in:") or value.startswith("!in:")):
-            raise bad_request(
-                "Multiple values for 'member_of' must be prefixed with the 'in:' or '!in:' "
-                f"keyword using the valid microversion. Got: {value}"
-            )
-        req_set: set[str] = set()
-        forb: set[str] = set()
-        if value.startswith("!in:"):
-            forb = set(value[4:].split(","))
-        elif value.startswith("!"):
-            forb = {value[1:]}
-        elif value.startswith("in:"):
-            req_set = set(value[3:].split(","))
-        else:
-            req_set = {value}
-        for agg in req_set | forb:
-            if not is_uuid(agg):
+        try:
+            term = query.parse_member_of(value, _MEMBER_OF)
+        except query.QuerySyntaxError as exc:
+            if exc.problem is query.Problem.LIST_WITHOUT_IN:
                 raise bad_request(
-                    "Invalid query string parameters: Expected 'member_of' parameter to "
-                    f"contain valid UUID(s). Got: {agg}"
-                )
-        if req_set:
-            required.append(frozenset(req_set))
-        if forb:
+                    "Multiple values for 'member_of' must be prefixed with the 'in:' or '!in:' "
+                    f"keyword using the valid microversion. Got: {value}"
+                ) from None
+            raise _not_uuid("") from None  # EMPTY_NAME: an empty uuid
+        for agg in (term.any_of or frozenset()) | term.none_of:
+            if not is_uuid(agg):
+                raise _not_uuid(agg)
+        if term.any_of:
+            required.append(term.any_of)
+        if term.none_of:
             if not req.want(32):
                 raise bad_request(
                     f"Forbidden member_of{suffix} parameters are not supported in the "
                     "specified microversion"
                 )
-            forbidden |= forb
+            forbidden |= term.none_of
     return required, forbidden
+
+
+def _not_uuid(agg: str) -> PlacementError:
+    return bad_request(
+        "Invalid query string parameters: Expected 'member_of' parameter to "
+        f"contain valid UUID(s). Got: {agg}"
+    )
 
 
 def parse_in_tree(value: str) -> str:

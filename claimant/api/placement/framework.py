@@ -27,6 +27,7 @@ import orjson
 
 from claimant.api.auth import Context, noauth2_context
 from claimant.api.deadlines import request_id_of
+from claimant.api.errors import status_of
 from claimant.api.limits import DEFAULT_MAX_BODY, BodyTooLarge, read_body
 from claimant.api.placement import errors
 from claimant.api.placement.errors import PlacementError
@@ -37,8 +38,6 @@ from claimant.model.errors import (
     CellUnavailable,
     ClaimantError,
     DeadlineExceeded,
-    InvalidInput,
-    NotFound,
     StoreUnavailable,
 )
 from claimant.store.base import Store
@@ -366,15 +365,16 @@ class PlacementApp:
             if isinstance(admitted, tuple):
                 status, out_headers, payload = admitted
             else:
+                method: Method | None = admitted
                 if admitted.json_body and declared_length_of(req):
                     try:
                         req.raw_body = await read()
                     except PlacementError as exc:
                         status, out_headers, payload = self.error(req, exc, req.version)
-                        admitted = None
-                if admitted is not None:
+                        method = None
+                if method is not None:
                     status, out_headers, payload = await anyio.to_thread.run_sync(
-                        self._run, req, admitted
+                        self._run, req, method
                     )
         await send(
             {
@@ -575,20 +575,22 @@ def declared_length_of(req: Req) -> int | None:
 
 
 def map_store_error(exc: ClaimantError) -> PlacementError:
-    """claimant errors a handler did not translate itself, in one place."""
-    if isinstance(exc, NotFound):
-        return PlacementError(404, exc.message)
-    if isinstance(exc, InvalidInput):
-        return PlacementError(400, exc.message)
+    """claimant errors a handler did not translate itself: the status from
+    the API layer's one table (``claimant.api.errors.status_of``), the body
+    and code Placement's."""
+    status = status_of(exc)
     if isinstance(exc, CellUnavailable):
         # claimant's own words (which cell), never the driver's.
         LOG.warning("placement: %s", exc.message)
-        return PlacementError(503, exc.message, exc.code)
+        return PlacementError(status, exc.message, exc.code)
     if isinstance(exc, StoreUnavailable):
         # The store's message may quote the driver: log it, never send it.
         LOG.warning("placement: store unavailable: %s", exc.message)
-        return PlacementError(503, "The store is unavailable; retry later.")
+        return PlacementError(status, "The store is unavailable; retry later.")
     if isinstance(exc, DeadlineExceeded):
-        return PlacementError(503, exc.message, errors.DEADLINE_EXCEEDED)
+        return PlacementError(status, exc.message, errors.DEADLINE_EXCEEDED)
+    if status in (400, 404):
+        return PlacementError(status, exc.message)
+    # Conflicts, and (as before the table was shared) any other claimant error.
     code = errors.CONCURRENT_UPDATE if "generation" in exc.code else errors.DEFAULT
     return PlacementError(409, exc.message, code)
