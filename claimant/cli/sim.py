@@ -279,6 +279,20 @@ def sim(
     from claimant.sim import SimConfig, run
     from claimant.sim.plot import write_plot
 
+    def config(m: str, k: int) -> SimConfig:
+        return SimConfig(
+            mode=m,
+            hosts=hosts,
+            schedulers=k,
+            requests=requests,
+            seed=seed,
+            build_time=build_time,
+            failure_rate=failure_rate,
+            host_subset_size=host_subset_size,
+            max_attempts=max_attempts,
+            claim_ttl=claim_ttl,
+        )
+
     if cells is None:
         for name, given in (
             ("--cluster-dir", cluster_dir is not None),
@@ -296,19 +310,16 @@ def sim(
                 + ("--plot" if plot else "--store")
             )
         at = _parse_at(stop_at)
-        cfg = SimConfig(
-            mode=mode,
-            hosts=hosts,
-            schedulers=schedulers,
-            requests=requests,
-            seed=seed,
-            build_time=build_time,
-            failure_rate=failure_rate,
-            host_subset_size=host_subset_size,
-            max_attempts=max_attempts,
-            claim_ttl=claim_ttl,
+        result = _cells(
+            config(mode, schedulers),
+            cells,
+            cluster_dir,
+            base_address,
+            heap,
+            cluster_timeout,
+            stop_dc,
+            at,
         )
-        result = _cells(cfg, cells, cluster_dir, base_address, heap, cluster_timeout, stop_dc, at)
         if as_json:
             click.echo(json.dumps(result.to_dict(), sort_keys=True))
         else:
@@ -325,18 +336,7 @@ def sim(
     try:
         with _store(store_url, wipe) as store:
             for m, k in runs:
-                cfg = SimConfig(
-                    mode=m,
-                    hosts=hosts,
-                    schedulers=k,
-                    requests=requests,
-                    seed=seed,
-                    build_time=build_time,
-                    failure_rate=failure_rate,
-                    host_subset_size=host_subset_size,
-                    max_attempts=max_attempts,
-                    claim_ttl=claim_ttl,
-                )
+                cfg = config(m, k)
                 err = Console(stderr=True)
                 with Progress(
                     TextColumn(f"{m} K={k}"),
