@@ -2565,7 +2565,12 @@ class CassandraStore(Store):
 
     def get_claim(self, claim_uuid: str) -> Claim:
         provider_uuid = self._locate(claim_uuid)
-        rows = self._run(q.READ_ENTRY, [provider_uuid, "l:" + claim_uuid]) if provider_uuid else []
+        rows = []
+        if provider_uuid:
+            # In the provider's home, where the claim was decided: a global
+            # QUORUM would fail this cell's agents while another DC is down.
+            home = self._home(provider_uuid)
+            rows = self._run(q.READ_ENTRY, [provider_uuid, "l:" + claim_uuid], cell=home)
         entry = _entry_from_row(rows[0]) if rows else None
         if entry is None or not entry.live(self.clock()):
             raise NotFound(f"no live claim {claim_uuid}", kind="claim", uuid=claim_uuid)
