@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from claimant.model import ClaimStatus, InvalidInput, NotFound, Provider
 from claimant.store.base import ImportedConsumer
 from claimant.store.cassandra import queries as q
+from claimant.store.cassandra.state import _Entry, _exists, _Partition, _State
 from claimant.store.importing import check_amounts, imported_entry_uuid
 
 if TYPE_CHECKING:
-    from claimant.store.cassandra.store import CassandraStore, _Partition
+    from claimant.store.cassandra.store import CassandraStore
 
 # Parallel writers: enough to keep a node's Paxos busy without queueing long
 # behind each other on a small cluster.
@@ -61,8 +62,6 @@ def _depth(p: Provider, batch: dict[str, Provider]) -> int:
 
 
 def import_providers(store: CassandraStore, providers: Sequence[Provider]) -> int:
-    from claimant.store.cassandra.store import _exists, _State
-
     batch = {p.uuid: p for p in providers}
     checked: dict[str, tuple[Provider, dict[str, Any]]] = {}
     for p in providers:
@@ -137,8 +136,6 @@ def import_providers(store: CassandraStore, providers: Sequence[Provider]) -> in
 
 
 def import_allocations(store: CassandraStore, consumers: Sequence[ImportedConsumer]) -> int:
-    from claimant.store.cassandra.store import _Entry
-
     todo: list[ImportedConsumer] = []
     seen = store._run_many(q.GET_CONSUMER, [[ic.consumer.uuid] for ic in consumers])
     for ic, rows in zip(consumers, seen, strict=True):

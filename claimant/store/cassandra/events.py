@@ -20,7 +20,7 @@ from claimant.model import ClaimantError
 from claimant.model.events import EVENT_TTL, Event, Subject
 
 if TYPE_CHECKING:
-    from claimant.store.cassandra.store import CassandraStore
+    from claimant.store.cassandra.statements import Statements
 
 log = logging.getLogger("claimant.store.events")
 
@@ -37,7 +37,7 @@ INSERT: Final = (
 SELECT: Final = "SELECT at, event, details FROM events WHERE subject = ? AND subject_id = ? LIMIT ?"
 
 
-def add_events(store: CassandraStore, events: Sequence[Event]) -> None:
+def add_events(store: Statements, events: Sequence[Event]) -> None:
     if not events:
         return
     params = [
@@ -51,7 +51,7 @@ def add_events(store: CassandraStore, events: Sequence[Event]) -> None:
 
 
 def list_events(
-    store: CassandraStore, subject: Subject, subject_id: str, limit: int = 100
+    store: Statements, subject: Subject, subject_id: str, limit: int = 100
 ) -> list[Event]:
     rows = store._run(SELECT, [Subject(subject).value, subject_id, int(limit)])
     return [

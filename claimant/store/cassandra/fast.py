@@ -30,6 +30,8 @@ from claimant.model import (
     NotFound,
 )
 from claimant.store.cassandra import queries as q
+from claimant.store.cassandra.errors import _DRIVER_ERRORS, OutcomeUnknown, _translate
+from claimant.store.cassandra.state import _Change, _conflict, _Entry, _Partition, _without
 from claimant.store.cassandra.txn import (
     ABORTED,
     COMMITTED,
@@ -44,7 +46,7 @@ from claimant.store.cassandra.txn import (
 )
 
 if TYPE_CHECKING:
-    from claimant.store.cassandra.store import CassandraStore, _Change, _Partition
+    from claimant.store.cassandra.settle import Settling
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +62,9 @@ class _GiveUp(Exception):
     """Past the deadline, or fenced by whoever met the lock: not written."""
 
 
-def write(store: CassandraStore, w: ConsumerAllocations) -> bool:
+def write(store: Settling, w: ConsumerAllocations) -> bool:
     """Write ``w`` by the fast path; False if it does not qualify (nothing
     written, the caller runs the transaction)."""
-    from claimant.store.cassandra.store import OutcomeUnknown, _conflict
-
     providers = {p for p, a in w.allocations.items() if a}
     if len(providers) != 1 or set(w.provider_generations) - providers:
         return False
@@ -173,7 +173,7 @@ def write(store: CassandraStore, w: ConsumerAllocations) -> bool:
     return True
 
 
-def finish(store: CassandraStore, txn: str, consumer: str) -> str:
+def finish(store: Settling, txn: str, consumer: str) -> str:
     """Resolve a fast-path lock met on ``consumer``: committed if its entry is
     on the provider; else, past its deadline, fenced and aborted; else
     PENDING (left alone). Idempotent."""
@@ -218,9 +218,7 @@ def finish(store: CassandraStore, txn: str, consumer: str) -> str:
     return status
 
 
-def _elsewhere(
-    store: CassandraStore, consumer: str, puuid: str, now: float, cell: str | None
-) -> bool:
+def _elsewhere(store: Settling, consumer: str, puuid: str, now: float, cell: str | None) -> bool:
     return any(
         e.live(now) and e.provider_uuid != puuid
         for e in store._entries_by("consumer_uuid", consumer, cell=cell)
@@ -228,7 +226,7 @@ def _elsewhere(
 
 
 def _change(
-    store: CassandraStore,
+    store: Settling,
     part: _Partition,
     now: float,
     w: ConsumerAllocations,
@@ -240,8 +238,6 @@ def _change(
     """The provider with the consumer's confirmed entries there replaced by
     one new entry, if it fits (as the transaction's check once committed, and
     against a pending reshape's smaller capacity)."""
-    from claimant.store.cassandra.store import _Entry, _without
-
     if txn in part.fences or now > deadline:
         raise _GiveUp
     st = part.state
@@ -315,7 +311,7 @@ def _change(
     return replace(state, alloc_used={rc: n for rc, n in alloc.items() if n}), extra
 
 
-def _commit_consumer(store: CassandraStore, consumer: str, txn: str, plan: FastPlan) -> None:
+def _commit_consumer(store: Settling, consumer: str, txn: str, plan: FastPlan) -> None:
     generation = (plan.generation or 0) + 1
     cell = txn_cell(txn)
     if plan.consumer_type is None:
@@ -342,7 +338,7 @@ def _commit_consumer(store: CassandraStore, consumer: str, txn: str, plan: FastP
     store._lwt_sure(cql, params, done=lambda: store._consumer_txn(consumer, cell) != txn, cell=cell)
 
 
-def _release(store: CassandraStore, consumer: str, txn: str, created: bool) -> None:
+def _release(store: Settling, consumer: str, txn: str, created: bool) -> None:
     """Unlock after a write that did not apply (a consumer it was creating
     goes). Left to whoever meets the lock if the store is unreachable."""
     cell = txn_cell(txn)
@@ -360,8 +356,6 @@ def _release(store: CassandraStore, consumer: str, txn: str, created: bool) -> N
 
 
 def _wait(future: Any) -> None:
-    from claimant.store.cassandra.store import _DRIVER_ERRORS, _translate
-
     try:
         future.result()
     except _DRIVER_ERRORS as exc:

@@ -1,0 +1,147 @@
+"""What a driver error means (translation, unknown outcomes), the pauses
+before a retry, and how a request's deadline cuts (or never cuts) a call."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from cassandra import (
+    DriverException,
+    OperationTimedOut,
+    ReadTimeout,
+    RequestValidationException,
+    Unauthorized,
+    Unavailable,
+    WriteFailure,
+    WriteTimeout,
+    WriteType,
+)
+from cassandra.cluster import NoHostAvailable
+from cassandra.connection import ConnectionException
+
+from claimant.model import CellUnavailable, ClaimantError, StoreUnavailable, deadline
+
+log = logging.getLogger(__name__)
+
+
+# Protocol v5 error code for "Paxos outcome unknown" (CASSANDRA-15350); the
+# driver has no class for it and raises its raw ErrorMessage.
+_CAS_WRITE_UNKNOWN = 0x1700
+
+
+class OutcomeUnknown(StoreUnavailable):
+    """A lightweight transaction timed out and re-reading could not tell
+    whether it was applied."""
+
+
+class _CellLostMidWrite(OutcomeUnknown, CellUnavailable):
+    """The cell a write went to stopped answering before its outcome was
+    known: unknown (a claim it may have made lives until its TTL), and a
+    cell the scheduler can skip."""
+
+    code = CellUnavailable.code
+
+
+def _cell_error(exc: BaseException, cell: str) -> ClaimantError:
+    """A driver error on a statement routed to ``cell``: no coordinator or
+    too few replicas there is that cell being unreachable (nothing was
+    applied); anything else as ``_translate``."""
+    if isinstance(exc, Unavailable) or (isinstance(exc, NoHostAvailable) and not exc.errors):
+        log.warning("cell %s unreachable: %r", cell, exc)
+        return CellUnavailable(f"cell {cell} is unreachable", cell=cell)
+    return _translate(exc)
+
+
+def _backoff(attempt: int) -> None:
+    """Jittered, growing pause before retrying a lost transaction: Paxos rounds
+    on one partition that keep colliding would otherwise collide again."""
+    if attempt:
+        time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+
+
+def _pause(attempt: int) -> None:
+    """Jittered exponential pause before repeating a timed-out request."""
+    time.sleep(random.uniform(0.01, min(1.0, 0.05 * 2**attempt)))
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, ReadTimeout | WriteTimeout | OperationTimedOut)
+
+
+def _translate(exc: BaseException) -> ClaimantError:
+    if isinstance(exc, ClaimantError):
+        return exc
+    if isinstance(exc, Unauthorized):
+        log.warning("Cassandra refused a query: %s", exc)
+        return StoreUnavailable(
+            "the Cassandra role lacks a permission this store needs (docs/cassandra.md,"
+            " 'Connecting with credentials and TLS')",
+            reason="unauthorized",
+        )
+    if isinstance(exc, RequestValidationException):
+        # Schema missing or a query the node refuses: not the caller's input.
+        return StoreUnavailable(f"Cassandra refused a query: {exc}", driver=type(exc).__name__)
+    return StoreUnavailable(f"Cassandra unavailable: {exc}", driver=type(exc).__name__)
+
+
+_DRIVER_ERRORS = (DriverException, NoHostAvailable, ConnectionException, OSError)
+
+
+_P = ParamSpec("_P")
+
+
+_R = TypeVar("_R")
+
+
+def _uncut(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A write of several statements: the request's deadline is checked once,
+    before it starts, and never cuts it half-way (its reads would otherwise
+    time out between two of its writes). The store's own timeout bounds it."""
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        deadline.check(f"starting {method.__name__.replace('_', ' ')}")
+        with deadline.shielded():
+            return method(*args, **kwargs)
+
+    return run
+
+
+def _never_cut(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Giving back (a claim's release) runs even past the deadline: it is how
+    a request that ran out of time leaves nothing behind."""
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with deadline.shielded():
+            return method(*args, **kwargs)
+
+    return run
+
+
+def _cut_timeout(default: float) -> float | None:
+    """The timeout of a plain read under the request's deadline (None: no
+    deadline, the session's own); raises DeadlineExceeded once it passed."""
+    left = deadline.remaining()
+    if left is None:
+        return None
+    deadline.check("querying the store")
+    return max(min(default, left), 0.001)
+
+
+def _is_unknown_outcome(exc: BaseException) -> bool:
+    """A CAS write whose fate the coordinator could not learn."""
+    if isinstance(exc, NoHostAvailable) and not exc.errors:
+        return False  # no host was even tried (a whole cell down): never sent
+    if isinstance(exc, WriteTimeout | WriteFailure):
+        return exc.write_type in (WriteType.CAS, "CAS")
+    if getattr(exc, "code", None) == _CAS_WRITE_UNKNOWN:
+        return True
+    # The client gave up waiting, or the connection died mid-request: the
+    # request may have reached Paxos.
+    return isinstance(exc, OperationTimedOut | ConnectionException | NoHostAvailable)
