@@ -51,7 +51,7 @@ def _row_factory(colnames: list[str], rows: list[Any]) -> list[Any]:
     row_type = _ROW_TYPES.get(key)
     if row_type is None:
         names = [re.sub(r"\W", "", c) or f"c{i}" for i, c in enumerate(colnames)]
-        row_type = _ROW_TYPES[key] = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+        row_type = _ROW_TYPES[key] = namedtuple("Row", names, rename=True)
     return [row_type(*r) for r in rows]
 
 
@@ -78,6 +78,12 @@ class CassandraBase(Store):
             )
         # rf=N, or rf=dc1:N1,dc2:N2 (NetworkTopologyStrategy over those DCs).
         self.rf, self.replication = _replication_option(options.get("rf", "1"), self.dc)
+        self._read_levels(options)
+        self._read_connection_options(hosts, options)
+        self._init_caches()
+
+    def _read_levels(self, options: dict[str, str]) -> None:
+        """``serial`` and ``consistency``, then what the URL's DCs allow."""
         serial = options.get("serial", "").upper()
         if serial and serial not in _SERIAL:
             raise InvalidInput(
@@ -98,6 +104,9 @@ class CassandraBase(Store):
         self.consistency = _CONSISTENCY[consistency or ("LOCAL_QUORUM" if self.dc else "QUORUM")]
         # What the URL alone says; the keyspace itself decides at connect time.
         self._settle_dcs(sorted(self.replication or ()))
+
+    def _read_connection_options(self, hosts: list[str], options: dict[str, str]) -> None:
+        """Port, timeouts, fetch size, the fast path, credentials and TLS, hosts."""
         self.port = _int_option("port", options.get("port", "9042"), 1, 65535)
         self.timeout = float(_int_option("timeout", options.get("timeout", "10"), 1, 600))
         self.fetch = _int_option("fetch", options.get("fetch", "20"), 1, 100_000)
@@ -111,6 +120,8 @@ class CassandraBase(Store):
             if port and int(_int_option("port", port, 1, 65535)) != self.port:
                 self.port = int(port)
             self.hosts.append(host)
+
+    def _init_caches(self) -> None:
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._profile: ExecutionProfile | None = None

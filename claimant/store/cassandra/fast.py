@@ -25,13 +25,21 @@ from claimant.model import (
     ClaimStatus,
     ConsumerAllocations,
     GenerationConflict,
-    InsufficientCapacity,
     InvalidInput,
     NotFound,
 )
+from claimant.store._common import does_not_fit
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.errors import _DRIVER_ERRORS, OutcomeUnknown, _translate
-from claimant.store.cassandra.state import _Change, _conflict, _Entry, _Partition, _without
+from claimant.store.cassandra.state import (
+    _Change,
+    _conflict,
+    _ConsumerHome,
+    _Entry,
+    _Partition,
+    _State,
+    _without,
+)
 from claimant.store.cassandra.txn import (
     ABORTED,
     COMMITTED,
@@ -65,31 +73,16 @@ class _GiveUp(Exception):
 def write(store: Settling, w: ConsumerAllocations) -> bool:
     """Write ``w`` by the fast path; False if it does not qualify (nothing
     written, the caller runs the transaction)."""
-    providers = {p for p, a in w.allocations.items() if a}
-    if len(providers) != 1 or set(w.provider_generations) - providers:
+    target = _target(store, w)
+    if target is None:
         return False
-    (puuid,) = providers
+    puuid, pcell, cell, home = target
     c = w.consumer_uuid
-    # The consumer's home and the provider's must agree (docs/cells.md); the
-    # transaction refuses or explains whatever does not.
-    home = store._consumer_home(c)
-    pcell = store._home(puuid)
-    if home.new and home.unreachable and w.expected_generation is not None:
-        return False
-    if not home.new and home.cell not in (None, pcell):
-        return False
-    cell = pcell if home.new else home.cell
     now = store.clock()
-    ctype = w.consumer_type or None
-    if w.expected_generation == "any":
-        consumer, holder = store._read_consumer(c, serial=True, home=home)
-        if holder is not None:
-            return False
-        generation = None if consumer is None else consumer.generation
-        ctype = ctype or (consumer.consumer_type if consumer else None) or None
-    else:
-        # The lock's condition checks it; no read needed.
-        generation = w.expected_generation  # type: ignore[assignment]
+    known = _consumer_at(store, w, home)
+    if known is None:
+        return False
+    generation, ctype = known
     if generation is not None and _elsewhere(store, c, puuid, now, cell):
         return False  # a move: the transaction
     expected = w.provider_generations.get(puuid)
@@ -106,16 +99,87 @@ def write(store: Settling, w: ConsumerAllocations) -> bool:
     # Refuse what cannot fit before writing anything.
     _change(store, part, now, w, txn, deadline, entry)
     plan = FastPlan(puuid, w.project_id, w.user_id, ctype, generation)
+    located = _lock(store, c, txn, deadline, plan, entry, pcell, cell)
+    if located is None:
+        return False
+    store.stats["fast"] += 1
+    store._hook("fast-locked", txn)
+    gone = _write_entry(
+        store, w, part, expected, located, txn, deadline, entry, now, cell, generation is None
+    )
+    if gone is None:
+        return False
+    store._hook("fast-committed", txn)
+    try:
+        _commit_consumer(store, c, txn, plan)
+    except ClaimantError as exc:
+        # Committed is durable: whoever meets the lock finishes it.
+        log.warning("fast write %s committed, consumer left to readers: %s", txn, exc)
+    for e in gone:
+        store._bury(e.uuid, puuid, "released")
+    return True
+
+
+def _target(
+    store: Settling, w: ConsumerAllocations
+) -> tuple[str, str | None, str | None, _ConsumerHome] | None:
+    """(provider, its cell, the write's cell, the consumer's home) of a write
+    to one provider whose consumer's home agrees; None: not for this path."""
+    providers = {p for p, a in w.allocations.items() if a}
+    if len(providers) != 1 or set(w.provider_generations) - providers:
+        return None
+    (puuid,) = providers
+    # The consumer's home and the provider's must agree (docs/cells.md); the
+    # transaction refuses or explains whatever does not.
+    home = store._consumer_home(w.consumer_uuid)
+    pcell = store._home(puuid)
+    if home.new and home.unreachable and w.expected_generation is not None:
+        return None
+    if not home.new and home.cell not in (None, pcell):
+        return None
+    return puuid, pcell, pcell if home.new else home.cell, home
+
+
+def _consumer_at(
+    store: Settling, w: ConsumerAllocations, home: _ConsumerHome
+) -> tuple[int | None, str | None] | None:
+    """(the generation the lock conditions on, the consumer's type); None:
+    the consumer is locked by a write in flight (the transaction waits)."""
+    ctype = w.consumer_type or None
+    if w.expected_generation == "any":
+        consumer, holder = store._read_consumer(w.consumer_uuid, serial=True, home=home)
+        if holder is not None:
+            return None
+        generation = None if consumer is None else consumer.generation
+        ctype = ctype or (consumer.consumer_type if consumer else None) or None
+    else:
+        # The lock's condition checks it; no read needed.
+        generation = w.expected_generation  # type: ignore[assignment]
+    return generation, ctype
+
+
+def _lock(
+    store: Settling,
+    c: str,
+    txn: str,
+    deadline: float,
+    plan: FastPlan,
+    entry: str,
+    pcell: str | None,
+    cell: str | None,
+) -> Any:
+    """Lock the consumer for ``txn``; the locator's write (a future) if it
+    was locked, else None (waited for: the transaction takes over)."""
     session = store._use_keyspace()
     # Findable by uuid before it exists (as a roll-forward's entries); sent
     # with the lock, waited for before the write.
     located = session.execute_async(
-        store._prep(q.WRITE_LOCATOR).bind([entry, puuid, 0]),
+        store._prep(q.WRITE_LOCATOR).bind([entry, plan.provider, 0]),
         execution_profile=store._route(pcell) or EXEC_PROFILE_DEFAULT,
     )
     applied, row = store._lwt_sure(
         q.LOCK_CONSUMER_FAST,
-        [txn, deadline, plan.to_text(), home_param(cell), c, generation],
+        [txn, deadline, plan.to_text(), home_param(cell), c, plan.generation],
         done=lambda: store._consumer_txn(c, cell) == txn,
         cell=cell,
     )
@@ -123,9 +187,29 @@ def write(store: Settling, w: ConsumerAllocations) -> bool:
         # Locked by another write or at another generation: the transaction
         # finishes what it can and answers precisely.
         _wait(located)
-        return False
-    store.stats["fast"] += 1
-    store._hook("fast-locked", txn)
+        return None
+    return located
+
+
+def _write_entry(
+    store: Settling,
+    w: ConsumerAllocations,
+    part: _Partition,
+    expected: int | None,
+    located: Any,
+    txn: str,
+    deadline: float,
+    entry: str,
+    now: float,
+    cell: str | None,
+    created: bool,
+) -> list[Any] | None:
+    """With the consumer locked, the entry onto its provider (the commit
+    point); the entries it replaced, or None: released, for the transaction.
+    The lock is released on whatever fails before the commit (``created``: the
+    consumer was new)."""
+    c = w.consumer_uuid
+    puuid = part.state.uuid
     try:
         # Locked: the consumer's allocations cannot change under us, but a
         # claim made since could be confirmed unseen elsewhere.
@@ -151,26 +235,18 @@ def write(store: Settling, w: ConsumerAllocations) -> bool:
     except OutcomeUnknown:
         raise  # the write may have applied: the lock stays for whoever meets it
     except _Fallback:
-        _release(store, c, txn, generation is None)
-        return False
+        _release(store, c, txn, created)
+        return None
     except _GiveUp:
-        _release(store, c, txn, generation is None)
+        _release(store, c, txn, created)
         raise GenerationConflict(
             "the write outlived its deadline and another request abandoned it; "
             "nothing was written: retry"
         ) from None
     except BaseException:
-        _release(store, c, txn, generation is None)
+        _release(store, c, txn, created)
         raise
-    store._hook("fast-committed", txn)
-    try:
-        _commit_consumer(store, c, txn, plan)
-    except ClaimantError as exc:
-        # Committed is durable: whoever meets the lock finishes it.
-        log.warning("fast write %s committed, consumer left to readers: %s", txn, exc)
-    for e in gone:
-        store._bury(e.uuid, puuid, "released")
-    return True
+    return gone
 
 
 def finish(store: Settling, txn: str, consumer: str) -> str:
@@ -257,6 +333,36 @@ def _change(
     ]
     if problems:
         raise InvalidInput("; ".join(problems), uuid=puuid)
+    reasons = _over(st, now, old, amounts)
+    if reasons:
+        raise does_not_fit(puuid, reasons)
+    state = _without(st, old)
+    alloc = dict(state.alloc_used)
+    for rc, n in amounts.items():
+        alloc[rc] = alloc.get(rc, 0) + n
+    new_entry = _Entry(
+        uuid=entry,
+        provider_uuid=puuid,
+        consumer_uuid=c,
+        amounts=amounts,
+        status=ClaimStatus.CONFIRMED,
+        request_uuid=None,
+        group=None,
+        project_id=w.project_id,
+        user_id=w.user_id,
+        created_at=now,
+        expires_at=None,
+    )
+    extra = [(q.DELETE_ROW, [puuid, "l:" + e.uuid]) for e in old]
+    extra.append(store._entry_stmt(new_entry, now))
+    if gone is not None:
+        gone[:] = old
+    return replace(state, alloc_used={rc: n for rc, n in alloc.items() if n}), extra
+
+
+def _over(st: _State, now: float, old: list[_Entry], amounts: dict[str, int]) -> list[str]:
+    """Why ``amounts`` in place of the entries ``old`` does not fit (none: it
+    fits)."""
     before = st.used(now)
     after = dict(before)
     for e in old:
@@ -281,34 +387,7 @@ def _change(
         cap = min(inv.capacity, fit[rc].capacity) if rc in fit else 0
         if n > cap:
             reasons.append(f"{rc}: used {n} would exceed capacity {cap}")
-    if reasons:
-        raise InsufficientCapacity(
-            f"does not fit on provider {puuid}: " + "; ".join(reasons),
-            uuid=puuid,
-            reasons=reasons,
-        )
-    state = _without(st, old)
-    alloc = dict(state.alloc_used)
-    for rc, n in amounts.items():
-        alloc[rc] = alloc.get(rc, 0) + n
-    new_entry = _Entry(
-        uuid=entry,
-        provider_uuid=puuid,
-        consumer_uuid=c,
-        amounts=amounts,
-        status=ClaimStatus.CONFIRMED,
-        request_uuid=None,
-        group=None,
-        project_id=w.project_id,
-        user_id=w.user_id,
-        created_at=now,
-        expires_at=None,
-    )
-    extra = [(q.DELETE_ROW, [puuid, "l:" + e.uuid]) for e in old]
-    extra.append(store._entry_stmt(new_entry, now))
-    if gone is not None:
-        gone[:] = old
-    return replace(state, alloc_used={rc: n for rc, n in alloc.items() if n}), extra
+    return reasons
 
 
 def _commit_consumer(store: Settling, consumer: str, txn: str, plan: FastPlan) -> None:

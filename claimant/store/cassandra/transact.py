@@ -106,6 +106,26 @@ class Transact(Claims):
         # Every partition of the write in this one cell: its record too.
         cell = self._write_home(writes, inventories, homes)
         txn, deadline = new_txn_id(cell), now + TXN_DEADLINE
+        current = self._read_consumers(writes, homes)
+        plans = self._provider_plans(writes, inventories, cell, now)
+        names = frozenset(current)
+        parts = self._check_fits(plans, names, txn, deadline, now, bump)
+        plan = Plan(providers=tuple(sorted(plans)), consumers=_consumer_plans(writes, current))
+        self._create_txn(txn, deadline, plan)
+        self.stats["txns"] += 1
+        self._hook("record", txn)
+        try:
+            self._lock_and_pend(txn, deadline, plan, plans, names, parts, cell, now, bump)
+        except BaseException:
+            self._abandon(txn, plan)
+            raise
+        self._commit(txn, plan, parts)
+
+    def _read_consumers(
+        self, writes: list[ConsumerAllocations], homes: dict[str, _ConsumerHome]
+    ) -> dict[str, Consumer | None]:
+        """Each consumer of the write as it is (SERIAL), none locked by a write
+        in flight, each at the generation its writer named."""
         current: dict[str, Consumer | None] = {}
         for w in sorted(writes, key=lambda w: w.consumer_uuid):
             consumer, holder = self._read_consumer(
@@ -123,6 +143,17 @@ class Transact(Claims):
                         uuid=w.consumer_uuid,
                         generation=have,
                     )
+        return current
+
+    def _provider_plans(
+        self,
+        writes: list[ConsumerAllocations],
+        inventories: dict[str, tuple[int, dict[str, Inventory]]],
+        cell: str | None,
+        now: float,
+    ) -> dict[str, _Plan]:
+        """Each provider's part of the write: new inventories, the generation
+        its caller saw, what each consumer gets there."""
         plans: dict[str, _Plan] = {
             puuid: _Plan(inventories=self._validate_inventories(invs), expected_generation=gen)
             for puuid, (gen, invs) in inventories.items()
@@ -152,7 +183,17 @@ class Transact(Claims):
                 raise _cross_cell(
                     "a consumer homed in one cell holds claims in another", {cell, *elsewhere}
                 )
-        names = frozenset(current)
+        return plans
+
+    def _check_fits(
+        self,
+        plans: dict[str, _Plan],
+        names: frozenset[str],
+        txn: str,
+        deadline: float,
+        now: float,
+        bump: bool,
+    ) -> dict[str, _Partition | None]:
         # Every provider exists and the write fits now: a write that can never
         # fit is refused before anything is written. A plain read: the pending
         # write checks again against what it conditions on.
@@ -163,42 +204,42 @@ class Transact(Claims):
             if expected is not None and part.state.generation != expected:
                 raise _conflict(puuid, part.state.generation, expected)
             self._pending_change(part, now, plans[puuid], names, txn, deadline, bump)
-        consumer_plans: dict[str, ConsumerPlan] = {}
-        for w in writes:
-            c = current[w.consumer_uuid]
-            consumer_plans[w.consumer_uuid] = ConsumerPlan(
-                project_id=w.project_id,
-                user_id=w.user_id,
-                consumer_type=w.consumer_type or (c.consumer_type if c else None) or None,
-                generation=c.generation if c else None,
-                keep=any(a for a in w.allocations.values()),
+        return parts
+
+    def _lock_and_pend(
+        self,
+        txn: str,
+        deadline: float,
+        plan: Plan,
+        plans: dict[str, _Plan],
+        names: frozenset[str],
+        parts: dict[str, _Partition | None],
+        cell: str | None,
+        now: float,
+        bump: bool,
+    ) -> None:
+        """Lock the consumers, then write each provider's pending part (into
+        ``parts``); the caller abandons the transaction if this raises."""
+        for c in sorted(plan.consumers):
+            self._lock_consumer(c, txn, deadline, plan.consumers[c].generation)
+        # Locked, the consumers' allocations cannot change under us. A
+        # consumer deleted and made again since it was read has its
+        # generation back but maybe other providers: then it moved. A
+        # claim made since the read could be confirmed unseen: retry.
+        for c in sorted(plan.consumers):
+            for e in self._entries_by("consumer_uuid", c, cell=cell):
+                if e.live(now) and e.provider_uuid not in plans:
+                    raise _Busy(c)
+        self._hook("locked", txn)
+        for puuid in plan.providers:
+            # Not from the check's read: the record and the locks came
+            # since, and a lost LWT costs more than a SERIAL read.
+            parts[puuid] = self._write_pending(
+                puuid, plans[puuid], names, txn, deadline, bump, None
             )
-        plan = Plan(providers=tuple(sorted(plans)), consumers=consumer_plans)
-        self._create_txn(txn, deadline, plan)
-        self.stats["txns"] += 1
-        self._hook("record", txn)
-        try:
-            for c in sorted(plan.consumers):
-                self._lock_consumer(c, txn, deadline, plan.consumers[c].generation)
-            # Locked, the consumers' allocations cannot change under us. A
-            # consumer deleted and made again since it was read has its
-            # generation back but maybe other providers: then it moved. A
-            # claim made since the read could be confirmed unseen: retry.
-            for c in sorted(plan.consumers):
-                for e in self._entries_by("consumer_uuid", c, cell=cell):
-                    if e.live(now) and e.provider_uuid not in plans:
-                        raise _Busy(c)
-            self._hook("locked", txn)
-            for puuid in plan.providers:
-                # Not from the check's read: the record and the locks came
-                # since, and a lost LWT costs more than a SERIAL read.
-                parts[puuid] = self._write_pending(
-                    puuid, plans[puuid], names, txn, deadline, bump, None
-                )
-            self._hook("pending", txn)
-        except BaseException:
-            self._abandon(txn, plan)
-            raise
+        self._hook("pending", txn)
+
+    def _commit(self, txn: str, plan: Plan, parts: dict[str, _Partition | None]) -> None:
         # The commit point: one LWT on one partition.
         try:
             status = self._decide(txn, COMMITTED)
@@ -398,3 +439,21 @@ class Transact(Claims):
         if len(cells) > 1:
             raise _cross_cell("providers or consumers homed in different cells", cells)
         return cells.pop() if cells else self.local_cell()
+
+
+def _consumer_plans(
+    writes: list[ConsumerAllocations], current: dict[str, Consumer | None]
+) -> dict[str, ConsumerPlan]:
+    """What the record says of each consumer: its owner, type and the
+    generation it was read at; ``keep``: it still holds something after."""
+    plans: dict[str, ConsumerPlan] = {}
+    for w in writes:
+        consumer = current[w.consumer_uuid]
+        plans[w.consumer_uuid] = ConsumerPlan(
+            project_id=w.project_id,
+            user_id=w.user_id,
+            consumer_type=w.consumer_type or (consumer.consumer_type if consumer else None) or None,
+            generation=consumer.generation if consumer else None,
+            keep=any(a for a in w.allocations.values()),
+        )
+    return plans

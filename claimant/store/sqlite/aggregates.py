@@ -15,12 +15,12 @@ from claimant.store.base import (
 )
 
 if TYPE_CHECKING:
-    from claimant.store.sqlite import SQLiteStore
+    from claimant.store.sqlite.connection import SQLiteBase
 
 _COLUMNS = "SELECT name, uuid, created_at FROM aggregate_names"
 
 
-def create(store: SQLiteStore, name: str, uuid: str | None) -> AggregateName:
+def create(store: SQLiteBase, name: str, uuid: str | None) -> AggregateName:
     check_aggregate_name(name)
     agg = AggregateName(name, uuid or new_uuid(), store.clock())
     with store._write() as conn:
@@ -44,17 +44,17 @@ def _get(conn: sqlite3.Connection, ref: str) -> AggregateName:
     return AggregateName(*row)
 
 
-def get(store: SQLiteStore, ref: str) -> AggregateName:
+def get(store: SQLiteBase, ref: str) -> AggregateName:
     with store._read() as conn:
         return _get(conn, ref)
 
 
-def list_all(store: SQLiteStore) -> list[AggregateName]:
+def list_all(store: SQLiteBase) -> list[AggregateName]:
     with store._read() as conn:
         return [AggregateName(*r) for r in conn.execute(f"{_COLUMNS} ORDER BY name")]
 
 
-def delete(store: SQLiteStore, ref: str) -> None:
+def delete(store: SQLiteBase, ref: str) -> None:
     with store._write() as conn:
         agg = _get(conn, ref)
         conn.execute("DELETE FROM aggregate_names WHERE name = ?", (agg.name,))
