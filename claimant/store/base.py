@@ -98,8 +98,6 @@ class Unset:
 
 
 UNSET: Final = Unset()
-# The old private name, which the Cassandra backend still imports.
-_Unset = Unset
 
 
 @dataclass(frozen=True, slots=True)

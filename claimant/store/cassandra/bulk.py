@@ -26,9 +26,10 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from claimant.model import ClaimStatus, InvalidInput, NotFound, Provider
+from claimant.store._common import provider_taken
 from claimant.store.base import ImportedConsumer
 from claimant.store.cassandra import queries as q
-from claimant.store.cassandra.state import _Entry, _exists, _Partition, _State
+from claimant.store.cassandra.state import _Entry, _Partition, _State
 from claimant.store.importing import check_amounts, imported_entry_uuid
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def import_providers(store: CassandraStore, providers: Sequence[Provider]) -> in
         roots[p.uuid] = root
         applied, row = store._lwt(q.RESERVE_NAME, [p.name, p.uuid])
         if not applied and row.provider_uuid != p.uuid:
-            raise _exists("name", p.name)
+            raise provider_taken("name", p.name)
         state = _State(
             uuid=p.uuid,
             generation=p.generation,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from claimant.model import (
@@ -20,10 +19,16 @@ from claimant.model.names import (
     default_discrete,
     validate_custom_name,
 )
+from claimant.store._common import (
+    check_type_deletable,
+    custom_type,
+    type_from_json,
+    type_taken,
+    type_to_json,
+)
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.errors import _uncut
 from claimant.store.cassandra.partitions import Partitions
-from claimant.store.cassandra.state import _type_from_json
 
 
 class Catalog(Partitions):
@@ -107,7 +112,7 @@ class Catalog(Partitions):
     # -- resource types ---------------------------------------------------------------
     def list_resource_types(self) -> list[ResourceType]:
         custom = sorted(
-            (_type_from_json(r.body) for r in self._run(q.LIST_TYPES)), key=lambda t: t.name
+            (type_from_json(r.body) for r in self._run(q.LIST_TYPES)), key=lambda t: t.name
         )
         return list(BUILTIN_TYPES.values()) + custom
 
@@ -117,25 +122,19 @@ class Catalog(Partitions):
         rows = self._run(q.GET_TYPE, [name])
         if not rows:
             raise NotFound(f"no resource type {name!r}", kind="resource_type", name=name)
-        return _type_from_json(rows[0].body)
+        return type_from_json(rows[0].body)
 
     @_uncut
     def create_resource_type(self, rtype: ResourceType) -> ResourceType:
-        rtype.validate_type()
-        if rtype.name in BUILTIN_TYPES:
-            raise AlreadyExists(f"{rtype.name} is a built-in resource type", name=rtype.name)
-        custom = ResourceType(
-            rtype.name, tuple(rtype.attributes.values()), rtype.description, builtin=False
-        )
-        applied, _ = self._lwt(q.CREATE_TYPE, [custom.name, json.dumps(custom.to_dict())])
+        custom = custom_type(rtype)
+        applied, _ = self._lwt(q.CREATE_TYPE, [custom.name, type_to_json(custom)])
         if not applied:
-            raise AlreadyExists(f"resource type {rtype.name} already exists", name=rtype.name)
+            raise type_taken(rtype.name)
         return custom
 
     @_uncut
     def delete_resource_type(self, name: str) -> None:
-        if name in BUILTIN_TYPES:
-            raise InvalidInput(f"{name} is a built-in resource type and cannot be deleted")
+        check_type_deletable(name)
         self.get_resource_type(name)
         if any(s.type == name for s in self._all_states()):
             raise InUse(f"resource type {name} is in use by providers", name=name)

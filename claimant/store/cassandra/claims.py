@@ -20,14 +20,17 @@ from claimant.model import (
     ClaimNotActive,
     ClaimStatus,
     GenerationConflict,
-    InsufficientCapacity,
-    InvalidInput,
     NotFound,
     StoreUnavailable,
-    check_fit,
     new_uuid,
 )
 from claimant.model.events import CLAIMED, CONFIRMED, EXPIRED, RELEASED, claim_events
+from claimant.store._common import (
+    check_claim_spec,
+    generation_conflict,
+    new_claim,
+    raise_unless_fits,
+)
 from claimant.store.base import ClaimSpec
 from claimant.store.cassandra import events as _events
 from claimant.store.cassandra import queries as q
@@ -38,8 +41,6 @@ from claimant.store.cassandra.state import (
     RESOLVE_ATTEMPTS,
     TOMBSTONE_TTL,
     Hold,
-    _check_amounts,
-    _conflict,
     _Entry,
     _entry_from_row,
     _without,
@@ -52,12 +53,12 @@ log = logging.getLogger(__name__)
 class Claims(Providers):
     # -- claims -----------------------------------------------------------------------
     def claim(self, spec: ClaimSpec) -> Claim:
-        if spec.ttl <= 0:
-            raise InvalidInput("a claim's ttl must be positive", field="ttl")
-        _check_amounts(spec.amounts, "a claim")
+        check_claim_spec(spec)
         claim_uuid = spec.claim_uuid or new_uuid()
         if spec.claim_uuid and self._locator_rows(claim_uuid):
             raise AlreadyExists(f"claim {claim_uuid} already exists", uuid=claim_uuid)
+        # Every attempt makes the same claim.
+        spec = replace(spec, claim_uuid=claim_uuid)
         session = self._use_keyspace()
         locator = None
         state = self._states.get(spec.provider_uuid)
@@ -70,28 +71,13 @@ class Claims(Providers):
                 if state is None:
                     state = self._read_state(spec.provider_uuid, serial=True)
                 if state.generation != spec.expected_generation:
-                    raise _conflict(spec.provider_uuid, state.generation, spec.expected_generation)
-                report = check_fit(state.fit_inventories(), state.used(now), spec.amounts)
-                if not report.fits:
-                    raise InsufficientCapacity(
-                        f"does not fit on provider {spec.provider_uuid}: "
-                        + "; ".join(report.reasons),
-                        uuid=spec.provider_uuid,
-                        reasons=report.reasons,
+                    raise generation_conflict(
+                        spec.provider_uuid, state.generation, spec.expected_generation
                     )
-                entry = _Entry(
-                    uuid=claim_uuid,
-                    provider_uuid=spec.provider_uuid,
-                    consumer_uuid=spec.consumer_uuid,
-                    amounts=dict(spec.amounts),
-                    status=ClaimStatus.CLAIMED,
-                    request_uuid=spec.request_uuid,
-                    group=spec.group,
-                    project_id=spec.project_id,
-                    user_id=spec.user_id,
-                    created_at=now,
-                    expires_at=now + spec.ttl,
+                raise_unless_fits(
+                    spec.provider_uuid, state.fit_inventories(), state.used(now), spec.amounts
                 )
+                entry = _Entry.of(new_claim(spec, now))
                 if locator is None:
                     # In parallel with the transaction: a claim is found by
                     # uuid later. In the provider's home, as the claim is.

@@ -28,12 +28,11 @@ from claimant.model import (
     InvalidInput,
     NotFound,
 )
-from claimant.store._common import does_not_fit
+from claimant.store._common import does_not_fit, generation_conflict
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.errors import _DRIVER_ERRORS, OutcomeUnknown, _translate
 from claimant.store.cassandra.state import (
     _Change,
-    _conflict,
     _ConsumerHome,
     _Entry,
     _Partition,
@@ -92,7 +91,7 @@ def write(store: Settling, w: ConsumerAllocations) -> bool:
     except NotFound:
         return False  # the transaction says so, the same way
     if expected is not None and part.state.generation != expected:
-        raise _conflict(puuid, part.state.generation, expected)
+        raise generation_conflict(puuid, part.state.generation, expected)
     txn = new_txn_id(cell, fast=True)
     deadline = now + TXN_DEADLINE
     entry = entry_uuid(txn, puuid, c)

@@ -17,6 +17,7 @@ from cassandra.cluster import EXEC_PROFILE_DEFAULT
 from cassandra.query import BatchStatement, BatchType
 
 from claimant.model import CellUnavailable, GenerationConflict, NotFound, StoreUnavailable, new_uuid
+from claimant.store._common import generation_conflict
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.errors import (
     _DRIVER_ERRORS,
@@ -33,7 +34,6 @@ from claimant.store.cassandra.state import (
     SHARING_TRAIT,
     TTL_GRACE,
     _Change,
-    _conflict,
     _Entry,
     _entry_from_row,
     _inv_to_json,
@@ -325,7 +325,7 @@ class Partitions(Statements):
                     part = _Partition(self._read_state(uuid, serial=True))
                 old = part.state
                 if expected_generation is not None and old.generation != expected_generation:
-                    raise _conflict(uuid, old.generation, expected_generation)
+                    raise generation_conflict(uuid, old.generation, expected_generation)
                 changed = change(part, now)
                 if changed is None:
                     return old

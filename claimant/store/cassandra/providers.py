@@ -25,7 +25,8 @@ from claimant.model import (
 )
 from claimant.model.errors import CROSS_CELL
 from claimant.model.events import DISABLED, ENABLED, Event, Subject
-from claimant.store.base import UNSET, ProviderFilter, _Unset
+from claimant.store._common import generation_conflict, provider_taken
+from claimant.store.base import UNSET, ProviderFilter, Unset
 from claimant.store.cassandra import events as _events
 from claimant.store.cassandra import queries as q
 from claimant.store.cassandra.candidates import Candidates
@@ -34,8 +35,6 @@ from claimant.store.cassandra.state import (
     CAS_ATTEMPTS,
     SHARING_TRAIT,
     _Change,
-    _conflict,
-    _exists,
     _fits,
     _Partition,
     _State,
@@ -84,7 +83,7 @@ class Providers(Candidates):
         cell = self.home_of(provider.cell)
         existing = self._run(q.READ_CELL, [provider.uuid])
         if existing and existing[0].version:
-            raise _exists("uuid", provider.uuid)
+            raise provider_taken("uuid", provider.uuid)
         if existing and existing[0].cell and existing[0].cell != cell:
             # Its partition keeps the Paxos group it had (DELETE_STATICS).
             if provider.cell not in (None, LOCAL_CELL):
@@ -97,7 +96,7 @@ class Providers(Candidates):
             cell = existing[0].cell
         applied, row = self._lwt(q.RESERVE_NAME, [provider.name, provider.uuid])
         if not applied and row.provider_uuid != provider.uuid:
-            raise _exists("name", provider.name)
+            raise provider_taken("name", provider.name)
         state = _State(
             uuid=provider.uuid,
             generation=0,
@@ -122,7 +121,7 @@ class Providers(Candidates):
         )
         if not self._cas(None, state, now):
             self._lwt(q.FREE_NAME, [provider.name, provider.uuid])
-            raise _exists("uuid", provider.uuid)
+            raise provider_taken("uuid", provider.uuid)
         if provider.parent_uuid:
             self._run(q.ADD_CHILD, [provider.parent_uuid, provider.uuid])
         if provider.heartbeat_at is not None:
@@ -241,10 +240,10 @@ class Providers(Candidates):
         uuid: str,
         expected_generation: int | None,
         *,
-        name: str | _Unset = UNSET,
-        parent_uuid: str | _Unset | None = UNSET,
-        attributes: dict[str, Any] | _Unset = UNSET,
-        enabled: bool | _Unset = UNSET,
+        name: str | Unset = UNSET,
+        parent_uuid: str | Unset | None = UNSET,
+        attributes: dict[str, Any] | Unset = UNSET,
+        enabled: bool | Unset = UNSET,
     ) -> Provider:
         return self._update_provider(
             uuid, expected_generation, True, name, parent_uuid, attributes, enabled
@@ -255,8 +254,8 @@ class Providers(Candidates):
         self,
         uuid: str,
         *,
-        name: str | _Unset = UNSET,
-        parent_uuid: str | _Unset | None = UNSET,
+        name: str | Unset = UNSET,
+        parent_uuid: str | Unset | None = UNSET,
     ) -> Provider:
         return self._update_provider(uuid, None, False, name, parent_uuid, UNSET, UNSET)
 
@@ -265,29 +264,29 @@ class Providers(Candidates):
         uuid: str,
         expected_generation: int | None,
         bump: bool,
-        name: str | _Unset,
-        parent_uuid: str | _Unset | None,
-        attributes: dict[str, Any] | _Unset,
-        enabled: bool | _Unset,
+        name: str | Unset,
+        parent_uuid: str | Unset | None,
+        attributes: dict[str, Any] | Unset,
+        enabled: bool | Unset,
     ) -> Provider:
         current = self._read_state(uuid, serial=True)
         if expected_generation is not None and current.generation != expected_generation:
-            raise _conflict(uuid, current.generation, expected_generation)
+            raise generation_conflict(uuid, current.generation, expected_generation)
         changes: dict[str, Any] = {}
-        if not isinstance(attributes, _Unset):
+        if not isinstance(attributes, Unset):
             changes["attributes"] = self.get_resource_type(current.type).validate_attributes(
                 attributes
             )
-        if not isinstance(enabled, _Unset):
+        if not isinstance(enabled, Unset):
             changes["enabled"] = bool(enabled)
         new_name = None
-        if not isinstance(name, _Unset) and name != current.name:
+        if not isinstance(name, Unset) and name != current.name:
             applied, row = self._lwt(q.RESERVE_NAME, [name, uuid])
             if not applied and row.provider_uuid != uuid:
-                raise _exists("name", name)
+                raise provider_taken("name", name)
             new_name = name
             changes["name"] = name
-        reparent = not isinstance(parent_uuid, _Unset) and parent_uuid != current.parent_uuid
+        reparent = not isinstance(parent_uuid, Unset) and parent_uuid != current.parent_uuid
         if reparent:
             new_root = uuid
             if parent_uuid is not None:
@@ -326,7 +325,7 @@ class Providers(Candidates):
             if parent_uuid:
                 self._run(q.ADD_CHILD, [parent_uuid, uuid])
             self._move_subtree(uuid, new.root_uuid)
-        if not isinstance(enabled, _Unset) and bool(enabled) != current.enabled:
+        if not isinstance(enabled, Unset) and bool(enabled) != current.enabled:
             flip = ENABLED if enabled else DISABLED
             _events.add_events(self, [Event(Subject.PROVIDER, uuid, self.clock(), flip)])
         return new.provider()

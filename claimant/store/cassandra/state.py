@@ -5,21 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from claimant.model import (
-    AlreadyExists,
-    AttributeSpec,
     Claim,
     ClaimStatus,
-    GenerationConflict,
     InvalidInput,
     Inventory,
     Provider,
     ProviderUsage,
     RequestGroup,
-    ResourceType,
     Usage,
 )
 from claimant.model.errors import CROSS_CELL
@@ -192,19 +188,16 @@ class _Entry:
         return self.expires_at is None or self.expires_at > now
 
     def claim(self) -> Claim:
-        return Claim(
-            uuid=self.uuid,
-            provider_uuid=self.provider_uuid,
-            consumer_uuid=self.consumer_uuid,
-            amounts=dict(self.amounts),
-            status=self.status,
-            request_uuid=self.request_uuid,
-            group=self.group,
-            project_id=self.project_id,
-            user_id=self.user_id,
-            created_at=self.created_at,
-            expires_at=self.expires_at,
-        )
+        return Claim(**{n: getattr(self, n) for n in _CLAIM_FIELDS}, amounts=dict(self.amounts))
+
+    @classmethod
+    def of(cls, claim: Claim) -> _Entry:
+        return cls(**{n: getattr(claim, n) for n in _CLAIM_FIELDS}, amounts=dict(claim.amounts))
+
+
+# An entry is a claim plus its row's order (seq): every other field is the
+# claim's, by name.
+_CLAIM_FIELDS = tuple(f.name for f in fields(Claim) if f.name != "amounts")
 
 
 @dataclass(slots=True)
@@ -320,14 +313,6 @@ def _fits(state: _State, group: RequestGroup, used: dict[str, int]) -> bool:
     return True
 
 
-def _check_amounts(amounts: dict[str, int], what: str) -> None:
-    if not amounts:
-        raise InvalidInput(f"{what} needs at least one resource amount")
-    for rc, amount in amounts.items():
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-            raise InvalidInput(f"{rc}: {what} amounts are positive integers", field=rc)
-
-
 @dataclass(slots=True)
 class _Plan:
     """One provider's part of a multi-provider write: new inventories (the
@@ -390,29 +375,4 @@ def _cross_cell(why: str, cells: Iterable[str | None]) -> InvalidInput:
         " allocations and write them anew (docs/cells.md)",
         code=CROSS_CELL,
         cells=named,
-    )
-
-
-def _conflict(uuid: str, have: int, expected: int | None) -> GenerationConflict:
-    return GenerationConflict(
-        f"provider {uuid} is at generation {have}, not {expected}: re-read and retry",
-        uuid=uuid,
-        generation=have,
-    )
-
-
-def _exists(what: str, value: str) -> AlreadyExists:
-    return AlreadyExists(f"a provider with {what} {value!r} already exists", field=what)
-
-
-def _type_from_json(body: str) -> ResourceType:
-    d = json.loads(body)
-    return ResourceType(
-        d["name"],
-        tuple(
-            AttributeSpec(a["name"], a["kind"], a.get("required", False), a.get("description", ""))
-            for a in d["attributes"]
-        ),
-        d.get("description", ""),
-        builtin=False,
     )

@@ -17,11 +17,16 @@ from claimant.model import (
     ConsumerAllocations,
     ConsumerGenerationConflict,
     GenerationConflict,
-    InsufficientCapacity,
     InUse,
     InvalidInput,
     Inventory,
     StoreUnavailable,
+)
+from claimant.store._common import (
+    check_amounts,
+    check_consumer_generation,
+    does_not_fit,
+    generation_conflict,
 )
 from claimant.store.cassandra import fast
 from claimant.store.cassandra import queries as q
@@ -31,8 +36,6 @@ from claimant.store.cassandra.state import (
     LOCK_WAIT,
     _Busy,
     _Change,
-    _check_amounts,
-    _conflict,
     _ConsumerHome,
     _cross_cell,
     _Partition,
@@ -69,7 +72,7 @@ class Transact(Claims):
         for w in writes:
             for amounts in w.allocations.values():
                 if amounts:
-                    _check_amounts(amounts, "an allocation")
+                    check_amounts(amounts, "an allocation")
         if len({w.consumer_uuid for w in writes}) != len(writes):
             raise InvalidInput("a consumer appears twice in one allocation write")
         if (
@@ -134,15 +137,11 @@ class Transact(Claims):
             if holder is not None:
                 raise _Busy(w.consumer_uuid)
             current[w.consumer_uuid] = consumer
-            if w.expected_generation != "any":
-                have = None if consumer is None else consumer.generation
-                if have != w.expected_generation:
-                    raise ConsumerGenerationConflict(
-                        f"consumer {w.consumer_uuid} is at generation {have}, "
-                        f"not {w.expected_generation}",
-                        uuid=w.consumer_uuid,
-                        generation=have,
-                    )
+            check_consumer_generation(
+                w.consumer_uuid,
+                w.expected_generation,
+                None if consumer is None else consumer.generation,
+            )
         return current
 
     def _provider_plans(
@@ -202,7 +201,7 @@ class Transact(Claims):
             part = parts[puuid] = self._read_partition(puuid, serial=False)
             expected = plans[puuid].expected_generation
             if expected is not None and part.state.generation != expected:
-                raise _conflict(puuid, part.state.generation, expected)
+                raise generation_conflict(puuid, part.state.generation, expected)
             self._pending_change(part, now, plans[puuid], names, txn, deadline, bump)
         return parts
 
@@ -327,11 +326,7 @@ class Transact(Claims):
                     "inventory: " + "; ".join(reasons),
                     uuid=puuid,
                 )
-            raise InsufficientCapacity(
-                f"does not fit on provider {puuid}: " + "; ".join(reasons),
-                uuid=puuid,
-                reasons=reasons,
-            )
+            raise does_not_fit(puuid, reasons)
         return (
             replace(st, pending=(*st.pending, item)),
             [(q.WRITE_TXN_ROW, [puuid, "t:" + txn, deadline])],

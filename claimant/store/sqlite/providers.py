@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from claimant.model import (
-    AlreadyExists,
     InUse,
     InvalidInput,
     Inventory,
@@ -171,7 +170,7 @@ class ProvidersMixin(SQLiteBase):
                 "SELECT 1 FROM providers WHERE name = ? AND id != ?", (name, pid)
             ).fetchone()
             if clash:
-                raise AlreadyExists(f"a provider named {name!r} already exists", field="name")
+                raise provider_taken("name", name)
             conn.execute("UPDATE providers SET name = ? WHERE id = ?", (name, pid))
         if not isinstance(parent_uuid, Unset):
             self._reparent(conn, pid, parent_uuid)
