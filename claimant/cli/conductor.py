@@ -100,6 +100,7 @@ def conductor_serve(
     heartbeat_timeout: float,
     weigher: tuple[str, ...],
     filter_: tuple[str, ...],
+    plugin_option: tuple[str, ...],
     config_file: str | None,
 ) -> None:
     """Serve /v1/builds and /v1/agents."""
@@ -123,6 +124,7 @@ def conductor_serve(
         heartbeat_timeout=heartbeat_timeout,
         weigher=weigher,
         filter_=filter_,
+        plugin_option=plugin_option,
     )
     try:
         store = open_store(store_url)

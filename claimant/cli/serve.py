@@ -259,6 +259,7 @@ class ServeOptions:
     heartbeat_timeout: float
     weigher: tuple[str, ...]
     filter_: tuple[str, ...]
+    plugin_option: tuple[str, ...]
 
 
 def _check_auth(o: ServeOptions) -> None:
@@ -308,6 +309,7 @@ def _export_env(o: ServeOptions, url: str) -> None:
         heartbeat_timeout=o.heartbeat_timeout,
         weigher=o.weigher,
         filter_=o.filter_,
+        plugin_option=o.plugin_option,
     )
     candidates = {
         "max_allocation_candidates": o.max_allocation_candidates,

@@ -89,6 +89,7 @@ SERVE_KEYS = (
     "heartbeat_timeout",
     "weigher",
     "filter_",
+    "plugin_option",
 )
 _TOML_ALIASES = {"store": "store_url", "auth": "auth_mode"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -12,15 +13,21 @@ import shutil
 import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from claimant.model.errors import ClaimantError
+from claimant.model.errors import CellUnavailable, ClaimantError, StoreUnavailable
+
+log = logging.getLogger("claimant.sim")
 
 if TYPE_CHECKING:  # imported lazily below: `claimant --help` stays fast
-    from claimant.sim import CellsResult, SimConfig, SimResult
+    from rich.progress import Progress
+
+    from claimant.cluster.launcher import Cluster
+    from claimant.sim import CellsResult, DcStop, SimConfig, SimResult
     from claimant.store import Store
 
 LEVELS = (1, 2, 4, 8, 16)
@@ -273,26 +280,44 @@ def sim(
     over capacity, or the run stopped on an error; 2 on bad options, or when
     the run could not be set up (with --cells: no Java or Cassandra jars,
     addresses in use, nodes down, the store not answering)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from claimant.sim import SimConfig
 
-    from claimant.sim import SimConfig, run
-    from claimant.sim.plot import write_plot
+    at = _check_options(mode, cells, cluster_dir, base_address, stop_dc, stop_at, plot, store_url)
+    cfg = SimConfig(
+        mode=mode,
+        hosts=hosts,
+        schedulers=schedulers,
+        requests=requests,
+        seed=seed,
+        build_time=build_time,
+        failure_rate=failure_rate,
+        host_subset_size=host_subset_size,
+        max_attempts=max_attempts,
+        claim_ttl=claim_ttl,
+    )
+    if cells is None:
+        _modes(cfg, store_url, wipe, plot, as_json)
+        return
+    result = _cells(cfg, cells, cluster_dir, base_address, heap, cluster_timeout, stop_dc, at)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), sort_keys=True))
+    else:
+        render_cells(result)
+    if result.overcommitted_providers:
+        raise click.exceptions.Exit(1)
 
-    def config(m: str, k: int) -> SimConfig:
-        return SimConfig(
-            mode=m,
-            hosts=hosts,
-            schedulers=k,
-            requests=requests,
-            seed=seed,
-            build_time=build_time,
-            failure_rate=failure_rate,
-            host_subset_size=host_subset_size,
-            max_attempts=max_attempts,
-            claim_ttl=claim_ttl,
-        )
 
+def _check_options(
+    mode: str,
+    cells: int | None,
+    cluster_dir: Path | None,
+    base_address: str,
+    stop_dc: str | None,
+    stop_at: str,
+    plot: str | None,
+    store_url: str | None,
+) -> tuple[float | None, float | None]:
+    """Options that go only with --cells, or not with it; --at parsed."""
     if cells is None:
         for name, given in (
             ("--cluster-dir", cluster_dir is not None),
@@ -301,69 +326,90 @@ def sim(
         ):
             if given:
                 raise click.UsageError(f"{name} goes with --cells N")
-    else:
-        if mode != "claimant":
-            raise click.UsageError("--cells runs claimant mode only")
-        if plot or store_url:
-            raise click.UsageError(
-                "--cells makes its own keyspace on a cluster: give --cluster-dir, not "
-                + ("--plot" if plot else "--store")
-            )
-        at = _parse_at(stop_at)
-        result = _cells(
-            config(mode, schedulers),
-            cells,
-            cluster_dir,
-            base_address,
-            heap,
-            cluster_timeout,
-            stop_dc,
-            at,
+        return (None, None)
+    if mode != "claimant":
+        raise click.UsageError("--cells runs claimant mode only")
+    if plot or store_url:
+        raise click.UsageError(
+            "--cells makes its own keyspace on a cluster: give --cluster-dir, not "
+            + ("--plot" if plot else "--store")
         )
-        if as_json:
-            click.echo(json.dumps(result.to_dict(), sort_keys=True))
-        else:
-            render_cells(result)
-        if result.overcommitted_providers:
-            raise click.exceptions.Exit(1)
-        return
+    return _parse_at(stop_at)
+
+
+def _modes(
+    cfg: SimConfig, store_url: str | None, wipe: bool, plot: str | None, as_json: bool
+) -> None:
+    """One run of ``cfg`` on one store, or with ``plot`` both modes at each
+    of ``LEVELS`` schedulers; the table (or JSON lines) and the plot."""
+    from claimant.sim.plot import write_plot
+
     if plot:
         _check_plot_path(plot)
     runs = (
-        [(m, k) for m in ("legacy", "claimant") for k in LEVELS] if plot else [(mode, schedulers)]
+        [(m, k) for m in ("legacy", "claimant") for k in LEVELS]
+        if plot
+        else [(cfg.mode, cfg.schedulers)]
     )
-    results = []
+    results: list[SimResult] = []
     try:
         with _store(store_url, wipe) as store:
             for m, k in runs:
-                cfg = config(m, k)
-                err = Console(stderr=True)
-                with Progress(
-                    TextColumn(f"{m} K={k}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    console=err,
-                    transient=True,
-                    disable=not err.is_terminal,
-                ) as bar:
-                    task = bar.add_task("requests", total=requests)
-                    result = run(store, cfg, progress=lambda n: bar.advance(task, n))  # noqa: B023
+                result = _run(store, replace(cfg, mode=m, schedulers=k))
                 results.append(result)
                 if as_json:
                     click.echo(json.dumps(result.to_dict(), sort_keys=True))
             if plot:
-                caption = f"{hosts} hosts, {requests} requests, store {results[0].store}"
+                caption = f"{cfg.hosts} hosts, {cfg.requests} requests, store {results[0].store}"
                 write_plot(
                     plot,
                     {m: [r for r in results if r.mode == m] for m in ("legacy", "claimant")},
                     caption,
                 )
     except ClaimantError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise click.ClickException(error_text(exc)) from exc
     if not as_json:
         _table(results)
         if plot:
             click.echo(f"wrote {plot}")
+
+
+def _run(store: Store, cfg: SimConfig) -> SimResult:
+    """One run, with a progress bar on a terminal."""
+    from claimant.sim import run
+
+    with _progress(f"{cfg.mode} K={cfg.schedulers}") as bar:
+        task = bar.add_task("requests", total=cfg.requests)
+        return run(store, cfg, progress=lambda n: bar.advance(task, n))
+
+
+def _progress(label: str) -> Progress:
+    """A bar on stderr that leaves no trace, shown only on a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    err = Console(stderr=True)
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def error_text(exc: ClaimantError) -> str:
+    """An error as the sim prints it: its code and claimant's own words. A
+    ``StoreUnavailable``'s message may quote the store's driver (Cassandra's
+    query errors do), so, as on the APIs, a fixed sentence and its ``reason``
+    stand in for it, and the log (at info) has the text."""
+    if isinstance(exc, StoreUnavailable) and not isinstance(exc, CellUnavailable):
+        log.info("store unavailable: %s", exc)
+        reason = exc.details.get("reason")
+        why = f" ({reason})" if isinstance(reason, str) else ""
+        return f"{exc.code}: the store is unavailable{why}; retry later"
+    return f"{exc.code}: {exc.message}"
 
 
 def _parse_at(text: str) -> tuple[float | None, float | None]:
@@ -394,19 +440,8 @@ def _cells(
 ) -> CellsResult:
     """Set up the cells (a new cluster, or a keyspace on --cluster-dir),
     run, and clean up whatever the run made."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from claimant.cluster import ClusterError
-    from claimant.cluster import config as cluster_config
     from claimant.cluster.launcher import Cluster
-    from claimant.sim import DcStop, run_cells
-    from claimant.store import open_store
-
-    err = Console(stderr=True)
-
-    def echo(msg: str) -> None:
-        click.echo(msg, err=True)
 
     made = cluster_dir is None
     workdir = Path(tempfile.mkdtemp(prefix="claimant-sim-cells-")) if made else None
@@ -415,70 +450,99 @@ def _cells(
     try:
         try:
             if made:
-                echo(f"cluster up: {count} DCs x 1 node from {base_address} in {cluster.dir}")
+                _echo(f"cluster up: {count} DCs x 1 node from {base_address} in {cluster.dir}")
                 cluster.up(
                     count, dcs=count, base_address=base_address, heap=heap,
-                    timeout=timeout, echo=echo,
+                    timeout=timeout, echo=_echo,
                 )  # fmt: skip
-            state = cluster.load()
-            names = cluster_config.dc_names(state.dcs)
-            if state.dcs < count:
-                raise SetupFailed(
-                    f"the cluster in {cluster.dir} has {state.dcs} data centre(s); "
-                    f"--cells {count} needs {count}"
-                )
-            down = [f"node{n.index} ({n.dc}) is {n.state}" for n in cluster.status()]
-            down = [d for d in down if not d.endswith(" up")]
-            if down:
-                raise SetupFailed(f"every node must be up: {', '.join(down)}")
-            names = names[:count]
-            if stop_dc is not None and stop_dc not in names:
-                raise SetupFailed(f"--stop-dc {stop_dc}: the run's cells are {', '.join(names)}")
-            keyspace = f"sim_{secrets.token_hex(3)}"
-            url = cluster.store_url().replace("/claimant?", f"/{keyspace}?", 1)
-            # Bounded store calls: a request to a stopped DC fails, not hangs.
-            url = _with_option(url, "timeout", "5")
-            for name in names:
-                stores[name] = open_store(_with_option(url, "dc", name))
-            echo(f"keyspace {keyspace}: migrating ...")
-            stores[names[0]].migrate()
+            _open_cells(cluster, count, stop_dc, stores)
         except ClusterError as exc:
             raise SetupFailed(str(exc)) from exc
         except ClaimantError as exc:
-            raise SetupFailed(f"{exc.code}: {exc.message}") from exc
+            raise SetupFailed(error_text(exc)) from exc
         stop = None
         if stop_dc is not None:
-            dc = stop_dc
-            stop = DcStop(
-                dc,
-                stop=lambda: echo(f"stopping {dc}: {cluster.stop(dc=dc, timeout=60)}"),
-                start=lambda: cluster.start(dc=dc, timeout=timeout, echo=echo),
-                at_s=at[0],
-                at_fraction=at[1],
-            )
-        total = cfg.requests * count
-        with Progress(
-            TextColumn(f"{count} cells K={cfg.schedulers}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as bar:
-            task = bar.add_task("requests", total=total)
-            try:
-                return run_cells(stores, cfg, stop=stop, progress=lambda n: bar.advance(task, n))
-            except ClaimantError as exc:
-                raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+            stop = _dc_stop(cluster, stop_dc, timeout, at)
+        return _run_cells(stores, cfg, stop)
     finally:
-        if stores and not made:
-            with contextlib.suppress(Exception):  # best effort: the keyspace is the run's own
-                next(iter(stores.values())).drop()
-        for s in stores.values():
-            with contextlib.suppress(Exception):
-                s.close()
-        if made:
-            echo("destroying the cluster ...")
-            with contextlib.suppress(ClusterError, OSError):
-                cluster.destroy(timeout=60)
-            shutil.rmtree(str(workdir), ignore_errors=True)
+        _clean_up(cluster, stores, workdir)
+
+
+def _echo(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _open_cells(
+    cluster: Cluster, count: int, stop_dc: str | None, stores: dict[str, Store]
+) -> None:
+    """A store per cell in ``stores`` (filled as they open, so that a failure
+    part-way closes those), on a new keyspace of ``cluster``, migrated."""
+    from claimant.cluster import config as cluster_config
+    from claimant.store import open_store
+
+    state = cluster.load()
+    names = cluster_config.dc_names(state.dcs)
+    if state.dcs < count:
+        raise SetupFailed(
+            f"the cluster in {cluster.dir} has {state.dcs} data centre(s); "
+            f"--cells {count} needs {count}"
+        )
+    down = [f"node{n.index} ({n.dc}) is {n.state}" for n in cluster.status()]
+    down = [d for d in down if not d.endswith(" up")]
+    if down:
+        raise SetupFailed(f"every node must be up: {', '.join(down)}")
+    names = names[:count]
+    if stop_dc is not None and stop_dc not in names:
+        raise SetupFailed(f"--stop-dc {stop_dc}: the run's cells are {', '.join(names)}")
+    keyspace = f"sim_{secrets.token_hex(3)}"
+    url = cluster.store_url().replace("/claimant?", f"/{keyspace}?", 1)
+    # Bounded store calls: a request to a stopped DC fails, not hangs.
+    url = _with_option(url, "timeout", "5")
+    for name in names:
+        stores[name] = open_store(_with_option(url, "dc", name))
+    _echo(f"keyspace {keyspace}: migrating ...")
+    stores[names[0]].migrate()
+
+
+def _dc_stop(
+    cluster: Cluster, dc: str, timeout: float, at: tuple[float | None, float | None]
+) -> DcStop:
+    from claimant.sim import DcStop
+
+    return DcStop(
+        dc,
+        stop=lambda: _echo(f"stopping {dc}: {cluster.stop(dc=dc, timeout=60)}"),
+        start=lambda: cluster.start(dc=dc, timeout=timeout, echo=_echo),
+        at_s=at[0],
+        at_fraction=at[1],
+    )
+
+
+def _run_cells(stores: dict[str, Store], cfg: SimConfig, stop: DcStop | None) -> CellsResult:
+    """The run across ``stores``' cells, with a progress bar on a terminal."""
+    from claimant.sim import run_cells
+
+    with _progress(f"{len(stores)} cells K={cfg.schedulers}") as bar:
+        task = bar.add_task("requests", total=cfg.requests * len(stores))
+        try:
+            return run_cells(stores, cfg, stop=stop, progress=lambda n: bar.advance(task, n))
+        except ClaimantError as exc:
+            raise click.ClickException(error_text(exc)) from exc
+
+
+def _clean_up(cluster: Cluster, stores: dict[str, Store], workdir: Path | None) -> None:
+    """Close the stores; drop the run's keyspace on a kept cluster, or
+    destroy the cluster the run made (``workdir``)."""
+    from claimant.cluster import ClusterError
+
+    if stores and workdir is None:
+        with contextlib.suppress(Exception):  # best effort: the keyspace is the run's own
+            next(iter(stores.values())).drop()
+    for s in stores.values():
+        with contextlib.suppress(Exception):
+            s.close()
+    if workdir is not None:
+        _echo("destroying the cluster ...")
+        with contextlib.suppress(ClusterError, OSError):
+            cluster.destroy(timeout=60)
+        shutil.rmtree(str(workdir), ignore_errors=True)

@@ -10,13 +10,20 @@ variable and a key of ``claimant.toml``:
     filters = ["AffinityFilter", "AntiAffinityFilter", "SameHostFilter", "DifferentHostFilter"]
     weighers = { RAMWeigher = 1.0, CPUWeigher = 2.0, BuildFailureWeigher = 1e6 }
 
+    [scheduler.options.BuildFailureWeigher]  # a filter's or weigher's own options
+    half_life = 300                   # --plugin-option BuildFailureWeigher.half_life=300
+
     [logging]                         # serve, conductor serve, agent run
     format = "json"                   # --log-format, $CLAIMANT_LOG_FORMAT
     level = "info"                    # --log-level, $CLAIMANT_LOG_LEVEL
 
 ``--weigher NAME=MULT`` (repeatable; $CLAIMANT_WEIGHERS, space-separated)
 sets one weigher's multiplier over the defaults (0 turns it off); ``--filter
-NAME`` (repeatable; $CLAIMANT_FILTERS) replaces the default filter list.
+NAME`` (repeatable; $CLAIMANT_FILTERS) replaces the default filter list;
+``--plugin-option NAME.OPTION=VALUE`` (repeatable; $CLAIMANT_PLUGIN_OPTIONS)
+sets one option of a filter or weigher (VALUE is read as JSON, else taken as
+a string); given, they replace the file's ``[scheduler.options.NAME]`` tables. Each plugin's options
+are checked by its ``Options`` model at start-up (docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -68,6 +75,14 @@ def scheduler_options(f: F) -> F:
                 multiple=True,
                 help="Filters to run, replacing the default list (repeatable).",
             ),
+            click.option(
+                "--plugin-option",
+                "plugin_option",
+                envvar="CLAIMANT_PLUGIN_OPTIONS",
+                multiple=True,
+                metavar="NAME.OPTION=VALUE",
+                help="An option of a filter or weigher (repeatable; VALUE is JSON, else a string).",
+            ),
         )
     ):
         f = option(f)
@@ -100,8 +115,11 @@ def scheduler_config(
     heartbeat_timeout: float,
     weigher: tuple[str, ...],
     filter_: tuple[str, ...],
+    plugin_option: tuple[str, ...] = (),
 ) -> Any:
-    """A checked ``SchedulerConfig`` (unknown plugin names are a usage error)."""
+    """A checked ``SchedulerConfig``: unknown plugin names and options a
+    plugin refuses are a usage error with the stable code."""
+    from claimant.plugins import InvalidPluginOptions
     from claimant.scheduler import SchedulerConfig
     from claimant.scheduler.config import DEFAULT_WEIGHERS
     from claimant.scheduler.filters import FILTERS
@@ -121,19 +139,67 @@ def scheduler_config(
         "host_subset_size": host_subset_size,
         "heartbeat_timeout": heartbeat_timeout or None,
         "weighers": weighers,
+        "options": _plugin_options(plugin_option),
     }
     filters = [n.strip() for chunk in filter_ for n in chunk.split(",") if n.strip()]
     if filters:
         kw["filters"] = filters
     try:
         config = SchedulerConfig(**kw)
+        for name in config.options:
+            check_plugin_name(name)
+            if name not in config.filters and name not in config.weighers:
+                raise InvalidPluginOptions(
+                    f"options for {name}, which the scheduler does not run: add it to "
+                    "[scheduler] filters or weighers (--filter, --weigher)",
+                    field=name,
+                )
+        # Built with their options: a plugin may have one without a default.
         for name in config.filters:
-            FILTERS.build(name, None)
+            FILTERS.build(name, config.options.get(name))
         for name in config.weighers:
-            WEIGHERS.build(name, None)
+            WEIGHERS.build(name, config.options.get(name))
     except ClaimantError as exc:
-        raise click.BadParameter(exc.message, param_hint="--weigher/--filter") from None
+        field = exc.details.get("field")
+        about_options = isinstance(exc, InvalidPluginOptions) or field in kw["options"]
+        hint = PLUGIN_OPTIONS_HINT if about_options else "--weigher/--filter"
+        raise click.BadParameter(f"{exc.code}: {exc.message}", param_hint=hint) from None
     return config
+
+
+PLUGIN_OPTIONS_HINT = "--plugin-option/[scheduler.options]"
+
+
+def check_plugin_name(name: str) -> None:
+    """``UnknownPlugin`` unless a filter or a weigher is called ``name``."""
+    from claimant.plugins import UnknownPlugin
+    from claimant.scheduler.filters import FILTERS
+    from claimant.scheduler.weighers import WEIGHERS
+
+    if name not in FILTERS and name not in WEIGHERS:
+        known = sorted({*FILTERS.names(), *WEIGHERS.names()})
+        raise UnknownPlugin(
+            f"no filter or weigher is called {name!r}; known: {', '.join(known)}", field=name
+        )
+
+
+def _plugin_options(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``NAME.OPTION=VALUE`` items as ``SchedulerConfig.options`` (of one
+    source: given as flags or in the environment, they replace the file's)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        name, dot, option = key.strip().partition(".")
+        if not sep or not dot or not name or not option.strip():
+            raise click.BadParameter(
+                f"{item!r}: use NAME.OPTION=VALUE", param_hint=PLUGIN_OPTIONS_HINT
+            )
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text  # a bare word: zone=z2
+        out.setdefault(name, {})[option.strip()] = value
+    return out
 
 
 def to_env(config: Any) -> str:
@@ -145,6 +211,7 @@ def to_env(config: Any) -> str:
             "heartbeat_timeout": config.heartbeat_timeout,
             "weighers": config.weighers,
             "filters": config.filters,
+            "options": config.options,
         }
     )
 
@@ -211,9 +278,35 @@ def from_file(tables: dict[str, Any], *, scheduler: bool, expire: bool = False) 
             out["weigher"] = tuple(f"{k}={v}" for k, v in value.items())
         elif name == "filters" and isinstance(value, list):
             out["filter_"] = tuple(str(v) for v in value)
+        elif name == "options" and isinstance(value, dict):
+            out["plugin_option"] = _options_from_file(value)
         else:
             raise click.BadParameter(f"[scheduler] has no option {key!r}", param_hint="config file")
     return _logging(tables, out)
+
+
+def _options_from_file(tables: dict[str, Any]) -> tuple[str, ...]:
+    """``[scheduler.options.NAME]`` tables as ``--plugin-option`` items."""
+    items: list[str] = []
+    for name, options in tables.items():
+        if not isinstance(options, dict):
+            raise click.BadParameter(
+                f"[scheduler.options.{name}] must be a table of the plugin's options",
+                param_hint="config file",
+            )
+        try:
+            check_plugin_name(name)
+        except ClaimantError as exc:
+            raise click.BadParameter(
+                f"{exc.code}: {exc.message}", param_hint="config file"
+            ) from None
+        for option, value in options.items():
+            try:
+                text = json.dumps(value, separators=(",", ":"))
+            except TypeError:  # a TOML date or time: no plugin option takes one
+                text = str(value)
+            items.append(f"{name}.{option}={text}")
+    return tuple(items)
 
 
 def _logging(tables: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,6 @@ provider through the store of its home cell.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import random
 import threading
@@ -27,11 +26,13 @@ from claimant.conductor import AgentDirectory, Conductor
 from claimant.model import ClaimantError, InvalidInput, Request, RequestStatus, StoreUnavailable
 from claimant.scheduler import Scheduler, SchedulerConfig
 from claimant.sim.runner import (
-    HEARTBEAT_INTERVAL,
     SimConfig,
     SimResult,
     _percentile,
     build_cloud,
+    drain,
+    heartbeat,
+    new_result,
     overcommitted,
 )
 from claimant.sim.workload import make_cloud, make_workload
@@ -46,8 +47,8 @@ class DcStop:
     in the CLI); they block until done."""
 
     cell: str
-    stop: Callable[[], None]
-    start: Callable[[], None]
+    stop: Callable[[], object]
+    start: Callable[[], object]
     at_s: float | None = None
     at_fraction: float | None = None
 
@@ -185,6 +186,105 @@ def _request(conductor: Conductor, r: Request, tally: _CellTally) -> None:
     )
 
 
+@dataclass(slots=True)
+class _Cell:
+    """One cell of a run: its store, agents, the providers it owns, and the
+    requests left to place."""
+
+    name: str
+    store: Store
+    agents: dict[str, Agent]
+    owned: set[str]
+    todo: queue.Queue[Request]
+    out: CellResult
+
+
+def _check(stores: dict[str, Store], cfg: SimConfig, stop: DcStop | None) -> None:
+    if cfg.mode != "claimant":
+        raise InvalidInput("a run across cells is claimant mode only", field="mode")
+    if not stores:
+        raise InvalidInput("a run across cells needs at least one cell", field="cells")
+    if stop is not None and stop.cell not in stores:
+        raise InvalidInput(f"cannot stop {stop.cell}: not one of the run's cells", field="stop")
+
+
+def _build_cell(i: int, name: str, store: Store, cfg: SimConfig) -> _Cell:
+    """The cell's providers, homed there through its own store, and its
+    workload, confined to it."""
+    cloud = make_cloud(cfg.hosts, cfg.seed, prefix=f"{name}-")
+    agents = build_cloud(store, cloud, cfg)
+    workload = [
+        r.evolve(cell=name) for r in make_workload(cloud, cfg.requests, cfg.seed * 1009 + i)
+    ]
+    todo: queue.Queue[Request] = queue.Queue()
+    for r in workload:
+        todo.put(r)
+    out = CellResult(name, new_result(store, cfg, cloud, workload))
+    return _Cell(name, store, agents, {h.uuid for h in cloud.hosts}, todo, out)
+
+
+def _worker(
+    cell: _Cell,
+    k: int,
+    cfg: SimConfig,
+    tally: _CellTally,
+    errors: list[BaseException],
+    done: Callable[[], None],
+) -> None:
+    directory = AgentDirectory()
+    for uuid, agent in cell.agents.items():
+        directory.add([uuid], agent)
+    conductor = Conductor(
+        cell.store,
+        Scheduler(
+            cell.store,
+            SchedulerConfig(host_subset_size=cfg.host_subset_size, claim_ttl=cfg.claim_ttl),
+            rng=random.Random(f"{cfg.seed}-{cell.name}-{k}"),
+        ),
+        directory,
+        max_attempts=cfg.max_attempts,
+        build_workers=1,
+    )
+    drain(cell.todo, lambda r: _request(conductor, r, tally), errors, done)
+
+
+class _Stopper:
+    """Runs ``stop`` once its moment came (a time, or a share of the
+    ``total`` requests ``finished``), unless ``halt`` is set first; ``fired``
+    records when it began and ended, and any error."""
+
+    def __init__(
+        self,
+        stop: DcStop,
+        total: int,
+        finished: threading.Semaphore,
+        halt: threading.Event,
+        t0: float,
+    ) -> None:
+        self.stop = stop
+        self.total = total
+        self.finished = finished
+        self.halt = halt
+        self.t0 = t0
+        self.fired: dict[str, Any] = {}
+
+    def __call__(self) -> None:
+        stop = self.stop
+        if stop.at_fraction is not None:
+            for _ in range(round(stop.at_fraction * self.total)):
+                while not self.finished.acquire(timeout=0.2):
+                    if self.halt.is_set():
+                        return
+        elif self.halt.wait(stop.at_s):
+            return
+        self.fired["began_s"] = time.perf_counter() - self.t0
+        try:
+            stop.stop()
+        except Exception as exc:  # the run goes on; the report says the stop failed
+            self.fired["error"] = f"{type(exc).__name__}: {exc}"
+        self.fired["stopped_s"] = time.perf_counter() - self.t0
+
+
 def run_cells(
     stores: dict[str, Store],
     cfg: SimConfig,
@@ -196,112 +296,32 @@ def run_cells(
     a store whose own cell it is), run each cell's workload (``cfg.requests``
     requests, ``cfg.schedulers`` schedulers per cell) all at once, verify.
     ``cfg.hosts`` and ``cfg.requests`` are per cell."""
-    if cfg.mode != "claimant":
-        raise InvalidInput("a run across cells is claimant mode only", field="mode")
-    if not stores:
-        raise InvalidInput("a run across cells needs at least one cell", field="cells")
-    if stop is not None and stop.cell not in stores:
-        raise InvalidInput(f"cannot stop {stop.cell}: not one of the run's cells", field="stop")
-    cells = list(stores)
-    first = stores[cells[0]]
-    first.reset()  # one keyspace: every cell's store sees the same wipe
-    results: dict[str, CellResult] = {}
-    agents: dict[str, dict[str, Agent]] = {}
-    todo: dict[str, queue.Queue[Request]] = {}
-    owned: dict[str, set[str]] = {}
-    for i, cell in enumerate(cells):
-        cloud = make_cloud(cfg.hosts, cfg.seed, prefix=f"{cell}-")
-        agents[cell] = build_cloud(stores[cell], cloud, cfg)
-        owned[cell] = {h.uuid for h in cloud.hosts}
-        workload = [
-            r.evolve(cell=cell) for r in make_workload(cloud, cfg.requests, cfg.seed * 1009 + i)
-        ]
-        todo[cell] = queue.Queue()
-        for r in workload:
-            todo[cell].put(r)
-        results[cell] = CellResult(
-            cell,
-            SimResult(
-                mode=cfg.mode,
-                store=stores[cell].url.split(":", 1)[0],
-                hosts=cfg.hosts,
-                providers=len(cloud.hosts),
-                schedulers=cfg.schedulers,
-                requests=cfg.requests,
-                instances_requested=sum(r.count for r in workload),
-            ),
-        )
-    total = cfg.requests * len(cells)
+    _check(stores, cfg, stop)
+    names = list(stores)
+    stores[names[0]].reset()  # one keyspace: every cell's store sees the same wipe
+    cells = [_build_cell(i, name, stores[name], cfg) for i, name in enumerate(names)]
     finished = threading.Semaphore(0)
     halt = threading.Event()
     errors: list[BaseException] = []
     t0 = time.perf_counter()
-    tallies = {c: _CellTally(results[c], t0) for c in cells}
+    tallies = {c.name: _CellTally(c.out, t0) for c in cells}
 
-    def heartbeats() -> None:
-        while not halt.wait(HEARTBEAT_INTERVAL):
-            for by_uuid in agents.values():
-                for a in by_uuid.values():
-                    with contextlib.suppress(Exception):  # a stopped cell's agents fail
-                        a.heartbeat()
+    def done() -> None:
+        finished.release()
+        if progress is not None:
+            progress(1)
 
-    def worker(cell: str, k: int) -> None:
-        store = stores[cell]
-        directory = AgentDirectory()
-        for uuid, agent in agents[cell].items():
-            directory.add([uuid], agent)
-        conductor = Conductor(
-            store,
-            Scheduler(
-                store,
-                SchedulerConfig(host_subset_size=cfg.host_subset_size, claim_ttl=cfg.claim_ttl),
-                rng=random.Random(f"{cfg.seed}-{cell}-{k}"),
-            ),
-            directory,
-            max_attempts=cfg.max_attempts,
-            build_workers=1,
-        )
-        while True:
-            try:
-                r = todo[cell].get_nowait()
-            except queue.Empty:
-                return
-            try:
-                _request(conductor, r, tallies[cell])
-            except BaseException as exc:  # surface it after the run; stop this worker
-                errors.append(exc)
-                return
-            finished.release()
-            if progress is not None:
-                progress(1)
-
-    fired: dict[str, Any] = {}
-
-    def stopper(stop: DcStop) -> None:
-        if stop.at_fraction is not None:
-            for _ in range(round(stop.at_fraction * total)):
-                while not finished.acquire(timeout=0.2):
-                    if halt.is_set():
-                        return
-        elif halt.wait(stop.at_s):
-            return
-        fired["began_s"] = time.perf_counter() - t0
-        try:
-            stop.stop()
-        except Exception as exc:  # the run goes on; the report says the stop failed
-            fired["error"] = f"{type(exc).__name__}: {exc}"
-        fired["stopped_s"] = time.perf_counter() - t0
-
-    beat = threading.Thread(target=heartbeats, daemon=True)
-    beat.start()
+    agents = [a for c in cells for a in c.agents.values()]
+    threading.Thread(target=heartbeat, args=(agents, halt), daemon=True).start()
     threads = [
-        threading.Thread(target=worker, args=(cell, k))
+        threading.Thread(target=_worker, args=(c, k, cfg, tallies[c.name], errors, done))
         for k in range(cfg.schedulers)
-        for cell in cells
+        for c in cells
     ]
-    stopping = None
+    stopper = None
     if stop is not None:
-        stopping = threading.Thread(target=stopper, args=(stop,), daemon=True)
+        stopper = _Stopper(stop, cfg.requests * len(cells), finished, halt, t0)
+    stopping = threading.Thread(target=stopper, daemon=True) if stopper is not None else None
     for t in threads:
         t.start()
     if stopping is not None:
@@ -312,12 +332,13 @@ def run_cells(
     halt.set()
     if stopping is not None:
         stopping.join()  # a stop under way finishes before the DC is started again
+    fired = stopper.fired if stopper is not None else {}
     stop_report = _restart(stop, fired) if stop is not None else None
     if errors:
         raise errors[0]
-    for cell in cells:
-        _finish(results[cell], stores[cell], owned[cell], fired.get("began_s"), stop, ended)
-    return CellsResult([results[c] for c in cells], stop_report)
+    for c in cells:
+        _finish(c.out, c.store, c.owned, fired.get("began_s"), stop, ended)
+    return CellsResult([c.out for c in cells], stop_report)
 
 
 def _restart(stop: DcStop, fired: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ PAD_L, PAD_R, PAD_T, PAD_B = 48, 12, 28, 36
 def _nice_max(v: float) -> float:
     if v <= 0:
         return 1.0
-    mag = 10 ** len(str(int(v))) / 10
+    mag = 10.0 ** (len(str(int(v))) - 1)  # a float power: int ** int is Any to mypy
     for step in (1, 2, 2.5, 5, 10):
         if step * mag >= v:
             return step * mag

@@ -171,6 +171,56 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def new_result(store: Store, cfg: SimConfig, cloud: Cloud, workload: list[Request]) -> SimResult:
+    """A run's result before any request: what was asked, on what."""
+    return SimResult(
+        mode=cfg.mode,
+        store=store.url.split(":", 1)[0],
+        hosts=cfg.hosts,
+        providers=len(cloud.hosts),
+        schedulers=cfg.schedulers,
+        requests=cfg.requests,
+        instances_requested=sum(r.count for r in workload),
+    )
+
+
+def heartbeat(agents: list[Agent], halt: threading.Event) -> None:
+    """Every agent's heartbeat each ``HEARTBEAT_INTERVAL`` until ``halt``."""
+    while not halt.wait(HEARTBEAT_INTERVAL):
+        for a in agents:
+            with contextlib.suppress(Exception):  # a stopped cell's agents fail
+                a.heartbeat()
+
+
+def drain(
+    todo: queue.Queue[Request],
+    step: Callable[[Request], None],
+    errors: list[BaseException],
+    done: Callable[[], None],
+) -> None:
+    """One worker: ``step`` each request it takes from ``todo`` until none is
+    left, ``done`` after each. An error ends this worker and is kept in
+    ``errors``, for the run to raise once every worker has stopped."""
+    while True:
+        try:
+            r = todo.get_nowait()
+        except queue.Empty:
+            return
+        try:
+            step(r)
+        except BaseException as exc:  # surface it after the run; stop this worker
+            errors.append(exc)
+            return
+        done()
+
+
+def run_threads(threads: list[threading.Thread]) -> None:
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def run(
     store: Store,
     cfg: SimConfig,
@@ -183,86 +233,27 @@ def run(
     cloud = make_cloud(cfg.hosts, cfg.seed)
     agents = build_cloud(store, cloud, cfg)
     workload = make_workload(cloud, cfg.requests, cfg.seed)
-    result = SimResult(
-        mode=cfg.mode,
-        store=store.url.split(":", 1)[0],
-        hosts=cfg.hosts,
-        providers=len(cloud.hosts),
-        schedulers=cfg.schedulers,
-        requests=cfg.requests,
-        instances_requested=sum(r.count for r in workload),
-    )
+    result = new_result(store, cfg, cloud, workload)
     tally = _Tally(result)
     todo: queue.Queue[Request] = queue.Queue()
     for r in workload:
         todo.put(r)
-    stop = threading.Event()
-
-    def heartbeats() -> None:
-        while not stop.wait(HEARTBEAT_INTERVAL):
-            for a in agents.values():
-                with contextlib.suppress(Exception):
-                    a.heartbeat()
-
-    directory = AgentDirectory()
-    for uuid, agent in agents.items():
-        directory.add([uuid], agent)
-    locks = HostLocks()
-    probes = sorted(
-        {(h.type, rc) for h in cloud.hosts for rc in h.inventories if rc != "DISK_GB"}
-        | {("block_storage", "DISK_GB")}
-    )
+    halt = threading.Event()
+    steps = _Steps(store, cfg, cloud, agents, tally)
     errors: list[BaseException] = []
 
+    def done() -> None:
+        if progress is not None:
+            progress(1)
+
     def worker(k: int) -> None:
-        rng = random.Random(f"{cfg.seed}-{k}")
-        step: Callable[[Request], None]
-        if cfg.mode == "claimant":
-            sched_cfg = SchedulerConfig(
-                host_subset_size=cfg.host_subset_size, claim_ttl=cfg.claim_ttl
-            )
-            conductor = Conductor(
-                store,
-                Scheduler(store, sched_cfg, rng=rng),
-                directory,
-                max_attempts=cfg.max_attempts,
-                build_workers=1,
-            )
+        drain(todo, steps.for_worker(k), errors, done)
 
-            def step(r: Request) -> None:
-                _claimant_request(conductor, r, tally)
-
-        else:
-            fs = FilterScheduler(
-                HostManager(store, probes), host_subset_size=cfg.host_subset_size, rng=rng
-            )
-
-            def step(r: Request) -> None:
-                _legacy_request(store, fs, locks, agents, cfg, r, tally)
-
-        while True:
-            try:
-                r = todo.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                step(r)
-            except BaseException as exc:  # surface it after the run; stop this worker
-                errors.append(exc)
-                return
-            if progress is not None:
-                progress(1)
-
-    beat = threading.Thread(target=heartbeats, daemon=True)
-    beat.start()
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(cfg.schedulers)]
+    threading.Thread(target=heartbeat, args=(list(agents.values()), halt), daemon=True).start()
     t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([threading.Thread(target=worker, args=(k,)) for k in range(cfg.schedulers)])
     result.elapsed_s = time.perf_counter() - t0
-    stop.set()
+    halt.set()
     if errors:
         raise errors[0]
     result.overcommitted_providers = len(overcommitted(store))
@@ -270,6 +261,48 @@ def run(
     result.p50_ms = _percentile(result.latencies_ms, 50)
     result.p99_ms = _percentile(result.latencies_ms, 99)
     return result
+
+
+class _Steps:
+    """What a worker of one run does with a request, in either mode: the
+    shared parts (agents, the legacy host locks and probes) and a scheduler
+    of the worker's own."""
+
+    def __init__(
+        self, store: Store, cfg: SimConfig, cloud: Cloud, agents: dict[str, Agent], tally: _Tally
+    ) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.agents = agents
+        self.tally = tally
+        self.directory = AgentDirectory()
+        for uuid, agent in agents.items():
+            self.directory.add([uuid], agent)
+        self.locks = HostLocks()
+        self.probes = sorted(
+            {(h.type, rc) for h in cloud.hosts for rc in h.inventories if rc != "DISK_GB"}
+            | {("block_storage", "DISK_GB")}
+        )
+
+    def for_worker(self, k: int) -> Callable[[Request], None]:
+        cfg, store = self.cfg, self.store
+        rng = random.Random(f"{cfg.seed}-{k}")
+        if cfg.mode == "claimant":
+            sched_cfg = SchedulerConfig(
+                host_subset_size=cfg.host_subset_size, claim_ttl=cfg.claim_ttl
+            )
+            conductor = Conductor(
+                store,
+                Scheduler(store, sched_cfg, rng=rng),
+                self.directory,
+                max_attempts=cfg.max_attempts,
+                build_workers=1,
+            )
+            return lambda r: _claimant_request(conductor, r, self.tally)
+        fs = FilterScheduler(
+            HostManager(store, self.probes), host_subset_size=cfg.host_subset_size, rng=rng
+        )
+        return lambda r: _legacy_request(store, fs, self.locks, self.agents, cfg, r, self.tally)
 
 
 def _claimant_request(conductor: Conductor, r: Request, tally: _Tally) -> None:

@@ -164,11 +164,10 @@ class TreeSearch:
         return bool((common or set()) & uuids)
 
     def __iter__(self) -> Iterator[AllocationRequest]:
-        # One function of ~130 lines on purpose (issue 13 allows it where it
-        # must be): the depth-first loop keeps its state in locals bound once,
-        # and a split into methods adds a call and attribute loads per step of
-        # the hottest loop of the wide-tree search. Split it only with
-        # bench/bench_wide_trees.py showing the same server CPU before/after.
+        # One function on purpose (the README says why, measured): its state
+        # lives in locals bound once, and split into undo, scan and apply
+        # functions the wide-tree search cost 6-20% more CPU. Split it only
+        # with bench/bench_wide_trees.py showing the same server CPU.
         if not self.feasible or not self.groups:
             return
         n = len(self.groups)
