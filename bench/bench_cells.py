@@ -10,7 +10,7 @@ trait naming the cell, so a request picks the cell of its providers with
 measures whatever the code under it does (global SERIAL today, home cells
 once they land) without knowing how.
 
-    .venv/bin/python bench/bench_cells.py                       # a new cluster on 127.0.0.6-7
+    .venv/bin/python bench/bench_cells.py                       # a new cluster on 127.0.0.14-15
     .venv/bin/python bench/bench_cells.py --cluster-dir D --seconds 30 --json
 
 Phases: (1) both DCs up, the clients of every cell at once, each on its own
@@ -338,7 +338,11 @@ def table(result: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cluster-dir", type=Path, help="an existing 2-DC cluster (kept)")
-    ap.add_argument("--base-address", default="127.0.0.6", help="a new cluster's first node")
+    ap.add_argument(
+        "--base-address",
+        default="127.0.0.14",
+        help="a new cluster's first node (tests/addresses.py keeps 14-15 for this)",
+    )
     ap.add_argument("--heap", default="512m", help="a new cluster's node heap")
     ap.add_argument("--start-timeout", type=float, default=900, help="s, per cluster start")
     ap.add_argument("--providers", type=int, default=20, help="per cell")

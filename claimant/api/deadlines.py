@@ -63,7 +63,7 @@ def request_id_of(scope: Scope) -> str:
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name in REQUEST_ID_HEADERS:
-            text = value.decode("latin-1")
+            text: str = value.decode("latin-1")
             if _REQUEST_ID.fullmatch(text):
                 return text
     return "req-" + str(uuid.uuid4())

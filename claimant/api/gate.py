@@ -21,7 +21,8 @@ RULE_PREFIX = "claimant:"
 
 
 def route_path(scope: Scope) -> str:
-    root, path = scope.get("root_path", ""), scope["path"]
+    root: str = scope.get("root_path", "")
+    path: str = scope["path"]
     return path[len(root) :] if root and path.startswith(root) else path
 
 

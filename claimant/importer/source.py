@@ -33,9 +33,8 @@ def _epoch(value: Any) -> float:
         value = dt.datetime.fromisoformat(value)
     if isinstance(value, dt.datetime):
         # oslo.db's TimestampMixin stores naive UTC.
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.timestamp()
+        when = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return when.timestamp()
     return float(value)
 
 

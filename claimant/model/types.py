@@ -69,17 +69,17 @@ class AttributeConstraint:
         v = self.value
         match self.op:
             case "==":
-                return actual == v
+                return bool(actual == v)
             case "!=":
-                return actual != v
+                return bool(actual != v)
             case "<":
-                return actual < v
+                return bool(actual < v)
             case "<=":
-                return actual <= v
+                return bool(actual <= v)
             case ">":
-                return actual > v
+                return bool(actual > v)
             case ">=":
-                return actual >= v
+                return bool(actual >= v)
             case "in":
                 return actual in v
         raise InvalidInput(f"unknown operator {self.op!r}")

@@ -190,20 +190,20 @@ class Scheduler:
                 request_uuid=request.uuid,
                 cells=sorted(state.down_cells),
             )
-        details = {
-            "request_uuid": request.uuid,
-            "instance": index,
-            "placed": len(placements),
-            "count": request.count,
-            "group": request.groups[exc.group_index].name,
-            "groups": [d.to_dict() for d in diags],
-        }
         group_name = request.groups[exc.group_index].name or "(default)"
         message = (
             f"no valid host for instance {index + 1} of {request.count} "
             f"(request {request.uuid}), group {group_name!r}: {exc.why}"
         )
-        return NoValidHost(message, **details)
+        return NoValidHost(
+            message,
+            request_uuid=request.uuid,
+            instance=index,
+            placed=len(placements),
+            count=request.count,
+            group=request.groups[exc.group_index].name,
+            groups=[d.to_dict() for d in diags],
+        )
 
     def _release_all(
         self,

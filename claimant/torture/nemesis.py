@@ -133,7 +133,7 @@ class Nemesis:
 
     def inject(self, kind: str, stop: threading.Event) -> None:
         conductors = [self.t.conductor] if self.t.conductor else []
-        handler = {
+        handler: Callable[[], None] = {
             KILL_SERVICE: lambda: self._kill(self.t.services, kind, stop),
             KILL_AGENT: lambda: self._kill(self.t.agents, kind, stop),
             KILL_CONDUCTOR: lambda: self._kill(conductors, kind, stop),

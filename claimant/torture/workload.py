@@ -337,11 +337,14 @@ def _error_code(data: Any) -> str | None:
     if not isinstance(data, dict):
         return None
     if isinstance(data.get("error"), dict):
-        return data["error"].get("code")
-    errors = data.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        return errors[0].get("code")
-    return None
+        error: dict[str, Any] = data["error"]
+    else:
+        errors = data.get("errors")
+        if not (isinstance(errors, list) and errors and isinstance(errors[0], dict)):
+            return None
+        error = errors[0]
+    code = error.get("code")
+    return code if isinstance(code, str) else None
 
 
 def _claims_of(data: Any) -> dict[str, Any]:

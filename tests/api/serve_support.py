@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests import children
+
 CLI = [sys.executable, "-c", "from claimant.cli.main import main; main()"]
 
 
@@ -52,7 +54,7 @@ def serve(tmp_path: Path, *args: str, store_url: str | None = None) -> Iterator[
         store_url = "sqlite:///" + str(tmp_path / f"served-{port}.db").lstrip("/")
     log_path = tmp_path / f"serve-{port}.log"
     log = log_path.open("w")
-    proc = subprocess.Popen(
+    proc = children.popen(
         [*CLI, "serve", "--store", store_url, "--port", str(port), "--no-access-log", *args],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from claimant.cli.main import main
+from tests import children
 
 CLI = [sys.executable, "-c", "from claimant.cli.main import main; main()"]
 
@@ -30,7 +31,7 @@ def _free_port() -> int:
 def server(tmp_path: Path, token_file: Path) -> Iterator[str]:
     port = _free_port()
     log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
+    proc = children.popen(
         [
             *CLI,
             "serve",

@@ -20,6 +20,7 @@ import pytest
 
 from claimant.model import RequestStatus
 from claimant.store import Store, open_store
+from tests import children
 from tests.api.serve_support import free_port
 from tests.api.slow_plugin import ENV_DELAY, SERVE_WITH_SLOW_FILTER
 
@@ -51,7 +52,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def start(store_url: str, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
     log = tmp_path / "serve.log"
-    proc = subprocess.Popen(
+    proc = children.popen(
         [
             *SERVE_WITH_SLOW_FILTER,
             "serve",

@@ -1,10 +1,10 @@
 """Issue 9: a real node started with ``--auth --tls`` (PasswordAuthenticator,
 TLS-only native port), and the Cassandra store logging in to it.
 
-One node on 127.0.0.5, shared by the module (about 45 s to start on 2 busy
-cores) and destroyed at the end. Runs where the Cassandra tests run
-(CLAIMANT_TEST_CASSANDRA set: Java and the jars are there); skipped without
-Java or when 127.0.0.5:9042 is taken.
+One node on 127.0.0.12 (its own address: tests/addresses.py), shared by the
+module (about 45 s to start on 2 busy cores) and destroyed at the end. Runs
+where the Cassandra tests run (CLAIMANT_TEST_CASSANDRA set: Java and the jars
+are there); skipped without Java or when its ports are taken.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from claimant.cluster import ClusterError, cql, security
 from claimant.cluster import node as proc
 from claimant.model import StoreUnavailable
 from claimant.store import Store, open_store
+from tests.addresses import LIVE_AUTH
 
-ADDRESS = "127.0.0.5"
+ADDRESS = LIVE_AUTH.base
 
 pytestmark = pytest.mark.cassandra
 

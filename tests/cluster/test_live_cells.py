@@ -2,7 +2,7 @@
 clients through BOTH racing for the last 10 units of one provider: exactly
 10 win and the provider is never over capacity.
 
-2 DCs x 1 node from the launcher on 127.0.0.4 (dc1) and 127.0.0.5 (dc2),
+2 DCs x 1 node from the launcher on 127.0.0.10 (dc1) and 127.0.0.11 (dc2),
 beside the dev node on 127.0.0.1, which this test never touches; destroyed
 at the end (slow: two JVMs from scratch)::
 
@@ -23,7 +23,7 @@ every claim failed with store_unavailable: global SERIAL needs dc2), and
 after ``claimant store repair`` the dc2 service reads what dc1 wrote.
 
 ``CLAIMANT_TEST_CELLS_DIR=DIR`` runs them on a 2-DC cluster already up in DIR
-(``claimant cluster up -n 2 --dcs 2 --base-address 127.0.0.4 --dir DIR``),
+(``claimant cluster up -n 2 --dcs 2 --base-address 127.0.0.10 --dir DIR``),
 left up afterwards: quicker while working on them.
 """
 
@@ -66,10 +66,11 @@ from claimant.model import (
 from claimant.scheduler.scheduler import Scheduler
 from claimant.store import open_store
 from claimant.store.cassandra import CassandraStore
+from tests.addresses import LIVE_CELLS
 
 pytestmark = [pytest.mark.slow, pytest.mark.cassandra]
 
-BASE = "127.0.0.4"
+BASE = LIVE_CELLS.base
 CLIENTS = 64
 UNITS = 10
 # The hazard is a race: a few rounds make it all but certain to show.
@@ -88,7 +89,7 @@ def cells(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         return
     directory = tmp_path_factory.mktemp("cells")
     for i in (1, 2):
-        spec = NodeSpec.of(directory, i, base=4)
+        spec = NodeSpec.of(directory, i, base=LIVE_CELLS.first)
         busy = [f"{a}:{p}" for a, p, _ in spec.ports if proc.port_in_use(a, p)]
         if busy:
             pytest.skip(f"{', '.join(busy)} busy (another cluster on {spec.address})")

@@ -1,6 +1,6 @@
 """Two real data centres from the launcher (slow: two JVMs from scratch).
 
-On 127.0.0.4 and 127.0.0.5 (``--base-address``), beside the dev node on
+On 127.0.0.4 and 127.0.0.5 (``--base-address``; tests/addresses.py), beside the dev node on
 127.0.0.1, which this test never touches.
 """
 
@@ -19,9 +19,10 @@ from claimant.cli.cluster import cluster
 from claimant.cluster import DEFAULT_VERSION, config, cql, jars
 from claimant.cluster import node as proc
 from claimant.cluster.config import NodeSpec
+from tests.addresses import LIVE_DCS
 
-BASE = "127.0.0.4"
-ADDRESSES = ["127.0.0.4", "127.0.0.5"]
+BASE = LIVE_DCS.base
+ADDRESSES = LIVE_DCS.addresses
 # Generous: two JVMs start one after the other on a loaded 2-core machine.
 TIMEOUT = "600"
 
@@ -40,7 +41,7 @@ def _ring(directory: Path) -> dict[str, tuple[str, str]]:
     """{address: (dc, 'UN'/'DN'/...)} as node 1's `nodetool status` sees it."""
     # Run directly, not through the CLI command: that one hands the terminal
     # to nodetool, so CliRunner would not capture its output.
-    spec = NodeSpec.of(directory, 1, base=4, dcs=2)
+    spec = NodeSpec.of(directory, 1, base=LIVE_DCS.first, dcs=2)
     cmd = config.nodetool_command(proc.find_java(), spec, jars.resolve(DEFAULT_VERSION), ["status"])
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
@@ -69,7 +70,7 @@ def _ring_becomes(directory: Path, want: dict[str, tuple[str, str]]) -> dict:
 @pytest.mark.slow
 def test_two_data_centres(tmp_path: Path) -> None:
     for i, address in enumerate(ADDRESSES, start=1):
-        spec = NodeSpec.of(tmp_path, i, base=4)
+        spec = NodeSpec.of(tmp_path, i, base=LIVE_DCS.first)
         busy = [f"{a}:{p}" for a, p, _ in spec.ports if proc.port_in_use(a, p)]
         if busy:
             pytest.skip(f"{', '.join(busy)} busy (another cluster on {address})")

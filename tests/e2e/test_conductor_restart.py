@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from claimant.store import open_store
+from tests import children
 from tests.api.serve_support import CLI, free_port
 
 
@@ -35,7 +36,7 @@ def _wait_until(check: object, what: str, log: Path, timeout: float = 60) -> Non
 @contextmanager
 def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("a") as out:
-        proc = subprocess.Popen([*CLI, *args], stdout=out, stderr=subprocess.STDOUT)
+        proc = children.popen([*CLI, *args], stdout=out, stderr=subprocess.STDOUT)
     try:
         yield proc
     finally:

@@ -20,6 +20,7 @@ from claimant.api.server import Shutdown
 from claimant.cli.main import main
 from claimant.model import ClaimStatus, new_uuid
 from claimant.store import ClaimSpec, open_store
+from tests import children
 from tests.api.serve_support import CLI, free_port
 
 GRACEFUL = 2.0
@@ -37,7 +38,7 @@ def test_agent_sigterm_during_a_build_exits_within_the_graceful_timeout(tmp_path
     )
     port = free_port()
     log = tmp_path / "agent.log"
-    proc = subprocess.Popen(
+    proc = children.popen(
         [
             *CLI,
             "agent",

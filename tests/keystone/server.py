@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 from platformdirs import user_cache_dir
 
+from tests import children
+
 HERE = Path(__file__).parent
 VENV = Path(
     os.environ.get("CLAIMANT_KEYSTONE_VENV") or Path(user_cache_dir("claimant")) / "keystone-venv"
@@ -46,10 +48,13 @@ class Keystone:
         self.conf = workdir / "keystone.conf"
         self.token_expiration = token_expiration
         self.proc: subprocess.Popen[bytes] | None = None
+        self._record: Path | None = None
         self._admin: tuple[float, str] | None = None
 
     # -- life cycle -------------------------------------------------------
     def start(self) -> None:
+        # What a killed run left behind (tests/children.py).
+        children.sweep("keystone")
         d = self.dir
         self.conf.write_text(
             "[database]\n"
@@ -84,28 +89,43 @@ class Keystone:
         for step in steps:
             subprocess.run([*manage, *step], stdout=log, stderr=subprocess.STDOUT, check=True)
         env = {**os.environ, "OS_KEYSTONE_CONFIG_FILES": str(self.conf)}
-        self.proc = subprocess.Popen(
-            [
-                str(VENV / "bin" / "gunicorn"),
-                "--chdir",
-                str(HERE),
-                "--control-socket",
-                str(d / "gunicorn.ctl"),
-                "-w",
-                "1",
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "wsgi:application",
-            ],
+        control = d / "gunicorn.ctl"  # in this fixture's directory: no other server's
+        argv = [
+            str(VENV / "bin" / "gunicorn"),
+            "--config",
+            str(HERE / "gunicorn_conf.py"),
+            "--chdir",
+            str(HERE),
+            "--control-socket",
+            str(control),
+            "-w",
+            "1",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "wsgi:application",
+        ]
+        # A session of its own, so stop() and pause() reach the worker too.
+        self.proc = children.popen(
+            argv,
             env=env,
             stdout=(d / "keystone.log").open("w"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self._record = children.record("keystone", self.proc.pid, str(control))
+        try:
+            self._wait_until_up(self.proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_until_up(self, proc: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + 120
         while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError("keystone exited: " + (d / "keystone.log").read_text()[-2000:])
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    "keystone exited: " + (self.dir / "keystone.log").read_text()[-2000:]
+                )
             try:
                 if httpx.get(self.url, timeout=2).status_code == 200:
                     return
@@ -117,12 +137,16 @@ class Keystone:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)  # a paused one could not stop
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self._record is not None:
+            children.forget(self._record)
+            self._record = None
 
     def pause(self) -> None:
         """Stop answering (SIGSTOP), as a Keystone that hangs."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from tests import children
 from tests.api.serve_support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,7 +79,7 @@ def test_the_wheel_installs_and_serves_from_a_clean_venv(tmp_path: Path) -> None
     port = free_port()
     store = "sqlite:///" + str(tmp_path / "wheel.db").lstrip("/")
     log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
+    proc = children.popen(
         [venv / "bin" / "claimant", "serve", "--store", store, "--port", str(port)],
         cwd=tmp_path,
         env=env,

@@ -16,6 +16,7 @@ from claimant.cli.sim import _parse_at, render_cells
 from claimant.model import LOCAL_CELL, InvalidInput
 from claimant.sim import DcStop, SimConfig, run_cells
 from claimant.store import Store
+from tests.addresses import SIM_CELLS, SIM_TAKEN
 
 SMALL = SimConfig(hosts=4, requests=30, schedulers=2, build_time=0.0)
 
@@ -35,9 +36,9 @@ def test_cli_setup_failure_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     # no cluster directory behind.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with socket.socket() as taken:
-        taken.bind(("127.0.0.201", 9042))
+        taken.bind((SIM_TAKEN.base, 9042))
         taken.listen()
-        result = CliRunner().invoke(main, ["sim", "--cells", "2", "--base-address", "127.0.0.201"])
+        result = CliRunner().invoke(main, ["sim", "--cells", "2", "--base-address", SIM_TAKEN.base])
     assert result.exit_code == 2, result.output
     assert "port already in use" in result.output or "java" in result.output.lower()
     assert not list(tmp_path.glob("claimant-sim-cells-*"))
@@ -160,11 +161,11 @@ def test_one_cell_on_cassandra(cassandra_store: Store) -> None:
 @pytest.mark.slow
 @pytest.mark.cassandra
 def test_two_cells_with_dc2_stopped(tmp_path: Path) -> None:
-    """2 DCs x 1 node on 127.0.0.6/.7 from the launcher, made and destroyed by
+    """2 DCs x 1 node on 127.0.0.6/.7 (tests/addresses.py) from the launcher, made and destroyed by
     the command; dc2 is stopped once half the requests have finished. A short
     claim TTL bounds how long dc1's agents retry confirming meanwhile."""
     args = [
-        "sim", "--cells", "2", "--base-address", "127.0.0.6", "--hosts", "2",
+        "sim", "--cells", "2", "--base-address", SIM_CELLS.base, "--hosts", "2",
         "--requests", "24", "--schedulers", "2", "--stop-dc", "dc2", "--at", "50%",
         "--claim-ttl", "20", "--json",
     ]  # fmt: skip

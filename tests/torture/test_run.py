@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from claimant.torture import TortureConfig, run_torture
+from tests.addresses import TORTURE_CELLS, TORTURE_NODES
 
 RESULT_KEYS = {
     "ops",
@@ -106,16 +107,17 @@ def test_cassandra_node_with_service_kills(cassandra_url: str, tmp_path: Path) -
 def test_three_nodes_with_node_kills_pauses_and_service_kills(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    """Nodes on 127.0.0.31-33 (beside the dev node), RF 3, a few minutes."""
+    """Nodes on 127.0.0.31-33 (beside the dev node; tests/addresses.py), RF 3,
+    a few minutes."""
     if not os.environ.get("CLAIMANT_TEST_CASSANDRA"):
         pytest.skip("set CLAIMANT_TEST_CASSANDRA to run Cassandra tests")
     from claimant.cluster import node as proc
     from claimant.cluster.launcher import Cluster
 
-    if any(proc.port_in_use(f"127.0.0.{i}", 9042) for i in (31, 32, 33)):
-        pytest.skip("127.0.0.31-33:9042 are taken")
+    if any(proc.port_in_use(a, 9042) for a in TORTURE_NODES.addresses):
+        pytest.skip(f"{', '.join(TORTURE_NODES.addresses)}: 9042 is taken")
     c = Cluster(tmp_path_factory.mktemp("torture3") / "cluster")
-    c.up(3, heap="512m", timeout=600, echo=print, base_address="127.0.0.31")
+    c.up(3, heap="512m", timeout=600, echo=print, base_address=TORTURE_NODES.base)
     try:
         result = run_torture(
             TortureConfig(
@@ -132,9 +134,6 @@ def test_three_nodes_with_node_kills_pauses_and_service_kills(
     finally:
         c.destroy(timeout=60)
     _assert_clean(result)
-
-
-CELL_BASE = 6  # 127.0.0.6 (dc1) and 127.0.0.7 (dc2): this test's addresses only
 
 
 @pytest.mark.slow
@@ -158,13 +157,13 @@ def test_two_cells_with_dc_faults(tmp_path_factory: pytest.TempPathFactory) -> N
         pytest.skip(str(exc))
     directory = tmp_path_factory.mktemp("torture-cells")
     for i in (1, 2):
-        spec = NodeSpec.of(directory, i, base=CELL_BASE)
+        spec = NodeSpec.of(directory, i, base=TORTURE_CELLS.first)
         busy = [f"{a}:{p}" for a, p, _ in spec.ports if proc.port_in_use(a, p)]
         if busy:
             pytest.skip(f"{', '.join(busy)} busy (another cluster on {spec.address})")
     c = Cluster(directory / "cluster")
     try:
-        c.up(2, dcs=2, base_address=f"127.0.0.{CELL_BASE}", heap="512m", timeout=900, echo=print)
+        c.up(2, dcs=2, base_address=TORTURE_CELLS.base, heap="512m", timeout=900, echo=print)
         url = c.store_url().replace("/claimant?", "/torture_cells?") + "&timeout=5"
         assert "rf=dc1:1,dc2:1&dc=dc1" in url
         result = run_torture(

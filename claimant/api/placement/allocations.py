@@ -211,7 +211,7 @@ def _post_schema(req: Req) -> dict[str, Any]:
 
 
 def confirmed(req: Req, **by: str) -> list[Claim]:
-    return req.store.list_claims(status=ClaimStatus.CONFIRMED, **by)  # type: ignore[arg-type]
+    return req.store.list_claims(status=ClaimStatus.CONFIRMED, **by)
 
 
 def _consumer_type_name(ctype: str | None) -> str:

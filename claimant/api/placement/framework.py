@@ -187,7 +187,10 @@ def _first_error(data: Any, schema: dict[str, Any]) -> jsonschema.ValidationErro
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)
         validator = _VALIDATORS[id(schema)] = cls(schema, format_checker=_FORMAT_CHECKER)
-    return jsonschema.exceptions.best_match(validator.iter_errors(data))
+    error: jsonschema.ValidationError | None = jsonschema.exceptions.best_match(
+        validator.iter_errors(data)
+    )
+    return error
 
 
 @dataclass
