@@ -25,6 +25,7 @@ import pytest
 from platformdirs import user_cache_dir
 
 from tests.api.serve_support import serve
+from tests.conftest import skip_unless_built
 
 NOVA_DIR = Path(__file__).with_name("nova")
 VENV = Path(os.environ.get("CLAIMANT_NOVA_VENV") or Path(user_cache_dir("claimant")) / "nova-venv")
@@ -47,9 +48,9 @@ def _has_suite() -> bool:
     return probe.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(
-    not _has_suite() and os.environ.get("CI") != "true",
-    reason="Nova's test venv is missing (scripts/test builds it)",
+pytestmark = skip_unless_built(
+    _has_suite(),
+    "Nova's test venv is missing (scripts/test builds it)",
 )
 
 
