@@ -4,6 +4,15 @@
 - ``any_store``: a real store of each backend (the test runs once per backend;
   Cassandra only when CLAIMANT_TEST_CASSANDRA names a node, else skipped).
 - ``cassandra_session_store``: the Cassandra store behind ``any_store``.
+- ``cassandra_hosts`` / ``cassandra_url`` / ``cassandra_cluster_dir``: the node
+  named by CLAIMANT_TEST_CASSANDRA, a throw-away keyspace on it (dropped after
+  the test), and the running node's launcher directory
+  (CLAIMANT_TEST_CLUSTER_DIR).
+
+A test that needs Cassandra is marked ``cassandra`` (directly, or by its
+``pytest.param``): it is skipped, with one reason, when
+CLAIMANT_TEST_CASSANDRA is not set. The fixtures above skip the same way, so a
+test that takes one need not be marked.
 
 A directory's conftest names these for its tests (``store`` is ``any_store``
 in tests/store and tests/e2e, ``sqlite_store`` in tests/api and
@@ -27,6 +36,8 @@ import pytest
 from claimant.store import Store, open_store
 
 CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
+CLUSTER_DIR_ENV = "CLAIMANT_TEST_CLUSTER_DIR"
+NO_CASSANDRA = f"Cassandra not tested: set {CASSANDRA_ENV}=host[,host...] to run it"
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -41,16 +52,61 @@ def sqlite_url(path: Path) -> str:
 def cassandra_hosts_or_skip() -> str:
     hosts = os.environ.get(CASSANDRA_ENV, "").strip()
     if not hosts:
-        pytest.skip(f"Cassandra backend not tested: set {CASSANDRA_ENV}=host[,host...] to run it")
+        pytest.skip(NO_CASSANDRA)
     return hosts
 
 
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("cassandra") is not None:
+        cassandra_hosts_or_skip()
+
+
+def skip_unless_built(built: bool, reason: str) -> pytest.MarkDecorator:
+    """For a test that needs a venv scripts/test builds (Keystone, Nova,
+    osc-placement): skipped where it is missing, except under CI (CI=true),
+    where scripts/test has built it, so the test runs and a missing venv fails."""
+    return pytest.mark.skipif(not built and os.environ.get("CI") != "true", reason=reason)
+
+
+def drop_keyspace(url: str) -> None:
+    st = open_store(url)
+    try:
+        st.drop()
+    finally:
+        st.close()
+
+
 @pytest.fixture(scope="session")
-def cassandra_session_store() -> Iterator[Store]:
+def cassandra_hosts() -> str:
+    return cassandra_hosts_or_skip()
+
+
+@pytest.fixture
+def cassandra_url(cassandra_hosts: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A store URL for a keyspace of its own, dropped after the test."""
+    # Named after the test's module, so a keyspace left by a killed run says whose it was.
+    module = request.node.path.stem.removeprefix("test_")[:20]
+    url = f"cassandra://{cassandra_hosts}/ct_{module}_{secrets.token_hex(4)}?rf=1"
+    yield url
+    drop_keyspace(url)
+
+
+@pytest.fixture(scope="session")
+def cassandra_cluster_dir() -> Path:
+    """The launcher directory of the node CLAIMANT_TEST_CASSANDRA names."""
+    cassandra_hosts_or_skip()
+    directory = os.environ.get(CLUSTER_DIR_ENV, "").strip()
+    if not directory:
+        pytest.skip(f"{CLUSTER_DIR_ENV} is not set (the launcher directory of that node)")
+    return Path(directory)
+
+
+@pytest.fixture(scope="session")
+def cassandra_session_store(cassandra_hosts: str) -> Iterator[Store]:
     # One keyspace per session (per xdist worker): schema changes are slow in
     # Cassandra, truncates are not. Each test that takes it resets it.
-    hosts = cassandra_hosts_or_skip()
-    st = open_store(f"cassandra://{hosts}/claimant_test_{secrets.token_hex(4)}?rf=1")
+    st = open_store(f"cassandra://{cassandra_hosts}/claimant_test_{secrets.token_hex(4)}?rf=1")
     try:
         st.migrate()
         yield st

@@ -22,11 +22,12 @@ from platformdirs import user_cache_dir
 
 from tests.api.serve_support import CLI, Served, serve
 from tests.api.test_policy import CASES, STRENGTH, _fill
+from tests.conftest import skip_unless_built
 from tests.keystone import server as ks
 
-pytestmark = pytest.mark.skipif(
-    not ks.available() and os.environ.get("CI") != "true",
-    reason="no Keystone test venv (scripts/test builds it from tests/keystone/requirements.txt)",
+pytestmark = skip_unless_built(
+    ks.available(),
+    "no Keystone test venv (scripts/test builds it from tests/keystone/requirements.txt)",
 )
 
 # Short, so an expired token can be shown; tokens are refetched when half-used.

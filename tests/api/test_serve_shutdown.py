@@ -6,7 +6,6 @@ failed, none left once the TTL passed. On SQLite and Cassandra."""
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import threading
@@ -24,7 +23,6 @@ from tests import children
 from tests.api.serve_support import free_port
 from tests.api.slow_plugin import ENV_DELAY, SERVE_WITH_SLOW_FILTER
 
-CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
 ADMIN = {"x-auth-token": "admin"}
 GRACEFUL = 3.0
 CLAIM_TTL = 30.0
@@ -37,16 +35,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield "sqlite:///" + str(tmp_path / "served.db").lstrip("/")
         return
-    hosts = os.environ.get(CASSANDRA_ENV, "").strip()
-    if not hosts:
-        pytest.skip(f"Cassandra backend not tested: set {CASSANDRA_ENV}")
-    url = f"cassandra://{hosts}/claimant_sd_{secrets.token_hex(4)}?rf=1"
-    yield url
-    st = open_store(url)
-    try:
-        st.drop()
-    finally:
-        st.close()
+    yield request.getfixturevalue("cassandra_url")
 
 
 def start(store_url: str, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path]:

@@ -10,7 +10,6 @@ failover test .11-13) in a temporary directory and destroys them at the end:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +28,6 @@ BASE = 20
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    if not os.environ.get("CLAIMANT_TEST_CASSANDRA"):
-        pytest.skip("set CLAIMANT_TEST_CASSANDRA to run Cassandra tests")
     mp = pytest.MonkeyPatch()
     spec = cluster_config.NodeSpec
     mp.setattr(spec, "address", property(lambda s: f"127.0.0.{BASE + s.index}"))

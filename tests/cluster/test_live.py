@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -26,11 +25,9 @@ def _status(directory: Path) -> dict:
 
 
 @pytest.mark.cassandra
-def test_status_of_running_cluster() -> None:
-    directory = os.environ.get("CLAIMANT_TEST_CLUSTER_DIR")
-    if not directory:
-        pytest.skip("CLAIMANT_TEST_CLUSTER_DIR is not set")
-    status = _status(Path(directory))
+def test_status_of_running_cluster(cassandra_cluster_dir: Path) -> None:
+    directory = str(cassandra_cluster_dir)
+    status = _status(cassandra_cluster_dir)
     assert status["nodes"], status
     for n in status["nodes"]:
         assert n["state"] == "up", n

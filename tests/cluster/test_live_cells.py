@@ -6,7 +6,7 @@ clients through BOTH racing for the last 10 units of one provider: exactly
 beside the dev node on 127.0.0.1, which this test never touches; destroyed
 at the end (slow: two JVMs from scratch)::
 
-    pytest -m slow tests/cluster/test_live_cells.py
+    CLAIMANT_TEST_CASSANDRA=127.0.0.1 pytest -m slow tests/cluster/test_live_cells.py
 
 The second test shows the hazard the default avoids: the same race with
 ``serial=LOCAL_SERIAL_UNSAFE`` (what ``dc=`` used to imply) runs one Paxos

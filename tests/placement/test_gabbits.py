@@ -4,7 +4,6 @@ before each file (set CLAIMANT_TEST_CASSANDRA=host[,host...])."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ from tests.placement import gabbi_support as gs
 
 GABBITS = gs.gabbits_dir(fetch=True)
 FILES = gs.api_fixture_files(GABBITS) if GABBITS else []
-CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
 
 
 @pytest.fixture(
@@ -28,9 +26,7 @@ CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
 def server(request: pytest.FixtureRequest) -> Iterator[gs.LiveServer]:
     url = None
     if request.param == "cassandra":
-        hosts = os.environ.get(CASSANDRA_ENV, "").strip()
-        if not hosts:
-            pytest.skip(f"Cassandra backend not tested: set {CASSANDRA_ENV}=host[,host...]")
+        hosts = request.getfixturevalue("cassandra_hosts")
         url = f"cassandra://{hosts}/claimant_gabbi_{secrets.token_hex(4)}?rf=1"
     with gs.live_server(url) as s:
         try:

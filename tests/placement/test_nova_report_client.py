@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,14 +24,13 @@ from pathlib import Path
 import pytest
 from platformdirs import user_cache_dir
 
-from claimant.store import open_store
 from tests.api.serve_support import serve
+from tests.conftest import skip_unless_built
 
 NOVA_DIR = Path(__file__).with_name("nova")
 VENV = Path(os.environ.get("CLAIMANT_NOVA_VENV") or Path(user_cache_dir("claimant")) / "nova-venv")
 VENV_PYTHON = VENV / "bin" / "python"
 MODULE = "nova.tests.functional.test_report_client"
-CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
 
 # Tests of the module that do not run against claimant, with the reason.
 # Empty: every test runs and must pass.
@@ -50,9 +48,9 @@ def _has_suite() -> bool:
     return probe.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(
-    not _has_suite() and os.environ.get("CI") != "true",
-    reason="Nova's test venv is missing (scripts/test builds it)",
+pytestmark = skip_unless_built(
+    _has_suite(),
+    "Nova's test venv is missing (scripts/test builds it)",
 )
 
 
@@ -61,16 +59,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | 
     if request.param == "sqlite":
         yield None  # serve's own SQLite file
         return
-    hosts = os.environ.get(CASSANDRA_ENV, "").strip()
-    if not hosts:
-        pytest.skip(f"Cassandra backend not tested: set {CASSANDRA_ENV}")
-    url = f"cassandra://{hosts}/claimant_nova_{secrets.token_hex(4)}?rf=1"
-    yield url
-    st = open_store(url)
-    try:
-        st.drop()
-    finally:
-        st.close()
+    yield request.getfixturevalue("cassandra_url")
 
 
 def test_nova_report_client_functional_tests_pass(tmp_path: Path, store_url: str | None) -> None:

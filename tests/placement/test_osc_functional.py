@@ -15,10 +15,10 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
 from platformdirs import user_cache_dir
 
 from tests.api.serve_support import serve
+from tests.conftest import skip_unless_built
 
 OSC_DIR = Path(__file__).with_name("osc")
 VENV = Path(os.environ.get("CLAIMANT_OSC_VENV") or Path(user_cache_dir("claimant")) / "osc-venv")
@@ -40,9 +40,9 @@ def _has_suite() -> bool:
     return probe.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(
-    not _has_suite() and os.environ.get("CI") != "true",
-    reason="osc-placement's test venv is missing (scripts/test builds it)",
+pytestmark = skip_unless_built(
+    _has_suite(),
+    "osc-placement's test venv is missing (scripts/test builds it)",
 )
 
 

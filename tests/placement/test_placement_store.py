@@ -3,9 +3,7 @@ sees, and concurrent allocation writes never overcommit a provider."""
 
 from __future__ import annotations
 
-import os
 import random
-import secrets
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,17 +18,11 @@ from claimant.model import Inventory, Provider
 from claimant.store import Store, open_store
 from tests.placement import gabbi_support as gs
 
-CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
 ADMIN = {"x-auth-token": "admin", "openstack-api-version": "placement 1.39"}
 
 
-def _store_url(backend: str, tmp_path: Path) -> str:
-    if backend == "sqlite":
-        return "sqlite:///" + str(tmp_path / "claimant.db").lstrip("/")
-    hosts = os.environ.get(CASSANDRA_ENV, "").strip()
-    if not hosts:
-        pytest.skip(f"Cassandra backend not tested: set {CASSANDRA_ENV}=host[,host...]")
-    return f"cassandra://{hosts}/claimant_placement_{secrets.token_hex(4)}?rf=1"
+def _sqlite_url(tmp_path: Path) -> str:
+    return "sqlite:///" + str(tmp_path / "claimant.db").lstrip("/")
 
 
 @pytest.fixture(
@@ -40,18 +32,17 @@ def _store_url(backend: str, tmp_path: Path) -> str:
     ]
 )
 def live(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[gs.LiveServer]:
-    url = _store_url(request.param, tmp_path)
+    if request.param == "sqlite":
+        url = _sqlite_url(tmp_path)
+    else:
+        url = request.getfixturevalue("cassandra_url")  # dropped after the test
     with gs.live_server(url) as server:
-        try:
-            yield server
-        finally:
-            if url.startswith("cassandra"):
-                server.app.store.drop()
+        yield server
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    st = open_store(_store_url("sqlite", tmp_path))
+    st = open_store(_sqlite_url(tmp_path))
     st.migrate()
     try:
         yield st

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -69,22 +67,6 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert done.stdout == ""
 
 
-@pytest.fixture
-def cassandra_url() -> Iterator[str]:
-    hosts = os.environ.get("CLAIMANT_TEST_CASSANDRA", "").strip()
-    if not hosts:
-        pytest.skip("set CLAIMANT_TEST_CASSANDRA to run Cassandra torture runs")
-    url = f"cassandra://{hosts}/torture_{secrets.token_hex(4)}?rf=1"
-    yield url
-    from claimant.store import open_store
-
-    store = open_store(url)
-    try:
-        store.drop()
-    finally:
-        store.close()
-
-
 @pytest.mark.cassandra
 def test_cassandra_node_with_service_kills(cassandra_url: str, tmp_path: Path) -> None:
     result = run_torture(
@@ -109,8 +91,6 @@ def test_three_nodes_with_node_kills_pauses_and_service_kills(
 ) -> None:
     """Nodes on 127.0.0.31-33 (beside the dev node; tests/addresses.py), RF 3,
     a few minutes."""
-    if not os.environ.get("CLAIMANT_TEST_CASSANDRA"):
-        pytest.skip("set CLAIMANT_TEST_CASSANDRA to run Cassandra tests")
     from claimant.cluster import node as proc
     from claimant.cluster.launcher import Cluster
 
@@ -144,8 +124,6 @@ def test_two_cells_with_dc_faults(tmp_path_factory: pytest.TempPathFactory) -> N
     stop and start) and pauses one (SIGSTOP/SIGCONT). Whatever the DC down
     costs in availability, nothing acknowledged is lost, nothing overcommitted,
     no claim outlives its TTL. A few minutes; the cluster is destroyed."""
-    if not os.environ.get("CLAIMANT_TEST_CASSANDRA"):
-        pytest.skip("set CLAIMANT_TEST_CASSANDRA to run Cassandra tests")
     from claimant.cluster import ClusterError
     from claimant.cluster import node as proc
     from claimant.cluster.config import NodeSpec

@@ -45,7 +45,11 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Package, not session: Playwright's sync API leaves its event loop running in
+# the thread until it stops, and asyncio.run() refuses to start beside it, so
+# any later test of that process that runs an event loop failed
+# (tests/api/test_limits.py, once xdist put the two on one worker).
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
