@@ -83,10 +83,21 @@ def _translate(exc: BaseException) -> ClaimantError:
             " 'Connecting with credentials and TLS')",
             reason="unauthorized",
         )
+    # The driver's text names tables, hosts and protocol codes: it goes to the
+    # log only, so no caller (API, CLI, sim) has to scrub the message.
     if isinstance(exc, RequestValidationException):
         # Schema missing or a query the node refuses: not the caller's input.
-        return StoreUnavailable(f"Cassandra refused a query: {exc}", driver=type(exc).__name__)
-    return StoreUnavailable(f"Cassandra unavailable: {exc}", driver=type(exc).__name__)
+        log.warning("Cassandra refused a query: %s", exc)
+        return StoreUnavailable(
+            "Cassandra refused a query (is the schema migrated? claimant store migrate);"
+            " the service log has the node's answer",
+            driver=type(exc).__name__,
+        )
+    log.warning("Cassandra unavailable: %s", exc)
+    return StoreUnavailable(
+        f"Cassandra is unavailable ({type(exc).__name__}); retry later",
+        driver=type(exc).__name__,
+    )
 
 
 _DRIVER_ERRORS = (DriverException, NoHostAvailable, ConnectionException, OSError)
