@@ -175,8 +175,26 @@ GROUPS_FILE = "claimant_xdist_groups"
 GROUPS_PATH = pytest.StashKey[Path]()
 
 
+def own_node_ids(items: list[pytest.Item]) -> None:
+    """One node id per test, or collection stops naming the twins: xdist's
+    scheduler keys its queue by node id and runs one of each id, silently."""
+    for item in items:
+        # pytest 9.2 builds a Function's id from its originalname (plus its
+        # parametrize ids); schemathesis 4.32 passes the bare function name
+        # there, keeping the operation in `name` only, so all its items of a
+        # module shared one id. The id pytest would give that name is the fix.
+        tail = item.nodeid.rsplit("::", 1)[-1]
+        if tail != item.name and item.parent is not None and hasattr(item, "_id"):
+            item._id = item.parent.id.child(item.name)
+    seen: set[str] = set()
+    twins = sorted({i.nodeid for i in items if i.nodeid in seen or seen.add(i.nodeid)})
+    if twins:
+        raise pytest.UsageError("more than one test has the node id: " + ", ".join(twins[:5]))
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    own_node_ids(items)
     groups: dict[str, str] = {}
     for item in items:
         marked = sorted({str(m.args[0]) for m in item.iter_markers("xdist_group") if m.args})
