@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from claimant.api import openapi, ui
@@ -256,14 +256,23 @@ class PlacementFirst:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             *before, last = self.root.router.routes
-            if getattr(last, "app", None) is self.placement and not any(
-                r.matches(scope)[0] is not Match.NONE for r in before
+            if (
+                getattr(last, "app", None) is self.placement
+                and not any(r.matches(scope)[0] is not Match.NONE for r in before)
+                and not _under_a_mount(scope["path"], before)
             ):
                 _, child = last.matches(scope)
                 scope.update(child)
                 await self.placement(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _under_a_mount(path: str, routes: list[BaseRoute]) -> bool:
+    # A mount's pattern ("^/v1/(?P<path>.*)$") stops at a newline: a
+    # percent-encoded one in a /v1 path matches no route, and must get the
+    # root's (native) 404, not Placement's.
+    return any(isinstance(r, Mount) and path.startswith(r.path + "/") for r in routes)
 
 
 async def _sweep(store: Store, interval: float, heartbeat_timeout: float | None) -> None:

@@ -97,3 +97,18 @@ def test_store_errors_never_quote_the_driver(tmp_path: Path) -> None:
     assert placement.status_code == 503, placement.text
     for r in (native, placement):
         assert "SQLite" not in r.text and "database" not in r.text, r.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/providers/a%0Ab", "/v1/providers/%3F%10%0Am%26", "/v1/%0A", "/v1/requests/x%0Ay/claims"],
+)
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_a_newline_in_a_native_path_is_a_native_404(
+    client: TestClient, method: str, path: str
+) -> None:
+    # Found by schemathesis: Starlette's mount pattern stops at a newline, so
+    # such a path once fell through to the Placement app's 404 envelope.
+    r = client.request(method, path, json={"generation": 0})
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["code"] == "not_found", r.text
