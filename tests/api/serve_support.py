@@ -61,7 +61,10 @@ def serve(tmp_path: Path, *args: str, store_url: str | None = None) -> Iterator[
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        # A hang guard, not a timing check (a dead server fails at once,
+        # above): on Cassandra serve migrates a new keyspace first, schema
+        # change after schema change, and took over 60 s on a loaded node.
+        deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
                 raise RuntimeError("claimant serve exited: " + log_path.read_text())
