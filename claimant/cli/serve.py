@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from claimant import logs
+from claimant.cli.errors import error_text
 from claimant.cli.tunables import log_options, scheduler_config, scheduler_options, to_env
 from claimant.model.errors import ClaimantError
 
@@ -295,7 +296,7 @@ def _check_and_migrate(o: ServeOptions, url: str) -> None:
         finally:
             store.close()
     except ClaimantError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise click.ClickException(error_text(exc)) from exc
 
 
 def _export_env(o: ServeOptions, url: str) -> None:
