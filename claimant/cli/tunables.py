@@ -17,6 +17,10 @@ variable and a key of ``claimant.toml``:
     format = "json"                   # --log-format, $CLAIMANT_LOG_FORMAT
     level = "info"                    # --log-level, $CLAIMANT_LOG_LEVEL
 
+The commands run in a terminal (store, sim, torture, import) take
+``--log-format`` and ``--log-level`` too (``tool_logging``; default error),
+with the same variables and no file.
+
 ``--weigher NAME=MULT`` (repeatable; $CLAIMANT_WEIGHERS, space-separated)
 sets one weigher's multiplier over the defaults (0 turns it off); ``--filter
 NAME`` (repeatable; $CLAIMANT_FILTERS) replaces the default filter list;
