@@ -217,6 +217,9 @@ def serve(**given: Any) -> None:
     if o.max_allocation_candidates == 0:
         raise click.UsageError("--max-allocation-candidates: -1 (no cap) or a positive number")
     url = o.store_url or default_store()
+    # Before the store is opened: its warnings are log lines too (uvicorn
+    # sets the same configuration up again in each worker).
+    logs.configure(o.log_format, o.log_level)
     _check_and_migrate(o, url)
     _export_env(o, url)
     if o.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -147,3 +147,14 @@ def test_sim_keeps_the_failures_it_counts_out_of_stderr() -> None:
         "sim", "--hosts", "2", "--requests", "10", "--failure-rate", "0.5", "--log-level", "warning"
     )
     assert "WARNING claimant.agent" in shown.stderr, shown.stderr
+
+
+def test_serve_logs_the_store_warning_it_fails_on(corrupted: str) -> None:
+    # A service logs at info: the store's warning is a formatted log line.
+    # Before: unformatted, through the last resort (uvicorn configures the
+    # logging only once it starts).
+    r = _run("serve", "--store", corrupted, "--port", "0")
+    assert r.returncode == 1, r.stderr
+    log, error = r.stderr.splitlines()
+    assert re.fullmatch(r"\S+Z WARNING claimant\.store\.sqlite \[-\] SQLite error .*", log), log
+    assert error == NOT_A_DATABASE
