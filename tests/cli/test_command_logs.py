@@ -158,3 +158,14 @@ def test_serve_logs_the_store_warning_it_fails_on(corrupted: str) -> None:
     log, error = r.stderr.splitlines()
     assert re.fullmatch(r"\S+Z WARNING claimant\.store\.sqlite \[-\] SQLite error .*", log), log
     assert error == NOT_A_DATABASE
+
+
+def test_a_store_path_that_cannot_be_made(tmp_path: Path) -> None:
+    # Before: a traceback (FileExistsError from os.makedirs, outside the
+    # store's translation). A regular file stands where a directory must be.
+    (tmp_path / "file").write_text("")
+    r = _run("store", "migrate", "--store", sqlite_url(tmp_path / "file" / "s.db"))
+    assert r.returncode == 1, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("Error: store_unavailable: cannot create "), r.stderr
+    assert "Traceback" not in r.stderr
