@@ -83,9 +83,12 @@ def _logging_put_back() -> Iterator[None]:
         return [logging.getLogger(), *(lg for lg in found if isinstance(lg, logging.Logger))]
 
     saved = {lg: (lg.level, lg.propagate) for lg in loggers()}
+    configured = logs.log_config()["loggers"]
     yield
     for lg in loggers():
-        # A logger the configuration made (``claimant``) goes back to NOTSET.
+        if lg not in saved and lg.name not in configured:
+            continue  # made by the code under test, as it would be in production
+        # One the configuration made (``claimant``) goes back to NOTSET.
         level, propagate = saved.get(lg, (logging.NOTSET, True))
         lg.setLevel(level)
         lg.propagate = propagate
