@@ -92,9 +92,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def log_config(fmt: str = TEXT, level: str = "info") -> dict[str, Any]:
+def log_config(fmt: str = TEXT, level: str = "info", others: str | None = None) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` dict (also uvicorn's ``log_config``):
-    claimant's and uvicorn's loggers to stderr, in ``fmt``."""
+    claimant's and uvicorn's loggers to stderr, in ``fmt``; ``claimant``'s
+    at ``level``, every other library's (a database driver's) at ``others``
+    (default: ``level`` too)."""
     if fmt not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     formatter = JsonFormatter if fmt == JSON else TextFormatter
@@ -112,16 +114,19 @@ def log_config(fmt: str = TEXT, level: str = "info") -> dict[str, Any]:
                 "stream": "ext://sys.stderr",
             }
         },
-        "root": {"handlers": ["stderr"], "level": lvl},
+        "root": {"handlers": ["stderr"], "level": (others or level).upper()},
         "loggers": {
-            name: {"handlers": ["stderr"], "level": lvl, "propagate": False}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            "claimant": {"level": lvl},
+            **{
+                name: {"handlers": ["stderr"], "level": lvl, "propagate": False}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+            },
         },
     }
 
 
-def configure(fmt: str = TEXT, level: str = "info") -> dict[str, Any]:
+def configure(fmt: str = TEXT, level: str = "info", others: str | None = None) -> dict[str, Any]:
     """Configure this process's logging; returns the dict (for uvicorn)."""
-    config = log_config(fmt, level)
+    config = log_config(fmt, level, others)
     logging.config.dictConfig(config)
     return config

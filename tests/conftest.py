@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -33,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from claimant import logs
 from claimant.store import Store, open_store
 
 CASSANDRA_ENV = "CLAIMANT_TEST_CASSANDRA"
@@ -67,6 +69,32 @@ def skip_unless_built(built: bool, reason: str) -> pytest.MarkDecorator:
     osc-placement): skipped where it is missing, except under CI (CI=true),
     where scripts/test has built it, so the test runs and a missing venv fails."""
     return pytest.mark.skipif(not built and os.environ.get("CI") != "true", reason=reason)
+
+
+@pytest.fixture(autouse=True)
+def _logging_put_back() -> Iterator[None]:
+    """A command run in-process (CliRunner) sets this process's logging up
+    (``claimant.logs.configure``): take its handlers off and put the levels
+    back, so that a later test's caplog sees what it expects and nothing logs
+    into a closed CliRunner stream."""
+
+    def loggers() -> list[logging.Logger]:
+        found = logging.Logger.manager.loggerDict.values()
+        return [logging.getLogger(), *(lg for lg in found if isinstance(lg, logging.Logger))]
+
+    saved = {lg: (lg.level, lg.propagate) for lg in loggers()}
+    configured = logs.log_config()["loggers"]
+    yield
+    for lg in loggers():
+        if lg not in saved and lg.name not in configured:
+            continue  # made by the code under test, as it would be in production
+        # One the configuration made (``claimant``) goes back to NOTSET.
+        level, propagate = saved.get(lg, (logging.NOTSET, True))
+        lg.setLevel(level)
+        lg.propagate = propagate
+        for h in list(lg.handlers):
+            if isinstance(h.formatter, logs.TextFormatter | logs.JsonFormatter):
+                lg.removeHandler(h)
 
 
 def drop_keyspace(url: str) -> None:

@@ -16,6 +16,7 @@ from claimant.cli.agent_auth import (
     token_file_option,
     token_option,
 )
+from claimant.cli.errors import error_text
 from claimant.cli.tunables import config_file_option, log_options
 from claimant.model.errors import ClaimantError
 
@@ -129,7 +130,7 @@ def agent_run(
         a = Agent(store, config, announce=hook)
         a.start()
     except ClaimantError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise click.ClickException(error_text(exc)) from exc
     click.echo(f"agent {a.name} ({a.uuid}) serving on {url}", err=True)
     import uvicorn
 
@@ -166,6 +167,6 @@ def agent_state(url: str, token: str | None, token_file: str | None) -> None:
     try:
         click.echo(json.dumps(client.state(), indent=2, sort_keys=True))
     except ClaimantError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise click.ClickException(error_text(exc)) from exc
     finally:
         client.close()

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from claimant.cli import parse
-from claimant.cli.client import Api, CliError, with_api
+from claimant.cli.client import Api, with_api
+from claimant.cli.errors import CliError
 from claimant.cli.output import Out
 from claimant.cli.providers import class_order, render_providers
 

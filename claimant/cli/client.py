@@ -1,12 +1,12 @@
 """The HTTP client under every ``claimant`` client command (provider, request,
 claim, top, the catalogue): one session, ``--url`` / ``--token``, and every
-failure turned into a ``CliError`` with a stable code, an exit code scripts can
-trust, and the fix where there is one. Never a traceback."""
+failure turned into a ``CliError`` (cli/errors.py) with a stable code, an
+exit code scripts can trust, and the fix where there is one. Never a
+traceback."""
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 import urllib.parse
 import uuid as uuidlib
@@ -16,80 +16,11 @@ from typing import Any, NoReturn
 
 import click
 
+from claimant.cli.errors import CliError
 from claimant.cli.output import Out, out_of, output_options
 from claimant.http_client import JsonClient, Unreachable
 
 DEFAULT_URL = "http://127.0.0.1:8778"
-
-# Exit codes (docs/cli.md). Never change one: scripts test them.
-EXIT_OK = 0
-EXIT_ERROR = 1  # the server refused (bad input, forbidden) or failed
-EXIT_USAGE = 2  # the command line is wrong (click's own code)
-EXIT_NOT_FOUND = 3
-EXIT_CONFLICT = 4  # generation conflict, in use, already exists, claim not active
-EXIT_NO_VALID_HOST = 5
-EXIT_UNAVAILABLE = 6  # server unreachable, store unavailable, deadline exceeded
-
-_EXIT_BY_CODE = {
-    "not_found": EXIT_NOT_FOUND,
-    "conflict": EXIT_CONFLICT,
-    "already_exists": EXIT_CONFLICT,
-    "generation_conflict": EXIT_CONFLICT,
-    "consumer_generation_conflict": EXIT_CONFLICT,
-    "in_use": EXIT_CONFLICT,
-    "claim_not_active": EXIT_CONFLICT,
-    "insufficient_capacity": EXIT_CONFLICT,
-    "no_valid_host": EXIT_NO_VALID_HOST,
-    "unreachable": EXIT_UNAVAILABLE,
-    "store_unavailable": EXIT_UNAVAILABLE,
-    "deadline_exceeded": EXIT_UNAVAILABLE,
-    "identity_unavailable": EXIT_UNAVAILABLE,
-    "usage": EXIT_USAGE,
-}
-
-
-class CliError(click.ClickException):
-    """An error with a stable ``code``; printed as ``Error: code: message``
-    (and the fix), or with ``--json`` as ``{"error": {...}}`` on stderr."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        fix: str | None = None,
-        details: dict[str, Any] | None = None,
-        as_json: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.fix = fix
-        self.details = details or {}
-        self.as_json = as_json
-        # click reads it from the instance; its annotation says class-wide.
-        self.exit_code = _EXIT_BY_CODE.get(code, EXIT_ERROR)  # type: ignore[misc]
-
-    def format_message(self) -> str:
-        text = f"{self.code}: {self.message}"
-        for f in self.details.get("fields", [])[:10]:
-            text += f"\n  {f.get('field')}: {f.get('message')}"
-        if self.fix:
-            text += f"\n  fix: {self.fix}"
-        return text
-
-    def as_dict(self) -> dict[str, Any]:
-        err: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.fix:
-            err["fix"] = self.fix
-        if self.details:
-            err["details"] = self.details
-        return {"error": err}
-
-    def show(self, file: Any = None) -> None:
-        if self.as_json:
-            click.echo(json.dumps(self.as_dict(), sort_keys=True), err=True)
-        else:
-            click.echo(f"Error: {self.format_message()}", err=True)
 
 
 def _fix(code: str, message: str, details: dict[str, Any]) -> str | None:

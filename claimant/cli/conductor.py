@@ -16,7 +16,7 @@ from claimant.cli.agent_auth import (
     token_file_option,
     token_option,
 )
-from claimant.cli.client import CliError
+from claimant.cli.errors import CliError, error_text
 from claimant.cli.output import Out, out_of, output_options
 from claimant.cli.requests import outcome, render_request
 from claimant.cli.tunables import (
@@ -133,7 +133,7 @@ def conductor_serve(
         agents = AgentDirectory(grace=agent_grace)
         c = Conductor(store, scheduler, agents, max_attempts=max_attempts)
     except ClaimantError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise click.ClickException(error_text(exc)) from exc
     import uvicorn
 
     from claimant.api.server import Shutdown

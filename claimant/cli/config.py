@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from claimant.cli.errors import error_text
 from claimant.model.errors import ClaimantError
 
 
@@ -93,7 +94,7 @@ def show(config_file: str | None, as_json: bool, command_name: str) -> None:
     try:
         rows = effective(config_file, command_name)
     except ClaimantError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise click.ClickException(error_text(exc)) from exc
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return

@@ -14,7 +14,9 @@ from typing import Any, Final, NoReturn
 
 import click
 
+from claimant.cli.errors import failure
 from claimant.cli.store import store_option
+from claimant.cli.tunables import tool_logging
 
 EXIT_DIFFERENT: Final = 1
 EXIT_REFUSED: Final = 3
@@ -87,6 +89,7 @@ def import_() -> None:
     " 'resources=VCPU:4,MEMORY_MB:8192&required=HW_CPU_X86_AVX2' (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@tool_logging
 def placement(
     source_url: str | None,
     store_url: str | None,
@@ -170,7 +173,7 @@ def _import(
     except (ImportFailed, SourceError) as exc:
         _fail(f"{exc} (what was written stays: run again with --resume)", EXIT_FAILED)
     except ClaimantError as exc:
-        _fail(f"{exc.code}: {exc.message}", EXIT_FAILED)
+        raise failure(exc, exit_code=EXIT_FAILED, as_json=as_json) from exc
     finally:
         source.close()
     target.close()

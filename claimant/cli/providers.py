@@ -11,7 +11,8 @@ import click
 
 from claimant.cli import explain as _explain
 from claimant.cli import parse
-from claimant.cli.client import Api, CliError, with_api
+from claimant.cli.client import Api, with_api
+from claimant.cli.errors import CliError
 from claimant.cli.output import Out, ago, amounts, number
 
 # Class columns a table shows before the rest go to OTHER (80 columns).

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from claimant import logs
+from claimant.cli.errors import error_text
 from claimant.cli.tunables import log_options, scheduler_config, scheduler_options, to_env
 from claimant.model.errors import ClaimantError
 
@@ -216,6 +217,9 @@ def serve(**given: Any) -> None:
     if o.max_allocation_candidates == 0:
         raise click.UsageError("--max-allocation-candidates: -1 (no cap) or a positive number")
     url = o.store_url or default_store()
+    # Before the store is opened: its warnings are log lines too (uvicorn
+    # sets the same configuration up again in each worker).
+    logs.configure(o.log_format, o.log_level)
     _check_and_migrate(o, url)
     _export_env(o, url)
     if o.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -295,7 +299,7 @@ def _check_and_migrate(o: ServeOptions, url: str) -> None:
         finally:
             store.close()
     except ClaimantError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise click.ClickException(error_text(exc)) from exc
 
 
 def _export_env(o: ServeOptions, url: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import secrets
@@ -19,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from claimant.model.errors import CellUnavailable, ClaimantError, StoreUnavailable
-
-log = logging.getLogger("claimant.sim")
+from claimant.cli.errors import EXIT_ERROR, failure
+from claimant.cli.tunables import tool_logging
+from claimant.model.errors import ClaimantError
 
 if TYPE_CHECKING:  # imported lazily below: `claimant --help` stays fast
     from rich.progress import Progress
@@ -250,6 +249,7 @@ def _check_plot_path(path: str) -> None:
     help="When --stop-dc stops it: after S seconds ('30s') or once a share of all the "
     "requests has finished ('50%').",
 )
+@tool_logging
 def sim(
     mode: str,
     hosts: int,
@@ -298,7 +298,9 @@ def sim(
     if cells is None:
         _modes(cfg, store_url, wipe, plot, as_json)
         return
-    result = _cells(cfg, cells, cluster_dir, base_address, heap, cluster_timeout, stop_dc, at)
+    result = _cells(
+        cfg, cells, cluster_dir, base_address, heap, cluster_timeout, stop_dc, at, as_json
+    )
     if as_json:
         click.echo(json.dumps(result.to_dict(), sort_keys=True))
     else:
@@ -367,7 +369,7 @@ def _modes(
                     caption,
                 )
     except ClaimantError as exc:
-        raise click.ClickException(error_text(exc)) from exc
+        raise failure(exc, exit_code=EXIT_ERROR, as_json=as_json) from exc
     if not as_json:
         _table(results)
         if plot:
@@ -399,19 +401,6 @@ def _progress(label: str) -> Progress:
     )
 
 
-def error_text(exc: ClaimantError) -> str:
-    """An error as the sim prints it: its code and claimant's own words. A
-    ``StoreUnavailable``'s message may quote the store's driver (Cassandra's
-    query errors do), so, as on the APIs, a fixed sentence and its ``reason``
-    stand in for it, and the log (at info) has the text."""
-    if isinstance(exc, StoreUnavailable) and not isinstance(exc, CellUnavailable):
-        log.info("store unavailable: %s", exc)
-        reason = exc.details.get("reason")
-        why = f" ({reason})" if isinstance(reason, str) else ""
-        return f"{exc.code}: the store is unavailable{why}; retry later"
-    return f"{exc.code}: {exc.message}"
-
-
 def _parse_at(text: str) -> tuple[float | None, float | None]:
     """'30s' or '30' -> (30, None); '50%' -> (None, 0.5)."""
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(s|%)?\s*", text)
@@ -437,6 +426,7 @@ def _cells(
     timeout: float,
     stop_dc: str | None,
     at: tuple[float | None, float | None],
+    as_json: bool = False,
 ) -> CellsResult:
     """Set up the cells (a new cluster, or a keyspace on --cluster-dir),
     run, and clean up whatever the run made."""
@@ -459,11 +449,11 @@ def _cells(
         except ClusterError as exc:
             raise SetupFailed(str(exc)) from exc
         except ClaimantError as exc:
-            raise SetupFailed(error_text(exc)) from exc
+            raise failure(exc, exit_code=SetupFailed.exit_code, as_json=as_json) from exc
         stop = None
         if stop_dc is not None:
             stop = _dc_stop(cluster, stop_dc, timeout, at)
-        return _run_cells(stores, cfg, stop)
+        return _run_cells(stores, cfg, stop, as_json)
     finally:
         _clean_up(cluster, stores, workdir)
 
@@ -518,7 +508,9 @@ def _dc_stop(
     )
 
 
-def _run_cells(stores: dict[str, Store], cfg: SimConfig, stop: DcStop | None) -> CellsResult:
+def _run_cells(
+    stores: dict[str, Store], cfg: SimConfig, stop: DcStop | None, as_json: bool = False
+) -> CellsResult:
     """The run across ``stores``' cells, with a progress bar on a terminal."""
     from claimant.sim import run_cells
 
@@ -527,7 +519,7 @@ def _run_cells(stores: dict[str, Store], cfg: SimConfig, stop: DcStop | None) ->
         try:
             return run_cells(stores, cfg, stop=stop, progress=lambda n: bar.advance(task, n))
         except ClaimantError as exc:
-            raise click.ClickException(error_text(exc)) from exc
+            raise failure(exc, exit_code=EXIT_ERROR, as_json=as_json) from exc
 
 
 def _clean_up(cluster: Cluster, stores: dict[str, Store], workdir: Path | None) -> None:

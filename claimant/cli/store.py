@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from claimant.cli.cluster import dir_option
+from claimant.cli.errors import EXIT_ERROR, failure
+from claimant.cli.tunables import tool_logging
 from claimant.model.errors import ClaimantError
 
 store_option = click.option(
@@ -25,7 +27,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except ClaimantError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+        raise failure(exc, exit_code=EXIT_ERROR) from exc
 
 
 def _url(store_url: str | None) -> str:
@@ -43,6 +45,7 @@ def store() -> None:
 
 @store.command()
 @store_option
+@tool_logging
 def migrate(store_url: str | None) -> None:
     """Create or upgrade the schema."""
     from claimant.store import open_store
@@ -59,6 +62,7 @@ def migrate(store_url: str | None) -> None:
 
 @store.command()
 @store_option
+@tool_logging
 @click.option("--yes", is_flag=True, help="Really remove everything the store holds.")
 def drop(store_url: str | None, yes: bool) -> None:
     """Remove everything the store holds, schema included."""
@@ -78,6 +82,7 @@ def drop(store_url: str | None, yes: bool) -> None:
 
 @store.command()
 @store_option
+@tool_logging
 @dir_option
 @click.option(
     "--timeout",

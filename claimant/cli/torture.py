@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from claimant.cli.tunables import tool_logging
 from claimant.torture.nemesis import ALL as NEMESES
 from claimant.torture.workload import MIXES
 
@@ -91,6 +92,7 @@ def _progress(message: str) -> None:
     "them (store URL dc= per process); default: the DCs of --cluster-dir when it has several.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@tool_logging
 def torture(
     store_url: str,
     cluster_dir: Path | None,

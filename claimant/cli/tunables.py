@@ -17,6 +17,10 @@ variable and a key of ``claimant.toml``:
     format = "json"                   # --log-format, $CLAIMANT_LOG_FORMAT
     level = "info"                    # --log-level, $CLAIMANT_LOG_LEVEL
 
+The commands run in a terminal (store, sim, torture, import) take
+``--log-format`` and ``--log-level`` too (``tool_logging``; default error),
+with the same variables and no file.
+
 ``--weigher NAME=MULT`` (repeatable; $CLAIMANT_WEIGHERS, space-separated)
 sets one weigher's multiplier over the defaults (0 turns it off); ``--filter
 NAME`` (repeatable; $CLAIMANT_FILTERS) replaces the default filter list;
@@ -28,14 +32,16 @@ are checked by its ``Options`` model at start-up (docs/plugins.md).
 
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
+from claimant import logs
 from claimant.model.errors import ClaimantError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,6 +96,37 @@ def scheduler_options(f: F) -> F:
 
 
 def log_options(f: F) -> F:
+    """``--log-format`` and ``--log-level`` of a service (serve, conductor
+    serve, agent run), which sets its logging up itself."""
+    return _log_options(f, SERVICE_LOG_LEVEL)
+
+
+SERVICE_LOG_LEVEL = "info"
+# A command run in a terminal (sim, torture, import, store) reports its own
+# outcome (a table, an ``Error:`` line): by default its log shows claimant's
+# errors only, so that the warnings a run expects (a sim's injected build
+# failures, a stopped DC) do not bury it, and a library's lines not at all: the
+# Cassandra driver logs a failed connection as an error with its traceback,
+# which the command prints as the store's failure, in claimant's words.
+# --log-level warning shows both, the driver's text included.
+TOOL_LOG_LEVEL = "error"
+
+
+def tool_logging(f: F) -> F:
+    """``--log-format`` / ``--log-level`` (default ``error``) on a command
+    run in a terminal, and its logging set up (``claimant.logs``) before it
+    runs: nothing reaches stderr through Python's unformatted last resort."""
+
+    @functools.wraps(f)
+    def run(*args: Any, log_format: str, log_level: str, **kw: Any) -> Any:
+        quiet = log_level in ("error", "critical")
+        logs.configure(log_format, log_level, others="critical" if quiet else log_level)
+        return f(*args, **kw)
+
+    return _log_options(cast(F, run), TOOL_LOG_LEVEL)
+
+
+def _log_options(f: F, level: str) -> F:
     f = click.option(
         "--log-format",
         envvar="CLAIMANT_LOG_FORMAT",
@@ -101,7 +138,7 @@ def log_options(f: F) -> F:
     return click.option(
         "--log-level",
         envvar="CLAIMANT_LOG_LEVEL",
-        default="info",
+        default=level,
         show_default=True,
         type=click.Choice(["critical", "error", "warning", "info", "debug"]),
         help="Least severe level logged ($CLAIMANT_LOG_LEVEL).",

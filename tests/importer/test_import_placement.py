@@ -6,6 +6,7 @@ through the importer's own reader."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,20 @@ def test_cli_bad_input(tmp_path: Path, args: list[str], code: int, says: str) ->
     assert says in result.output
     assert "Traceback" not in result.output
     assert "secret" not in result.output
+
+
+def test_cli_target_store_error_as_json(tmp_path: Path, placement_url: str) -> None:
+    # A target store that fails prints as every command's store error does,
+    # as JSON with --json (before: text), with the import's exit code 4.
+    target = tmp_path / "broken.db"
+    target.write_bytes(b"this is not an SQLite file" * 200)
+    result = _cli("--from", placement_url, "--store", "sqlite:///" + str(target), "--json")
+    assert result.exit_code == 4, result.output
+    assert result.stdout == ""
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] == "store_unavailable"
+    assert error["message"] == "the store's file is not a usable SQLite database"
+    assert "file is not a database" not in result.output
 
 
 def test_unknown_standard_names_are_refused_before_writing(

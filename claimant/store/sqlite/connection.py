@@ -123,9 +123,9 @@ class SQLiteBase(Store):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             directory = os.path.dirname(self.path)
-            if directory:
-                os.makedirs(directory, mode=0o700, exist_ok=True)
             try:
+                if directory:
+                    os.makedirs(directory, mode=0o700, exist_ok=True)
                 _create_private(self.path)
                 conn = sqlite3.connect(
                     self.path,
