@@ -37,7 +37,7 @@ from claimant.cluster import ClusterError
 from claimant.cluster import node as proc
 from claimant.cluster.config import NodeSpec
 from claimant.cluster.launcher import Cluster
-from claimant.model import ClaimantError, NotFound, new_uuid
+from claimant.model import CellUnavailable, ClaimantError, NotFound, new_uuid
 from claimant.store import open_store
 from claimant.store.cassandra import CassandraStore
 from tests.addresses import LIVE_DC_DOWN
@@ -156,6 +156,11 @@ def test_dc2_lookups_skip_dc1_while_it_stops(
         gone = [m for m in caplog.messages if m.startswith("cell dc1 unreachable") and "Host" in m]
         assert gone, outcomes
         assert {o for _, o in outcomes} == {"not_found"}, outcomes
+        # dc1's own service prepares on dc1's hosts only: a statement it has
+        # not used before says its cell is unreachable (was store_unavailable).
+        with pytest.raises(CellUnavailable) as refused:
+            dc1.get_request(new_uuid())
+        assert refused.value.details["cell"] == "dc1"
     finally:
         cells.start(dc="dc1", timeout=900, echo=print)
         for st in (dc1, dc2):

@@ -128,7 +128,9 @@ class Statements(CassandraBase):
             try:
                 stmt = session.prepare(cql)
             except _DRIVER_ERRORS as exc:
-                raise _translate(exc) from exc
+                # Prepared through the default profile, on this service's own
+                # cell only: no host there is that cell unreachable.
+                raise self._fail(exc, self._route(self.dc), read=True) from exc
             self._prepared[cql] = stmt
         return stmt
 
