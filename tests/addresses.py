@@ -12,7 +12,8 @@ The fake launcher nodes (tests/cluster/conftest.py) serve on 127.0.2.I with
 JMX 17000 + 100 * I: the ports real nodes on 127.0.0.101-103 would take, so
 that block is reserved.
 
-Free for a developer's own clusters: 127.0.0.20-29 and 127.0.0.34-99.
+Free for a developer's own clusters: 127.0.0.20, 127.0.0.26-29 and
+127.0.0.34-99.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ LIVE_CELLS = Block(10, 2, "tests/cluster/test_live_cells.py")
 # The only one in the default (CI) suite.
 LIVE_AUTH = Block(12, 1, "tests/cluster/test_live_auth.py")
 BENCH_CELLS = Block(14, 2, "bench/bench_cells.py (its default --base-address)")
+CONTENTION_CLUSTER = Block(21, 3, "tests/cassandra/test_cassandra_contention_cluster.py")
+LIVE_DC_DOWN = Block(24, 2, "tests/cluster/test_live_dc_down.py")
 TORTURE_NODES = Block(31, 3, "tests/torture/test_run.py, three nodes")
 FAKE_JMX = Block(101, 3, "tests/cluster/conftest.py: the fake nodes' JMX ports")
 # Binds 9042 only, to see `sim --cells` refuse a taken address.
@@ -66,6 +69,8 @@ ALL = [
     LIVE_CELLS,
     LIVE_AUTH,
     BENCH_CELLS,
+    CONTENTION_CLUSTER,
+    LIVE_DC_DOWN,
     TORTURE_NODES,
     FAKE_JMX,
     SIM_TAKEN,

@@ -249,8 +249,13 @@ class CassandraBase(Store):
             row_factory=_row_factory,
         )
 
-    def _fail(self, exc: BaseException, route: str | None) -> ClaimantError:
-        return _cell_error(exc, route[5:]) if route is not None else _translate(exc)
+    def _fail(self, exc: BaseException, route: str | None, *, read: bool = False) -> ClaimantError:
+        """``read``: a SELECT (plain or SERIAL), which applies nothing of the
+        caller's, so a cell whose hosts are going away is simply unreachable
+        (``_cell_error``)."""
+        if route is None:
+            return _translate(exc)
+        return _cell_error(exc, route[5:], read=read)
 
     # -- connection ----------------------------------------------------------------
     def _connect(self) -> Session:

@@ -23,6 +23,7 @@ from cassandra import (
 )
 from cassandra.cluster import NoHostAvailable
 from cassandra.connection import ConnectionException
+from cassandra.protocol import OverloadedErrorMessage
 
 from claimant.model import CellUnavailable, ClaimantError, StoreUnavailable, deadline
 
@@ -47,11 +48,32 @@ class _CellLostMidWrite(OutcomeUnknown, CellUnavailable):
     code = CellUnavailable.code
 
 
-def _cell_error(exc: BaseException, cell: str) -> ClaimantError:
+def _going_away(error: object) -> bool:
+    """One host's error in a NoHostAvailable that says the host is gone or
+    going: its pool or connection closed, the connection refused, or the
+    node draining ("Server is shutting down", its only Overloaded reply we
+    take for gone: a merely busy node is not unreachable)."""
+    if isinstance(error, ConnectionException | OSError):
+        return True
+    return isinstance(error, OverloadedErrorMessage) and "shutting down" in str(error)
+
+
+def _cell_error(exc: BaseException, cell: str, *, read: bool = False) -> ClaimantError:
     """A driver error on a statement routed to ``cell``: no coordinator or
     too few replicas there is that cell being unreachable (nothing was
-    applied); anything else as ``_translate``."""
-    if isinstance(exc, Unavailable) or (isinstance(exc, NoHostAvailable) and not exc.errors):
+    applied); anything else as ``_translate``.
+
+    A read whose every host there is going away is that cell unreachable
+    too. The driver marks a stopped DC's hosts down only once their pooled
+    connections fail, so for a moment the cell's reads fail on those
+    (seen: 2-4 of a live cell's lookups in other cells, store_unavailable,
+    each time a DC stopped). A write failing so is not: it may have been
+    applied (the unknown-outcome path decides)."""
+    if isinstance(exc, NoHostAvailable) and read and exc.errors:
+        gone = all(_going_away(e) for e in exc.errors.values())
+    else:
+        gone = isinstance(exc, NoHostAvailable) and not exc.errors
+    if gone or isinstance(exc, Unavailable):
         log.warning("cell %s unreachable: %r", cell, exc)
         return CellUnavailable(f"cell {cell} is unreachable", cell=cell)
     return _translate(exc)

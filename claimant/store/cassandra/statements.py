@@ -128,7 +128,9 @@ class Statements(CassandraBase):
             try:
                 stmt = session.prepare(cql)
             except _DRIVER_ERRORS as exc:
-                raise _translate(exc) from exc
+                # Prepared through the default profile, on this service's own
+                # cell only: no host there is that cell unreachable.
+                raise self._fail(exc, self._route(self.dc), read=True) from exc
             self._prepared[cql] = stmt
         return stmt
 
@@ -172,7 +174,7 @@ class Statements(CassandraBase):
                 if cut:
                     deadline.check("querying the store")
                 if attempt + 1 == attempts or not _is_timeout(exc):
-                    raise self._fail(exc, route) from exc
+                    raise self._fail(exc, route, read=read) from exc
                 _pause(attempt)
         raise AssertionError("unreachable")
 
@@ -207,7 +209,7 @@ class Statements(CassandraBase):
             except _DRIVER_ERRORS as exc:
                 if timeout is not None:
                     deadline.check("querying the store")
-                raise self._fail(exc, route) from exc
+                raise self._fail(exc, route, read=cql.startswith("SELECT")) from exc
         return out
 
     def _lwt(self, cql: str, params: Iterable[Any], *, cell: str | None = None) -> tuple[bool, Any]:
@@ -253,7 +255,7 @@ class Statements(CassandraBase):
             try:
                 out.append(list(f.result()))
             except _DRIVER_ERRORS as exc:
-                raise self._fail(exc, route) from exc
+                raise self._fail(exc, route, read=True) from exc
         return out
 
     def _in_any_cell(self, cql: str, params: list[Any]) -> list[Any]:
