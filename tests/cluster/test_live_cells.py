@@ -29,7 +29,6 @@ left up afterwards: quicker while working on them.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -44,9 +43,6 @@ from cassandra import ConsistencyLevel
 from fastapi.testclient import TestClient
 
 from claimant.api.placement import create_placement_app
-from claimant.cluster import ClusterError
-from claimant.cluster import node as proc
-from claimant.cluster.config import NodeSpec
 from claimant.cluster.launcher import Cluster
 from claimant.model import (
     CellUnavailable,
@@ -67,6 +63,7 @@ from claimant.scheduler.scheduler import Scheduler
 from claimant.store import open_store
 from claimant.store.cassandra import CassandraStore
 from tests.addresses import LIVE_CELLS
+from tests.two_dcs import two_dcs
 
 pytestmark = [pytest.mark.slow, pytest.mark.cassandra]
 
@@ -79,27 +76,8 @@ HAZARD_ROUNDS = 5
 
 @pytest.fixture(scope="module")
 def cells(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    try:
-        proc.find_java()
-    except ClusterError as exc:
-        pytest.skip(str(exc))
-    given = os.environ.get("CLAIMANT_TEST_CELLS_DIR")
-    if given:
-        yield Cluster(Path(given))  # someone else's: left as it is
-        return
-    directory = tmp_path_factory.mktemp("cells")
-    for i in (1, 2):
-        spec = NodeSpec.of(directory, i, base=LIVE_CELLS.first)
-        busy = [f"{a}:{p}" for a, p, _ in spec.ports if proc.port_in_use(a, p)]
-        if busy:
-            pytest.skip(f"{', '.join(busy)} busy (another cluster on {spec.address})")
-    # Never a directory given from outside: this cluster is destroyed at the end.
-    c = Cluster(directory / "dcs")
-    try:
-        c.up(2, dcs=2, base_address=BASE, heap="512m", timeout=900, echo=print)
+    with two_dcs(tmp_path_factory, LIVE_CELLS, "cells", reuse="CLAIMANT_TEST_CELLS_DIR") as c:
         yield c
-    finally:
-        c.destroy(timeout=120)
 
 
 def _stores(cells: Cluster, keyspace: str, extra: str = "") -> list[CassandraStore]:

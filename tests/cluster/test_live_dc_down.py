@@ -23,24 +23,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from claimant.cli.main import main
-from claimant.cluster import ClusterError
-from claimant.cluster import node as proc
-from claimant.cluster.config import NodeSpec
 from claimant.cluster.launcher import Cluster
 from claimant.model import CellUnavailable, ClaimantError, NotFound, new_uuid
 from claimant.store import open_store
 from claimant.store.cassandra import CassandraStore
 from tests.addresses import LIVE_DC_DOWN
+from tests.two_dcs import sim_json, two_dcs
 
 pytestmark = [pytest.mark.slow, pytest.mark.cassandra]
 
@@ -53,26 +47,8 @@ PER_PHASE = 60
 
 @pytest.fixture(scope="module")
 def cells(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    try:
-        proc.find_java()
-    except ClusterError as exc:
-        pytest.skip(str(exc))
-    given = os.environ.get("CLAIMANT_TEST_DCDOWN_DIR")
-    if given:
-        yield Cluster(Path(given))  # someone else's: left as it is
-        return
-    directory = tmp_path_factory.mktemp("dcdown")
-    for i in (1, 2):
-        spec = NodeSpec.of(directory, i, base=LIVE_DC_DOWN.first)
-        busy = [f"{a}:{p}" for a, p, _ in spec.ports if proc.port_in_use(a, p)]
-        if busy:
-            pytest.skip(f"{', '.join(busy)} busy (another cluster on {spec.address})")
-    c = Cluster(directory / "dcs")
-    try:
-        c.up(2, dcs=2, base_address=BASE, heap="512m", timeout=900, echo=print)
+    with two_dcs(tmp_path_factory, LIVE_DC_DOWN, "dcdown", reuse="CLAIMANT_TEST_DCDOWN_DIR") as c:
         yield c
-    finally:
-        c.destroy(timeout=120)
 
 
 def _store(cells: Cluster, keyspace: str, dc: str) -> CassandraStore:
@@ -174,12 +150,9 @@ def test_sim_dc1_stopped_dc2_builds_on_without_an_error(cells: Cluster) -> None:
     args = [
         "sim", "--cells", "2", "--cluster-dir", str(cells.dir), "--hosts", "4",
         "--requests", "30", "--schedulers", "2", "--stop-dc", "dc1", "--at", "50%",
-        "--claim-ttl", "20", "--json",
+        "--claim-ttl", "20",
     ]  # fmt: skip
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    (line,) = [x for x in result.output.splitlines() if x.startswith("{")]
-    data = json.loads(line)
+    data = sim_json(args)
     print(json.dumps(data["cells"], indent=1))
     assert data["overcommitted_providers"] == 0
     assert data["stop_dc"]["fired"] is True

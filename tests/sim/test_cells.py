@@ -17,6 +17,7 @@ from claimant.model import LOCAL_CELL, InvalidInput
 from claimant.sim import DcStop, SimConfig, run_cells
 from claimant.store import Store
 from tests.addresses import SIM_CELLS, SIM_TAKEN
+from tests.two_dcs import sim_json
 
 SMALL = SimConfig(hosts=4, requests=30, schedulers=2, build_time=0.0)
 
@@ -167,12 +168,9 @@ def test_two_cells_with_dc2_stopped(tmp_path: Path) -> None:
     args = [
         "sim", "--cells", "2", "--base-address", SIM_CELLS.base, "--hosts", "2",
         "--requests", "24", "--schedulers", "2", "--stop-dc", "dc2", "--at", "50%",
-        "--claim-ttl", "20", "--json",
+        "--claim-ttl", "20",
     ]  # fmt: skip
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    (line,) = [x for x in result.output.splitlines() if x.startswith("{")]
-    data = json.loads(line)
+    data = sim_json(args)
     assert data["overcommitted_providers"] == 0
     by_cell = {c["cell"]: c for c in data["cells"]}
     assert set(by_cell) == {"dc1", "dc2"}

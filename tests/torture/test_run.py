@@ -17,6 +17,7 @@ import pytest
 
 from claimant.torture import TortureConfig, run_torture
 from tests.addresses import TORTURE_CELLS, TORTURE_NODES
+from tests.two_dcs import two_dcs
 
 RESULT_KEYS = {
     "ops",
@@ -124,24 +125,7 @@ def test_two_cells_with_dc_faults(tmp_path_factory: pytest.TempPathFactory) -> N
     stop and start) and pauses one (SIGSTOP/SIGCONT). Whatever the DC down
     costs in availability, nothing acknowledged is lost, nothing overcommitted,
     no claim outlives its TTL. A few minutes; the cluster is destroyed."""
-    from claimant.cluster import ClusterError
-    from claimant.cluster import node as proc
-    from claimant.cluster.config import NodeSpec
-    from claimant.cluster.launcher import Cluster
-
-    try:
-        proc.find_java()
-    except ClusterError as exc:
-        pytest.skip(str(exc))
-    directory = tmp_path_factory.mktemp("torture-cells")
-    for i in (1, 2):
-        spec = NodeSpec.of(directory, i, base=TORTURE_CELLS.first)
-        busy = [f"{a}:{p}" for a, p, _ in spec.ports if proc.port_in_use(a, p)]
-        if busy:
-            pytest.skip(f"{', '.join(busy)} busy (another cluster on {spec.address})")
-    c = Cluster(directory / "cluster")
-    try:
-        c.up(2, dcs=2, base_address=TORTURE_CELLS.base, heap="512m", timeout=900, echo=print)
+    with two_dcs(tmp_path_factory, TORTURE_CELLS, "torture-cells") as c:
         url = c.store_url().replace("/claimant?", "/torture_cells?") + "&timeout=5"
         assert "rf=dc1:1,dc2:1&dc=dc1" in url
         result = run_torture(
@@ -159,8 +143,6 @@ def test_two_cells_with_dc_faults(tmp_path_factory: pytest.TempPathFactory) -> N
             ),
             echo=print,
         )
-    finally:
-        c.destroy(timeout=120)
     keys = ("ops", "acked", "failed", "unknown", "faults_by_kind", "by_cell", "by_op")
     print(json.dumps({k: result[k] for k in keys}, indent=1))
     assert result["cells"] == {"dc1": ["service-1-dc1"], "dc2": ["service-2-dc2"]}
