@@ -4,7 +4,12 @@ claimant store, or (``--verify``) compare what both services answer.
 Exit codes (stable): 0 done / no difference; 1 differences found
 (``--verify``); 2 bad usage; 3 refused, nothing written (the target is not
 empty, or the source uses names claimant does not know); 4 failed part-way
-(run again with ``--resume``) or a service could not be read."""
+(run again with ``--resume``) or a service could not be read.
+
+A failure prints as every command's (``claimant.cli.errors``), with a stable
+code: ``source_unavailable`` (the Placement database cannot be read),
+``import_refused``, ``import_failed``, ``service_unavailable`` (``--verify``),
+or the target store's own; with ``--json`` as one JSON line on stderr."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from typing import Any, Final, NoReturn
 
 import click
 
-from claimant.cli.errors import failure
+from claimant.cli.errors import CliError, failure
 from claimant.cli.store import store_option
 from claimant.cli.tunables import tool_logging
 
@@ -23,9 +28,8 @@ EXIT_REFUSED: Final = 3
 EXIT_FAILED: Final = 4
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
+def _fail(code: str, message: str, exit_code: int, as_json: bool) -> NoReturn:
+    raise CliError(code, message, exit_code=exit_code, as_json=as_json)
 
 
 @click.group("import")
@@ -139,7 +143,7 @@ def _import(
     try:
         source = PlacementSource(source_url)
     except SourceError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        _fail("source_unavailable", str(exc), EXIT_FAILED, as_json)
     try:
         target = open_store(_url(store_url))
         target.migrate()
@@ -169,9 +173,10 @@ def _import(
                 counts=counts,
             )
     except ImportRefused as exc:
-        _fail(str(exc), EXIT_REFUSED)
+        _fail("import_refused", str(exc), EXIT_REFUSED, as_json)
     except (ImportFailed, SourceError) as exc:
-        _fail(f"{exc} (what was written stays: run again with --resume)", EXIT_FAILED)
+        why = f"{exc} (what was written stays: run again with --resume)"
+        _fail("import_failed", why, EXIT_FAILED, as_json)
     except ClaimantError as exc:
         raise failure(exc, exit_code=EXIT_FAILED, as_json=as_json) from exc
     finally:
@@ -212,7 +217,7 @@ def _verify(
             extra_requests=list(extra),
         )
     except ServiceError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        _fail("service_unavailable", str(exc), EXIT_FAILED, as_json)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2, sort_keys=True))
     else:

@@ -185,6 +185,32 @@ def test_cli_import_refuse_resume_force(tmp_path: Path, placement_url: str) -> N
 
 
 @pytest.mark.parametrize(
+    ("args", "exit_code", "code"),
+    [
+        pytest.param(["--from", "nonsense"], 4, "source_unavailable", id="bad-url"),
+        pytest.param(["--from", "sqlite:///{empty}"], 4, "source_unavailable", id="not-placement"),
+        pytest.param(["--from", "{placement}"], 3, "import_refused", id="refused"),
+    ],
+)
+def test_cli_failures_as_json(
+    tmp_path: Path, placement_url: str, args: list[str], exit_code: int, code: str
+) -> None:
+    # Every failure of the import, not only the store's, is one JSON line on
+    # stderr with a stable code under --json (before: plain text).
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    target = "sqlite:///" + str(tmp_path / "t.db")
+    assert _cli("--from", placement_url, "--store", target).exit_code == 0
+    args = [a.replace("{empty}", str(empty)).replace("{placement}", placement_url) for a in args]
+    result = _cli(*args, "--store", target, "--json")
+    assert result.exit_code == exit_code, result.output
+    assert result.stdout == ""
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] == code
+    assert error["message"]
+
+
+@pytest.mark.parametrize(
     ("args", "code", "says"),
     [
         pytest.param([], 2, "--from DB_URL is required", id="no-source"),
